@@ -1,0 +1,32 @@
+//! The single mapping from crate errors to gRPC statuses. Callers' mistakes carry
+//! field-level `BadRequest` details; internal failures are logged in full and returned
+//! as a generic INTERNAL so that nothing about the store leaks to clients.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::Error;
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for violation in &violations {
+                    details.add_bad_request_violation(&violation.field, &violation.reason);
+                }
+                let message = match violations.as_slice() {
+                    [only] => format!("{}: {}", only.field, only.reason),
+                    many => format!("{} invalid fields; see details", many.len()),
+                };
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::NotFound { kind } => Status::not_found(format!("{kind} not found")),
+            Error::ShuttingDown | Error::StoragePoisoned => Status::unavailable(error.to_string()),
+            Error::DataDir(_) | Error::Storage(_) | Error::Corrupt { .. } | Error::Internal(_) => {
+                tracing::error!(error = %error, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `capsight.v1.IngestService`: unary and streamed assessment batches, acknowledged
+//! only once durable.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{assessment_batch, check_batch_len, merge_rejections};
+use super::pb;
+use crate::domain::{Rejection, Timestamp};
+use crate::engine::{Engine, IngestOutcome, Pending};
+
+/// Batches of one stream that may be queued behind the one being committed. Enough to
+/// keep the writer's group commit fed, small enough to bound memory per stream.
+const STREAM_IN_FLIGHT: usize = 32;
+
+/// The ingest service, backed by the engine.
+pub struct IngestApi {
+    engine: Arc<Engine>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl IngestApi {
+    /// A service writing through `engine`; open streams stop reading new batches once
+    /// `shutdown` turns true, acknowledge what they accepted, and end.
+    pub fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { engine, shutdown }
+    }
+}
+
+/// One batch of a stream on its way to the disk.
+struct InFlight {
+    sequence: u64,
+    invalid: Vec<Rejection>,
+    pending: Pending<IngestOutcome>,
+}
+
+#[tonic::async_trait]
+impl pb::ingest_service_server::IngestService for IngestApi {
+    #[tracing::instrument(skip_all, fields(items = request.get_ref().assessments.len()))]
+    async fn record_assessments(
+        &self,
+        request: Request<pb::RecordAssessmentsRequest>,
+    ) -> Result<Response<pb::RecordAssessmentsResponse>, Status> {
+        let items = request.into_inner().assessments;
+        check_batch_len(items.len(), "assessments")?;
+        let (valid, invalid) = assessment_batch(items, Timestamp::now());
+        let outcome = self.engine.record_assessments(valid).await?;
+        let (accepted, duplicates, rejections) = merge_rejections(outcome, invalid);
+        Ok(Response::new(pb::RecordAssessmentsResponse {
+            accepted,
+            duplicates,
+            rejections,
+        }))
+    }
+
+    type StreamAssessmentsStream = ReceiverStream<Result<pb::StreamAssessmentsResponse, Status>>;
+
+    #[tracing::instrument(skip_all)]
+    async fn stream_assessments(
+        &self,
+        request: Request<Streaming<pb::StreamAssessmentsRequest>>,
+    ) -> Result<Response<Self::StreamAssessmentsStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (acks, responses) = mpsc::channel(STREAM_IN_FLIGHT);
+        let (queue, mut queued) = mpsc::channel::<Result<InFlight, Status>>(STREAM_IN_FLIGHT);
+        let engine = Arc::clone(&self.engine);
+        let mut shutdown = self.shutdown.clone();
+
+        // Reader: converts and queues batches without waiting for earlier ones to be
+        // durable, so consecutive batches share flushes.
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    message = inbound.message() => message,
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                };
+                let batch = match message {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(code = ?status.code(), "ingest stream ended by client");
+                        break;
+                    }
+                };
+                let item = queue_batch(&engine, batch).await;
+                let failed = item.is_err();
+                if queue.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+
+        // Acknowledger: answers in order, each once its batch is durable.
+        tokio::spawn(async move {
+            while let Some(item) = queued.recv().await {
+                let reply = match item {
+                    Ok(in_flight) => acknowledge(in_flight).await,
+                    Err(status) => Err(status),
+                };
+                let failed = reply.is_err();
+                if acks.send(reply).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(responses)))
+    }
+}
+
+async fn queue_batch(
+    engine: &Engine,
+    batch: pb::StreamAssessmentsRequest,
+) -> Result<InFlight, Status> {
+    let pb::StreamAssessmentsRequest {
+        sequence,
+        assessments,
+    } = batch;
+    check_batch_len(assessments.len(), "assessments")?;
+    let (valid, invalid) = assessment_batch(assessments, Timestamp::now());
+    let pending = engine.enqueue_assessments(valid).await?;
+    Ok(InFlight {
+        sequence,
+        invalid,
+        pending,
+    })
+}
+
+async fn acknowledge(in_flight: InFlight) -> Result<pb::StreamAssessmentsResponse, Status> {
+    let outcome = in_flight.pending.durable().await?;
+    let (accepted, duplicates, rejections) = merge_rejections(outcome, in_flight.invalid);
+    Ok(pb::StreamAssessmentsResponse {
+        sequence: in_flight.sequence,
+        accepted,
+        duplicates,
+        rejections,
+    })
+}

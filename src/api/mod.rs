@@ -1,0 +1,25 @@
+//! The gRPC surface: generated protobuf code (`pb`), conversions between protobuf and
+//! domain types, the mapping of crate errors to `tonic::Status`, and one file per
+//! service. Handlers stay short: convert → call the engine → convert → respond.
+//! Business rules belong to `domain`/`engine`, not here.
+
+mod convert;
+mod directory;
+mod error;
+mod ingest;
+mod page;
+
+pub use directory::DirectoryApi;
+pub use ingest::IngestApi;
+
+/// Code generated from `proto/capsight/v1`.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("capsight.v1");
+
+    /// Encoded descriptors of every capsight proto file, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("capsight_descriptor");
+}
+
+pub use convert::timestamp_to_pb;

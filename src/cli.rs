@@ -1,0 +1,260 @@
+//! Command-line interface: `serve`, `import` and `demo`. Parses flags (with environment
+//! fallbacks), sets up logging and the runtime, and hands over to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::demo::{DemoConfig, DemoOrg};
+use crate::engine::EngineOptions;
+use crate::import::{self, ImportFiles};
+use crate::server::{self, ServerConfig};
+use crate::store::StoreOptions;
+
+/// capsight: team-capability insights from skill assessments, over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "capsight", version, about)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CAPSIGHT_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
+    /// Import CSV files into a running server.
+    Import(ImportArgs),
+    /// Write the demo organisation as CSV files (the format `import` reads).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoShape {
+    /// Seed of the demo organisation.
+    #[arg(long = "demo-seed", default_value_t = 42)]
+    seed: u64,
+    /// People in the demo organisation (e.g. 100000 for benchmarks).
+    #[arg(long = "demo-people", default_value_t = 2_000)]
+    people: usize,
+    /// Skills in the demo organisation (40 named, more are generated).
+    #[arg(long = "demo-skills", default_value_t = 40)]
+    skills: usize,
+}
+
+impl DemoShape {
+    fn config(&self) -> DemoConfig {
+        DemoConfig {
+            seed: self.seed,
+            people: self.people,
+            skills: self.skills,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, env = "CAPSIGHT_DATA_DIR", default_value = "./capsight-data")]
+    data_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "CAPSIGHT_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Load the demo organisation if the store holds no people.
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    shape: DemoShape,
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "CAPSIGHT_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Longest a call may take before DEADLINE_EXCEEDED, in seconds.
+    #[arg(long, env = "CAPSIGHT_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// How long in-flight calls may drain after SIGINT/SIGTERM, in seconds.
+    #[arg(long, env = "CAPSIGHT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    shutdown_grace_secs: u64,
+    /// sled page-cache size, in MiB.
+    #[arg(long, env = "CAPSIGHT_CACHE_MB", default_value_t = 256)]
+    cache_mb: u64,
+    /// TEST ONLY: acknowledge writes before they are flushed (loses data on a crash).
+    #[arg(long, hide = true)]
+    unsafe_ack_before_flush: bool,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// URL of the running server.
+    #[arg(
+        long,
+        env = "CAPSIGHT_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// skills.csv: id,name,category,description,indicator_1..indicator_5
+    #[arg(long)]
+    skills: Option<PathBuf>,
+    /// roles.csv, one row per requirement: role_id,role_name,skill_id,required_level,weight
+    #[arg(long)]
+    roles: Option<PathBuf>,
+    /// teams.csv: id,name,parent_id,manager_id (parents before children)
+    #[arg(long)]
+    teams: Option<PathBuf>,
+    /// people.csv: id,display_name,team_id,role_id,target_role_id,availability
+    #[arg(long)]
+    people: Option<PathBuf>,
+    /// assessments.csv: id,person_id,skill_id,score,source,assessor_id,assessed_at,evidence
+    #[arg(long)]
+    assessments: Option<PathBuf>,
+    /// Assessments per streamed batch.
+    #[arg(long, default_value_t = 1_000)]
+    batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Directory to write skills.csv, roles.csv, teams.csv, people.csv, assessments.csv.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    shape: DemoShape,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("capsight: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Import(args) => run_import(args).await,
+            Command::Demo(args) => write_demo(args),
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("capsight: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let config = ServerConfig {
+        data_dir: args.data_dir,
+        demo: args.demo.then(|| args.shape.config()),
+        max_message_bytes: args.max_message_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        engine: EngineOptions {
+            store: StoreOptions {
+                cache_bytes: args.cache_mb * 1024 * 1024,
+                ..StoreOptions::default()
+            },
+            ack_before_flush: args.unsafe_ack_before_flush,
+        },
+    };
+    server::run(listener, config, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
+    let files = ImportFiles {
+        skills: args.skills,
+        roles: args.roles,
+        teams: args.teams,
+        people: args.people,
+        assessments: args.assessments,
+    };
+    let report = import::run(&args.server, &files, args.batch_size)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{report}");
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn write_demo(args: DemoArgs) -> Result<ExitCode, String> {
+    let org = DemoOrg::generate(&args.shape.config());
+    import::write_org_csv(&org, &args.out).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {} skills, {} roles, {} teams, {} people, {} assessments to {}",
+        org.skills.len(),
+        org.roles.len(),
+        org.teams.len(),
+        org.people.len(),
+        org.assessments.len(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

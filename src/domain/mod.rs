@@ -1,0 +1,19 @@
+//! Plain domain types and the rules that make them valid: ids, skills, roles, teams,
+//! people, assessments and the org tree. Values are valid by construction (`parse`).
+//! Must never depend on tonic, prost-generated types or sled.
+
+mod directory;
+mod ids;
+mod model;
+mod violation;
+
+pub use directory::{Directory, Erasure};
+pub use ids::{AssessmentId, PersonId, RoleId, SkillId, TeamId};
+pub use model::{
+    Assessment, Availability, Indicator, Level, Person, Requirement, Role, Skill, SkillCategory,
+    Source, Team, Text, Timestamp, Weight,
+};
+pub use violation::{FieldViolation, Rejection, RejectionKind, Violations};
+
+/// Largest number of items accepted in one batch request.
+pub const MAX_BATCH_ITEMS: usize = 10_000;

@@ -1,0 +1,211 @@
+//! The live, in-memory view of the data and the single writer that changes it.
+//! Readers take an `Arc<Snapshot>` and never wait; the writer thread owns the store,
+//! validates writes against the directory, commits queued writes with one flush (group
+//! commit), and only then publishes the next snapshot and acknowledges.
+//! Must never depend on tonic.
+
+mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::{Assessment, Directory, Person, PersonId, Rejection, Role, Skill, Team};
+use crate::error::{Error, Result};
+use crate::store::{Store, StoreOptions};
+use writer::{Job, Writer};
+
+/// One consistent, immutable view of the data, as of one acknowledged write.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Increases with every published change.
+    pub version: u64,
+    /// Competency model, org tree and people.
+    pub directory: Arc<Directory>,
+    /// Number of assessments held about each person.
+    pub assessments_per_person: Arc<HashMap<PersonId, u64>>,
+    /// Number of assessments held in all.
+    pub assessment_total: u64,
+}
+
+/// How the engine runs.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// How the store is opened.
+    pub store: StoreOptions,
+    /// TEST ONLY: acknowledge writes before they are flushed. Exists so the crash test
+    /// can show that it detects lost acknowledged writes; never use it for real data.
+    pub ack_before_flush: bool,
+}
+
+/// Result of recording one batch of assessments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Items newly stored.
+    pub accepted: u32,
+    /// Items already stored with the same content.
+    pub duplicates: u32,
+    /// Items not stored, by position in the request.
+    pub rejections: Vec<Rejection>,
+}
+
+/// Result of erasing a person.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// Assessments about the person that were removed.
+    pub assessments_erased: u64,
+    /// Assessments by the person whose assessor was cleared.
+    pub assessor_references_cleared: u64,
+    /// Teams whose manager was cleared.
+    pub teams_unmanaged: u32,
+}
+
+/// An acknowledgement that will arrive once the write is durable.
+pub struct Pending<T>(oneshot::Receiver<Result<T>>);
+
+impl<T> Pending<T> {
+    /// Waits for the write to be durable (or to fail).
+    pub async fn durable(self) -> Result<T> {
+        self.0.await.map_err(|_| Error::ShuttingDown)?
+    }
+}
+
+/// The engine: snapshot publication plus the handle to the writer thread.
+pub struct Engine {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    commands: mpsc::Sender<writer::Command>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Opens the store in `dir`, builds the first snapshot and starts the writer thread.
+    /// Blocking (it scans the store): call it from `spawn_blocking` inside a runtime.
+    pub fn open(dir: &Path, options: &EngineOptions) -> Result<Self> {
+        let mut per_person: HashMap<PersonId, u64> = HashMap::new();
+        let (store, directory) = Store::open(dir, &options.store, |a| {
+            *per_person.entry(a.person).or_default() += 1;
+        })?;
+        let initial = Snapshot {
+            version: 0,
+            directory: Arc::new(directory),
+            assessment_total: store.assessment_count() as u64,
+            assessments_per_person: Arc::new(per_person),
+        };
+        let snapshot = Arc::new(ArcSwap::from_pointee(initial));
+        let (commands, receiver) = mpsc::channel(1024);
+        let writer = Writer::new(store, Arc::clone(&snapshot), options.ack_before_flush);
+        let handle = std::thread::Builder::new()
+            .name("capsight-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| Error::DataDir(format!("cannot start writer thread: {e}")))?;
+        Ok(Self {
+            snapshot,
+            commands,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// The current snapshot; cheap, never blocks on writers.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    async fn enqueue<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    ) -> Result<Pending<T>> {
+        let (reply, pending) = oneshot::channel();
+        let job: Job = Box::new(move |writer: &mut Writer| {
+            let result = writer.guard().and_then(|()| job(writer));
+            Box::new(move |durable: Result<()>| {
+                // The caller may have gone away; the write stands either way.
+                let _ = reply.send(durable.and(result));
+            })
+        });
+        self.commands
+            .send(writer::Command::Write(job))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        Ok(Pending(pending))
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.enqueue(job).await?.durable().await
+    }
+
+    /// Creates or replaces skills; all or nothing.
+    pub async fn upsert_skills(&self, skills: Vec<Skill>) -> Result<usize> {
+        self.write(move |w| w.upsert_skills(skills)).await
+    }
+
+    /// Creates or replaces roles; all or nothing.
+    pub async fn upsert_roles(&self, roles: Vec<Role>) -> Result<usize> {
+        self.write(move |w| w.upsert_roles(roles)).await
+    }
+
+    /// Creates or replaces teams; all or nothing.
+    pub async fn upsert_teams(&self, teams: Vec<Team>) -> Result<usize> {
+        self.write(move |w| w.upsert_teams(teams)).await
+    }
+
+    /// Creates or replaces people; all or nothing.
+    pub async fn upsert_people(&self, people: Vec<Person>) -> Result<usize> {
+        self.write(move |w| w.upsert_people(people)).await
+    }
+
+    /// Queues a batch of assessments (each with its position in the request); the
+    /// returned `Pending` resolves once the batch is durable. Batches queued one after
+    /// another are committed in order, so a stream can pipeline them.
+    pub async fn enqueue_assessments(
+        &self,
+        items: Vec<(u32, Assessment)>,
+    ) -> Result<Pending<IngestOutcome>> {
+        self.enqueue(move |w| w.record_assessments(items)).await
+    }
+
+    /// Records a batch of assessments and waits until it is durable.
+    pub async fn record_assessments(&self, items: Vec<(u32, Assessment)>) -> Result<IngestOutcome> {
+        self.enqueue_assessments(items).await?.durable().await
+    }
+
+    /// Erases a person, every assessment about them and their id everywhere else.
+    pub async fn delete_person(&self, id: PersonId) -> Result<ErasureReport> {
+        self.write(move |w| w.delete_person(&id)).await
+    }
+
+    /// Flushes and stops the writer; later writes fail with `ShuttingDown`.
+    pub async fn close(&self) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .send(writer::Command::Close(reply))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        let flushed = done.await.map_err(|_| Error::ShuttingDown)?;
+        let handle = self.writer.lock().map_or(None, |mut h| h.take());
+        if let Some(handle) = handle {
+            // The writer has replied to Close, so it is returning; joining is brief.
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        flushed
+    }
+
+    /// Runs `f` with the store on the writer thread, after every queued write.
+    /// For diagnostics and tests (e.g. scanning every tree after an erasure).
+    pub async fn inspect_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.write(move |w| f(w.store())).await
+    }
+}

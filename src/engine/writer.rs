@@ -1,0 +1,253 @@
+//! The writer thread: the only code that changes the store and the directory.
+//! Commands are drained in groups; each group is committed with one flush before any of
+//! its writes is acknowledged or becomes visible (group commit). It is an OS thread,
+//! not a task, because sled's flush blocks on fsync.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ErasureReport, IngestOutcome, Snapshot};
+use crate::domain::{
+    Assessment, Directory, Person, PersonId, Rejection, RejectionKind, Role, Skill, Team,
+};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Most writes committed by one flush; bounds the latency a group adds.
+const MAX_GROUP: usize = 256;
+
+/// Completes a write once the group's flush outcome is known.
+pub(super) type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+/// A write to apply on the writer thread; returns how to reply.
+pub(super) type Job = Box<dyn FnOnce(&mut Writer) -> Reply + Send>;
+
+pub(super) enum Command {
+    Write(Job),
+    Close(oneshot::Sender<Result<()>>),
+}
+
+pub(crate) struct Writer {
+    store: Store,
+    directory: Arc<Directory>,
+    per_person: Arc<HashMap<PersonId, u64>>,
+    total: u64,
+    version: u64,
+    dirty: bool,
+    poisoned: bool,
+    ack_before_flush: bool,
+    published: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        store: Store,
+        published: Arc<ArcSwap<Snapshot>>,
+        ack_before_flush: bool,
+    ) -> Self {
+        let current = published.load_full();
+        if ack_before_flush {
+            tracing::warn!("TEST MODE: writes are acknowledged before they are durable");
+        }
+        Self {
+            store,
+            directory: Arc::clone(&current.directory),
+            per_person: Arc::clone(&current.assessments_per_person),
+            total: current.assessment_total,
+            version: current.version,
+            dirty: false,
+            poisoned: false,
+            ack_before_flush,
+            published,
+        }
+    }
+
+    pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            let mut replies: Vec<Reply> = Vec::new();
+            let mut close = None;
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Write(job) => replies.push(job(&mut self)),
+                    Command::Close(reply) => {
+                        close = Some(reply);
+                        break;
+                    }
+                }
+                if replies.len() < MAX_GROUP {
+                    next = commands.try_recv().ok();
+                }
+            }
+            self.commit(replies);
+            if let Some(reply) = close {
+                let _ = reply.send(self.store.flush());
+                return;
+            }
+        }
+        // Every sender is gone: make sure nothing staged is left unflushed.
+        if let Err(e) = self.store.flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    /// Flushes what the group staged, then publishes and acknowledges, in that order.
+    fn commit(&mut self, replies: Vec<Reply>) {
+        if self.ack_before_flush {
+            self.publish();
+            replies.into_iter().for_each(|reply| reply(Ok(())));
+            return;
+        }
+        let durable = if self.dirty {
+            self.store.flush()
+        } else {
+            Ok(())
+        };
+        match durable {
+            Ok(()) => {
+                self.publish();
+                replies.into_iter().for_each(|reply| reply(Ok(())));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "flush failed; refusing further writes");
+                self.poisoned = true;
+                replies
+                    .into_iter()
+                    .for_each(|reply| reply(Err(Error::StoragePoisoned)));
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        self.version += 1;
+        self.published.store(Arc::new(Snapshot {
+            version: self.version,
+            directory: Arc::clone(&self.directory),
+            assessments_per_person: Arc::clone(&self.per_person),
+            assessment_total: self.total,
+        }));
+    }
+
+    pub(super) fn guard(&self) -> Result<()> {
+        if self.poisoned {
+            Err(Error::StoragePoisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn upsert_skills(&mut self, skills: Vec<Skill>) -> Result<usize> {
+        reject_if_any(self.directory.check_skills(&skills))?;
+        self.store.put_skills(&skills)?;
+        let count = skills.len();
+        Arc::make_mut(&mut self.directory).upsert_skills(skills);
+        self.dirty = true;
+        Ok(count)
+    }
+
+    pub(super) fn upsert_roles(&mut self, roles: Vec<Role>) -> Result<usize> {
+        reject_if_any(self.directory.check_roles(&roles))?;
+        self.store.put_roles(&roles)?;
+        let count = roles.len();
+        Arc::make_mut(&mut self.directory).upsert_roles(roles);
+        self.dirty = true;
+        Ok(count)
+    }
+
+    pub(super) fn upsert_teams(&mut self, teams: Vec<Team>) -> Result<usize> {
+        reject_if_any(self.directory.check_teams(&teams))?;
+        self.store.put_teams(&teams)?;
+        let count = teams.len();
+        Arc::make_mut(&mut self.directory).upsert_teams(teams);
+        self.dirty = true;
+        Ok(count)
+    }
+
+    pub(super) fn upsert_people(&mut self, people: Vec<Person>) -> Result<usize> {
+        reject_if_any(self.directory.check_people(&people))?;
+        self.store.put_people(&people)?;
+        let count = people.len();
+        Arc::make_mut(&mut self.directory).upsert_people(people);
+        self.dirty = true;
+        Ok(count)
+    }
+
+    pub(super) fn record_assessments(
+        &mut self,
+        items: Vec<(u32, Assessment)>,
+    ) -> Result<IngestOutcome> {
+        let mut outcome = IngestOutcome::default();
+        let mut positions = Vec::with_capacity(items.len());
+        let mut valid = Vec::with_capacity(items.len());
+        for (index, assessment) in items {
+            match self.directory.check_assessment(&assessment) {
+                Ok(()) => {
+                    positions.push(index);
+                    valid.push(assessment);
+                }
+                Err(v) => outcome.rejections.push(Rejection {
+                    index,
+                    field: v.field,
+                    reason: v.reason,
+                    kind: RejectionKind::UnknownReference,
+                }),
+            }
+        }
+        let appended = self.store.append_assessments(&valid)?;
+        outcome.duplicates = appended.duplicates.len() as u32;
+        outcome.accepted = appended.accepted.len() as u32;
+        outcome
+            .rejections
+            .extend(appended.conflicts.iter().map(|&p| Rejection {
+                index: positions[p],
+                field: "id".into(),
+                reason: "assessment id already stored with other content".into(),
+                kind: RejectionKind::Conflict,
+            }));
+        outcome.rejections.sort_by_key(|r| r.index);
+        if !appended.accepted.is_empty() {
+            let per_person = Arc::make_mut(&mut self.per_person);
+            for &p in &appended.accepted {
+                *per_person.entry(valid[p].person.clone()).or_default() += 1;
+            }
+            self.total += u64::from(outcome.accepted);
+            self.dirty = true;
+        }
+        Ok(outcome)
+    }
+
+    pub(super) fn delete_person(&mut self, id: &PersonId) -> Result<ErasureReport> {
+        let erasure = self
+            .directory
+            .erasure_of(id.as_str())
+            .ok_or(Error::NotFound { kind: "person" })?;
+        let counts = self.store.erase_person(&erasure)?;
+        Arc::make_mut(&mut self.directory).apply_erasure(&erasure);
+        Arc::make_mut(&mut self.per_person).remove(id);
+        self.total -= counts.assessments_erased;
+        self.dirty = true;
+        Ok(ErasureReport {
+            assessments_erased: counts.assessments_erased,
+            assessor_references_cleared: counts.assessor_references_cleared,
+            teams_unmanaged: erasure.unmanaged_teams.len() as u32,
+        })
+    }
+}
+
+fn reject_if_any(violations: Vec<crate::domain::FieldViolation>) -> Result<()> {
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(violations))
+    }
+}

@@ -1,0 +1,45 @@
+//! The crate's one error type. Variants are chosen by what the caller can do about
+//! them: fix the request, look elsewhere, retry later, or nothing (internal).
+
+use crate::domain::FieldViolation;
+
+/// Every failure capsight reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or references what does not exist; nothing was written.
+    #[error("invalid request ({} field violation(s))", .0.len())]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The addressed entity does not exist.
+    #[error("{kind} not found")]
+    NotFound {
+        /// What was looked for ("person").
+        kind: &'static str,
+    },
+    /// The data directory cannot be opened by this build (schema, lock, layout).
+    #[error("data directory cannot be used: {0}")]
+    DataDir(String),
+    /// sled reported an I/O or storage failure.
+    #[error("storage failure: {0}")]
+    Storage(#[from] sled::Error),
+    /// A stored record could not be decoded or failed validation.
+    #[error("corrupt record in tree `{tree}`: {detail}")]
+    Corrupt {
+        /// Tree holding the record.
+        tree: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A bug or broken invariant inside capsight.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The server is shutting down and accepts no more work.
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    /// An earlier flush failed; writes are refused until restart so that no write is
+    /// acknowledged on a store whose durability is unknown.
+    #[error("storage is unavailable after an earlier failure; restart the server")]
+    StoragePoisoned,
+}
+
+/// Result with the crate's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

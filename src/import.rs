@@ -1,0 +1,882 @@
+//! CSV import and export. Import is a client of a running server: rows become the
+//! same gRPC writes any client makes, so the server's validation applies, and every
+//! problem is reported as `file:line: column …: reason`. Re-running an import is
+//! idempotent: directory upserts replace, assessments with known ids are duplicates.
+//!
+//! | file            | columns |
+//! |-----------------|---------|
+//! | skills.csv      | id, name, category (technical, soft, business, leadership, domain), description, indicator_1 … indicator_5 |
+//! | roles.csv       | role_id, role_name, skill_id, required_level, weight — one row per requirement |
+//! | teams.csv       | id, name, parent_id, manager_id — parents before children |
+//! | people.csv      | id, display_name, team_id, role_id, target_role_id, availability |
+//! | assessments.csv | id, person_id, skill_id, score, source (SELF, PEER, MANAGER, OBSERVED_PRACTICE, OBJECTIVE_TEST, CERTIFICATION), assessor_id, assessed_at (RFC 3339), evidence |
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic_types::StatusExt;
+
+use crate::api::pb;
+use crate::api::pb::directory_service_client::DirectoryServiceClient;
+use crate::api::pb::ingest_service_client::IngestServiceClient;
+use crate::api::timestamp_to_pb;
+use crate::demo::DemoOrg;
+use crate::domain::MAX_BATCH_ITEMS;
+
+/// The files to import; any may be absent.
+#[derive(Debug, Default, Clone)]
+pub struct ImportFiles {
+    /// skills.csv
+    pub skills: Option<PathBuf>,
+    /// roles.csv
+    pub roles: Option<PathBuf>,
+    /// teams.csv
+    pub teams: Option<PathBuf>,
+    /// people.csv
+    pub people: Option<PathBuf>,
+    /// assessments.csv
+    pub assessments: Option<PathBuf>,
+}
+
+/// Why an import could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A file could not be read as CSV.
+    #[error("{file}: {message}")]
+    File {
+        /// The file.
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot connect to {server}: {message}")]
+    Connect {
+        /// The server URL.
+        server: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server refused a request for a reason that is not about one cell.
+    #[error("{file}: the server refused the request ({code:?}): {message}")]
+    Rpc {
+        /// The file being imported.
+        file: String,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The server's message.
+        message: String,
+    },
+}
+
+/// A problem with one cell (or row) of an input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Column name.
+    pub column: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: column {}: {}",
+            self.file, self.line, self.column, self.reason
+        )
+    }
+}
+
+/// What an import wrote and what it could not.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Skills written.
+    pub skills: usize,
+    /// Roles written.
+    pub roles: usize,
+    /// Teams written.
+    pub teams: usize,
+    /// People written.
+    pub people: usize,
+    /// Assessments newly stored.
+    pub assessments_accepted: u64,
+    /// Assessments already stored with the same content.
+    pub assessments_duplicate: u64,
+    /// Cells or rows not imported.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "skills {}, roles {}, teams {}, people {}, assessments {} new + {} already stored, {} problem(s)",
+            self.skills,
+            self.roles,
+            self.teams,
+            self.people,
+            self.assessments_accepted,
+            self.assessments_duplicate,
+            self.problems.len()
+        )?;
+        for problem in self.problems.iter().take(50) {
+            writeln!(f, "{problem}")?;
+        }
+        if self.problems.len() > 50 {
+            writeln!(f, "... and {} more", self.problems.len() - 50)?;
+        }
+        Ok(())
+    }
+}
+
+/// One parsed CSV file: header positions and rows with their line numbers.
+struct Table {
+    file: String,
+    columns: HashMap<String, usize>,
+    rows: Vec<(u64, csv::StringRecord)>,
+}
+
+impl Table {
+    fn read(path: &Path, required: &[&str]) -> Result<Self, ImportError> {
+        let file = path.display().to_string();
+        let fail = |message: String| ImportError::File {
+            file: file.clone(),
+            message,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_path(path)
+            .map_err(|e| fail(e.to_string()))?;
+        let columns: HashMap<String, usize> = reader
+            .headers()
+            .map_err(|e| fail(e.to_string()))?
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_owned(), i))
+            .collect();
+        if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
+            return Err(fail(format!("missing column `{missing}`")));
+        }
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| fail(e.to_string()))?;
+            let line = record.position().map_or(0, csv::Position::line);
+            rows.push((line, record));
+        }
+        Ok(Self {
+            file,
+            columns,
+            rows,
+        })
+    }
+
+    fn cell<'a>(&self, record: &'a csv::StringRecord, column: &str) -> &'a str {
+        self.columns
+            .get(column)
+            .and_then(|&i| record.get(i))
+            .unwrap_or("")
+    }
+
+    fn problem(&self, line: u64, column: &str, reason: impl Into<String>) -> Problem {
+        Problem {
+            file: self.file.clone(),
+            line,
+            column: column.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A number cell; empty means `default`.
+    fn number(
+        &self,
+        (line, record): &(u64, csv::StringRecord),
+        column: &str,
+        default: f64,
+        problems: &mut Vec<Problem>,
+    ) -> f64 {
+        let raw = self.cell(record, column);
+        if raw.is_empty() {
+            return default;
+        }
+        raw.parse().unwrap_or_else(|_| {
+            problems.push(self.problem(*line, column, format!("`{raw}` is not a number")));
+            default
+        })
+    }
+}
+
+/// Splits `"people[3].team_id"` into (3, "team_id").
+fn split_path(field: &str) -> Option<(usize, &str)> {
+    let open = field.find('[')?;
+    let close = field[open..].find(']')? + open;
+    let index = field[open + 1..close].parse().ok()?;
+    let rest = field[close + 1..].trim_start_matches('.');
+    Some((index, rest))
+}
+
+/// Imports `files` into the server at `server`, in dependency order.
+pub async fn run(
+    server: &str,
+    files: &ImportFiles,
+    batch_size: usize,
+) -> Result<ImportReport, ImportError> {
+    let channel = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| connect_error(server, e))?
+        .connect()
+        .await
+        .map_err(|e| connect_error(server, e))?;
+    let directory = DirectoryServiceClient::new(channel.clone());
+    let mut report = ImportReport::default();
+
+    if let Some(path) = &files.skills {
+        let (skills, problems) = read_skills(path)?;
+        report.skills = upsert(
+            &path_name(path),
+            skills,
+            problems,
+            &mut report.problems,
+            |chunk| {
+                let mut client = directory.clone();
+                async move {
+                    client
+                        .upsert_skills(pb::UpsertSkillsRequest { skills: chunk })
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await?;
+    }
+    if let Some(path) = &files.roles {
+        let (roles, problems) = read_roles(path)?;
+        report.roles = upsert(
+            &path_name(path),
+            roles,
+            problems,
+            &mut report.problems,
+            |chunk| {
+                let mut client = directory.clone();
+                async move {
+                    client
+                        .upsert_roles(pb::UpsertRolesRequest { roles: chunk })
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await?;
+    }
+    let teams = files.teams.as_ref().map(|p| read_teams(p)).transpose()?;
+    if let Some((teams, problems)) = &teams {
+        // Managers are people, who need their teams first: teams go in without them now.
+        let unmanaged: Vec<Located<pb::Team>> = teams
+            .iter()
+            .map(|(at, t)| {
+                (
+                    at.clone(),
+                    pb::Team {
+                        manager_id: String::new(),
+                        ..t.clone()
+                    },
+                )
+            })
+            .collect();
+        report.teams = upsert(
+            &teams_file(files),
+            unmanaged,
+            problems.clone(),
+            &mut report.problems,
+            |chunk| {
+                let mut client = directory.clone();
+                async move {
+                    client
+                        .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await?;
+    }
+    if let Some(path) = &files.people {
+        let (people, problems) = read_people(path)?;
+        report.people = upsert(
+            &path_name(path),
+            people,
+            problems,
+            &mut report.problems,
+            |chunk| {
+                let mut client = directory.clone();
+                async move {
+                    client
+                        .upsert_people(pb::UpsertPeopleRequest { people: chunk })
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await?;
+    }
+    if let Some((teams, _)) = teams {
+        let managed: Vec<Located<pb::Team>> = teams
+            .into_iter()
+            .filter(|(_, t)| !t.manager_id.is_empty())
+            .collect();
+        if !managed.is_empty() {
+            upsert(
+                &teams_file(files),
+                managed,
+                Vec::new(),
+                &mut report.problems,
+                |chunk| {
+                    let mut client = directory.clone();
+                    async move {
+                        client
+                            .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
+                            .await
+                            .map(|_| ())
+                    }
+                },
+            )
+            .await?;
+        }
+    }
+    if let Some(path) = &files.assessments {
+        if report.problems.is_empty() {
+            let ingest = IngestServiceClient::new(channel);
+            import_assessments(
+                ingest,
+                path,
+                batch_size.clamp(1, MAX_BATCH_ITEMS),
+                &mut report,
+            )
+            .await?;
+        }
+    }
+    Ok(report)
+}
+
+fn connect_error(server: &str, e: impl fmt::Display) -> ImportError {
+    ImportError::Connect {
+        server: server.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn path_name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn teams_file(files: &ImportFiles) -> String {
+    files.teams.as_deref().map(path_name).unwrap_or_default()
+}
+
+/// Where an item came from: its line, and for roles the line of each requirement.
+#[derive(Clone, Debug)]
+struct Origin {
+    line: u64,
+    sub_lines: Vec<u64>,
+}
+
+type Located<T> = (Origin, T);
+
+/// Sends `items` in chunks through `send`. Parse problems, or the server's field
+/// violations (mapped back to lines and columns), stop the import of this file.
+async fn upsert<T, F, Fut>(
+    file: &str,
+    items: Vec<Located<T>>,
+    parse_problems: Vec<Problem>,
+    problems: &mut Vec<Problem>,
+    send: F,
+) -> Result<usize, ImportError>
+where
+    F: Fn(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    if !parse_problems.is_empty() || !problems.is_empty() {
+        problems.extend(parse_problems);
+        return Ok(0);
+    }
+    let mut written = 0;
+    let mut rest = items;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(MAX_BATCH_ITEMS));
+        let (origins, chunk): (Vec<Origin>, Vec<T>) = rest.into_iter().unzip();
+        let len = chunk.len();
+        if let Err(status) = send(chunk).await {
+            let Some(bad) = status.get_details_bad_request() else {
+                return Err(ImportError::Rpc {
+                    file: file.to_owned(),
+                    code: status.code(),
+                    message: status.message().to_owned(),
+                });
+            };
+            for violation in bad.field_violations {
+                problems.push(locate(
+                    file,
+                    &origins,
+                    &violation.field,
+                    violation.description,
+                ));
+            }
+            return Ok(written);
+        }
+        written += len;
+        rest = tail;
+    }
+    Ok(written)
+}
+
+/// Maps a server field path (`"roles[2].requirements[1].skill_id"`) to a file position.
+fn locate(file: &str, origins: &[Origin], field: &str, reason: String) -> Problem {
+    let (line, column) = match split_path(field) {
+        Some((i, rest)) => {
+            let origin = origins.get(i);
+            let line = origin.map_or(0, |o| o.line);
+            match split_path(rest) {
+                Some((j, column)) => (
+                    origin
+                        .and_then(|o| o.sub_lines.get(j))
+                        .copied()
+                        .unwrap_or(line),
+                    column.to_owned(),
+                ),
+                None => (line, rest.to_owned()),
+            }
+        }
+        None => (0, field.to_owned()),
+    };
+    let column = match column.as_str() {
+        "id" if file.contains("roles") => "role_id".to_owned(),
+        "name" if file.contains("roles") => "role_name".to_owned(),
+        _ => column,
+    };
+    Problem {
+        file: file.to_owned(),
+        line,
+        column,
+        reason,
+    }
+}
+
+fn single(line: u64) -> Origin {
+    Origin {
+        line,
+        sub_lines: Vec::new(),
+    }
+}
+
+fn read_skills(path: &Path) -> Result<(Vec<Located<pb::Skill>>, Vec<Problem>), ImportError> {
+    let table = Table::read(path, &["id", "name", "category"])?;
+    let mut problems = Vec::new();
+    let mut skills = Vec::new();
+    for (line, record) in &table.rows {
+        let category_name = table.cell(record, "category");
+        let category = pb::SkillCategory::from_str_name(&format!(
+            "SKILL_CATEGORY_{}",
+            category_name.to_ascii_uppercase()
+        ))
+        .unwrap_or_else(|| {
+            problems.push(table.problem(
+                *line,
+                "category",
+                format!("unknown category `{category_name}`"),
+            ));
+            pb::SkillCategory::Unspecified
+        });
+        let indicators = (1..=5u32)
+            .filter_map(|level| {
+                let text = table.cell(record, &format!("indicator_{level}"));
+                (!text.is_empty()).then(|| pb::BehaviouralIndicator {
+                    level,
+                    description: text.to_owned(),
+                })
+            })
+            .collect();
+        skills.push((
+            single(*line),
+            pb::Skill {
+                id: table.cell(record, "id").to_owned(),
+                name: table.cell(record, "name").to_owned(),
+                category: category.into(),
+                description: table.cell(record, "description").to_owned(),
+                indicators,
+            },
+        ));
+    }
+    Ok((skills, problems))
+}
+
+fn read_roles(path: &Path) -> Result<(Vec<Located<pb::Role>>, Vec<Problem>), ImportError> {
+    let table = Table::read(
+        path,
+        &[
+            "role_id",
+            "role_name",
+            "skill_id",
+            "required_level",
+            "weight",
+        ],
+    )?;
+    let mut problems = Vec::new();
+    let mut roles: Vec<Located<pb::Role>> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for row in &table.rows {
+        let (line, record) = row;
+        let id = table.cell(record, "role_id");
+        let slot = *position.entry(id.to_owned()).or_insert_with(|| {
+            roles.push((
+                single(*line),
+                pb::Role {
+                    id: id.to_owned(),
+                    name: table.cell(record, "role_name").to_owned(),
+                    requirements: Vec::new(),
+                },
+            ));
+            roles.len() - 1
+        });
+        let skill_id = table.cell(record, "skill_id");
+        if skill_id.is_empty() {
+            continue;
+        }
+        let required_level = table.number(row, "required_level", f64::NAN, &mut problems);
+        let weight = table.number(row, "weight", 1.0, &mut problems);
+        let (origin, role) = &mut roles[slot];
+        origin.sub_lines.push(*line);
+        role.requirements.push(pb::RoleRequirement {
+            skill_id: skill_id.to_owned(),
+            required_level,
+            weight,
+        });
+    }
+    Ok((roles, problems))
+}
+
+fn read_teams(path: &Path) -> Result<(Vec<Located<pb::Team>>, Vec<Problem>), ImportError> {
+    let table = Table::read(path, &["id", "name", "parent_id"])?;
+    let teams = table
+        .rows
+        .iter()
+        .map(|(line, record)| {
+            (
+                single(*line),
+                pb::Team {
+                    id: table.cell(record, "id").to_owned(),
+                    name: table.cell(record, "name").to_owned(),
+                    parent_id: table.cell(record, "parent_id").to_owned(),
+                    manager_id: table.cell(record, "manager_id").to_owned(),
+                },
+            )
+        })
+        .collect();
+    Ok((teams, Vec::new()))
+}
+
+fn read_people(path: &Path) -> Result<(Vec<Located<pb::Person>>, Vec<Problem>), ImportError> {
+    let table = Table::read(path, &["id", "display_name", "team_id", "role_id"])?;
+    let mut problems = Vec::new();
+    let people = table
+        .rows
+        .iter()
+        .map(|row| {
+            let (line, record) = row;
+            (
+                single(*line),
+                pb::Person {
+                    id: table.cell(record, "id").to_owned(),
+                    display_name: table.cell(record, "display_name").to_owned(),
+                    team_id: table.cell(record, "team_id").to_owned(),
+                    role_id: table.cell(record, "role_id").to_owned(),
+                    target_role_id: table.cell(record, "target_role_id").to_owned(),
+                    availability: table.number(row, "availability", 1.0, &mut problems),
+                },
+            )
+        })
+        .collect();
+    Ok((people, problems))
+}
+
+const ASSESSMENT_COLUMNS: [&str; 8] = [
+    "id",
+    "person_id",
+    "skill_id",
+    "score",
+    "source",
+    "assessor_id",
+    "assessed_at",
+    "evidence",
+];
+
+/// Parses one assessment row; the problem names the offending column.
+fn parse_assessment(
+    table: &Table,
+    row: &(u64, csv::StringRecord),
+) -> Result<pb::Assessment, Problem> {
+    let (line, record) = row;
+    let mut problems = Vec::new();
+    let score = table.number(row, "score", f64::NAN, &mut problems);
+    if let Some(problem) = problems.pop() {
+        return Err(problem);
+    }
+    let source_name = table.cell(record, "source");
+    let source = pb::AssessmentSource::from_str_name(&format!(
+        "ASSESSMENT_SOURCE_{}",
+        source_name.to_ascii_uppercase()
+    ))
+    .ok_or_else(|| table.problem(*line, "source", format!("unknown source `{source_name}`")))?;
+    let at = table.cell(record, "assessed_at");
+    let assessed_at = prost_types::Timestamp::from_str(at).map_err(|_| {
+        table.problem(
+            *line,
+            "assessed_at",
+            format!("`{at}` is not an RFC 3339 time"),
+        )
+    })?;
+    Ok(pb::Assessment {
+        id: table.cell(record, "id").to_owned(),
+        person_id: table.cell(record, "person_id").to_owned(),
+        skill_id: table.cell(record, "skill_id").to_owned(),
+        score,
+        source: source.into(),
+        assessor_id: table.cell(record, "assessor_id").to_owned(),
+        assessed_at: Some(assessed_at),
+        evidence: table.cell(record, "evidence").to_owned(),
+    })
+}
+
+async fn import_assessments(
+    mut client: IngestServiceClient<Channel>,
+    path: &Path,
+    batch_size: usize,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let file = path_name(path);
+    let table = Table::read(path, &ASSESSMENT_COLUMNS[..7])?;
+    let mut batches = Vec::new();
+    let mut batch = pb::StreamAssessmentsRequest::default();
+    let mut lines = Vec::new();
+    for row in &table.rows {
+        match parse_assessment(&table, row) {
+            Ok(assessment) => {
+                batch.assessments.push(assessment);
+                lines.push(row.0);
+            }
+            Err(problem) => report.problems.push(problem),
+        }
+        if batch.assessments.len() == batch_size {
+            batch.sequence = batches.len() as u64;
+            batches.push((std::mem::take(&mut batch), std::mem::take(&mut lines)));
+        }
+    }
+    if !batch.assessments.is_empty() {
+        batch.sequence = batches.len() as u64;
+        batches.push((batch, lines));
+    }
+    let mut line_queue: VecDeque<Vec<u64>> = batches.iter().map(|(_, l)| l.clone()).collect();
+    let (requests, outbound) = mpsc::channel(16);
+    tokio::spawn(async move {
+        for (request, _) in batches {
+            if requests.send(request).await.is_err() {
+                break;
+            }
+        }
+    });
+    let rpc_error = |status: tonic::Status| ImportError::Rpc {
+        file: file.clone(),
+        code: status.code(),
+        message: status.message().to_owned(),
+    };
+    let mut acks = client
+        .stream_assessments(ReceiverStream::new(outbound))
+        .await
+        .map_err(rpc_error)?
+        .into_inner();
+    while let Some(ack) = acks.next().await {
+        let ack = ack.map_err(rpc_error)?;
+        let lines = line_queue.pop_front().unwrap_or_default();
+        report.assessments_accepted += u64::from(ack.accepted);
+        report.assessments_duplicate += u64::from(ack.duplicates);
+        for rejection in ack.rejections {
+            report.problems.push(Problem {
+                file: file.clone(),
+                line: lines.get(rejection.index as usize).copied().unwrap_or(0),
+                column: rejection.field,
+                reason: rejection.reason,
+            });
+        }
+    }
+    if !line_queue.is_empty() {
+        return Err(ImportError::Rpc {
+            file,
+            code: tonic::Code::Unavailable,
+            message: format!("{} batch(es) were not acknowledged", line_queue.len()),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `org` as the five CSV files `run` reads.
+pub fn write_org_csv(org: &DemoOrg, dir: &Path) -> Result<(), ImportError> {
+    let fail = |file: &str, e: &dyn fmt::Display| ImportError::File {
+        file: dir.join(file).display().to_string(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail("", &e))?;
+    let write = |file: &str, header: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| {
+        let mut writer = csv::Writer::from_path(dir.join(file)).map_err(|e| fail(file, &e))?;
+        writer.write_record(header).map_err(|e| fail(file, &e))?;
+        for row in rows {
+            writer.write_record(&row).map_err(|e| fail(file, &e))?;
+        }
+        writer.flush().map_err(|e| fail(file, &e))
+    };
+    let opt = |v: Option<&dyn fmt::Display>| v.map(ToString::to_string).unwrap_or_default();
+    write(
+        "skills.csv",
+        &[
+            "id",
+            "name",
+            "category",
+            "description",
+            "indicator_1",
+            "indicator_2",
+            "indicator_3",
+            "indicator_4",
+            "indicator_5",
+        ],
+        &mut org.skills.iter().map(|s| {
+            let mut row = vec![
+                s.id.to_string(),
+                s.name.as_str().into(),
+                s.category.name().into(),
+                s.description.as_str().into(),
+            ];
+            row.extend((1..=5u8).map(|l| {
+                s.indicators
+                    .iter()
+                    .find(|i| i.level == l)
+                    .map(|i| i.description.as_str().to_owned())
+                    .unwrap_or_default()
+            }));
+            row
+        }),
+    )?;
+    write(
+        "roles.csv",
+        &[
+            "role_id",
+            "role_name",
+            "skill_id",
+            "required_level",
+            "weight",
+        ],
+        &mut org.roles.iter().flat_map(|r| {
+            r.requirements.iter().map(move |q| {
+                vec![
+                    r.id.to_string(),
+                    r.name.as_str().into(),
+                    q.skill.to_string(),
+                    q.level.value().to_string(),
+                    q.weight.value().to_string(),
+                ]
+            })
+        }),
+    )?;
+    let managers: HashMap<&str, String> = org
+        .managed_teams
+        .iter()
+        .map(|t| (t.id.as_str(), opt(t.manager.as_ref().map(|m| m as _))))
+        .collect();
+    write(
+        "teams.csv",
+        &["id", "name", "parent_id", "manager_id"],
+        &mut org.teams.iter().map(|t| {
+            vec![
+                t.id.to_string(),
+                t.name.as_str().into(),
+                opt(t.parent.as_ref().map(|p| p as _)),
+                managers.get(t.id.as_str()).cloned().unwrap_or_default(),
+            ]
+        }),
+    )?;
+    write(
+        "people.csv",
+        &[
+            "id",
+            "display_name",
+            "team_id",
+            "role_id",
+            "target_role_id",
+            "availability",
+        ],
+        &mut org.people.iter().map(|p| {
+            vec![
+                p.id.to_string(),
+                p.display_name.as_str().into(),
+                p.team.to_string(),
+                p.role.to_string(),
+                opt(p.target_role.as_ref().map(|r| r as _)),
+                p.availability.value().to_string(),
+            ]
+        }),
+    )?;
+    write(
+        "assessments.csv",
+        &ASSESSMENT_COLUMNS,
+        &mut org.assessments.iter().map(|a| {
+            vec![
+                a.id.to_string(),
+                a.person.to_string(),
+                a.skill.to_string(),
+                a.score.value().to_string(),
+                a.source.name().into(),
+                opt(a.assessor.as_ref().map(|p| p as _)),
+                timestamp_to_pb(a.assessed_at).to_string(),
+                a.evidence.as_str().into(),
+            ]
+        }),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_map_to_lines_and_columns() {
+        let origins = vec![
+            single(2),
+            Origin {
+                line: 3,
+                sub_lines: vec![3, 4, 5],
+            },
+        ];
+        let p = locate(
+            "roles.csv",
+            &origins,
+            "roles[1].requirements[2].skill_id",
+            "unknown skill".into(),
+        );
+        assert_eq!((p.line, p.column.as_str()), (5, "skill_id"));
+        let p = locate(
+            "people.csv",
+            &origins,
+            "people[0].team_id",
+            "unknown team".into(),
+        );
+        assert_eq!((p.line, p.column.as_str()), (2, "team_id"));
+        assert_eq!(split_path("x[12]"), Some((12, "")));
+    }
+}

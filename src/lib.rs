@@ -1,0 +1,24 @@
+//! capsight turns skill-assessment results into team-capability insights, served over
+//! gRPC. Data flows one way: `api` → `store` (durable) → `engine` (in-memory snapshot)
+//! → analytics, and results flow back through `api`'s conversions.
+//!
+//! - [`domain`]: plain, valid-by-construction types and the org tree.
+//! - [`store`]: sled trees, record encoding, durable batched writes, erasure.
+//! - [`engine`]: the live snapshot, the single writer and its group commit.
+//! - [`api`]: generated protobuf code, conversions, error mapping, gRPC services.
+//! - [`server`]: assembling the tonic server: health, reflection, limits, shutdown.
+//! - [`demo`]: the deterministic synthetic organisation.
+//! - [`import`]: CSV import, a client of a running server.
+//! - [`cli`]: the command-line interface.
+
+pub mod api;
+pub mod cli;
+pub mod demo;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod import;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,5 @@
+//! The `capsight` binary: a thin shell over [`capsight::cli`].
+
+fn main() -> std::process::ExitCode {
+    capsight::cli::main()
+}

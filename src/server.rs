@@ -1,0 +1,212 @@
+//! Assembles and runs the tonic server: capsight services, gRPC health (per service),
+//! reflection v1 and v1alpha, message-size limits, request timeouts, a tracing span per
+//! call, and graceful shutdown (health NOT_SERVING → streams stop taking batches →
+//! in-flight calls drain, bounded by a grace period → the store is flushed).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::pb::directory_service_server::DirectoryServiceServer;
+use crate::api::pb::ingest_service_server::IngestServiceServer;
+use crate::api::{DirectoryApi, IngestApi, pb};
+use crate::demo::{DemoConfig, DemoOrg};
+use crate::engine::{Engine, EngineOptions};
+use crate::error::{Error, Result};
+
+/// Everything `run` needs besides the listener.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Directory of the sled store.
+    pub data_dir: PathBuf,
+    /// Load this demo organisation when the store holds no people.
+    pub demo: Option<DemoConfig>,
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest a unary call may take before DEADLINE_EXCEEDED.
+    pub request_timeout: Duration,
+    /// How long in-flight calls may drain after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Engine and store options.
+    pub engine: EngineOptions,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            demo: None,
+            max_message_bytes: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            engine: EngineOptions::default(),
+        }
+    }
+}
+
+/// Serves capsight on `listener` until `shutdown` completes, then drains and flushes.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let engine = open_engine(&config).await?;
+    if let Some(demo) = &config.demo {
+        load_demo_if_empty(&engine, demo).await?;
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<DirectoryServiceServer<DirectoryApi>>()
+        .await;
+    health.set_serving::<IngestServiceServer<IngestApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+
+    let (stop_streams, streams_stopped) = watch::channel(false);
+    let limit = config.max_message_bytes;
+    let directory = DirectoryServiceServer::new(DirectoryApi::new(Arc::clone(&engine)))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let ingest = IngestServiceServer::new(IngestApi::new(Arc::clone(&engine), streams_stopped))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+
+    let (signalled, on_signal) = oneshot::channel();
+    let signal_health = health.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested; draining");
+        signal_health
+            .set_not_serving::<DirectoryServiceServer<DirectoryApi>>()
+            .await;
+        signal_health
+            .set_not_serving::<IngestServiceServer<IngestApi>>()
+            .await;
+        let _ = stop_streams.send(true);
+        let _ = signalled.send(());
+    };
+
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    tracing::info!(address = %local, "capsight serving");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let serve = Server::builder()
+        .timeout(config.request_timeout)
+        .initial_connection_window_size(Some(8 * 1024 * 1024))
+        .initial_stream_window_size(Some(2 * 1024 * 1024))
+        .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(directory)
+        .add_service(ingest)
+        .serve_with_incoming_shutdown(incoming, signal);
+
+    let grace = config.shutdown_grace;
+    let deadline = async move {
+        match on_signal.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = serve => {
+            if let Err(e) = served {
+                tracing::error!(error = %e, "server failed");
+            }
+        }
+        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining calls"),
+    }
+    engine.close().await?;
+    tracing::info!("store flushed; stopped");
+    Ok(())
+}
+
+async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {
+    let dir = config.data_dir.clone();
+    let options = config.engine.clone();
+    let started = std::time::Instant::now();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, &options))
+        .await
+        .map_err(|e| Error::Internal(format!("opening the store panicked: {e}")))??;
+    let snapshot = engine.snapshot();
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        people = snapshot.directory.people().len(),
+        assessments = snapshot.assessment_total,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "store opened"
+    );
+    Ok(Arc::new(engine))
+}
+
+/// Loads the demo organisation through the normal write path, unless people exist.
+async fn load_demo_if_empty(engine: &Engine, config: &DemoConfig) -> Result<()> {
+    if !engine.snapshot().directory.people().is_empty() {
+        tracing::info!("store already holds data; demo organisation not loaded");
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let org = DemoOrg::generate(config);
+    load_org(engine, org).await?;
+    let snapshot = engine.snapshot();
+    tracing::info!(
+        people = snapshot.directory.people().len(),
+        teams = snapshot.directory.teams().len(),
+        assessments = snapshot.assessment_total,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "demo organisation loaded"
+    );
+    Ok(())
+}
+
+/// Writes a generated organisation through the engine, in dependency order.
+pub async fn load_org(engine: &Engine, org: DemoOrg) -> Result<()> {
+    const CHUNK: usize = crate::domain::MAX_BATCH_ITEMS;
+    let DemoOrg {
+        skills,
+        roles,
+        teams,
+        people,
+        managed_teams,
+        assessments,
+        ..
+    } = org;
+    engine.upsert_skills(skills).await?;
+    engine.upsert_roles(roles).await?;
+    engine.upsert_teams(teams).await?;
+    for chunk in people.chunks(CHUNK) {
+        engine.upsert_people(chunk.to_vec()).await?;
+    }
+    engine.upsert_teams(managed_teams).await?;
+    let mut pending = Vec::new();
+    for chunk in assessments.chunks(CHUNK) {
+        let items = (0u32..).zip(chunk.iter().cloned()).collect();
+        pending.push(engine.enqueue_assessments(items).await?);
+    }
+    for batch in pending {
+        let outcome = batch.durable().await?;
+        if !outcome.rejections.is_empty() {
+            return Err(Error::Internal(format!(
+                "demo organisation rejected: {:?}",
+                outcome.rejections.first()
+            )));
+        }
+    }
+    Ok(())
+}

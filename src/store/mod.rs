@@ -1,0 +1,414 @@
+//! The only module that touches sled: named trees, key layout, versioned records,
+//! batched durable writes, assessment idempotency and erasure.
+//! Must never depend on tonic or analytics.
+//!
+//! ## Layout (schema version 1)
+//! | tree          | key                          | value                                  |
+//! |---------------|------------------------------|----------------------------------------|
+//! | `meta`        | `schema_version`             | u32, big-endian                        |
+//! | `skills`      | skill id (UTF-8)             | `SkillRecord`                          |
+//! | `roles`       | role id                      | `RoleRecord`                           |
+//! | `teams`       | team id                      | `TeamRecord`                           |
+//! | `people`      | person id                    | `PersonRecord`                         |
+//! | `assessments` | batch sequence, u64 BE       | `BatchRecord`: the items one write accepted |
+//!
+//! Values are a format byte followed by a prost message (see `records`).
+//!
+//! Assessments are stored one sled record per accepted batch rather than one per item:
+//! sled manages ~100k single-record inserts/s, far below the ingest target, while a
+//! batch record costs one insert for up to 10,000 items. Idempotency is checked against
+//! an in-memory index (128-bit hash of the id → content fingerprint) rebuilt by
+//! the scan at open; erasure rewrites just the batches that mention the person.
+
+mod records;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::domain::{Assessment, Directory, Erasure, Person, PersonId, Role, Skill, Team};
+use crate::error::{Error, Result};
+use records::{
+    AssessmentRecord, BatchRecord, PersonRecord, RoleRecord, SkillRecord, TeamRecord, decode,
+    encode,
+};
+
+/// Layout version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// How the store is opened.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// sled page-cache size in bytes.
+    pub cache_bytes: u64,
+    /// sled's background flush period; `None` flushes only when asked. Writes are made
+    /// durable by explicit `flush` calls either way.
+    pub flush_every_ms: Option<u64>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 256 * 1024 * 1024,
+            flush_every_ms: Some(500),
+        }
+    }
+}
+
+/// What `append_assessments` did with each item.
+#[derive(Debug, Default)]
+pub struct AppendOutcome {
+    /// Positions (in the given slice) of items newly stored.
+    pub accepted: Vec<usize>,
+    /// Positions of items already stored with the same content.
+    pub duplicates: Vec<usize>,
+    /// Positions of items whose id is stored with other content.
+    pub conflicts: Vec<usize>,
+}
+
+/// What erasure removed from the assessment log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ErasureCounts {
+    /// Assessments about the person.
+    pub assessments_erased: u64,
+    /// Assessments by the person whose assessor was cleared.
+    pub assessor_references_cleared: u64,
+}
+
+/// The durable store.
+pub struct Store {
+    db: sled::Db,
+    skills: sled::Tree,
+    roles: sled::Tree,
+    teams: sled::Tree,
+    people: sled::Tree,
+    assessments: sled::Tree,
+    /// 128-bit hash of each stored assessment id → content fingerprint. A collision
+    /// needs ~2^64 ids, far beyond any organisation.
+    ids: HashMap<u128, u64>,
+    batches_by_person: HashMap<PersonId, Vec<u64>>,
+    next_batch: u64,
+}
+
+fn id_key(id: &str) -> u128 {
+    xxh3_128(id.as_bytes())
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, checks its schema version, rebuilds the
+    /// in-memory indexes, and returns it with the directory. Every stored assessment is
+    /// passed to `visit` during the single scan of the log.
+    pub fn open(
+        dir: &Path,
+        options: &StoreOptions,
+        mut visit: impl FnMut(Assessment),
+    ) -> Result<(Self, Directory)> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(options.flush_every_ms)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    Error::DataDir(format!("{} is in use by another process", dir.display()))
+                }
+                other => Error::Storage(other),
+            })?;
+        let mut store = Self {
+            skills: db.open_tree("skills")?,
+            roles: db.open_tree("roles")?,
+            teams: db.open_tree("teams")?,
+            people: db.open_tree("people")?,
+            assessments: db.open_tree("assessments")?,
+            db,
+            ids: HashMap::new(),
+            batches_by_person: HashMap::new(),
+            next_batch: 0,
+        };
+        store.check_schema()?;
+        let directory = store.load_directory()?;
+        store.load_assessments(&mut visit)?;
+        Ok((store, directory))
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let meta = self.db.open_tree("meta")?;
+        match meta.get(SCHEMA_KEY)? {
+            None => {
+                let trees = [
+                    &self.skills,
+                    &self.roles,
+                    &self.teams,
+                    &self.people,
+                    &self.assessments,
+                ];
+                if trees.iter().any(|t| !t.is_empty()) {
+                    return Err(Error::DataDir(
+                        "data present but no schema version; not a capsight data directory?".into(),
+                    ));
+                }
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+            Some(raw) => {
+                let bytes: [u8; 4] = raw
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| Error::DataDir("schema version key is malformed".into()))?;
+                match u32::from_be_bytes(bytes) {
+                    SCHEMA_VERSION => Ok(()),
+                    newer if newer > SCHEMA_VERSION => Err(Error::DataDir(format!(
+                        "written by a newer capsight (schema {newer}); this build reads schema {SCHEMA_VERSION}"
+                    ))),
+                    older => Err(Error::DataDir(format!(
+                        "schema {older} has no migration to schema {SCHEMA_VERSION}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn load_directory(&self) -> Result<Directory> {
+        let mut directory = Directory::default();
+        let skills = self
+            .skills
+            .iter()
+            .values()
+            .map(|v| decode::<SkillRecord>("skills", &v?)?.into_domain());
+        directory.upsert_skills(skills.collect::<Result<Vec<_>>>()?);
+        let roles = self
+            .roles
+            .iter()
+            .values()
+            .map(|v| decode::<RoleRecord>("roles", &v?)?.into_domain());
+        directory.upsert_roles(roles.collect::<Result<Vec<_>>>()?);
+        let teams = self
+            .teams
+            .iter()
+            .values()
+            .map(|v| decode::<TeamRecord>("teams", &v?)?.into_domain());
+        directory.upsert_teams(teams.collect::<Result<Vec<_>>>()?);
+        let people = self
+            .people
+            .iter()
+            .values()
+            .map(|v| decode::<PersonRecord>("people", &v?)?.into_domain());
+        directory.upsert_people(people.collect::<Result<Vec<_>>>()?);
+        Ok(directory)
+    }
+
+    fn load_assessments(&mut self, visit: &mut impl FnMut(Assessment)) -> Result<()> {
+        for entry in self.assessments.iter() {
+            let (key, value) = entry?;
+            let seq = batch_seq(&key)?;
+            let batch: BatchRecord = decode("assessments", &value)?;
+            for record in &batch.items {
+                let assessment = record.to_domain()?;
+                self.index(record, seq, &assessment);
+                visit(assessment);
+            }
+            self.next_batch = seq + 1;
+        }
+        Ok(())
+    }
+
+    fn index(&mut self, record: &AssessmentRecord, batch: u64, assessment: &Assessment) {
+        self.ids.insert(id_key(&record.id), record.fingerprint);
+        let people = std::iter::once(&assessment.person).chain(assessment.assessor.as_ref());
+        for person in people {
+            let batches = self.batches_by_person.entry(person.clone()).or_default();
+            if batches.last() != Some(&batch) {
+                batches.push(batch);
+            }
+        }
+    }
+
+    /// Number of assessments stored.
+    pub fn assessment_count(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Stages skills (durable after `flush`).
+    pub fn put_skills(&self, skills: &[Skill]) -> Result<()> {
+        put_all(
+            &self.skills,
+            skills
+                .iter()
+                .map(|s| (s.id.as_str(), encode(&SkillRecord::from(s)))),
+        )
+    }
+
+    /// Stages roles (durable after `flush`).
+    pub fn put_roles(&self, roles: &[Role]) -> Result<()> {
+        put_all(
+            &self.roles,
+            roles
+                .iter()
+                .map(|r| (r.id.as_str(), encode(&RoleRecord::from(r)))),
+        )
+    }
+
+    /// Stages teams (durable after `flush`).
+    pub fn put_teams(&self, teams: &[Team]) -> Result<()> {
+        put_all(
+            &self.teams,
+            teams
+                .iter()
+                .map(|t| (t.id.as_str(), encode(&TeamRecord::from(t)))),
+        )
+    }
+
+    /// Stages people (durable after `flush`).
+    pub fn put_people(&self, people: &[Person]) -> Result<()> {
+        put_all(
+            &self.people,
+            people
+                .iter()
+                .map(|p| (p.id.as_str(), encode(&PersonRecord::from(p)))),
+        )
+    }
+
+    /// Stages the new items of `items` as one batch record (durable after `flush`) and
+    /// classifies every item as accepted, duplicate or conflict. The index is updated only
+    /// once sled has taken the record.
+    pub fn append_assessments(&mut self, items: &[Assessment]) -> Result<AppendOutcome> {
+        let mut outcome = AppendOutcome::default();
+        let mut fresh: HashMap<u128, u64> = HashMap::new();
+        let mut records = Vec::new();
+        for (position, assessment) in items.iter().enumerate() {
+            let record = AssessmentRecord::new(assessment);
+            let key = id_key(&record.id);
+            let known = self
+                .ids
+                .get(&key)
+                .copied()
+                .or_else(|| fresh.get(&key).copied());
+            match known {
+                Some(fingerprint) if fingerprint == record.fingerprint => {
+                    outcome.duplicates.push(position)
+                }
+                Some(_) => outcome.conflicts.push(position),
+                None => {
+                    fresh.insert(key, record.fingerprint);
+                    outcome.accepted.push(position);
+                    records.push(record);
+                }
+            }
+        }
+        if records.is_empty() {
+            return Ok(outcome);
+        }
+        let seq = self.next_batch;
+        let batch = BatchRecord { items: records };
+        self.assessments.insert(seq.to_be_bytes(), encode(&batch))?;
+        self.next_batch += 1;
+        for (record, &position) in batch.items.iter().zip(&outcome.accepted) {
+            self.index(record, seq, &items[position]);
+        }
+        Ok(outcome)
+    }
+
+    /// Atomically removes a person's record, every assessment about them, their id from
+    /// assessments they made, and writes the teams they no longer manage (durable after
+    /// `flush`).
+    pub fn erase_person(&mut self, erasure: &Erasure) -> Result<ErasureCounts> {
+        let id = erasure.person.id.as_str();
+        let batches = self.batches_by_person.get(id).cloned().unwrap_or_default();
+        let teams: Vec<(&str, Vec<u8>)> = erasure
+            .unmanaged_teams
+            .iter()
+            .map(|t| (t.id.as_str(), encode(&TeamRecord::from(t))))
+            .collect();
+        let (erased_ids, cleared) = (&self.people, &self.teams, &self.assessments)
+            .transaction(|(people, team_tree, log)| {
+                people.remove(id.as_bytes())?;
+                for (key, value) in &teams {
+                    team_tree.insert(key.as_bytes(), value.as_slice())?;
+                }
+                let mut erased_ids = Vec::new();
+                let mut cleared = 0u64;
+                for seq in &batches {
+                    let key = seq.to_be_bytes();
+                    let Some(bytes) = log.get(key)? else { continue };
+                    let mut batch: BatchRecord = decode("assessments", &bytes)
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    batch.items.retain(|r| {
+                        let about = r.person_id == id;
+                        if about {
+                            erased_ids.push(r.id.clone());
+                        }
+                        !about
+                    });
+                    for record in batch.items.iter_mut().filter(|r| r.assessor_id == id) {
+                        record.assessor_id.clear();
+                        cleared += 1;
+                    }
+                    if batch.items.is_empty() {
+                        log.remove(&key)?;
+                    } else {
+                        log.insert(&key, encode(&batch))?;
+                    }
+                }
+                Ok((erased_ids, cleared))
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(inner) => inner,
+                TransactionError::Storage(inner) => Error::Storage(inner),
+            })?;
+        for erased in &erased_ids {
+            self.ids.remove(&id_key(erased));
+        }
+        self.batches_by_person.remove(id);
+        Ok(ErasureCounts {
+            assessments_erased: erased_ids.len() as u64,
+            assessor_references_cleared: cleared,
+        })
+    }
+
+    /// Makes every staged write durable (sled flush + fsync).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes sled occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Every key and value in every tree, for audits such as proving an id was erased.
+    pub fn raw_entries(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+        let mut entries = Vec::new();
+        for name in self.db.tree_names() {
+            let tree = self.db.open_tree(&name)?;
+            let name = String::from_utf8_lossy(&name).into_owned();
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                entries.push((name.clone(), key.to_vec(), value.to_vec()));
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn batch_seq(key: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| Error::Corrupt {
+        tree: "assessments".into(),
+        detail: "batch key is not 8 bytes".into(),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn put_all<'a>(tree: &sled::Tree, entries: impl Iterator<Item = (&'a str, Vec<u8>)>) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    for (key, value) in entries {
+        batch.insert(key.as_bytes(), value);
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}
