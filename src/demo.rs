@@ -245,7 +245,15 @@ const ARCHETYPES: [(&str, &[&str]); 8] = [
 ];
 
 /// Roles: id, name, the archetype it mostly hires from, and (skill, level, weight).
-const ROLES: [(&str, &str, usize, &[(&str, f64, f64)]); 12] = [
+/// Role id, name, the archetype it mostly hires from, and (skill, level, weight).
+type RoleSpec = (
+    &'static str,
+    &'static str,
+    usize,
+    &'static [(&'static str, f64, f64)],
+);
+
+const ROLES: [RoleSpec; 12] = [
     (
         "backend-engineer",
         "Backend engineer",

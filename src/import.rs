@@ -352,17 +352,17 @@ pub async fn run(
             .await?;
         }
     }
-    if let Some(path) = &files.assessments {
-        if report.problems.is_empty() {
-            let ingest = IngestServiceClient::new(channel);
-            import_assessments(
-                ingest,
-                path,
-                batch_size.clamp(1, MAX_BATCH_ITEMS),
-                &mut report,
-            )
-            .await?;
-        }
+    if let Some(path) = &files.assessments
+        && report.problems.is_empty()
+    {
+        let ingest = IngestServiceClient::new(channel);
+        import_assessments(
+            ingest,
+            path,
+            batch_size.clamp(1, MAX_BATCH_ITEMS),
+            &mut report,
+        )
+        .await?;
     }
     Ok(report)
 }

@@ -518,7 +518,8 @@ mod tests {
     #[test]
     fn each_invalid_field_is_named() {
         let now = Timestamp::from_unix_millis(1_800_000_000_000);
-        let cases: Vec<(fn(&mut pb::Assessment), &str)> = vec![
+        type Mutation = fn(&mut pb::Assessment);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|a| a.id.clear(), "id"),
             (|a| a.score = f64::NAN, "score"),
             (|a| a.score = 5.5, "score"),

@@ -129,13 +129,13 @@ impl Directory {
                     ));
                 }
             }
-            if let Some(manager) = &team.manager {
-                if !self.people.contains_key(manager) {
-                    violations.push(FieldViolation::new(
-                        format!("teams[{i}].manager_id"),
-                        "unknown person",
-                    ));
-                }
+            if let Some(manager) = &team.manager
+                && !self.people.contains_key(manager)
+            {
+                violations.push(FieldViolation::new(
+                    format!("teams[{i}].manager_id"),
+                    "unknown person",
+                ));
             }
         }
         violations
@@ -171,13 +171,13 @@ impl Directory {
                     "unknown role",
                 ));
             }
-            if let Some(target) = &person.target_role {
-                if !self.roles.contains_key(target) {
-                    violations.push(FieldViolation::new(
-                        format!("people[{i}].target_role_id"),
-                        "unknown role",
-                    ));
-                }
+            if let Some(target) = &person.target_role
+                && !self.roles.contains_key(target)
+            {
+                violations.push(FieldViolation::new(
+                    format!("people[{i}].target_role_id"),
+                    "unknown role",
+                ));
             }
         }
         violations
@@ -216,10 +216,10 @@ impl Directory {
     /// Stores `teams`, replacing those with the same id. Call `check_teams` first.
     pub fn upsert_teams(&mut self, teams: impl IntoIterator<Item = Team>) {
         for team in teams {
-            if let Some(old_parent) = self.teams.get(&team.id).and_then(|t| t.parent.clone()) {
-                if let Some(siblings) = self.children.get_mut(&old_parent) {
-                    siblings.remove(&team.id);
-                }
+            if let Some(old_parent) = self.teams.get(&team.id).and_then(|t| t.parent.clone())
+                && let Some(siblings) = self.children.get_mut(&old_parent)
+            {
+                siblings.remove(&team.id);
             }
             if let Some(parent) = &team.parent {
                 self.children
@@ -234,10 +234,10 @@ impl Directory {
     /// Stores `people`, replacing those with the same id. Call `check_people` first.
     pub fn upsert_people(&mut self, people: impl IntoIterator<Item = Person>) {
         for person in people {
-            if let Some(old) = self.people.get(&person.id) {
-                if let Some(members) = self.members.get_mut(&old.team) {
-                    members.remove(&person.id);
-                }
+            if let Some(old) = self.people.get(&person.id)
+                && let Some(members) = self.members.get_mut(&old.team)
+            {
+                members.remove(&person.id);
             }
             self.members
                 .entry(person.team.clone())
@@ -269,10 +269,10 @@ impl Directory {
     /// Applies a planned erasure: removes the person and their management of teams.
     pub fn apply_erasure(&mut self, erasure: &Erasure) {
         let id = &erasure.person.id;
-        if let Some(person) = self.people.remove(id) {
-            if let Some(members) = self.members.get_mut(&person.team) {
-                members.remove(id);
-            }
+        if let Some(person) = self.people.remove(id)
+            && let Some(members) = self.members.get_mut(&person.team)
+        {
+            members.remove(id);
         }
         for team in &erasure.unmanaged_teams {
             if let Some(stored) = self.teams.get_mut(&team.id) {

@@ -79,6 +79,9 @@ pub struct ErasureCounts {
     pub assessor_references_cleared: u64,
 }
 
+/// One stored key and value, with the name of its tree.
+pub type RawEntry = (String, Vec<u8>, Vec<u8>);
+
 /// The durable store.
 pub struct Store {
     db: sled::Db,
@@ -382,7 +385,7 @@ impl Store {
     }
 
     /// Every key and value in every tree, for audits such as proving an id was erased.
-    pub fn raw_entries(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+    pub fn raw_entries(&self) -> Result<Vec<RawEntry>> {
         let mut entries = Vec::new();
         for name in self.db.tree_names() {
             let tree = self.db.open_tree(&name)?;
