@@ -1,0 +1,257 @@
+//! Crash test: a child `capsight serve` receives streamed batches and is killed with
+//! SIGKILL at random moments. After each restart the store must open cleanly and every
+//! acknowledged assessment must still be there: re-sending it must come back as a
+//! duplicate, never as newly accepted. The same loop with acknowledgement-before-flush
+//! forced must detect loss, which shows the check bites.
+//!
+//! `CAPSIGHT_CRASH_CYCLES` (default 20) and `CAPSIGHT_CRASH_SEED` tune it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use capsight::api::pb;
+use capsight::api::pb::directory_service_client::DirectoryServiceClient;
+use capsight::api::pb::ingest_service_client::IngestServiceClient;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+const BATCH: usize = 250;
+
+struct Child_ {
+    process: Child,
+    channel: Channel,
+}
+
+/// Starts `capsight serve` on a free port and connects to it.
+async fn start(data_dir: &std::path::Path, unsafe_ack: bool) -> Child_ {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_capsight"));
+    command
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if unsafe_ack {
+        command.arg("--unsafe-ack-before-flush");
+    }
+    let mut process = command.spawn().expect("spawn capsight");
+    let mut lines = BufReader::new(process.stderr.take().expect("stderr")).lines();
+    let address = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("server started in time")
+            .expect("read stderr")
+            .expect("server exited before serving (store did not open cleanly?)");
+        if line.contains("capsight serving") {
+            let start = line.find("127.0.0.1:").expect("address in log");
+            let end = line[start..].find('"').map_or(line.len(), |e| start + e);
+            break line[start..end].to_owned();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    Child_ { process, channel }
+}
+
+async fn seed_org(channel: Channel) {
+    let mut directory = DirectoryServiceClient::new(channel);
+    directory
+        .upsert_skills(pb::UpsertSkillsRequest {
+            skills: vec![pb::Skill {
+                id: "rust".into(),
+                name: "Rust".into(),
+                category: pb::SkillCategory::Technical.into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("skills");
+    directory
+        .upsert_roles(pb::UpsertRolesRequest {
+            roles: vec![pb::Role {
+                id: "dev".into(),
+                name: "Dev".into(),
+                requirements: vec![],
+            }],
+        })
+        .await
+        .expect("roles");
+    directory
+        .upsert_teams(pb::UpsertTeamsRequest {
+            teams: vec![pb::Team {
+                id: "t".into(),
+                name: "T".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("teams");
+    directory
+        .upsert_people(pb::UpsertPeopleRequest {
+            people: vec![pb::Person {
+                id: "p".into(),
+                display_name: "P".into(),
+                team_id: "t".into(),
+                role_id: "dev".into(),
+                availability: 1.0,
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("people");
+}
+
+fn assessment(id: String) -> pb::Assessment {
+    pb::Assessment {
+        id,
+        person_id: "p".into(),
+        skill_id: "rust".into(),
+        score: 3.0,
+        source: pb::AssessmentSource::ObjectiveTest.into(),
+        assessed_at: Some(prost_types::Timestamp {
+            seconds: 1_750_000_000,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Streams batches until the server dies; returns the ids of acknowledged items.
+async fn stream_until_killed(channel: Channel, cycle: usize) -> Vec<String> {
+    let mut ingest = IngestServiceClient::new(channel);
+    let (sender, receiver) = mpsc::channel(8);
+    tokio::spawn(async move {
+        for seq in 0u64.. {
+            let items = (0..BATCH)
+                .map(|i| assessment(format!("c{cycle}-b{seq}-{i}")))
+                .collect();
+            let batch = pb::StreamAssessmentsRequest {
+                sequence: seq,
+                assessments: items,
+            };
+            if sender.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut acked = Vec::new();
+    let Ok(response) = ingest
+        .stream_assessments(ReceiverStream::new(receiver))
+        .await
+    else {
+        return acked;
+    };
+    let mut acks = response.into_inner();
+    while let Some(Ok(ack)) = acks.next().await {
+        assert_eq!(ack.accepted as usize, BATCH, "every streamed item is new");
+        acked.extend((0..BATCH).map(|i| format!("c{cycle}-b{}-{i}", ack.sequence)));
+    }
+    acked
+}
+
+/// Re-sends `acked`; returns how many the server accepted as new (i.e. had lost).
+async fn lost(channel: Channel, acked: &[String]) -> usize {
+    let mut ingest = IngestServiceClient::new(channel);
+    let mut lost = 0;
+    for chunk in acked.chunks(5_000) {
+        let items = chunk.iter().cloned().map(assessment).collect();
+        let response = ingest
+            .record_assessments(pb::RecordAssessmentsRequest { assessments: items })
+            .await
+            .expect("re-send")
+            .into_inner();
+        assert!(
+            response.rejections.is_empty(),
+            "re-sent content is identical: {:?}",
+            response.rejections.first()
+        );
+        lost += response.accepted as usize;
+    }
+    lost
+}
+
+/// Runs kill/restart cycles; returns (cycles with loss, total acknowledged, total lost).
+async fn kill_cycles(unsafe_ack: bool, cycles: usize, stop_on_loss: bool) -> (usize, usize, usize) {
+    let seed = std::env::var("CAPSIGHT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut server = start(&data, unsafe_ack).await;
+    seed_org(server.channel.clone()).await;
+    let (mut lossy_cycles, mut total_acked, mut total_lost) = (0, 0, 0);
+    for cycle in 0..cycles {
+        let kill_after = Duration::from_millis(rng.random_range(100..600));
+        let streaming = tokio::spawn(stream_until_killed(server.channel.clone(), cycle));
+        tokio::time::sleep(kill_after).await;
+        server.process.start_kill().expect("SIGKILL");
+        server.process.wait().await.expect("reap");
+        let acked = streaming.await.expect("stream task");
+        server = start(&data, unsafe_ack).await;
+        let lost_now = lost(server.channel.clone(), &acked).await;
+        eprintln!(
+            "cycle {cycle}: killed after {kill_after:?}, {} acknowledged, {lost_now} lost",
+            acked.len()
+        );
+        total_acked += acked.len();
+        total_lost += lost_now;
+        if lost_now > 0 {
+            lossy_cycles += 1;
+            if stop_on_loss {
+                break;
+            }
+        }
+    }
+    server.process.start_kill().ok();
+    (lossy_cycles, total_acked, total_lost)
+}
+
+fn cycles() -> usize {
+    std::env::var("CAPSIGHT_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_assessments_survive_sigkill_at_random_moments() {
+    let cycles = cycles();
+    let (lossy, acked, lost) = kill_cycles(false, cycles, false).await;
+    eprintln!("durable mode: {cycles} cycles, {acked} acknowledged, {lost} lost");
+    assert!(
+        acked > 0,
+        "the test acknowledged nothing, so it proved nothing"
+    );
+    assert_eq!((lossy, lost), (0, 0), "acknowledged assessments were lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crash_test_detects_loss_when_acknowledging_before_flush() {
+    let (lossy, acked, lost) = kill_cycles(true, cycles(), true).await;
+    eprintln!("ack-before-flush mode: {acked} acknowledged, {lost} lost");
+    assert!(
+        lossy > 0 && lost > 0,
+        "ack-before-flush lost nothing; the crash test would not bite"
+    );
+}
