@@ -67,12 +67,10 @@ pub async fn run(
         .set_serving::<DirectoryServiceServer<DirectoryApi>>()
         .await;
     health.set_serving::<IngestServiceServer<IngestApi>>().await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
 
@@ -135,6 +133,16 @@ pub async fn run(
     engine.close().await?;
     tracing::info!("store flushed; stopped");
     Ok(())
+}
+
+/// Reflection over every service served, so that clients of either reflection version
+/// (grpcurl 1.8 and grpcio speak v1alpha only) can list and call all of them.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
 async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {

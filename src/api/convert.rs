@@ -142,6 +142,12 @@ fn timestamp_from_pb(
     Timestamp::parse_assessed(millis, now)
 }
 
+/// Widens a stored f32 to the f64 with the same shortest decimal form, so that a
+/// stored 0.3 is answered as 0.3, not 0.30000001192092896.
+fn widen(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
 impl TryFrom<pb::Skill> for Skill {
     type Error = Vec<FieldViolation>;
 
@@ -269,8 +275,8 @@ impl From<&Role> for pb::Role {
                 .iter()
                 .map(|r| pb::RoleRequirement {
                     skill_id: r.skill.to_string(),
-                    required_level: f64::from(r.level.value()),
-                    weight: f64::from(r.weight.value()),
+                    required_level: widen(r.level.value()),
+                    weight: widen(r.weight.value()),
                 })
                 .collect(),
         }
@@ -378,7 +384,7 @@ impl From<&Person> for pb::Person {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-            availability: f64::from(person.availability.value()),
+            availability: widen(person.availability.value()),
         }
     }
 }
@@ -393,7 +399,7 @@ impl From<&Assessment> for pb::Assessment {
             id: a.id.to_string(),
             person_id: a.person.to_string(),
             skill_id: a.skill.to_string(),
-            score: f64::from(a.score.value()),
+            score: widen(a.score.value()),
             source: source_to_pb(a.source).into(),
             assessor_id: a
                 .assessor

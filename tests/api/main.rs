@@ -3,5 +3,6 @@
 
 mod directory;
 mod helpers;
+mod import;
 mod ingest;
 mod lifecycle;
