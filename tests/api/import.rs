@@ -17,39 +17,63 @@ fn files(dir: &std::path::Path) -> ImportFiles {
 #[tokio::test]
 async fn a_demo_export_imports_completely_and_a_rerun_changes_nothing() {
     let app = TestApp::spawn().await;
-    let org = DemoOrg::generate(&DemoConfig { seed: 3, people: 60, skills: 40 });
+    let org = DemoOrg::generate(&DemoConfig {
+        seed: 3,
+        people: 60,
+        skills: 40,
+    });
     let dir = tempfile::tempdir().unwrap();
     import::write_org_csv(&org, dir.path()).unwrap();
 
-    let first = import::run(&app.address, &files(dir.path()), 500).await.unwrap();
+    let first = import::run(&app.address, &files(dir.path()), 500)
+        .await
+        .unwrap();
     assert!(first.problems.is_empty(), "{first}");
     assert_eq!(first.people, 60);
     assert_eq!(first.assessments_accepted as usize, org.assessments.len());
 
-    let second = import::run(&app.address, &files(dir.path()), 500).await.unwrap();
+    let second = import::run(&app.address, &files(dir.path()), 500)
+        .await
+        .unwrap();
     assert_eq!(second.assessments_accepted, 0);
     assert_eq!(second.assessments_duplicate as usize, org.assessments.len());
 
     let mut directory = app.directory.clone();
     let managed = org.managed_teams[0].clone();
     let teams = directory
-        .list_teams(pb::ListTeamsRequest { page_size: 1000, page_token: String::new(), subtree_team_id: String::new() })
+        .list_teams(pb::ListTeamsRequest {
+            page_size: 1000,
+            page_token: String::new(),
+            subtree_team_id: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
         .teams;
     let stored = teams.iter().find(|t| t.id == managed.id.as_str()).unwrap();
-    assert_eq!(stored.manager_id, managed.manager.unwrap().as_str(), "managers are set in a second pass");
+    assert_eq!(
+        stored.manager_id,
+        managed.manager.unwrap().as_str(),
+        "managers are set in a second pass"
+    );
 }
 
 #[tokio::test]
 async fn problems_name_the_file_line_and_column() {
     let app = TestApp::spawn().await;
-    let org = DemoOrg::generate(&DemoConfig { seed: 3, people: 20, skills: 40 });
+    let org = DemoOrg::generate(&DemoConfig {
+        seed: 3,
+        people: 20,
+        skills: 40,
+    });
     let dir = tempfile::tempdir().unwrap();
     import::write_org_csv(&org, dir.path()).unwrap();
     let path = dir.path().join("assessments.csv");
-    let mut lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(String::from).collect();
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     // Line 3 gets an unknown person, line 5 a score that is not a number.
     lines[2] = lines[2].replacen(",p-", ",ghost-", 1);
     let mut cells: Vec<String> = lines[4].split(',').map(String::from).collect();
@@ -57,16 +81,41 @@ async fn problems_name_the_file_line_and_column() {
     lines[4] = cells.join(",");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
 
-    let report = import::run(&app.address, &files(dir.path()), 100).await.unwrap();
-    let found: Vec<(u64, String)> = report.problems.iter().map(|p| (p.line, p.column.clone())).collect();
-    assert_eq!(found, [(5, "score".to_owned()), (3, "person_id".to_owned())]);
-    assert!(report.problems.iter().all(|p| p.file.ends_with("assessments.csv")));
-    assert_eq!(report.assessments_accepted as usize, org.assessments.len() - 2);
+    let report = import::run(&app.address, &files(dir.path()), 100)
+        .await
+        .unwrap();
+    let found: Vec<(u64, String)> = report
+        .problems
+        .iter()
+        .map(|p| (p.line, p.column.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [(5, "score".to_owned()), (3, "person_id".to_owned())]
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| p.file.ends_with("assessments.csv"))
+    );
+    assert_eq!(
+        report.assessments_accepted as usize,
+        org.assessments.len() - 2
+    );
 
     let people = dir.path().join("people.csv");
-    let text = std::fs::read_to_string(&people).unwrap().replacen(",team-", ",no-team-", 1);
+    let text = std::fs::read_to_string(&people)
+        .unwrap()
+        .replacen(",team-", ",no-team-", 1);
     std::fs::write(&people, text).unwrap();
-    let report = import::run(&app.address, &files(dir.path()), 100).await.unwrap();
+    let report = import::run(&app.address, &files(dir.path()), 100)
+        .await
+        .unwrap();
     let first = &report.problems[0];
-    assert_eq!((first.line, first.column.as_str()), (2, "team_id"), "{report}");
+    assert_eq!(
+        (first.line, first.column.as_str()),
+        (2, "team_id"),
+        "{report}"
+    );
 }

@@ -224,12 +224,19 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
         "grpc.reflection.v1alpha.ServerReflection",
     ];
 
-    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let mut client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
     let request = v1alpha::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
     };
-    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
     let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
         responses.message().await.unwrap().unwrap().message_response
     else {
@@ -242,9 +249,15 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
     let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
     let request = v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
     };
-    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
     let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
         responses.message().await.unwrap().unwrap().message_response
     else {
