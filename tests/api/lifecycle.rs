@@ -265,3 +265,103 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
     };
     assert_eq!(list.service.len(), expected.len());
 }
+
+#[tokio::test]
+async fn shutdown_reports_not_serving_drains_open_streams_and_keeps_their_batches() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "capsight.v1.IngestService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+
+    // An ingest stream that stays open: three batches, then the client goes quiet.
+    let (batches, outbound) = tokio::sync::mpsc::channel(8);
+    let mut acks = app
+        .ingest
+        .stream_assessments(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .unwrap()
+        .into_inner();
+    for seq in 0..3u64 {
+        let items = (0..10)
+            .map(|i| assessment(&format!("sd-{seq}-{i}"), "dan", "sql", 2.0))
+            .collect();
+        batches
+            .send(pb::StreamAssessmentsRequest {
+                sequence: seq,
+                assessments: items,
+            })
+            .await
+            .unwrap();
+    }
+    for seq in 0..3u64 {
+        assert_eq!(acks.message().await.unwrap().unwrap().sequence, seq);
+    }
+
+    let stopping = tokio::spawn(async move {
+        app.stop().await;
+        app
+    });
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::NotServing as i32
+    );
+    // A health watcher holds its call open; the server would wait for it up to the grace
+    // period. Closing it lets the drain finish at once.
+    drop(watch);
+    // The open stream ends cleanly (no error) although its client never closed it.
+    assert!(acks.message().await.unwrap().is_none());
+    drop(batches);
+    let app = stopping.await.unwrap();
+
+    let mut app = app.restart().await;
+    let dan = app
+        .directory
+        .get_person(pb::GetPersonRequest {
+            person_id: "dan".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dan.assessment_count, 30);
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_and_nothing_is_written() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(temp.path().join("data"));
+    config.max_message_bytes = 64 * 1024;
+    let mut app = TestApp::start(config).await;
+    seed_org(&mut app).await;
+    let items: Vec<pb::Assessment> = (0..2_000)
+        .map(|i| assessment(&format!("big-{i}"), "alice", "rust", 3.0))
+        .collect();
+    let status = app
+        .ingest
+        .record_assessments(pb::RecordAssessmentsRequest { assessments: items })
+        .await
+        .unwrap_err();
+    // tonic reports an over-limit message as OUT_OF_RANGE.
+    assert_eq!(status.code(), Code::OutOfRange);
+    let alice = app
+        .directory
+        .get_person(pb::GetPersonRequest {
+            person_id: "alice".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alice.assessment_count, 0);
+}
