@@ -92,7 +92,8 @@ struct ServeArgs {
     /// sled page-cache size, in MiB.
     #[arg(long, env = "CAPSIGHT_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
-    /// TEST ONLY: acknowledge writes before they are flushed (loses data on a crash).
+    /// TEST ONLY: acknowledge writes before they are flushed and disable background
+    /// flushing (loses acknowledged data on a crash).
     #[arg(long, hide = true)]
     unsafe_ack_before_flush: bool,
 }

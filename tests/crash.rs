@@ -204,8 +204,15 @@ async fn kill_cycles(unsafe_ack: bool, cycles: usize, stop_on_loss: bool) -> (us
     let mut server = start(&data, unsafe_ack).await;
     seed_org(server.channel.clone()).await;
     if unsafe_ack {
-        // Let sled's periodic flush (500 ms) persist the seed, so cycles measure assessments.
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        // Nothing is flushed in this mode until shutdown: stop gracefully once so the seed
+        // is on disk and the cycles measure assessments.
+        let pid = server.process.id().expect("pid").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        assert!(status.expect("kill -TERM").success());
+        server.process.wait().await.expect("graceful stop");
+        server = start(&data, unsafe_ack).await;
     }
     let (mut lossy_cycles, mut total_acked, mut total_lost) = (0, 0, 0);
     for cycle in 0..cycles {

@@ -37,8 +37,10 @@ pub struct Snapshot {
 pub struct EngineOptions {
     /// How the store is opened.
     pub store: StoreOptions,
-    /// TEST ONLY: acknowledge writes before they are flushed. Exists so the crash test
-    /// can show that it detects lost acknowledged writes; never use it for real data.
+    /// TEST ONLY: acknowledge writes before they are flushed, and turn sled's background
+    /// flush off so that acknowledged data stays in sled's in-process buffers until they
+    /// fill. Exists so the crash test can show that it detects lost acknowledged writes;
+    /// never use it for real data.
     pub ack_before_flush: bool,
 }
 
@@ -86,7 +88,11 @@ impl Engine {
     /// Blocking (it scans the store): call it from `spawn_blocking` inside a runtime.
     pub fn open(dir: &Path, options: &EngineOptions) -> Result<Self> {
         let mut per_person: HashMap<PersonId, u64> = HashMap::new();
-        let (store, directory) = Store::open(dir, &options.store, |a| {
+        let mut store_options = options.store.clone();
+        if options.ack_before_flush {
+            store_options.flush_every_ms = None;
+        }
+        let (store, directory) = Store::open(dir, &store_options, |a| {
             *per_person.entry(a.person).or_default() += 1;
         })?;
         let initial = Snapshot {
