@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/capsight/v1/types.proto",
     "proto/capsight/v1/directory.proto",
     "proto/capsight/v1/ingest.proto",
+    "proto/capsight/v1/access.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::api::BearerToken;
+use crate::api::pb;
+use crate::api::pb::access_service_client::AccessServiceClient;
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::EngineOptions;
 use crate::import::{self, ImportFiles};
@@ -42,6 +45,103 @@ enum Command {
     Import(ImportArgs),
     /// Write the demo organisation as CSV files (the format `import` reads).
     Demo(DemoArgs),
+    /// Create, list or revoke access tokens on a running server (admin token needed).
+    Token(TokenArgs),
+}
+
+/// How a client command reaches and authenticates to a running server.
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// URL of the running server.
+    #[arg(
+        long,
+        env = "CAPSIGHT_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// Bearer token; overrides --token-file.
+    #[arg(long, env = "CAPSIGHT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the bearer token (the server writes the first admin token here).
+    #[arg(long, default_value = "./capsight-data/admin.token")]
+    token_file: PathBuf,
+}
+
+impl ClientArgs {
+    fn token(&self) -> Result<String, String> {
+        if let Some(token) = &self.token {
+            return Ok(token.trim().to_owned());
+        }
+        std::fs::read_to_string(&self.token_file)
+            .map(|t| t.trim().to_owned())
+            .map_err(|e| {
+                format!(
+                    "no --token given and cannot read {}: {e}",
+                    self.token_file.display()
+                )
+            })
+    }
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    action: TokenAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (it is shown only once).
+    Create {
+        /// Role to grant.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Team subtree the token covers (manager, planner); repeatable.
+        #[arg(long = "team")]
+        teams: Vec<String>,
+        /// Person the token is bound to (person role).
+        #[arg(long)]
+        person: Option<String>,
+        /// Who or what holds the token.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Lifetime in seconds; 0 never expires.
+        #[arg(long, default_value_t = 0)]
+        ttl_secs: u64,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id, as listed.
+        token_id: String,
+    },
+}
+
+/// Access role on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Ingest,
+    Manager,
+    Planner,
+    Analyst,
+    Person,
+}
+
+impl RoleArg {
+    fn to_pb(self) -> pb::AccessRole {
+        match self {
+            Self::Admin => pb::AccessRole::Admin,
+            Self::Ingest => pb::AccessRole::Ingest,
+            Self::Manager => pb::AccessRole::Manager,
+            Self::Planner => pb::AccessRole::Planner,
+            Self::Analyst => pb::AccessRole::Analyst,
+            Self::Person => pb::AccessRole::Person,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -100,13 +200,8 @@ struct ServeArgs {
 
 #[derive(Debug, Args)]
 struct ImportArgs {
-    /// URL of the running server.
-    #[arg(
-        long,
-        env = "CAPSIGHT_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    server: String,
+    #[command(flatten)]
+    client: ClientArgs,
     /// skills.csv: id,name,category,description,indicator_1..indicator_5
     #[arg(long)]
     skills: Option<PathBuf>,
@@ -155,6 +250,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Import(args) => run_import(args).await,
             Command::Demo(args) => write_demo(args),
+            Command::Token(args) => run_token(args).await,
         }
     });
     match outcome {
@@ -234,7 +330,8 @@ async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
         people: args.people,
         assessments: args.assessments,
     };
-    let report = import::run(&args.server, &files, args.batch_size)
+    let token = args.client.token()?;
+    let report = import::run(&args.client.server, &token, &files, args.batch_size)
         .await
         .map_err(|e| e.to_string())?;
     println!("{report}");
@@ -243,6 +340,90 @@ async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn describe(info: &pb::TokenInfo) -> String {
+    let scope = match (info.team_ids.is_empty(), info.person_id.is_empty()) {
+        (false, _) => format!(" teams={}", info.team_ids.join(",")),
+        (_, false) => format!(" person={}", info.person_id),
+        _ => String::new(),
+    };
+    let state = if info.revoked_at.is_some() {
+        " REVOKED"
+    } else {
+        ""
+    };
+    let role = pb::AccessRole::try_from(info.role).map_or("?", |r| r.as_str_name());
+    format!(
+        "{} {role}{scope}{state} {}",
+        info.token_id, info.description
+    )
+}
+
+async fn run_token(args: TokenArgs) -> Result<ExitCode, String> {
+    let token = args.client.token()?;
+    let channel = tonic::transport::Endpoint::from_shared(args.client.server.clone())
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", args.client.server))?;
+    let auth = BearerToken::new(&token).map_err(|e| e.to_string())?;
+    let mut client = AccessServiceClient::with_interceptor(channel, auth);
+    let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
+    match args.action {
+        TokenAction::Create {
+            role,
+            teams,
+            person,
+            description,
+            ttl_secs,
+        } => {
+            let created = client
+                .create_token(pb::CreateTokenRequest {
+                    role: role.to_pb().into(),
+                    team_ids: teams,
+                    person_id: person.unwrap_or_default(),
+                    description,
+                    ttl_seconds: ttl_secs,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if let Some(info) = &created.info {
+                eprintln!("created {}", describe(info));
+            }
+            println!("{}", created.token);
+        }
+        TokenAction::List => {
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_tokens(pb::ListTokensRequest {
+                        page_size: 1000,
+                        page_token,
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                page.tokens.iter().for_each(|t| println!("{}", describe(t)));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        TokenAction::Revoke { token_id } => {
+            let revoked = client
+                .revoke_token(pb::RevokeTokenRequest { token_id })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if let Some(info) = &revoked.info {
+                println!("revoked {}", describe(info));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_demo(args: DemoArgs) -> Result<ExitCode, String> {

@@ -15,6 +15,13 @@ pub enum Error {
         /// What was looked for ("person").
         kind: &'static str,
     },
+    /// The caller did not present a valid token.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The caller's token does not allow this call or this subject. Says nothing more, so
+    /// that a denial does not reveal whether the subject exists.
+    #[error("permission denied")]
+    PermissionDenied,
     /// The data directory cannot be opened by this build (schema, lock, layout).
     #[error("data directory cannot be used: {0}")]
     DataDir(String),

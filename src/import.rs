@@ -19,13 +19,14 @@ use std::str::FromStr;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt;
 
 use crate::api::pb;
 use crate::api::pb::directory_service_client::DirectoryServiceClient;
 use crate::api::pb::ingest_service_client::IngestServiceClient;
-use crate::api::timestamp_to_pb;
+use crate::api::{BearerToken, timestamp_to_pb};
 use crate::demo::DemoOrg;
 use crate::domain::MAX_BATCH_ITEMS;
 
@@ -225,9 +226,11 @@ fn split_path(field: &str) -> Option<(usize, &str)> {
     Some((index, rest))
 }
 
-/// Imports `files` into the server at `server`, in dependency order.
+/// Imports `files` into the server at `server`, in dependency order, authenticating with
+/// `token` (an admin or ingest token).
 pub async fn run(
     server: &str,
+    token: &str,
     files: &ImportFiles,
     batch_size: usize,
 ) -> Result<ImportReport, ImportError> {
@@ -236,6 +239,8 @@ pub async fn run(
         .connect()
         .await
         .map_err(|e| connect_error(server, e))?;
+    let auth = BearerToken::new(token).map_err(|e| connect_error(server, e))?;
+    let channel = InterceptedService::new(channel, auth);
     let directory = DirectoryServiceClient::new(channel.clone());
     let mut report = ImportReport::default();
 
@@ -656,7 +661,7 @@ fn parse_assessment(
 }
 
 async fn import_assessments(
-    mut client: IngestServiceClient<Channel>,
+    mut client: IngestServiceClient<InterceptedService<Channel, BearerToken>>,
     path: &Path,
     batch_size: usize,
     report: &mut ImportReport,

@@ -13,9 +13,10 @@ use tokio::sync::{oneshot, watch};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::api::pb::access_service_server::AccessServiceServer;
 use crate::api::pb::directory_service_server::DirectoryServiceServer;
 use crate::api::pb::ingest_service_server::IngestServiceServer;
-use crate::api::{DirectoryApi, IngestApi, pb};
+use crate::api::{AccessApi, AuthLayer, DirectoryApi, IngestApi, pb};
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
@@ -61,12 +62,22 @@ pub async fn run(
     if let Some(demo) = &config.demo {
         load_demo_if_empty(&engine, demo).await?;
     }
+    if let Some(token) = engine.ensure_admin_token().await? {
+        write_admin_token(&config.data_dir, &token)?;
+    }
+    let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
+    tracing::info!(
+        token_file = %token_file.display(),
+        "admin token file; try: grpcurl -plaintext -H \"authorization: Bearer $(cat {})\" ADDR list",
+        token_file.display()
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<DirectoryServiceServer<DirectoryApi>>()
         .await;
     health.set_serving::<IngestServiceServer<IngestApi>>().await;
+    health.set_serving::<AccessServiceServer<AccessApi>>().await;
     let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
@@ -82,6 +93,7 @@ pub async fn run(
     let ingest = IngestServiceServer::new(IngestApi::new(Arc::clone(&engine), streams_stopped))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let access = AccessServiceServer::new(AccessApi::new(Arc::clone(&engine)));
 
     let (signalled, on_signal) = oneshot::channel();
     let signal_health = health.clone();
@@ -93,6 +105,9 @@ pub async fn run(
             .await;
         signal_health
             .set_not_serving::<IngestServiceServer<IngestApi>>()
+            .await;
+        signal_health
+            .set_not_serving::<AccessServiceServer<AccessApi>>()
             .await;
         let _ = stop_streams.send(true);
         let _ = signalled.send(());
@@ -108,11 +123,13 @@ pub async fn run(
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .initial_stream_window_size(Some(2 * 1024 * 1024))
         .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+        .layer(AuthLayer::new(Arc::clone(&engine)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(directory)
         .add_service(ingest)
+        .add_service(access)
         .serve_with_incoming_shutdown(incoming, signal);
 
     let grace = config.shutdown_grace;
@@ -143,6 +160,26 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+/// Name of the file, inside the data directory, holding the first admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Writes the first admin token where only the server's user can read it (0600), and
+/// makes sure it is on disk before anyone is told where it is.
+fn write_admin_token(data_dir: &std::path::Path, token: &str) -> Result<()> {
+    use std::io::Write;
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let fail = |e: std::io::Error| Error::DataDir(format!("cannot write {}: {e}", path.display()));
+    let mut file = options.open(&path).map_err(fail)?;
+    writeln!(file, "{token}").map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    tracing::info!(path = %path.display(), "created the first admin token");
+    Ok(())
 }
 
 async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {

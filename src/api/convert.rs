@@ -4,9 +4,10 @@
 //! are rejected.
 
 use crate::domain::{
-    Assessment, AssessmentId, Availability, FieldViolation, Indicator, Level, MAX_BATCH_ITEMS,
-    Person, PersonId, Rejection, RejectionKind, Requirement, Role, RoleId, Skill, SkillCategory,
-    SkillId, Source, Team, TeamId, Text, Timestamp, Violations, Weight,
+    AccessRole, Assessment, AssessmentId, AuditEvent, Availability, FieldViolation, Indicator,
+    Level, MAX_BATCH_ITEMS, Person, PersonId, Rejection, RejectionKind, Requirement, Role, RoleId,
+    Skill, SkillCategory, SkillId, Source, Team, TeamId, Text, Timestamp, TokenInfo, Violations,
+    Weight,
 };
 use crate::engine::IngestOutcome;
 use crate::error::Error;
@@ -120,6 +121,91 @@ pub fn timestamp_to_pb(at: Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: millis.div_euclid(1000),
         nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// A protobuf timestamp as a domain timestamp, without the assessment-date rules.
+pub(super) fn timestamp_from_pb_any(
+    raw: prost_types::Timestamp,
+) -> Result<Timestamp, FieldViolation> {
+    if !(0..1_000_000_000).contains(&raw.nanos) {
+        return Err(FieldViolation::new(
+            "",
+            "nanos must be from 0 to 999,999,999",
+        ));
+    }
+    raw.seconds
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(i64::from(raw.nanos / 1_000_000)))
+        .map(Timestamp::from_unix_millis)
+        .ok_or_else(|| FieldViolation::new("", "is out of range"))
+}
+
+pub(super) fn role_from_pb(raw: i32) -> Result<AccessRole, FieldViolation> {
+    match pb::AccessRole::try_from(raw) {
+        Ok(pb::AccessRole::Admin) => Ok(AccessRole::Admin),
+        Ok(pb::AccessRole::Ingest) => Ok(AccessRole::Ingest),
+        Ok(pb::AccessRole::Manager) => Ok(AccessRole::Manager),
+        Ok(pb::AccessRole::Planner) => Ok(AccessRole::Planner),
+        Ok(pb::AccessRole::Analyst) => Ok(AccessRole::Analyst),
+        Ok(pb::AccessRole::Person) => Ok(AccessRole::Person),
+        Ok(pb::AccessRole::Unspecified) | Err(_) => Err(FieldViolation::new(
+            "",
+            "must be a known role, not unspecified",
+        )),
+    }
+}
+
+/// The protobuf role of a domain role.
+pub fn role_to_pb(role: AccessRole) -> pb::AccessRole {
+    match role {
+        AccessRole::Admin => pb::AccessRole::Admin,
+        AccessRole::Ingest => pb::AccessRole::Ingest,
+        AccessRole::Manager => pb::AccessRole::Manager,
+        AccessRole::Planner => pb::AccessRole::Planner,
+        AccessRole::Analyst => pb::AccessRole::Analyst,
+        AccessRole::Person => pb::AccessRole::Person,
+    }
+}
+
+impl From<&TokenInfo> for pb::TokenInfo {
+    fn from(info: &TokenInfo) -> Self {
+        Self {
+            token_id: info.id.to_string(),
+            role: role_to_pb(info.grant.role).into(),
+            team_ids: info.grant.teams.iter().map(ToString::to_string).collect(),
+            person_id: info
+                .grant
+                .person
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            description: info.description.as_str().to_owned(),
+            created_at: Some(timestamp_to_pb(info.created_at)),
+            expires_at: info.expires_at.map(timestamp_to_pb),
+            revoked_at: info.revoked_at.map(timestamp_to_pb),
+        }
+    }
+}
+
+impl From<&AuditEvent> for pb::AuditEvent {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            sequence: event.sequence,
+            at: Some(timestamp_to_pb(event.at)),
+            token_id: event
+                .token
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            role: event
+                .role
+                .map_or(pb::AccessRole::Unspecified, role_to_pb)
+                .into(),
+            rpc: event.rpc.clone(),
+            subject_ids: event.subjects.clone(),
+            outcome: event.outcome.clone(),
+        }
     }
 }
 

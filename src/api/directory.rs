@@ -1,13 +1,15 @@
 //! `capsight.v1.DirectoryService`: competency model, org tree and people.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use super::convert::{batch, required_id};
 use super::page::PageRequest;
 use super::pb;
-use crate::domain::{PersonId, TeamId};
+use crate::domain::{Directory, PersonId, Scope, TeamId};
 use crate::engine::Engine;
 use crate::error::Error;
 
@@ -21,26 +23,45 @@ impl DirectoryApi {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self { engine }
     }
+}
 
-    /// The teams of the subtree rooted at `raw`, or every team when `raw` is empty.
-    fn subtree_filter(
-        &self,
-        directory: &crate::domain::Directory,
-        raw: &str,
-    ) -> Result<Option<std::collections::HashSet<TeamId>>, Error> {
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        let root = required_id(raw, "subtree_team_id", TeamId::parse)?;
-        directory
-            .subtree(root.as_str())
-            .map(Some)
-            .ok_or(Error::NotFound { kind: "team" })
+/// The teams of the subtree rooted at `raw`, or `None` ("no filter") when `raw` is
+/// empty. A scoped caller naming a team outside its scope is denied whether or not the
+/// team exists; scopes are unions of subtrees, so a root inside covers its subtree.
+fn subtree_filter(
+    directory: &Directory,
+    scope: &Scope,
+    raw: &str,
+) -> Result<Option<HashSet<TeamId>>, Error> {
+    if raw.is_empty() {
+        return Ok(None);
     }
+    let root = required_id(raw, "subtree_team_id", TeamId::parse)?;
+    if matches!(scope, Scope::Teams(_)) && !scope.covers_team(&root) {
+        return Err(Error::PermissionDenied);
+    }
+    directory
+        .subtree(root.as_str())
+        .map(Some)
+        .ok_or(Error::NotFound { kind: "team" })
+}
+
+/// `id` as an audit subject if the person exists. Ids that resolve to no one are not
+/// recorded, so that asking for an erased person does not write their id back.
+fn existing(directory: &Directory, id: &PersonId) -> Vec<String> {
+    directory
+        .person(id.as_str())
+        .map(|p| p.id.to_string())
+        .into_iter()
+        .collect()
 }
 
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|item| id(item).to_owned()).collect()
 }
 
 #[tonic::async_trait]
@@ -50,11 +71,18 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpsertSkillsRequest>,
     ) -> Result<Response<pb::UpsertSkillsResponse>, Status> {
-        let skills = batch(request.into_inner().skills, "skills")?;
-        let upserted = self.engine.upsert_skills(skills).await?;
-        Ok(Response::new(pb::UpsertSkillsResponse {
-            upserted: count(upserted),
-        }))
+        let caller = Caller::of(&request)?;
+        let subjects = ids(&request.get_ref().skills, |s| &s.id);
+        let result = async {
+            let skills = batch(request.into_inner().skills, "skills")?;
+            let upserted = self.engine.upsert_skills(skills).await?;
+            Ok(Response::new(pb::UpsertSkillsResponse {
+                upserted: count(upserted),
+            }))
+        }
+        .await;
+        caller.audit(&self.engine, subjects, &result).await;
+        result
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().roles.len()))]
@@ -62,11 +90,18 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpsertRolesRequest>,
     ) -> Result<Response<pb::UpsertRolesResponse>, Status> {
-        let roles = batch(request.into_inner().roles, "roles")?;
-        let upserted = self.engine.upsert_roles(roles).await?;
-        Ok(Response::new(pb::UpsertRolesResponse {
-            upserted: count(upserted),
-        }))
+        let caller = Caller::of(&request)?;
+        let subjects = ids(&request.get_ref().roles, |r| &r.id);
+        let result = async {
+            let roles = batch(request.into_inner().roles, "roles")?;
+            let upserted = self.engine.upsert_roles(roles).await?;
+            Ok(Response::new(pb::UpsertRolesResponse {
+                upserted: count(upserted),
+            }))
+        }
+        .await;
+        caller.audit(&self.engine, subjects, &result).await;
+        result
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().teams.len()))]
@@ -74,11 +109,18 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpsertTeamsRequest>,
     ) -> Result<Response<pb::UpsertTeamsResponse>, Status> {
-        let teams = batch(request.into_inner().teams, "teams")?;
-        let upserted = self.engine.upsert_teams(teams).await?;
-        Ok(Response::new(pb::UpsertTeamsResponse {
-            upserted: count(upserted),
-        }))
+        let caller = Caller::of(&request)?;
+        let subjects = ids(&request.get_ref().teams, |t| &t.id);
+        let result = async {
+            let teams = batch(request.into_inner().teams, "teams")?;
+            let upserted = self.engine.upsert_teams(teams).await?;
+            Ok(Response::new(pb::UpsertTeamsResponse {
+                upserted: count(upserted),
+            }))
+        }
+        .await;
+        caller.audit(&self.engine, subjects, &result).await;
+        result
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().people.len()))]
@@ -86,11 +128,18 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpsertPeopleRequest>,
     ) -> Result<Response<pb::UpsertPeopleResponse>, Status> {
-        let people = batch(request.into_inner().people, "people")?;
-        let upserted = self.engine.upsert_people(people).await?;
-        Ok(Response::new(pb::UpsertPeopleResponse {
-            upserted: count(upserted),
-        }))
+        let caller = Caller::of(&request)?;
+        let subjects = ids(&request.get_ref().people, |p| &p.id);
+        let result = async {
+            let people = batch(request.into_inner().people, "people")?;
+            let upserted = self.engine.upsert_people(people).await?;
+            Ok(Response::new(pb::UpsertPeopleResponse {
+                upserted: count(upserted),
+            }))
+        }
+        .await;
+        caller.audit(&self.engine, subjects, &result).await;
+        result
     }
 
     #[tracing::instrument(skip_all)]
@@ -98,20 +147,26 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::GetPersonRequest>,
     ) -> Result<Response<pb::GetPersonResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let id = required_id(&request.get_ref().person_id, "person_id", PersonId::parse)?;
         let snapshot = self.engine.snapshot();
-        let person = snapshot
-            .directory
-            .person(id.as_str())
-            .ok_or(Error::NotFound { kind: "person" })?;
-        Ok(Response::new(pb::GetPersonResponse {
-            person: Some(person.into()),
-            assessment_count: snapshot
-                .assessments_per_person
-                .get(&id)
-                .copied()
-                .unwrap_or(0),
-        }))
+        let result = caller
+            .readable_person(&snapshot.directory, &id)
+            .map(|person| {
+                Response::new(pb::GetPersonResponse {
+                    person: Some(person.into()),
+                    assessment_count: snapshot
+                        .assessments_per_person
+                        .get(&id)
+                        .copied()
+                        .unwrap_or(0),
+                })
+            })
+            .map_err(Status::from);
+        caller
+            .audit(&self.engine, existing(&snapshot.directory, &id), &result)
+            .await;
+        result
     }
 
     #[tracing::instrument(skip_all)]
@@ -144,20 +199,42 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         }))
     }
 
+    /// The org tree is visible to every reader; who manages a team is shown only to
+    /// callers whose scope covers that team.
     #[tracing::instrument(skip_all)]
     async fn list_teams(
         &self,
         request: Request<pb::ListTeamsRequest>,
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let page = PageRequest::parse(request.page_size, &request.page_token)?;
         let snapshot = self.engine.snapshot();
-        let subtree = self.subtree_filter(&snapshot.directory, &request.subtree_team_id)?;
-        let (teams, next_page_token) = page.apply(snapshot.directory.teams(), |team| {
-            subtree.as_ref().is_none_or(|s| s.contains(&team.id))
+        let directory = &snapshot.directory;
+        let scope = caller.scope(directory);
+        let root = match request.subtree_team_id.as_str() {
+            "" => None,
+            raw => Some(
+                directory
+                    .subtree(required_id(raw, "subtree_team_id", TeamId::parse)?.as_str())
+                    .ok_or(Error::NotFound { kind: "team" })?,
+            ),
+        };
+        let (teams, next_page_token) = page.apply(directory.teams(), |team| {
+            root.as_ref().is_none_or(|s| s.contains(&team.id))
         });
+        let teams = teams
+            .into_iter()
+            .map(|team| {
+                let mut listed = pb::Team::from(team);
+                if !scope.covers_team(&team.id) {
+                    listed.manager_id.clear();
+                }
+                listed
+            })
+            .collect();
         Ok(Response::new(pb::ListTeamsResponse {
-            teams: teams.into_iter().map(Into::into).collect(),
+            teams,
             next_page_token,
         }))
     }
@@ -167,17 +244,32 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListPeopleRequest>,
     ) -> Result<Response<pb::ListPeopleResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let page = PageRequest::parse(request.page_size, &request.page_token)?;
         let snapshot = self.engine.snapshot();
-        let subtree = self.subtree_filter(&snapshot.directory, &request.subtree_team_id)?;
-        let (people, next_page_token) = page.apply(snapshot.directory.people(), |person| {
-            subtree.as_ref().is_none_or(|s| s.contains(&person.team))
+        let directory = &snapshot.directory;
+        let scope = caller.scope(directory);
+        let result = subtree_filter(directory, &scope, &request.subtree_team_id).map(|subtree| {
+            page.apply(directory.people(), |person| {
+                scope.covers_person(person)
+                    && subtree.as_ref().is_none_or(|s| s.contains(&person.team))
+            })
         });
-        Ok(Response::new(pb::ListPeopleResponse {
-            people: people.into_iter().map(Into::into).collect(),
-            next_page_token,
-        }))
+        let result = result
+            .map_err(Status::from)
+            .map(|(people, next_page_token)| {
+                Response::new(pb::ListPeopleResponse {
+                    people: people.into_iter().map(Into::into).collect(),
+                    next_page_token,
+                })
+            });
+        let subjects = match &result {
+            Ok(response) => ids(&response.get_ref().people, |p| &p.id),
+            Err(_) => vec![request.subtree_team_id.clone()],
+        };
+        caller.audit(&self.engine, subjects, &result).await;
+        result
     }
 
     #[tracing::instrument(skip_all)]
@@ -185,16 +277,55 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::DeletePersonRequest>,
     ) -> Result<Response<pb::DeletePersonResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let id = required_id(&request.get_ref().person_id, "person_id", PersonId::parse)?;
-        let report = self.engine.delete_person(id).await?;
-        tracing::info!(
-            assessments_erased = report.assessments_erased,
-            "person erased"
-        );
+        let result = self.engine.delete_person(id).await.map_err(Status::from);
+        if let Ok(report) = &result {
+            tracing::info!(
+                assessments_erased = report.assessments_erased,
+                "person erased"
+            );
+        }
+        // The erased id is not written into the audit trail it was just removed from.
+        caller
+            .audit(
+                &self.engine,
+                vec![crate::domain::AuditEvent::ERASED.to_owned()],
+                &result,
+            )
+            .await;
+        let report = result?;
         Ok(Response::new(pb::DeletePersonResponse {
             assessments_erased: report.assessments_erased,
             assessor_references_cleared: report.assessor_references_cleared,
             teams_unmanaged: report.teams_unmanaged,
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn export_person(
+        &self,
+        request: Request<pb::ExportPersonRequest>,
+    ) -> Result<Response<pb::ExportPersonResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = required_id(&request.get_ref().person_id, "person_id", PersonId::parse)?;
+        let snapshot = self.engine.snapshot();
+        let result = match caller.readable_person(&snapshot.directory, &id) {
+            Ok(_) => self.engine.export_person(id.clone()).await.map(|export| {
+                Response::new(pb::ExportPersonResponse {
+                    person: Some((&export.person).into()),
+                    assessments_about: export.assessments_about.iter().map(Into::into).collect(),
+                    assessments_by: export.assessments_by.iter().map(Into::into).collect(),
+                    managed_teams: export.managed_teams.iter().map(Into::into).collect(),
+                    audit_event_count: export.audit_event_count,
+                })
+            }),
+            Err(e) => Err(e),
+        }
+        .map_err(Status::from);
+        caller
+            .audit(&self.engine, existing(&snapshot.directory, &id), &result)
+            .await;
+        result
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::Caller;
 use super::convert::{assessment_batch, check_batch_len, merge_rejections};
 use super::pb;
 use crate::domain::{Rejection, Timestamp};
@@ -30,6 +31,13 @@ impl IngestApi {
     }
 }
 
+/// What woke a stream's reader.
+enum Event {
+    Message(Result<Option<pb::StreamAssessmentsRequest>, Status>),
+    Shutdown,
+    Changed,
+}
+
 /// One batch of a stream on its way to the disk.
 struct InFlight {
     sequence: u64,
@@ -44,16 +52,23 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         &self,
         request: Request<pb::RecordAssessmentsRequest>,
     ) -> Result<Response<pb::RecordAssessmentsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let items = request.into_inner().assessments;
-        check_batch_len(items.len(), "assessments")?;
-        let (valid, invalid) = assessment_batch(items, Timestamp::now());
-        let outcome = self.engine.record_assessments(valid).await?;
-        let (accepted, duplicates, rejections) = merge_rejections(outcome, invalid);
-        Ok(Response::new(pb::RecordAssessmentsResponse {
-            accepted,
-            duplicates,
-            rejections,
-        }))
+        let subjects = people_of(&items);
+        let result = async {
+            check_batch_len(items.len(), "assessments")?;
+            let (valid, invalid) = assessment_batch(items, Timestamp::now());
+            let outcome = self.engine.record_assessments(valid).await?;
+            let (accepted, duplicates, rejections) = merge_rejections(outcome, invalid);
+            Ok(Response::new(pb::RecordAssessmentsResponse {
+                accepted,
+                duplicates,
+                rejections,
+            }))
+        }
+        .await;
+        caller.audit(&self.engine, subjects, &result).await;
+        result
     }
 
     type StreamAssessmentsStream = ReceiverStream<Result<pb::StreamAssessmentsResponse, Status>>;
@@ -63,19 +78,33 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         &self,
         request: Request<Streaming<pb::StreamAssessmentsRequest>>,
     ) -> Result<Response<Self::StreamAssessmentsStream>, Status> {
+        let caller = Caller::of(&request)?;
         let mut inbound = request.into_inner();
         let (acks, responses) = mpsc::channel(STREAM_IN_FLIGHT);
         let (queue, mut queued) = mpsc::channel::<Result<InFlight, Status>>(STREAM_IN_FLIGHT);
         let engine = Arc::clone(&self.engine);
         let mut shutdown = self.shutdown.clone();
+        let mut changes = self.engine.changes();
 
         // Reader: converts and queues batches without waiting for earlier ones to be
-        // durable, so consecutive batches share flushes.
+        // durable, so consecutive batches share flushes. It stops at shutdown, and ends
+        // the call with UNAUTHENTICATED as soon as its token is revoked or expires.
         tokio::spawn(async move {
             loop {
-                let message = tokio::select! {
-                    message = inbound.message() => message,
-                    _ = shutdown.wait_for(|stop| *stop) => break,
+                let event = tokio::select! {
+                    message = inbound.message() => Event::Message(message),
+                    _ = shutdown.wait_for(|stop| *stop) => Event::Shutdown,
+                    Ok(()) = changes.changed() => Event::Changed,
+                };
+                let message = match event {
+                    Event::Shutdown => break,
+                    Event::Changed if token_active(&engine, &caller) => continue,
+                    Event::Message(message) if token_active(&engine, &caller) => message,
+                    Event::Changed | Event::Message(_) => {
+                        let denied = Status::unauthenticated("token revoked or expired");
+                        let _ = queue.send(Err(denied)).await;
+                        break;
+                    }
                 };
                 let batch = match message {
                     Ok(Some(batch)) => batch,
@@ -85,7 +114,10 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                         break;
                     }
                 };
+                let subjects = people_of(&batch.assessments);
                 let item = queue_batch(&engine, batch).await;
+                let outcome = item.as_ref().map(|_| ()).map_err(Clone::clone);
+                caller.audit(&engine, subjects, &outcome).await;
                 let failed = item.is_err();
                 if queue.send(item).await.is_err() || failed {
                     break;
@@ -108,6 +140,21 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         });
         Ok(Response::new(ReceiverStream::new(responses)))
     }
+}
+
+fn token_active(engine: &Engine, caller: &Caller) -> bool {
+    engine
+        .snapshot()
+        .tokens
+        .is_active(&caller.token, Timestamp::now())
+}
+
+/// The distinct people a batch is about, for the audit trail (never scores).
+fn people_of(items: &[pb::Assessment]) -> Vec<String> {
+    let mut people: Vec<String> = items.iter().map(|a| a.person_id.clone()).collect();
+    people.sort_unstable();
+    people.dedup();
+    people
 }
 
 async fn queue_batch(

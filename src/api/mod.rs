@@ -3,12 +3,16 @@
 //! service. Handlers stay short: convert → call the engine → convert → respond.
 //! Business rules belong to `domain`/`engine`, not here.
 
+mod access;
+pub mod auth;
 mod convert;
 mod directory;
 mod error;
 mod ingest;
 mod page;
 
+pub use access::AccessApi;
+pub use auth::{AuthLayer, BearerToken, Caller};
 pub use directory::DirectoryApi;
 pub use ingest::IngestApi;
 
@@ -22,4 +26,4 @@ pub mod pb {
         tonic::include_file_descriptor_set!("capsight_descriptor");
 }
 
-pub use convert::timestamp_to_pb;
+pub use convert::{role_to_pb, timestamp_to_pb};

@@ -89,6 +89,10 @@ id_type!(
     /// Client-supplied id of an assessment; the idempotency key.
     AssessmentId
 );
+id_type!(
+    /// Public id of an access token (the secret is separate).
+    TokenId
+);
 
 #[cfg(test)]
 mod tests {

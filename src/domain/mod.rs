@@ -2,13 +2,15 @@
 //! people, assessments and the org tree. Values are valid by construction (`parse`).
 //! Must never depend on tonic, prost-generated types or sled.
 
+mod access;
 mod directory;
 mod ids;
 mod model;
 mod violation;
 
+pub use access::{AccessRole, AuditEvent, Grant, Scope, TokenInfo};
 pub use directory::{Directory, Erasure};
-pub use ids::{AssessmentId, PersonId, RoleId, SkillId, TeamId};
+pub use ids::{AssessmentId, PersonId, RoleId, SkillId, TeamId, TokenId};
 pub use model::{
     Assessment, Availability, Indicator, Level, Person, Requirement, Role, Skill, SkillCategory,
     Source, Team, Text, Timestamp, Weight,

@@ -4,6 +4,7 @@
 //! commit), and only then publishes the next snapshot and acknowledges.
 //! Must never depend on tonic.
 
+mod tokens;
 mod writer;
 
 use std::collections::HashMap;
@@ -12,11 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::domain::{Assessment, Directory, Person, PersonId, Rejection, Role, Skill, Team};
+use crate::domain::{
+    Assessment, AuditEvent, Directory, Grant, Person, PersonId, Rejection, Role, Skill, Team, Text,
+    TokenId, TokenInfo,
+};
 use crate::error::{Error, Result};
-use crate::store::{Store, StoreOptions};
+use crate::store::{AuditFilter, AuditReader, Store, StoreOptions};
+pub use tokens::{AuthFailure, TokenTable};
 use writer::{Job, Writer};
 
 /// One consistent, immutable view of the data, as of one acknowledged write.
@@ -30,6 +35,8 @@ pub struct Snapshot {
     pub assessments_per_person: Arc<HashMap<PersonId, u64>>,
     /// Number of assessments held in all.
     pub assessment_total: u64,
+    /// Access tokens.
+    pub tokens: Arc<TokenTable>,
 }
 
 /// How the engine runs.
@@ -66,6 +73,21 @@ pub struct ErasureReport {
     pub teams_unmanaged: u32,
 }
 
+/// Everything held about one person (data-subject access).
+#[derive(Clone, Debug)]
+pub struct PersonExport {
+    /// The person.
+    pub person: Person,
+    /// Assessments about them.
+    pub assessments_about: Vec<Assessment>,
+    /// Assessments they made.
+    pub assessments_by: Vec<Assessment>,
+    /// Teams they manage.
+    pub managed_teams: Vec<Team>,
+    /// Audit events naming them.
+    pub audit_event_count: u64,
+}
+
 /// An acknowledgement that will arrive once the write is durable.
 pub struct Pending<T>(oneshot::Receiver<Result<T>>);
 
@@ -81,6 +103,8 @@ pub struct Engine {
     snapshot: Arc<ArcSwap<Snapshot>>,
     commands: mpsc::Sender<writer::Command>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    changes: watch::Receiver<u64>,
+    audit: AuditReader,
 }
 
 impl Engine {
@@ -92,18 +116,27 @@ impl Engine {
         if options.ack_before_flush {
             store_options.flush_every_ms = None;
         }
-        let (store, directory) = Store::open(dir, &store_options, |a| {
+        let opened = Store::open(dir, &store_options, |a| {
             *per_person.entry(a.person).or_default() += 1;
         })?;
+        let store = opened.store;
+        let audit = store.audit_reader();
         let initial = Snapshot {
             version: 0,
-            directory: Arc::new(directory),
+            directory: Arc::new(opened.directory),
             assessment_total: store.assessment_count() as u64,
             assessments_per_person: Arc::new(per_person),
+            tokens: Arc::new(TokenTable::new(opened.tokens)),
         };
         let snapshot = Arc::new(ArcSwap::from_pointee(initial));
         let (commands, receiver) = mpsc::channel(1024);
-        let writer = Writer::new(store, Arc::clone(&snapshot), options.ack_before_flush);
+        let (notify, changes) = watch::channel(0);
+        let writer = Writer::new(
+            store,
+            Arc::clone(&snapshot),
+            notify,
+            options.ack_before_flush,
+        );
         let handle = std::thread::Builder::new()
             .name("capsight-writer".into())
             .spawn(move || writer.run(receiver))
@@ -112,6 +145,8 @@ impl Engine {
             snapshot,
             commands,
             writer: Mutex::new(Some(handle)),
+            changes,
+            audit,
         })
     }
 
@@ -184,6 +219,68 @@ impl Engine {
     /// Erases a person, every assessment about them and their id everywhere else.
     pub async fn delete_person(&self, id: PersonId) -> Result<ErasureReport> {
         self.write(move |w| w.delete_person(&id)).await
+    }
+
+    /// A receiver that sees the snapshot version each time a new snapshot is published;
+    /// streams use it to re-check what they depend on (e.g. their token).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// Creates a token for `grant`; returns the bearer string (shown once) and listing.
+    pub async fn create_token(
+        &self,
+        grant: Grant,
+        description: Text,
+        ttl_ms: Option<i64>,
+    ) -> Result<(String, TokenInfo)> {
+        self.write(move |w| w.create_token(grant, description, ttl_ms))
+            .await
+    }
+
+    /// Creates the first admin token if no token exists yet; returns its bearer string.
+    pub async fn ensure_admin_token(&self) -> Result<Option<String>> {
+        self.write(Writer::ensure_admin_token).await
+    }
+
+    /// Revokes a token.
+    pub async fn revoke_token(&self, id: TokenId) -> Result<TokenInfo> {
+        self.write(move |w| w.revoke_token(&id)).await
+    }
+
+    /// Appends an audit event. It becomes durable with the writer's next group commit,
+    /// without the caller waiting for it: reads do not pay an fsync each.
+    pub async fn record_audit(&self, event: AuditEvent) {
+        if self.enqueue(move |w| w.append_audit(event)).await.is_err() {
+            tracing::warn!("audit event not recorded: the writer has stopped");
+        }
+    }
+
+    /// A page of audit events, newest first.
+    pub async fn audit_page(
+        &self,
+        filter: AuditFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEvent>, Option<u64>)> {
+        let reader = self.audit.clone();
+        tokio::task::spawn_blocking(move || reader.page(&filter, before, limit))
+            .await
+            .map_err(|e| Error::Internal(format!("audit read panicked: {e}")))?
+    }
+
+    /// Everything held about one person.
+    pub async fn export_person(&self, id: PersonId) -> Result<PersonExport> {
+        let export = self.write(move |w| w.export_person(&id)).await?;
+        let reader = self.audit.clone();
+        let subject = export.person.id.to_string();
+        let count = tokio::task::spawn_blocking(move || reader.count_subject(&subject))
+            .await
+            .map_err(|e| Error::Internal(format!("audit read panicked: {e}")))??;
+        Ok(PersonExport {
+            audit_event_count: count,
+            ..export
+        })
     }
 
     /// Flushes and stops the writer; later writes fail with `ShuttingDown`.

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{ErasureReport, IngestOutcome, Snapshot};
+use super::tokens::{self, TokenTable};
+use super::{ErasureReport, IngestOutcome, PersonExport, Snapshot};
 use crate::domain::{
-    Assessment, Directory, Person, PersonId, Rejection, RejectionKind, Role, Skill, Team,
+    AccessRole, Assessment, AuditEvent, Directory, FieldViolation, Grant, Person, PersonId,
+    Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -33,18 +35,24 @@ pub(crate) struct Writer {
     store: Store,
     directory: Arc<Directory>,
     per_person: Arc<HashMap<PersonId, u64>>,
+    tokens: Arc<TokenTable>,
     total: u64,
     version: u64,
-    dirty: bool,
+    /// Something was written to sled since the last flush.
+    staged: bool,
+    /// Something visible to readers changed since the last publication.
+    changed: bool,
     poisoned: bool,
     ack_before_flush: bool,
     published: Arc<ArcSwap<Snapshot>>,
+    notify: watch::Sender<u64>,
 }
 
 impl Writer {
     pub(super) fn new(
         store: Store,
         published: Arc<ArcSwap<Snapshot>>,
+        notify: watch::Sender<u64>,
         ack_before_flush: bool,
     ) -> Self {
         let current = published.load_full();
@@ -55,12 +63,15 @@ impl Writer {
             store,
             directory: Arc::clone(&current.directory),
             per_person: Arc::clone(&current.assessments_per_person),
+            tokens: Arc::clone(&current.tokens),
             total: current.assessment_total,
             version: current.version,
-            dirty: false,
+            staged: false,
+            changed: false,
             poisoned: false,
             ack_before_flush,
             published,
+            notify,
         }
     }
 
@@ -100,13 +111,14 @@ impl Writer {
             replies.into_iter().for_each(|reply| reply(Ok(())));
             return;
         }
-        let durable = if self.dirty {
+        let durable = if self.staged {
             self.store.flush()
         } else {
             Ok(())
         };
         match durable {
             Ok(()) => {
+                self.staged = false;
                 self.publish();
                 replies.into_iter().for_each(|reply| reply(Ok(())));
             }
@@ -121,17 +133,25 @@ impl Writer {
     }
 
     fn publish(&mut self) {
-        if !self.dirty {
+        if !self.changed {
             return;
         }
-        self.dirty = false;
+        self.changed = false;
         self.version += 1;
         self.published.store(Arc::new(Snapshot {
             version: self.version,
             directory: Arc::clone(&self.directory),
             assessments_per_person: Arc::clone(&self.per_person),
             assessment_total: self.total,
+            tokens: Arc::clone(&self.tokens),
         }));
+        self.notify.send_replace(self.version);
+    }
+
+    /// Marks a change that must be flushed and then published.
+    fn touch(&mut self) {
+        self.staged = true;
+        self.changed = true;
     }
 
     pub(super) fn guard(&self) -> Result<()> {
@@ -151,7 +171,7 @@ impl Writer {
         self.store.put_skills(&skills)?;
         let count = skills.len();
         Arc::make_mut(&mut self.directory).upsert_skills(skills);
-        self.dirty = true;
+        self.touch();
         Ok(count)
     }
 
@@ -160,7 +180,7 @@ impl Writer {
         self.store.put_roles(&roles)?;
         let count = roles.len();
         Arc::make_mut(&mut self.directory).upsert_roles(roles);
-        self.dirty = true;
+        self.touch();
         Ok(count)
     }
 
@@ -169,7 +189,7 @@ impl Writer {
         self.store.put_teams(&teams)?;
         let count = teams.len();
         Arc::make_mut(&mut self.directory).upsert_teams(teams);
-        self.dirty = true;
+        self.touch();
         Ok(count)
     }
 
@@ -178,7 +198,7 @@ impl Writer {
         self.store.put_people(&people)?;
         let count = people.len();
         Arc::make_mut(&mut self.directory).upsert_people(people);
-        self.dirty = true;
+        self.touch();
         Ok(count)
     }
 
@@ -221,7 +241,7 @@ impl Writer {
                 *per_person.entry(valid[p].person.clone()).or_default() += 1;
             }
             self.total += u64::from(outcome.accepted);
-            self.dirty = true;
+            self.touch();
         }
         Ok(outcome)
     }
@@ -233,9 +253,13 @@ impl Writer {
             .ok_or(Error::NotFound { kind: "person" })?;
         let counts = self.store.erase_person(&erasure)?;
         Arc::make_mut(&mut self.directory).apply_erasure(&erasure);
+        let table = Arc::make_mut(&mut self.tokens);
+        for token in counts.revoked_tokens {
+            table.insert(token);
+        }
         Arc::make_mut(&mut self.per_person).remove(id);
         self.total -= counts.assessments_erased;
-        self.dirty = true;
+        self.touch();
         Ok(ErasureReport {
             assessments_erased: counts.assessments_erased,
             assessor_references_cleared: counts.assessor_references_cleared,
@@ -244,7 +268,79 @@ impl Writer {
     }
 }
 
-fn reject_if_any(violations: Vec<crate::domain::FieldViolation>) -> Result<()> {
+impl Writer {
+    pub(super) fn create_token(
+        &mut self,
+        grant: Grant,
+        description: Text,
+        ttl_ms: Option<i64>,
+    ) -> Result<(String, TokenInfo)> {
+        reject_if_any(grant.check(&self.directory))?;
+        let (bearer, stored) = tokens::mint(grant, description, Timestamp::now(), ttl_ms);
+        self.store.put_token(&stored)?;
+        let info = stored.info.clone();
+        Arc::make_mut(&mut self.tokens).insert(stored);
+        self.touch();
+        Ok((bearer, info))
+    }
+
+    pub(super) fn ensure_admin_token(&mut self) -> Result<Option<String>> {
+        if !self.tokens.is_empty() {
+            return Ok(None);
+        }
+        let grant = Grant::parse(AccessRole::Admin, Vec::new(), None)
+            .map_err(|v| Error::Internal(v.reason))?;
+        let description = Text::long("first admin token, created at first start")
+            .map_err(|v| Error::Internal(v.reason))?;
+        self.create_token(grant, description, None)
+            .map(|(bearer, _)| Some(bearer))
+    }
+
+    pub(super) fn revoke_token(&mut self, id: &TokenId) -> Result<TokenInfo> {
+        let mut stored = self
+            .tokens
+            .stored(id.as_str())
+            .cloned()
+            .ok_or(Error::NotFound { kind: "token" })?;
+        stored.info.revoked_at.get_or_insert(Timestamp::now());
+        self.store.put_token(&stored)?;
+        let info = stored.info.clone();
+        Arc::make_mut(&mut self.tokens).insert(stored);
+        self.touch();
+        Ok(info)
+    }
+
+    pub(super) fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
+        self.store.append_audit(std::slice::from_mut(&mut event))?;
+        self.staged = true;
+        Ok(())
+    }
+
+    pub(super) fn export_person(&mut self, id: &PersonId) -> Result<PersonExport> {
+        let person = self
+            .directory
+            .person(id.as_str())
+            .cloned()
+            .ok_or(Error::NotFound { kind: "person" })?;
+        let (assessments_about, assessments_by) = self.store.assessments_of(id.as_str())?;
+        let managed_teams = self
+            .directory
+            .teams()
+            .values()
+            .filter(|t| t.manager.as_ref() == Some(id))
+            .cloned()
+            .collect();
+        Ok(PersonExport {
+            person,
+            assessments_about,
+            assessments_by,
+            managed_teams,
+            audit_event_count: 0,
+        })
+    }
+}
+
+fn reject_if_any(violations: Vec<FieldViolation>) -> Result<()> {
     if violations.is_empty() {
         Ok(())
     } else {

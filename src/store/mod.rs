@@ -11,6 +11,8 @@
 //! | `teams`       | team id                      | `TeamRecord`                           |
 //! | `people`      | person id                    | `PersonRecord`                         |
 //! | `assessments` | batch sequence, u64 BE       | `BatchRecord`: the items one write accepted |
+//! | `tokens`      | token id                     | `TokenRecord` (SHA-256 of the secret, never the secret) |
+//! | `audit`       | event sequence, u64 BE       | `AuditRecord`                          |
 //!
 //! Values are a format byte followed by a prost message (see `records`).
 //!
@@ -29,11 +31,14 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::domain::{Assessment, Directory, Erasure, Person, PersonId, Role, Skill, Team};
+use crate::domain::{
+    Assessment, AuditEvent, Directory, Erasure, Person, PersonId, Role, Skill, Team, Timestamp,
+    TokenId, TokenInfo,
+};
 use crate::error::{Error, Result};
 use records::{
-    AssessmentRecord, BatchRecord, PersonRecord, RoleRecord, SkillRecord, TeamRecord, decode,
-    encode,
+    AssessmentRecord, AuditRecord, BatchRecord, PersonRecord, RoleRecord, SkillRecord, TeamRecord,
+    TokenRecord, decode, encode,
 };
 
 /// Layout version this build reads and writes.
@@ -70,13 +75,106 @@ pub struct AppendOutcome {
     pub conflicts: Vec<usize>,
 }
 
-/// What erasure removed from the assessment log.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What erasure removed from the assessment log, and the tokens it revoked.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ErasureCounts {
     /// Assessments about the person.
     pub assessments_erased: u64,
     /// Assessments by the person whose assessor was cleared.
     pub assessor_references_cleared: u64,
+    /// Tokens bound to the person, now revoked and unbound.
+    pub revoked_tokens: Vec<StoredToken>,
+}
+
+/// A token as stored: its listing and the SHA-256 hash of its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The listing.
+    pub info: TokenInfo,
+    /// SHA-256 of the secret.
+    pub secret_hash: [u8; 32],
+}
+
+/// What `Store::open` found.
+pub struct Opened {
+    /// The store, ready for writes.
+    pub store: Store,
+    /// Skills, roles, teams and people.
+    pub directory: Directory,
+    /// Every token, active or not.
+    pub tokens: Vec<StoredToken>,
+}
+
+/// Which audit events a page holds.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only this token's events.
+    pub token: Option<TokenId>,
+    /// Only this rpc's events.
+    pub rpc: Option<String>,
+    /// Only events naming this subject.
+    pub subject: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+}
+
+impl AuditFilter {
+    fn matches(&self, record: &AuditEvent) -> bool {
+        self.token
+            .as_ref()
+            .is_none_or(|t| record.token.as_ref() == Some(t))
+            && self.rpc.as_ref().is_none_or(|r| *r == record.rpc)
+            && self
+                .subject
+                .as_ref()
+                .is_none_or(|s| record.subjects.contains(s))
+            && self.since.is_none_or(|since| record.at >= since)
+    }
+}
+
+/// Read access to the audit log from any thread (sled trees are thread-safe).
+#[derive(Clone)]
+pub struct AuditReader {
+    tree: sled::Tree,
+}
+
+impl AuditReader {
+    /// Up to `limit` events matching `filter`, newest first, older than sequence
+    /// `before` if given; and the sequence to continue from, if more may match.
+    pub fn page(
+        &self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEvent>, Option<u64>)> {
+        let end = before.map_or(std::ops::Bound::Unbounded, |b| {
+            std::ops::Bound::Excluded(b.to_be_bytes())
+        });
+        let mut events = Vec::new();
+        for entry in self.tree.range((std::ops::Bound::Unbounded, end)).rev() {
+            let (key, value) = entry?;
+            let sequence = seq_of(&key, "audit")?;
+            let event = decode::<AuditRecord>("audit", &value)?.into_domain(sequence)?;
+            if !filter.matches(&event) {
+                continue;
+            }
+            if events.len() == limit {
+                return Ok((events, Some(sequence + 1)));
+            }
+            events.push(event);
+        }
+        Ok((events, None))
+    }
+
+    /// Number of events naming `subject`.
+    pub fn count_subject(&self, subject: &str) -> Result<u64> {
+        let mut count = 0;
+        for value in self.tree.iter().values() {
+            let record: AuditRecord = decode("audit", &value?)?;
+            count += u64::from(record.subjects.iter().any(|s| s == subject));
+        }
+        Ok(count)
+    }
 }
 
 /// One stored key and value, with the name of its tree.
@@ -90,11 +188,14 @@ pub struct Store {
     teams: sled::Tree,
     people: sled::Tree,
     assessments: sled::Tree,
+    tokens: sled::Tree,
+    audit: sled::Tree,
     /// 128-bit hash of each stored assessment id → content fingerprint. A collision
     /// needs ~2^64 ids, far beyond any organisation.
     ids: HashMap<u128, u64>,
     batches_by_person: HashMap<PersonId, Vec<u64>>,
     next_batch: u64,
+    next_audit: u64,
 }
 
 fn id_key(id: &str) -> u128 {
@@ -109,7 +210,7 @@ impl Store {
         dir: &Path,
         options: &StoreOptions,
         mut visit: impl FnMut(Assessment),
-    ) -> Result<(Self, Directory)> {
+    ) -> Result<Opened> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
@@ -127,15 +228,31 @@ impl Store {
             teams: db.open_tree("teams")?,
             people: db.open_tree("people")?,
             assessments: db.open_tree("assessments")?,
+            tokens: db.open_tree("tokens")?,
+            audit: db.open_tree("audit")?,
             db,
             ids: HashMap::new(),
             batches_by_person: HashMap::new(),
             next_batch: 0,
+            next_audit: 0,
         };
         store.check_schema()?;
         let directory = store.load_directory()?;
         store.load_assessments(&mut visit)?;
-        Ok((store, directory))
+        let tokens = store
+            .tokens
+            .iter()
+            .values()
+            .map(|v| decode::<TokenRecord>("tokens", &v?)?.into_domain())
+            .collect::<Result<Vec<_>>>()?;
+        if let Some((key, _)) = store.audit.last()? {
+            store.next_audit = seq_of(&key, "audit")? + 1;
+        }
+        Ok(Opened {
+            store,
+            directory,
+            tokens,
+        })
     }
 
     fn check_schema(&self) -> Result<()> {
@@ -148,6 +265,8 @@ impl Store {
                     &self.teams,
                     &self.people,
                     &self.assessments,
+                    &self.tokens,
+                    &self.audit,
                 ];
                 if trees.iter().any(|t| !t.is_empty()) {
                     return Err(Error::DataDir(
@@ -208,7 +327,7 @@ impl Store {
     fn load_assessments(&mut self, visit: &mut impl FnMut(Assessment)) -> Result<()> {
         for entry in self.assessments.iter() {
             let (key, value) = entry?;
-            let seq = batch_seq(&key)?;
+            let seq = seq_of(&key, "assessments")?;
             let batch: BatchRecord = decode("assessments", &value)?;
             for record in &batch.items {
                 let assessment = record.to_domain()?;
@@ -316,11 +435,97 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Stages a token (durable after `flush`).
+    pub fn put_token(&self, token: &StoredToken) -> Result<()> {
+        self.tokens.insert(
+            token.info.id.as_str().as_bytes(),
+            encode(&TokenRecord::from(token)),
+        )?;
+        Ok(())
+    }
+
+    /// Stages audit events, assigning their sequence numbers (durable after `flush`).
+    pub fn append_audit(&mut self, events: &mut [AuditEvent]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for event in events.iter_mut() {
+            event.sequence = self.next_audit;
+            self.next_audit += 1;
+            batch.insert(
+                &event.sequence.to_be_bytes(),
+                encode(&AuditRecord::from(&*event)),
+            );
+        }
+        self.audit.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// A read handle on the audit log.
+    pub fn audit_reader(&self) -> AuditReader {
+        AuditReader {
+            tree: self.audit.clone(),
+        }
+    }
+
+    /// Every assessment about `person` and every assessment they made, reading only the
+    /// batches that mention them.
+    pub fn assessments_of(&self, person: &str) -> Result<(Vec<Assessment>, Vec<Assessment>)> {
+        let (mut about, mut by) = (Vec::new(), Vec::new());
+        for seq in self.batches_by_person.get(person).into_iter().flatten() {
+            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
+                continue;
+            };
+            let batch: BatchRecord = decode("assessments", &bytes)?;
+            for record in &batch.items {
+                if record.person_id == person {
+                    about.push(record.to_domain()?);
+                } else if record.assessor_id == person {
+                    by.push(record.to_domain()?);
+                }
+            }
+        }
+        Ok((about, by))
+    }
+
+    /// Replaces `person` by a tombstone in every audit event and revokes and unbinds the
+    /// tokens bound to them, returning those tokens. Runs before the erasure
+    /// transaction: should the process die in between, the person is merely
+    /// over-redacted, and the erasure, never acknowledged, is retried by the client.
+    fn tombstone(&self, person: &str, now: Timestamp) -> Result<Vec<StoredToken>> {
+        for entry in self.audit.iter() {
+            let (key, value) = entry?;
+            let mut record: AuditRecord = decode("audit", &value)?;
+            if record.subjects.iter().any(|s| s == person) {
+                for subject in record.subjects.iter_mut().filter(|s| *s == person) {
+                    AuditEvent::ERASED.clone_into(subject);
+                }
+                self.audit.insert(key, encode(&record))?;
+            }
+        }
+        let mut revoked = Vec::new();
+        for value in self.tokens.iter().values() {
+            let mut token = decode::<TokenRecord>("tokens", &value?)?.into_domain()?;
+            if token
+                .info
+                .grant
+                .person
+                .as_ref()
+                .is_some_and(|p| p.as_str() == person)
+            {
+                token.info.grant.person = None;
+                token.info.revoked_at.get_or_insert(now);
+                self.put_token(&token)?;
+                revoked.push(token);
+            }
+        }
+        Ok(revoked)
+    }
+
     /// Atomically removes a person's record, every assessment about them, their id from
     /// assessments they made, and writes the teams they no longer manage (durable after
     /// `flush`).
     pub fn erase_person(&mut self, erasure: &Erasure) -> Result<ErasureCounts> {
         let id = erasure.person.id.as_str();
+        let revoked_tokens = self.tombstone(id, Timestamp::now())?;
         let batches = self.batches_by_person.get(id).cloned().unwrap_or_default();
         let teams: Vec<(&str, Vec<u8>)> = erasure
             .unmanaged_teams
@@ -370,6 +575,7 @@ impl Store {
         Ok(ErasureCounts {
             assessments_erased: erased_ids.len() as u64,
             assessor_references_cleared: cleared,
+            revoked_tokens,
         })
     }
 
@@ -399,10 +605,10 @@ impl Store {
     }
 }
 
-fn batch_seq(key: &[u8]) -> Result<u64> {
+fn seq_of(key: &[u8], tree: &str) -> Result<u64> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| Error::Corrupt {
-        tree: "assessments".into(),
-        detail: "batch key is not 8 bytes".into(),
+        tree: tree.into(),
+        detail: "sequence key is not 8 bytes".into(),
     })?;
     Ok(u64::from_be_bytes(bytes))
 }

@@ -4,10 +4,11 @@
 
 use prost::Message;
 
+use super::StoredToken;
 use crate::domain::{
-    Assessment, AssessmentId, Availability, FieldViolation, Indicator, Level, Person, PersonId,
-    Requirement, Role, RoleId, Skill, SkillCategory, SkillId, Source, Team, TeamId, Text,
-    Timestamp, Weight,
+    AccessRole, Assessment, AssessmentId, AuditEvent, Availability, FieldViolation, Grant,
+    Indicator, Level, Person, PersonId, Requirement, Role, RoleId, Skill, SkillCategory, SkillId,
+    Source, Team, TeamId, Text, Timestamp, TokenId, TokenInfo, Weight,
 };
 use crate::error::Error;
 
@@ -395,5 +396,147 @@ mod tests {
             AssessmentRecord::new(&a).fingerprint,
             AssessmentRecord::new(&b).fingerprint
         );
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(super) struct TokenRecord {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(uint32, tag = "2")]
+    role: u32,
+    #[prost(string, repeated, tag = "3")]
+    team_ids: Vec<String>,
+    #[prost(string, tag = "4")]
+    person_id: String,
+    #[prost(string, tag = "5")]
+    description: String,
+    #[prost(int64, tag = "6")]
+    created_at_ms: i64,
+    /// 0 when the token does not expire.
+    #[prost(int64, tag = "7")]
+    expires_at_ms: i64,
+    /// 0 when the token is not revoked.
+    #[prost(int64, tag = "8")]
+    revoked_at_ms: i64,
+    #[prost(bytes = "vec", tag = "9")]
+    secret_hash: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(super) struct AuditRecord {
+    #[prost(int64, tag = "1")]
+    at_ms: i64,
+    #[prost(string, tag = "2")]
+    token_id: String,
+    #[prost(uint32, tag = "3")]
+    role: u32,
+    #[prost(string, tag = "4")]
+    rpc: String,
+    #[prost(string, repeated, tag = "5")]
+    pub(super) subjects: Vec<String>,
+    #[prost(string, tag = "6")]
+    outcome: String,
+}
+
+fn millis_or_none(ms: i64) -> Option<Timestamp> {
+    (ms != 0).then(|| Timestamp::from_unix_millis(ms))
+}
+
+impl From<&StoredToken> for TokenRecord {
+    fn from(token: &StoredToken) -> Self {
+        let info = &token.info;
+        Self {
+            id: info.id.to_string(),
+            role: u32::from(info.grant.role.code()),
+            team_ids: info.grant.teams.iter().map(ToString::to_string).collect(),
+            person_id: info
+                .grant
+                .person
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            description: info.description.as_str().to_owned(),
+            created_at_ms: info.created_at.unix_millis(),
+            expires_at_ms: info.expires_at.map_or(0, Timestamp::unix_millis),
+            revoked_at_ms: info.revoked_at.map_or(0, Timestamp::unix_millis),
+            secret_hash: token.secret_hash.to_vec(),
+        }
+    }
+}
+
+impl TokenRecord {
+    pub(super) fn into_domain(self) -> Result<StoredToken, Error> {
+        let bad = invalid("tokens");
+        let role = u8::try_from(self.role)
+            .ok()
+            .and_then(AccessRole::from_code)
+            .ok_or_else(|| corrupt("tokens", "unknown role"))?;
+        let teams = self
+            .team_ids
+            .iter()
+            .map(|t| TeamId::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&bad)?;
+        let person = optional(&self.person_id)
+            .map(PersonId::parse)
+            .transpose()
+            .map_err(&bad)?;
+        let secret_hash: [u8; 32] = self
+            .secret_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("tokens", "secret hash is not 32 bytes"))?;
+        // An erased person's token keeps its role but loses the binding; it is revoked.
+        let grant = Grant {
+            role,
+            teams,
+            person,
+        };
+        Ok(StoredToken {
+            info: TokenInfo {
+                id: TokenId::parse(&self.id).map_err(&bad)?,
+                grant,
+                description: Text::long(&self.description).map_err(&bad)?,
+                created_at: Timestamp::from_unix_millis(self.created_at_ms),
+                expires_at: millis_or_none(self.expires_at_ms),
+                revoked_at: millis_or_none(self.revoked_at_ms),
+            },
+            secret_hash,
+        })
+    }
+}
+
+impl From<&AuditEvent> for AuditRecord {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            at_ms: event.at.unix_millis(),
+            token_id: event
+                .token
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            role: event.role.map_or(0, |r| u32::from(r.code())),
+            rpc: event.rpc.clone(),
+            subjects: event.subjects.clone(),
+            outcome: event.outcome.clone(),
+        }
+    }
+}
+
+impl AuditRecord {
+    pub(super) fn into_domain(self, sequence: u64) -> Result<AuditEvent, Error> {
+        Ok(AuditEvent {
+            sequence,
+            at: Timestamp::from_unix_millis(self.at_ms),
+            token: optional(&self.token_id)
+                .map(TokenId::parse)
+                .transpose()
+                .map_err(invalid("audit"))?,
+            role: u8::try_from(self.role).ok().and_then(AccessRole::from_code),
+            rpc: self.rpc,
+            subjects: self.subjects,
+            outcome: self.outcome,
+        })
     }
 }

@@ -3,19 +3,46 @@
 use std::path::PathBuf;
 use std::sync::Once;
 
+use capsight::api::BearerToken;
 use capsight::api::pb;
+use capsight::api::pb::access_service_client::AccessServiceClient;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use capsight::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// A running server and clients connected to it.
+/// A channel that sends a bearer token with every call.
+pub type Authed = InterceptedService<Channel, BearerToken>;
+
+/// Clients of every capsight service, all using one token.
+#[derive(Clone)]
+pub struct Clients {
+    pub directory: DirectoryServiceClient<Authed>,
+    pub ingest: IngestServiceClient<Authed>,
+    pub access: AccessServiceClient<Authed>,
+}
+
+impl Clients {
+    pub fn new(channel: &Channel, token: &str) -> Self {
+        let auth = BearerToken::new(token).expect("ascii token");
+        Self {
+            directory: DirectoryServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            ingest: IngestServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            access: AccessServiceClient::with_interceptor(channel.clone(), auth),
+        }
+    }
+}
+
+/// A running server and clients connected to it with the admin token.
 pub struct TestApp {
-    pub directory: DirectoryServiceClient<Channel>,
-    pub ingest: IngestServiceClient<Channel>,
+    pub directory: DirectoryServiceClient<Authed>,
+    pub ingest: IngestServiceClient<Authed>,
+    pub access: AccessServiceClient<Authed>,
+    pub admin_token: String,
     pub channel: Channel,
     pub address: String,
     pub data_dir: PathBuf,
@@ -56,9 +83,13 @@ impl TestApp {
             let _ = stopped.await;
         }));
         let channel = connect(&address).await;
+        let admin_token = read_admin_token(&data_dir).await;
+        let clients = Clients::new(&channel, &admin_token);
         Self {
-            directory: DirectoryServiceClient::new(channel.clone()),
-            ingest: IngestServiceClient::new(channel.clone()),
+            directory: clients.directory,
+            ingest: clients.ingest,
+            access: clients.access,
+            admin_token,
             channel,
             address,
             data_dir,
@@ -88,6 +119,43 @@ impl TestApp {
         app._temp = temp;
         app
     }
+}
+
+impl TestApp {
+    /// Clients using `token`.
+    pub fn clients(&self, token: &str) -> Clients {
+        Clients::new(&self.channel, token)
+    }
+
+    /// Creates a token with `role`, scoped to `teams` or bound to `person`.
+    pub async fn token(&mut self, role: pb::AccessRole, teams: &[&str], person: &str) -> String {
+        self.access
+            .create_token(pb::CreateTokenRequest {
+                role: role.into(),
+                team_ids: teams.iter().map(|t| (*t).to_owned()).collect(),
+                person_id: person.into(),
+                description: format!("test {role:?}"),
+                ttl_seconds: 0,
+            })
+            .await
+            .expect("create token")
+            .into_inner()
+            .token
+    }
+}
+
+/// The admin token the server writes on first start.
+async fn read_admin_token(data_dir: &std::path::Path) -> String {
+    let path = data_dir.join(capsight::server::ADMIN_TOKEN_FILE);
+    for _ in 0..250 {
+        if let Ok(token) = std::fs::read_to_string(&path) {
+            if !token.trim().is_empty() {
+                return token.trim().to_owned();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no admin token at {}", path.display())
 }
 
 async fn connect(address: &str) -> Channel {

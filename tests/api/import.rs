@@ -25,14 +25,14 @@ async fn a_demo_export_imports_completely_and_a_rerun_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     import::write_org_csv(&org, dir.path()).unwrap();
 
-    let first = import::run(&app.address, &files(dir.path()), 500)
+    let first = import::run(&app.address, &app.admin_token, &files(dir.path()), 500)
         .await
         .unwrap();
     assert!(first.problems.is_empty(), "{first}");
     assert_eq!(first.people, 60);
     assert_eq!(first.assessments_accepted as usize, org.assessments.len());
 
-    let second = import::run(&app.address, &files(dir.path()), 500)
+    let second = import::run(&app.address, &app.admin_token, &files(dir.path()), 500)
         .await
         .unwrap();
     assert_eq!(second.assessments_accepted, 0);
@@ -81,7 +81,7 @@ async fn problems_name_the_file_line_and_column() {
     lines[4] = cells.join(",");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
 
-    let report = import::run(&app.address, &files(dir.path()), 100)
+    let report = import::run(&app.address, &app.admin_token, &files(dir.path()), 100)
         .await
         .unwrap();
     let found: Vec<(u64, String)> = report
@@ -109,7 +109,7 @@ async fn problems_name_the_file_line_and_column() {
         .unwrap()
         .replacen(",team-", ",no-team-", 1);
     std::fs::write(&people, text).unwrap();
-    let report = import::run(&app.address, &files(dir.path()), 100)
+    let report = import::run(&app.address, &app.admin_token, &files(dir.path()), 100)
         .await
         .unwrap();
     let first = &report.problems[0];

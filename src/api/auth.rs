@@ -1,0 +1,319 @@
+//! Authentication and authorisation. A tower layer in front of every service checks the
+//! bearer token and admits the call by its method path against `RULES` — deny by
+//! default, so an rpc without a rule cannot be called by anyone — then hands the handler
+//! a `Caller`. Handlers apply the subject-dependent part (is this person in the
+//! caller's scope?) and record audit events through `Caller::audit`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::{Request, Status};
+
+use crate::domain::{
+    AccessRole, AuditEvent, Directory, Grant, Person, PersonId, Scope, Timestamp, TokenId,
+};
+use crate::engine::{AuthFailure, Engine};
+use crate::error::Error;
+
+use AccessRole::{Admin, Analyst, Ingest, Manager, Person as PersonRole, Planner};
+
+const WRITERS: &[AccessRole] = &[Admin, Ingest];
+const MODEL_READERS: &[AccessRole] = &[Admin, Manager, Planner, Analyst, PersonRole];
+const PERSON_READERS: &[AccessRole] = &[Admin, Manager, Planner, PersonRole];
+const SCOPED_READERS: &[AccessRole] = &[Admin, Manager, Planner];
+const ADMIN_ONLY: &[AccessRole] = &[Admin];
+const SUBJECT_OR_ADMIN: &[AccessRole] = &[Admin, PersonRole];
+
+/// Which roles may call each rpc. Subject scope is checked by the handler.
+pub const RULES: &[(&str, &[AccessRole])] = &[
+    ("/capsight.v1.DirectoryService/UpsertSkills", WRITERS),
+    ("/capsight.v1.DirectoryService/UpsertRoles", WRITERS),
+    ("/capsight.v1.DirectoryService/UpsertTeams", WRITERS),
+    ("/capsight.v1.DirectoryService/UpsertPeople", WRITERS),
+    ("/capsight.v1.DirectoryService/GetPerson", PERSON_READERS),
+    ("/capsight.v1.DirectoryService/ListSkills", MODEL_READERS),
+    ("/capsight.v1.DirectoryService/ListRoles", MODEL_READERS),
+    ("/capsight.v1.DirectoryService/ListTeams", MODEL_READERS),
+    ("/capsight.v1.DirectoryService/ListPeople", SCOPED_READERS),
+    ("/capsight.v1.DirectoryService/DeletePerson", ADMIN_ONLY),
+    (
+        "/capsight.v1.DirectoryService/ExportPerson",
+        SUBJECT_OR_ADMIN,
+    ),
+    ("/capsight.v1.IngestService/RecordAssessments", WRITERS),
+    ("/capsight.v1.IngestService/StreamAssessments", WRITERS),
+    ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
+    ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
+    ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),
+    ("/capsight.v1.AccessService/ListAuditEvents", ADMIN_ONLY),
+];
+
+/// Services any client may call without a token (health checks, reflection).
+const PUBLIC_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+/// Paths of capsight's own services: unknown ones here are denied, not passed on.
+const OWN_PREFIX: &str = "/capsight.";
+
+/// Who is calling: the token and what it grants.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Token id.
+    pub token: TokenId,
+    /// Role and scope.
+    pub grant: Grant,
+    /// Full rpc path.
+    pub rpc: &'static str,
+}
+
+impl Caller {
+    /// The caller of a request admitted by the layer.
+    pub fn of<T>(request: &Request<T>) -> Result<Self, Error> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or(Error::Unauthenticated("no authenticated caller"))
+    }
+
+    /// The person-level data the caller may read in `directory`.
+    pub fn scope(&self, directory: &Directory) -> Scope {
+        self.grant.person_scope(directory)
+    }
+
+    /// The person `id`, if the caller may read it. Outside the scope the answer is
+    /// PERMISSION_DENIED whether or not the person exists; only callers who could see
+    /// everyone learn NOT_FOUND.
+    pub fn readable_person<'a>(
+        &self,
+        directory: &'a Directory,
+        id: &PersonId,
+    ) -> Result<&'a Person, Error> {
+        let scope = self.scope(directory);
+        match directory.person(id.as_str()) {
+            Some(person) if scope.covers_person(person) => Ok(person),
+            None if scope == Scope::Everything => Err(Error::NotFound { kind: "person" }),
+            _ => Err(Error::PermissionDenied),
+        }
+    }
+
+    /// Records an audit event for this call, with `subjects` and the call's outcome.
+    pub async fn audit<T>(
+        &self,
+        engine: &Engine,
+        subjects: Vec<String>,
+        outcome: &Result<T, Status>,
+    ) {
+        engine
+            .record_audit(AuditEvent {
+                sequence: 0,
+                at: Timestamp::now(),
+                token: Some(self.token.clone()),
+                role: Some(self.grant.role),
+                rpc: self.rpc.to_owned(),
+                subjects,
+                outcome: code_name(outcome.as_ref().err().map_or(tonic::Code::Ok, Status::code)),
+            })
+            .await;
+    }
+}
+
+/// The canonical upper-case name of a status code ("PERMISSION_DENIED").
+pub fn code_name(code: tonic::Code) -> String {
+    let camel = format!("{code:?}");
+    let mut name = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// The layer that authenticates and admits every call.
+#[derive(Clone)]
+pub struct AuthLayer {
+    engine: Arc<Engine>,
+}
+
+impl AuthLayer {
+    /// A layer checking tokens against `engine`'s token table.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for AuthLayer {
+    type Service = Authenticated<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticated {
+            inner,
+            engine: Arc::clone(&self.engine),
+        }
+    }
+}
+
+/// A service behind `AuthLayer`.
+#[derive(Clone)]
+pub struct Authenticated<S> {
+    inner: S,
+    engine: Arc<Engine>,
+}
+
+enum Decision {
+    Pass,
+    Admit(Caller),
+    Deny(Status, Option<(TokenId, AccessRole)>, String),
+}
+
+fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
+    if PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        return Decision::Pass;
+    }
+    let rule = RULES.iter().find(|(rpc, _)| *rpc == path);
+    if rule.is_none() && !path.starts_with(OWN_PREFIX) {
+        // Not ours: let the router answer UNIMPLEMENTED.
+        return Decision::Pass;
+    }
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(bearer) = bearer else {
+        return Decision::Deny(
+            Status::unauthenticated("missing `authorization: Bearer <token>` metadata"),
+            None,
+            path.to_owned(),
+        );
+    };
+    let snapshot = engine.snapshot();
+    let info = match snapshot.tokens.authenticate(bearer, Timestamp::now()) {
+        Ok(info) => info,
+        Err(failure) => {
+            let reason = match failure {
+                AuthFailure::Malformed => "malformed token",
+                AuthFailure::Unknown => "unknown token",
+                AuthFailure::Revoked => "token revoked",
+                AuthFailure::Expired => "token expired",
+            };
+            return Decision::Deny(Status::unauthenticated(reason), None, path.to_owned());
+        }
+    };
+    match rule {
+        Some((rpc, roles)) if roles.contains(&info.grant.role) => Decision::Admit(Caller {
+            token: info.id.clone(),
+            grant: info.grant.clone(),
+            rpc,
+        }),
+        Some(_) => Decision::Deny(
+            Status::permission_denied("permission denied"),
+            Some((info.id.clone(), info.grant.role)),
+            path.to_owned(),
+        ),
+        None => {
+            tracing::error!(rpc = path, "capsight rpc without an access rule; denied");
+            Decision::Deny(
+                Status::permission_denied("permission denied"),
+                Some((info.id.clone(), info.grant.role)),
+                path.to_owned(),
+            )
+        }
+    }
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for Authenticated<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone is ready only after poll_ready; call the instance that was polled.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        match decide(&self.engine, request.uri().path(), request.headers()) {
+            Decision::Pass => Box::pin(inner.call(request)),
+            Decision::Admit(caller) => {
+                request.extensions_mut().insert(caller);
+                Box::pin(inner.call(request))
+            }
+            Decision::Deny(status, token, rpc) => {
+                let engine = Arc::clone(&self.engine);
+                let outcome = code_name(status.code());
+                tokio::spawn(async move {
+                    engine
+                        .record_audit(AuditEvent {
+                            sequence: 0,
+                            at: Timestamp::now(),
+                            token: token.as_ref().map(|(id, _)| id.clone()),
+                            role: token.map(|(_, role)| role),
+                            rpc,
+                            subjects: Vec::new(),
+                            outcome,
+                        })
+                        .await;
+                });
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        }
+    }
+}
+
+/// A client interceptor adding `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct BearerToken(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl BearerToken {
+    /// The interceptor for `token`; fails if the token is not printable ASCII.
+    pub fn new(token: &str) -> Result<Self, tonic::metadata::errors::InvalidMetadataValue> {
+        format!("Bearer {}", token.trim()).parse().map(Self)
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_the_canonical_ones() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(
+            code_name(tonic::Code::PermissionDenied),
+            "PERMISSION_DENIED"
+        );
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn every_rule_names_a_capsight_rpc_once() {
+        let mut paths: Vec<&str> = RULES.iter().map(|(p, _)| *p).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), RULES.len());
+        assert!(paths.iter().all(|p| p.starts_with(OWN_PREFIX)));
+    }
+}
