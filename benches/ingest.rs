@@ -8,12 +8,17 @@
 
 use std::time::{Duration, Instant};
 
+use capsight::api::BearerToken;
 use capsight::api::pb;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use capsight::server::{self, ServerConfig};
 use tokio_stream::StreamExt;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// A channel that sends the admin token with every call.
+type Authed = InterceptedService<Channel, BearerToken>;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -54,7 +59,7 @@ fn batches(total: usize, batch: usize) -> Vec<pb::StreamAssessmentsRequest> {
         .collect()
 }
 
-async fn seed(channel: Channel) {
+async fn seed(channel: Authed) {
     let mut d = DirectoryServiceClient::new(channel);
     let skills = (0..SKILLS)
         .map(|s| pb::Skill {
@@ -128,6 +133,15 @@ async fn run_once(durable: bool, requests: Vec<pb::StreamAssessmentsRequest>, to
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
+    let token_file = data_dir.join(capsight::server::ADMIN_TOKEN_FILE);
+    let token = loop {
+        // Written at start-up, before serving; the TCP connect can win that race.
+        match std::fs::read_to_string(&token_file) {
+            Ok(token) if !token.trim().is_empty() => break token,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let channel = InterceptedService::new(channel, BearerToken::new(&token).expect("ascii"));
     seed(channel.clone()).await;
     let mut ingest = IngestServiceClient::new(channel)
         .max_decoding_message_size(64 << 20)

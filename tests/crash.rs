@@ -9,6 +9,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use capsight::api::BearerToken;
 use capsight::api::pb;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
@@ -19,13 +20,17 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// A channel that sends the admin token with every call.
+type Authed = InterceptedService<Channel, BearerToken>;
 
 const BATCH: usize = 250;
 
 struct Child_ {
     process: Child,
-    channel: Channel,
+    channel: Authed,
 }
 
 /// Starts `capsight serve` on a free port and connects to it.
@@ -69,10 +74,13 @@ async fn start(data_dir: &std::path::Path, unsafe_ack: bool) -> Child_ {
         .connect()
         .await
         .expect("connect");
+    let token = std::fs::read_to_string(data_dir.join(capsight::server::ADMIN_TOKEN_FILE))
+        .expect("admin token written before serving");
+    let channel = InterceptedService::new(channel, BearerToken::new(&token).expect("ascii"));
     Child_ { process, channel }
 }
 
-async fn seed_org(channel: Channel) {
+async fn seed_org(channel: Authed) {
     let mut directory = DirectoryServiceClient::new(channel);
     directory
         .upsert_skills(pb::UpsertSkillsRequest {
@@ -136,7 +144,7 @@ fn assessment(id: String) -> pb::Assessment {
 }
 
 /// Streams batches until the server dies; returns the ids of acknowledged items.
-async fn stream_until_killed(channel: Channel, cycle: usize) -> Vec<String> {
+async fn stream_until_killed(channel: Authed, cycle: usize) -> Vec<String> {
     let mut ingest = IngestServiceClient::new(channel);
     let (sender, receiver) = mpsc::channel(8);
     tokio::spawn(async move {
@@ -169,7 +177,7 @@ async fn stream_until_killed(channel: Channel, cycle: usize) -> Vec<String> {
 }
 
 /// Re-sends `acked`; returns how many the server accepted as new (i.e. had lost).
-async fn lost(channel: Channel, acked: &[String]) -> usize {
+async fn lost(channel: Authed, acked: &[String]) -> usize {
     let mut ingest = IngestServiceClient::new(channel);
     let mut lost = 0;
     for chunk in acked.chunks(5_000) {

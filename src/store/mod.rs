@@ -445,17 +445,17 @@ impl Store {
     }
 
     /// Stages audit events, assigning their sequence numbers (durable after `flush`).
+    /// Plain inserts, not a sled batch: events need no cross-key atomicity, and a batch
+    /// would make sled seal and write out its IO buffer on every call.
     pub fn append_audit(&mut self, events: &mut [AuditEvent]) -> Result<()> {
-        let mut batch = sled::Batch::default();
         for event in events.iter_mut() {
             event.sequence = self.next_audit;
-            self.next_audit += 1;
-            batch.insert(
-                &event.sequence.to_be_bytes(),
+            self.audit.insert(
+                event.sequence.to_be_bytes(),
                 encode(&AuditRecord::from(&*event)),
-            );
+            )?;
+            self.next_audit += 1;
         }
-        self.audit.apply_batch(batch)?;
         Ok(())
     }
 
