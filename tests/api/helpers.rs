@@ -148,10 +148,10 @@ impl TestApp {
 async fn read_admin_token(data_dir: &std::path::Path) -> String {
     let path = data_dir.join(capsight::server::ADMIN_TOKEN_FILE);
     for _ in 0..250 {
-        if let Ok(token) = std::fs::read_to_string(&path) {
-            if !token.trim().is_empty() {
-                return token.trim().to_owned();
-            }
+        if let Ok(token) = std::fs::read_to_string(&path)
+            && !token.trim().is_empty()
+        {
+            return token.trim().to_owned();
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server on 127.0.0.1:0 with a temporary data
 //! directory and talks to it through the generated clients. `TEST_LOG=1` shows logs.
 
+mod access;
 mod directory;
 mod helpers;
 mod import;

@@ -1,0 +1,678 @@
+//! Authorisation and token tests. The rpc × role × scope matrix is checked against the
+//! service descriptors, so an rpc added without a rule (server side) or a case (here)
+//! fails the test.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use capsight::api::pb;
+use capsight::api::pb::AccessRole;
+use prost::Message;
+use tokio_stream::StreamExt;
+use tonic::{Code, Status};
+
+use crate::helpers::{Clients, TestApp, assessment, person, seed_org, skill};
+
+type Call = Box<
+    dyn Fn(Clients, Clients, String) -> Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// How one rpc is called and who may call it.
+struct Case {
+    rpc: &'static str,
+    allowed: &'static [AccessRole],
+    /// Whether manager, planner and person callers are limited to their scope.
+    scoped: bool,
+    call: Call,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+macro_rules! case {
+    ($rpc:expr, $allowed:expr, $scoped:expr, |$me:ident, $admin:ident, $subject:ident| $body:expr) => {
+        Case {
+            rpc: $rpc,
+            allowed: $allowed,
+            scoped: $scoped,
+            call: Box::new(move |$me: Clients, $admin: Clients, $subject: String| {
+                let _ = &$admin;
+                Box::pin(async move { $body.map(|_| ()) })
+            }),
+        }
+    };
+}
+
+use AccessRole::{Admin, Analyst, Ingest, Manager, Person, Planner};
+const WRITERS: &[AccessRole] = &[Admin, Ingest];
+const MODEL_READERS: &[AccessRole] = &[Admin, Manager, Planner, Analyst, Person];
+
+fn cases() -> Vec<Case> {
+    vec![
+        case!(
+            "/capsight.v1.DirectoryService/UpsertSkills",
+            WRITERS,
+            false,
+            |me, admin, _s| {
+                me.directory
+                    .clone()
+                    .upsert_skills(pb::UpsertSkillsRequest {
+                        skills: vec![skill("rust")],
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/UpsertRoles",
+            WRITERS,
+            false,
+            |me, admin, _s| {
+                me.directory
+                    .clone()
+                    .upsert_roles(pb::UpsertRolesRequest {
+                        roles: vec![crate::helpers::role("dev", &["rust", "sql"])],
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/UpsertTeams",
+            WRITERS,
+            false,
+            |me, admin, _s| {
+                me.directory
+                    .clone()
+                    .upsert_teams(pb::UpsertTeamsRequest {
+                        teams: vec![crate::helpers::team("sales", "org")],
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/UpsertPeople",
+            WRITERS,
+            false,
+            |me, admin, _s| {
+                me.directory
+                    .clone()
+                    .upsert_people(pb::UpsertPeopleRequest {
+                        people: vec![person(&unique("new"), "sales")],
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/GetPerson",
+            &[Admin, Manager, Planner, Person],
+            true,
+            |me, admin, subject| {
+                me.directory
+                    .clone()
+                    .get_person(pb::GetPersonRequest { person_id: subject })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/ListSkills",
+            MODEL_READERS,
+            false,
+            |me, admin, _s| {
+                me.directory
+                    .clone()
+                    .list_skills(pb::ListSkillsRequest::default())
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/ListRoles",
+            MODEL_READERS,
+            false,
+            |me, admin, _s| {
+                me.directory
+                    .clone()
+                    .list_roles(pb::ListRolesRequest::default())
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/ListTeams",
+            MODEL_READERS,
+            false,
+            |me, admin, _s| {
+                me.directory
+                    .clone()
+                    .list_teams(pb::ListTeamsRequest::default())
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/ListPeople",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let team = if subject == "alice" {
+                    "backend"
+                } else {
+                    "sales"
+                };
+                me.directory
+                    .clone()
+                    .list_people(pb::ListPeopleRequest {
+                        subtree_team_id: team.into(),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/DeletePerson",
+            &[Admin],
+            false,
+            |me, admin, _s| {
+                let victim = unique("victim");
+                admin
+                    .directory
+                    .clone()
+                    .upsert_people(pb::UpsertPeopleRequest {
+                        people: vec![person(&victim, "sales")],
+                    })
+                    .await?;
+                me.directory
+                    .clone()
+                    .delete_person(pb::DeletePersonRequest { person_id: victim })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.DirectoryService/ExportPerson",
+            &[Admin, Person],
+            true,
+            |me, admin, subject| {
+                me.directory
+                    .clone()
+                    .export_person(pb::ExportPersonRequest { person_id: subject })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.IngestService/RecordAssessments",
+            WRITERS,
+            false,
+            |me, admin, subject| {
+                let item = assessment(&unique("m"), &subject, "rust", 3.0);
+                me.ingest
+                    .clone()
+                    .record_assessments(pb::RecordAssessmentsRequest {
+                        assessments: vec![item],
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.IngestService/StreamAssessments",
+            WRITERS,
+            false,
+            |me, admin, subject| {
+                let batch = pb::StreamAssessmentsRequest {
+                    sequence: 1,
+                    assessments: vec![assessment(&unique("m"), &subject, "rust", 3.0)],
+                };
+                let mut acks = me
+                    .ingest
+                    .clone()
+                    .stream_assessments(tokio_stream::iter([batch]))
+                    .await?
+                    .into_inner();
+                acks.next().await.transpose().map(|_| ())
+            }
+        ),
+        case!(
+            "/capsight.v1.AccessService/CreateToken",
+            &[Admin],
+            false,
+            |me, admin, _s| {
+                me.access
+                    .clone()
+                    .create_token(pb::CreateTokenRequest {
+                        role: Analyst.into(),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.AccessService/RevokeToken",
+            &[Admin],
+            false,
+            |me, admin, _s| {
+                let created = admin
+                    .access
+                    .clone()
+                    .create_token(pb::CreateTokenRequest {
+                        role: Analyst.into(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                let token_id = created.info.unwrap_or_default().token_id;
+                me.access
+                    .clone()
+                    .revoke_token(pb::RevokeTokenRequest { token_id })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.AccessService/ListTokens",
+            &[Admin],
+            false,
+            |me, admin, _s| {
+                me.access
+                    .clone()
+                    .list_tokens(pb::ListTokensRequest::default())
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.AccessService/ListAuditEvents",
+            &[Admin],
+            false,
+            |me, admin, _s| {
+                me.access
+                    .clone()
+                    .list_audit_events(pb::ListAuditEventsRequest::default())
+                    .await
+            }
+        ),
+    ]
+}
+
+/// Every rpc of every capsight service, from the descriptors the server is built from.
+fn described_rpcs() -> BTreeSet<String> {
+    let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("descriptors");
+    set.file
+        .iter()
+        .flat_map(|file| {
+            file.service.iter().flat_map(move |service| {
+                service.method.iter().map(move |method| {
+                    format!("/{}.{}/{}", file.package(), service.name(), method.name())
+                })
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_described_rpc_has_a_server_rule_and_a_test_case() {
+    let described = described_rpcs();
+    let ruled: BTreeSet<String> = capsight::api::auth::RULES
+        .iter()
+        .map(|(p, _)| (*p).to_owned())
+        .collect();
+    let tested: BTreeSet<String> = cases().iter().map(|c| c.rpc.to_owned()).collect();
+    assert_eq!(ruled, described, "server access rules vs described rpcs");
+    assert_eq!(tested, described, "test cases vs described rpcs");
+}
+
+fn assert_reveals_nothing(status: &Status, what: &str) {
+    assert_eq!(status.message(), "permission denied", "{what}");
+    assert!(
+        status.details().is_empty(),
+        "{what}: denial carries details"
+    );
+}
+
+#[tokio::test]
+async fn every_rpc_answers_every_role_in_and_out_of_scope_as_the_rules_say() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let tokens = [
+        (Admin, app.admin_token.clone()),
+        (Ingest, app.token(Ingest, &[], "").await),
+        (Manager, app.token(Manager, &["eng"], "").await),
+        (Planner, app.token(Planner, &["eng"], "").await),
+        (Analyst, app.token(Analyst, &[], "").await),
+        (Person, app.token(Person, &[], "alice").await),
+    ];
+    let admin = app.clients(&app.admin_token);
+    let mut checked = 0;
+    for case in cases() {
+        for (role, token) in &tokens {
+            // In scope: alice (backend, under eng). Out of scope: dan (sales) for teams,
+            // bob for the person bound to alice.
+            let out = if *role == Person { "bob" } else { "dan" };
+            for (subject, in_scope) in [("alice", true), (out, false)] {
+                let result =
+                    (case.call)(app.clients(token), admin.clone(), subject.to_owned()).await;
+                let what = format!("{} as {role:?} on {subject}", case.rpc);
+                let limited = case.scoped && matches!(role, Manager | Planner | Person);
+                if !case.allowed.contains(role) || (limited && !in_scope) {
+                    let status = result.expect_err(&what);
+                    assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
+                    assert_reveals_nothing(&status, &what);
+                } else {
+                    result.unwrap_or_else(|s| panic!("{what}: {s:?}"));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, described_rpcs().len() * 6 * 2);
+}
+
+#[tokio::test]
+async fn an_out_of_scope_id_is_denied_whether_or_not_it_exists() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let manager = app.token(Manager, &["eng"], "").await;
+    let mut clients = app.clients(&manager);
+    for id in ["dan", "no-such-person"] {
+        let status = clients
+            .directory
+            .get_person(pb::GetPersonRequest {
+                person_id: id.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{id}");
+    }
+    let status = clients
+        .directory
+        .list_people(pb::ListPeopleRequest {
+            subtree_team_id: "no-such-team".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // Unfiltered, a manager lists exactly their scope.
+    let people = clients
+        .directory
+        .list_people(pb::ListPeopleRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .people;
+    let ids: Vec<_> = people.into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, ["alice", "bob", "carol"]);
+}
+
+#[tokio::test]
+async fn missing_malformed_unknown_revoked_and_expired_tokens_are_unauthenticated() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let get = || pb::GetPersonRequest {
+        person_id: "alice".into(),
+    };
+
+    let mut bare = pb::directory_service_client::DirectoryServiceClient::new(app.channel.clone());
+    assert_eq!(
+        bare.get_person(get()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    let unknown = format!("cs_{}_{}", "0".repeat(16), "0".repeat(64));
+    for token in ["not-a-token", "cs_abc_def", unknown.as_str()] {
+        let status = app
+            .clients(token)
+            .directory
+            .get_person(get())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{token}");
+    }
+
+    let manager = app.token(Manager, &["eng"], "").await;
+    let mut clients = app.clients(&manager);
+    assert!(clients.directory.get_person(get()).await.is_ok());
+    let listed = app
+        .access
+        .list_tokens(pb::ListTokensRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = listed
+        .tokens
+        .iter()
+        .find(|t| t.role == Manager as i32)
+        .unwrap()
+        .token_id
+        .clone();
+    app.access
+        .revoke_token(pb::RevokeTokenRequest { token_id: id })
+        .await
+        .unwrap();
+    assert_eq!(
+        clients
+            .directory
+            .get_person(get())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    let short = app
+        .access
+        .create_token(pb::CreateTokenRequest {
+            role: Manager.into(),
+            team_ids: vec!["eng".into()],
+            ttl_seconds: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(short.info.unwrap().expires_at.is_some());
+    let mut expiring = app.clients(&short.token);
+    assert!(expiring.directory.get_person(get()).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(
+        expiring
+            .directory
+            .get_person(get())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    // Health and reflection stay open without a token.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    assert!(
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn tokens_with_a_scope_their_role_cannot_have_or_unknown_teams_are_rejected() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let create = |role: AccessRole, teams: &[&str], person: &str| pb::CreateTokenRequest {
+        role: role.into(),
+        team_ids: teams.iter().map(|t| (*t).to_owned()).collect(),
+        person_id: person.into(),
+        ..Default::default()
+    };
+    for (request, field) in [
+        (create(Manager, &[], ""), "team_ids"),
+        (create(Manager, &["atlantis"], ""), "team_ids[0]"),
+        (create(Person, &[], ""), "person_id"),
+        (create(Person, &[], "nobody"), "person_id"),
+        (create(Analyst, &["eng"], ""), "team_ids"),
+        (create(AccessRole::Unspecified, &[], ""), "role"),
+    ] {
+        let status = app.access.create_token(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(crate::helpers::violations(&status)[0].0, field);
+    }
+}
+
+#[tokio::test]
+async fn an_open_ingest_stream_ends_when_its_token_is_revoked() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let ingest = app.token(Ingest, &[], "").await;
+    let (batches, outbound) = tokio::sync::mpsc::channel(4);
+    let mut acks = app
+        .clients(&ingest)
+        .ingest
+        .stream_assessments(tokio_stream::wrappers::ReceiverStream::new(outbound))
+        .await
+        .unwrap()
+        .into_inner();
+    let batch = pb::StreamAssessmentsRequest {
+        sequence: 1,
+        assessments: vec![assessment("r1", "alice", "rust", 3.0)],
+    };
+    batches.send(batch).await.unwrap();
+    assert_eq!(acks.message().await.unwrap().unwrap().accepted, 1);
+
+    let listed = app
+        .access
+        .list_tokens(pb::ListTokensRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = listed
+        .tokens
+        .iter()
+        .find(|t| t.role == Ingest as i32)
+        .unwrap()
+        .token_id
+        .clone();
+    app.access
+        .revoke_token(pb::RevokeTokenRequest { token_id: id })
+        .await
+        .unwrap();
+
+    // The client sends nothing more; the server ends the stream on its own.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), acks.message())
+        .await
+        .expect("stream ended in time");
+    assert_eq!(ended.unwrap_err().code(), Code::Unauthenticated);
+    drop(batches);
+}
+
+#[tokio::test]
+async fn writes_and_person_reads_are_audited_without_scores_and_erasure_tombstones_them() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let bob_token = app.token(Person, &[], "bob").await;
+    let manager = app.token(Manager, &["sales"], "").await;
+    app.ingest
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: vec![assessment("x1", "bob", "rust", 4.5)],
+        })
+        .await
+        .unwrap();
+    app.clients(&bob_token)
+        .directory
+        .get_person(pb::GetPersonRequest {
+            person_id: "bob".into(),
+        })
+        .await
+        .unwrap();
+    let denied = app
+        .clients(&manager)
+        .directory
+        .get_person(pb::GetPersonRequest {
+            person_id: "bob".into(),
+        })
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+
+    let about_bob = |app: &mut TestApp, subject: &str| {
+        let mut access = app.access.clone();
+        let request = pb::ListAuditEventsRequest {
+            subject_id: subject.into(),
+            ..Default::default()
+        };
+        async move {
+            access
+                .list_audit_events(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .events
+        }
+    };
+    // The audit trail becomes durable with the writer's next group commit; give it one.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let events = about_bob(&mut app, "bob").await;
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.rpc.rsplit('/').next().unwrap(), e.outcome.as_str()))
+        .collect();
+    assert!(seen.contains(&("RecordAssessments", "OK")), "{seen:?}");
+    assert!(seen.contains(&("GetPerson", "OK")), "{seen:?}");
+    assert!(
+        seen.contains(&("GetPerson", "PERMISSION_DENIED")),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&("UpsertPeople", "OK")), "{seen:?}");
+    assert!(
+        events.windows(2).all(|w| w[0].sequence > w[1].sequence),
+        "newest first"
+    );
+    for event in &events {
+        let text = format!("{event:?}");
+        assert!(
+            !text.contains("4.5"),
+            "an audit event carries a score: {text}"
+        );
+    }
+
+    let exported = app
+        .directory
+        .export_person(pb::ExportPersonRequest {
+            person_id: "bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(exported.assessments_about.len(), 1);
+    assert_eq!(exported.audit_event_count, events.len() as u64);
+
+    app.directory
+        .delete_person(pb::DeletePersonRequest {
+            person_id: "bob".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        about_bob(&mut app, "bob").await.is_empty(),
+        "erasure leaves the id in the audit trail"
+    );
+    assert!(about_bob(&mut app, "erased").await.len() >= events.len());
+    let status = app
+        .clients(&bob_token)
+        .directory
+        .get_person(pb::GetPersonRequest {
+            person_id: "bob".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "the erased person's token is revoked"
+    );
+    let tokens = app
+        .access
+        .list_tokens(pb::ListTokensRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens;
+    assert!(tokens.iter().all(|t| t.person_id != "bob"));
+}
