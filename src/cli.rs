@@ -192,6 +192,12 @@ struct ServeArgs {
     /// sled page-cache size, in MiB.
     #[arg(long, env = "CAPSIGHT_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
+    /// PEM certificate chain to serve TLS with (needs --tls-key).
+    #[arg(long, env = "CAPSIGHT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key to serve TLS with (needs --tls-cert).
+    #[arg(long, env = "CAPSIGHT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// TEST ONLY: acknowledge writes before they are flushed and disable background
     /// flushing (loses acknowledged data on a crash).
     #[arg(long, hide = true)]
@@ -290,6 +296,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
                 ..StoreOptions::default()
             },
             ack_before_flush: args.unsafe_ack_before_flush,
+        },
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(server::TlsFiles { cert, key }),
+            _ => None,
         },
     };
     server::run(listener, config, shutdown_signal())

@@ -36,6 +36,17 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Engine and store options.
     pub engine: EngineOptions,
+    /// PEM certificate chain and private key; serve TLS when set.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the server's TLS certificate chain and key are (PEM).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
 }
 
 impl ServerConfig {
@@ -48,6 +59,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             engine: EngineOptions::default(),
+            tls: None,
         }
     }
 }
@@ -65,12 +77,6 @@ pub async fn run(
     if let Some(token) = engine.ensure_admin_token().await? {
         write_admin_token(&config.data_dir, &token)?;
     }
-    let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
-    tracing::info!(
-        token_file = %token_file.display(),
-        "admin token file; try: grpcurl -plaintext -H \"authorization: Bearer $(cat {})\" ADDR list",
-        token_file.display()
-    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -117,8 +123,24 @@ pub async fn run(
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(address = %local, "capsight serving");
+    let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
+    let scheme = if config.tls.is_some() {
+        ""
+    } else {
+        "-plaintext "
+    };
+    tracing::info!(
+        "query with the admin token: grpcurl {scheme}-H \"authorization: Bearer $(cat {})\" {local} list",
+        token_file.display()
+    );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let serve = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder
+            .tls_config(tls_config(tls)?)
+            .map_err(|e| Error::DataDir(format!("TLS: {e}")))?;
+    }
+    let serve = builder
         .timeout(config.request_timeout)
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .initial_stream_window_size(Some(2 * 1024 * 1024))
@@ -160,6 +182,15 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+fn tls_config(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .map_err(|e| Error::DataDir(format!("cannot read {}: {e}", path.display())))
+    };
+    let identity = tonic::transport::Identity::from_pem(read(&files.cert)?, read(&files.key)?);
+    Ok(tonic::transport::ServerTlsConfig::new().identity(identity))
 }
 
 /// Name of the file, inside the data directory, holding the first admin token.

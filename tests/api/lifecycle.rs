@@ -366,3 +366,61 @@ async fn a_message_over_the_size_limit_is_refused_and_nothing_is_written() {
         .into_inner();
     assert_eq!(alice.assessment_count, 0);
 }
+
+#[tokio::test]
+async fn the_server_speaks_tls_when_given_a_certificate() {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let temp = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (temp.path().join("cert.pem"), temp.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut config = ServerConfig::new(temp.path().join("data"));
+    config.tls = Some(capsight::server::TlsFiles {
+        cert: cert_path,
+        key: key_path,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(capsight::server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(cert.cert.pem()))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // A plaintext client cannot talk to it.
+    let plain = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(plain) = plain {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(plain);
+        assert!(
+            health
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .is_err()
+        );
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
