@@ -3,6 +3,7 @@
 //! → analytics, and results flow back through `api`'s conversions.
 //!
 //! - [`domain`]: plain, valid-by-construction types and the org tree.
+//! - [`analytics`]: pure functions: effective proficiency, calibration.
 //! - [`store`]: sled trees, record encoding, durable batched writes, erasure.
 //! - [`engine`]: the live snapshot, the single writer and its group commit.
 //! - [`api`]: generated protobuf code, conversions, error mapping, gRPC services.
@@ -11,6 +12,7 @@
 //! - [`import`]: CSV import, a client of a running server.
 //! - [`cli`]: the command-line interface.
 
+pub mod analytics;
 pub mod api;
 pub mod cli;
 pub mod demo;
