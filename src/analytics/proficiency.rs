@@ -147,6 +147,64 @@ impl ProficiencyModel {
     }
 }
 
+/// Reference time of `CellStats` weights (2025-01-01T00:00:00Z): recent, so that the
+/// exponent `(t − ref) / half_life` stays small for any realistic assessment date.
+const REFERENCE_MS: i64 = 1_735_689_600_000;
+
+/// Running sums of one (person, skill) cell from which `effective_level` can be had
+/// without rescanning its evidence. Decay multiplies every weight of a cell by the same
+/// factor `0.5^((as_of − ref) / half_life)`, which cancels in the mean and variance and
+/// only scales the total weight: so each piece of evidence adds
+/// `a = trust · 2^((t − ref) / half_life)` to `S0`, `a·s` to `S1` and `a·s²` to `S2`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CellStats {
+    s0: f64,
+    s1: f64,
+    s2: f64,
+    count: u32,
+    last: Option<Timestamp>,
+}
+
+impl CellStats {
+    /// Adds one piece of evidence.
+    pub fn add(&mut self, model: &ProficiencyModel, evidence: &Evidence) {
+        let days = (evidence.at.unix_millis() - REFERENCE_MS) as f64 / DAY_MS;
+        let a = f64::from(model.trust(evidence.source))
+            * 2f64.powf(days / f64::from(model.half_life_days));
+        let score = f64::from(evidence.score);
+        self.s0 += a;
+        self.s1 += a * score;
+        self.s2 += a * score * score;
+        self.count += 1;
+        self.last = self.last.max(Some(evidence.at));
+    }
+
+    /// Pieces of evidence added.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The effective proficiency as of `as_of`, which must not be before the latest
+    /// evidence (for past dates use `effective_level` on the evidence itself).
+    pub fn proficiency(&self, model: &ProficiencyModel, as_of: Timestamp) -> Option<Proficiency> {
+        let last_assessed = self.last?;
+        if self.s0 <= 0.0 {
+            return None;
+        }
+        let level = self.s1 / self.s0;
+        let variance = (self.s2 / self.s0 - level * level).max(0.0);
+        let days = (as_of.unix_millis() - REFERENCE_MS) as f64 / DAY_MS;
+        let total = self.s0 * 0.5f64.powf(days / f64::from(model.half_life_days));
+        let confidence = (1.0 - (-total).exp()) / (1.0 + variance);
+        Some(Proficiency {
+            level: level.clamp(0.0, 5.0) as f32,
+            confidence: confidence.clamp(0.0, 1.0) as f32,
+            evidence: self.count,
+            last_assessed,
+        })
+    }
+}
+
 /// Mean of the self-rating gaps of many pairs (a person, a team, the organisation), with
 /// the number of pairs it rests on; `None` when no pair has both kinds of evidence.
 pub fn calibration(gaps: impl IntoIterator<Item = f32>) -> Option<(f32, usize)> {
@@ -280,6 +338,21 @@ mod tests {
             prop_assert!((0.0..=5.0).contains(&p.level));
             prop_assert!((0.0..=1.0).contains(&p.confidence));
             prop_assert_eq!(p.evidence as usize, items.len());
+        }
+
+        #[test]
+        fn running_sums_agree_with_the_direct_formula(
+            items in prop::collection::vec(evidence(), 1..30)
+        ) {
+            let model = ProficiencyModel::default();
+            let mut stats = CellStats::default();
+            items.iter().for_each(|e| stats.add(&model, e));
+            let direct = model.effective_level(&items, now()).unwrap();
+            let running = stats.proficiency(&model, now()).unwrap();
+            prop_assert!((direct.level - running.level).abs() < 1e-3, "{direct:?} {running:?}");
+            prop_assert!((direct.confidence - running.confidence).abs() < 1e-3, "{direct:?} {running:?}");
+            prop_assert_eq!(direct.evidence, running.evidence);
+            prop_assert_eq!(direct.last_assessed, running.last_assessed);
         }
 
         #[test]

@@ -155,11 +155,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             .map(|person| {
                 Response::new(pb::GetPersonResponse {
                     person: Some(person.into()),
-                    assessment_count: snapshot
-                        .assessments_per_person
-                        .get(&id)
-                        .copied()
-                        .unwrap_or(0),
+                    assessment_count: snapshot.capability.evidence_count(&id),
                 })
             })
             .map_err(Status::from);

@@ -4,10 +4,10 @@
 //! commit), and only then publishes the next snapshot and acknowledges.
 //! Must never depend on tonic.
 
+mod capability;
 mod tokens;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -15,12 +15,14 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::analytics::proficiency::ProficiencyModel;
 use crate::domain::{
     Assessment, AuditEvent, Directory, Grant, Person, PersonId, Rejection, Role, Skill, Team, Text,
-    TokenId, TokenInfo,
+    Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
 use crate::store::{AuditFilter, AuditReader, Store, StoreOptions};
+pub use capability::{CapabilityBuilder, CapabilityIndex, PersonCapability, SkillAxis};
 pub use tokens::{AuthFailure, TokenTable};
 use writer::{Job, Writer};
 
@@ -31,8 +33,8 @@ pub struct Snapshot {
     pub version: u64,
     /// Competency model, org tree and people.
     pub directory: Arc<Directory>,
-    /// Number of assessments held about each person.
-    pub assessments_per_person: Arc<HashMap<PersonId, u64>>,
+    /// Effective proficiency of everyone, and the evidence behind it.
+    pub capability: CapabilityIndex,
     /// Number of assessments held in all.
     pub assessment_total: u64,
     /// Access tokens.
@@ -111,21 +113,27 @@ impl Engine {
     /// Opens the store in `dir`, builds the first snapshot and starts the writer thread.
     /// Blocking (it scans the store): call it from `spawn_blocking` inside a runtime.
     pub fn open(dir: &Path, options: &EngineOptions) -> Result<Self> {
-        let mut per_person: HashMap<PersonId, u64> = HashMap::new();
         let mut store_options = options.store.clone();
         if options.ack_before_flush {
             store_options.flush_every_ms = None;
         }
-        let opened = Store::open(dir, &store_options, |a| {
-            *per_person.entry(a.person).or_default() += 1;
+        let model = ProficiencyModel::default();
+        let axis_of = |d: &Directory| SkillAxis::new(d.skills().keys().cloned());
+        let mut builder: Option<CapabilityBuilder> = None;
+        let opened = Store::open(dir, &store_options, |directory, a| {
+            builder
+                .get_or_insert_with(|| CapabilityBuilder::new(model.clone(), axis_of(directory)))
+                .push(&a);
         })?;
+        let builder =
+            builder.unwrap_or_else(|| CapabilityBuilder::new(model, axis_of(&opened.directory)));
         let store = opened.store;
         let audit = store.audit_reader();
         let initial = Snapshot {
             version: 0,
             directory: Arc::new(opened.directory),
             assessment_total: store.assessment_count() as u64,
-            assessments_per_person: Arc::new(per_person),
+            capability: builder.finish(Timestamp::now()),
             tokens: Arc::new(TokenTable::new(opened.tokens)),
         };
         let snapshot = Arc::new(ArcSwap::from_pointee(initial));

@@ -3,7 +3,6 @@
 //! its writes is acknowledged or becomes visible (group commit). It is an OS thread,
 //! not a task, because sled's flush blocks on fsync.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -34,7 +33,7 @@ pub(super) enum Command {
 pub(crate) struct Writer {
     store: Store,
     directory: Arc<Directory>,
-    per_person: Arc<HashMap<PersonId, u64>>,
+    capability: super::CapabilityIndex,
     tokens: Arc<TokenTable>,
     total: u64,
     version: u64,
@@ -62,7 +61,7 @@ impl Writer {
         Self {
             store,
             directory: Arc::clone(&current.directory),
-            per_person: Arc::clone(&current.assessments_per_person),
+            capability: current.capability.clone(),
             tokens: Arc::clone(&current.tokens),
             total: current.assessment_total,
             version: current.version,
@@ -141,7 +140,7 @@ impl Writer {
         self.published.store(Arc::new(Snapshot {
             version: self.version,
             directory: Arc::clone(&self.directory),
-            assessments_per_person: Arc::clone(&self.per_person),
+            capability: self.capability.clone(),
             assessment_total: self.total,
             tokens: Arc::clone(&self.tokens),
         }));
@@ -171,6 +170,11 @@ impl Writer {
         self.store.put_skills(&skills)?;
         let count = skills.len();
         Arc::make_mut(&mut self.directory).upsert_skills(skills);
+        if self.directory.skills().len() != self.capability.axis().len() {
+            // New skills widen every row; rare, so a rebuild is fine.
+            let axis = super::SkillAxis::new(self.directory.skills().keys().cloned());
+            self.capability = self.capability.with_axis(axis, Timestamp::now());
+        }
         self.touch();
         Ok(count)
     }
@@ -236,10 +240,8 @@ impl Writer {
             }));
         outcome.rejections.sort_by_key(|r| r.index);
         if !appended.accepted.is_empty() {
-            let per_person = Arc::make_mut(&mut self.per_person);
-            for &p in &appended.accepted {
-                *per_person.entry(valid[p].person.clone()).or_default() += 1;
-            }
+            let accepted: Vec<&Assessment> = appended.accepted.iter().map(|&p| &valid[p]).collect();
+            self.capability.add(&accepted, Timestamp::now());
             self.total += u64::from(outcome.accepted);
             self.touch();
         }
@@ -257,7 +259,7 @@ impl Writer {
         for token in counts.revoked_tokens {
             table.insert(token);
         }
-        Arc::make_mut(&mut self.per_person).remove(id);
+        self.capability.remove(id);
         self.total -= counts.assessments_erased;
         self.touch();
         Ok(ErasureReport {

@@ -205,11 +205,12 @@ fn id_key(id: &str) -> u128 {
 impl Store {
     /// Opens (or creates) the store in `dir`, checks its schema version, rebuilds the
     /// in-memory indexes, and returns it with the directory. Every stored assessment is
-    /// passed to `visit` during the single scan of the log.
+    /// passed to `visit`, with the directory (already loaded), during the single scan of
+    /// the log.
     pub fn open(
         dir: &Path,
         options: &StoreOptions,
-        mut visit: impl FnMut(Assessment),
+        mut visit: impl FnMut(&Directory, Assessment),
     ) -> Result<Opened> {
         let db = sled::Config::new()
             .path(dir)
@@ -238,7 +239,7 @@ impl Store {
         };
         store.check_schema()?;
         let directory = store.load_directory()?;
-        store.load_assessments(&mut visit)?;
+        store.load_assessments(&mut |a| visit(&directory, a))?;
         let tokens = store
             .tokens
             .iter()
