@@ -1,4 +1,5 @@
 //! Pure functions over domain data: no I/O, no tonic, sled or tokio. Everything here is
 //! deterministic for its inputs, so it is unit- and property-tested directly.
 
+pub mod matrix;
 pub mod proficiency;
