@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/capsight/v1/directory.proto",
     "proto/capsight/v1/ingest.proto",
     "proto/capsight/v1/access.proto",
+    "proto/capsight/v1/capability.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

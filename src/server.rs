@@ -14,9 +14,10 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::pb::access_service_server::AccessServiceServer;
+use crate::api::pb::capability_service_server::CapabilityServiceServer;
 use crate::api::pb::directory_service_server::DirectoryServiceServer;
 use crate::api::pb::ingest_service_server::IngestServiceServer;
-use crate::api::{AccessApi, AuthLayer, DirectoryApi, IngestApi, pb};
+use crate::api::{AccessApi, AuthLayer, CapabilityApi, DirectoryApi, IngestApi, pb};
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
@@ -84,6 +85,9 @@ pub async fn run(
         .await;
     health.set_serving::<IngestServiceServer<IngestApi>>().await;
     health.set_serving::<AccessServiceServer<AccessApi>>().await;
+    health
+        .set_serving::<CapabilityServiceServer<CapabilityApi>>()
+        .await;
     let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
@@ -96,6 +100,11 @@ pub async fn run(
     let directory = DirectoryServiceServer::new(DirectoryApi::new(Arc::clone(&engine)))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let capability = CapabilityServiceServer::new(CapabilityApi::new(
+        Arc::clone(&engine),
+        streams_stopped.clone(),
+    ))
+    .max_encoding_message_size(limit);
     let ingest = IngestServiceServer::new(IngestApi::new(Arc::clone(&engine), streams_stopped))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -114,6 +123,9 @@ pub async fn run(
             .await;
         signal_health
             .set_not_serving::<AccessServiceServer<AccessApi>>()
+            .await;
+        signal_health
+            .set_not_serving::<CapabilityServiceServer<CapabilityApi>>()
             .await;
         let _ = stop_streams.send(true);
         let _ = signalled.send(());
@@ -152,6 +164,7 @@ pub async fn run(
         .add_service(directory)
         .add_service(ingest)
         .add_service(access)
+        .add_service(capability)
         .serve_with_incoming_shutdown(incoming, signal);
 
     let grace = config.shutdown_grace;

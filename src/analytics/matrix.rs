@@ -57,7 +57,10 @@ pub struct TeamSummary {
 }
 
 /// Readiness of one member against their role's requirements.
-pub fn readiness(levels: ndarray::ArrayView1<f32>, requirements: &[ColumnRequirement]) -> Option<f32> {
+pub fn readiness(
+    levels: ndarray::ArrayView1<f32>,
+    requirements: &[ColumnRequirement],
+) -> Option<f32> {
     let total: f32 = requirements.iter().map(|r| r.weight).sum();
     if requirements.is_empty() || total <= 0.0 {
         return None;
@@ -66,7 +69,11 @@ pub fn readiness(levels: ndarray::ArrayView1<f32>, requirements: &[ColumnRequire
         .iter()
         .map(|r| {
             let level = levels[r.column];
-            let share = if level.is_nan() || r.level <= 0.0 { f32::from(r.level <= 0.0) } else { (level / r.level).min(1.0) };
+            let share = if level.is_nan() || r.level <= 0.0 {
+                f32::from(r.level <= 0.0)
+            } else {
+                (level / r.level).min(1.0)
+            };
             r.weight * share
         })
         .sum();
@@ -75,11 +82,19 @@ pub fn readiness(levels: ndarray::ArrayView1<f32>, requirements: &[ColumnRequire
 
 /// Summarises a team: `levels` is members × skills, `requirements[m]` the requirements of
 /// member `m`'s role on the same columns.
-pub fn team_summary(levels: ArrayView2<f32>, requirements: &[Vec<ColumnRequirement>]) -> TeamSummary {
+pub fn team_summary(
+    levels: ArrayView2<f32>,
+    requirements: &[Vec<ColumnRequirement>],
+) -> TeamSummary {
     let (members, columns) = levels.dim();
     let mut skills = Vec::with_capacity(columns);
     for column in 0..columns {
-        let known: Vec<f32> = levels.column(column).iter().copied().filter(|l| !l.is_nan()).collect();
+        let known: Vec<f32> = levels
+            .column(column)
+            .iter()
+            .copied()
+            .filter(|l| !l.is_nan())
+            .collect();
         let mean = (!known.is_empty()).then(|| known.iter().sum::<f32>() / known.len() as f32);
         let max = known.iter().copied().reduce(f32::max);
         let proficient = known.iter().filter(|&&l| l >= Level::PROFICIENT).count() as u32;
@@ -87,7 +102,11 @@ pub fn team_summary(levels: ArrayView2<f32>, requirements: &[Vec<ColumnRequireme
             .iter()
             .enumerate()
             .take(members)
-            .flat_map(|(m, reqs)| reqs.iter().filter(|r| r.column == column).map(move |r| (m, r.level)))
+            .flat_map(|(m, reqs)| {
+                reqs.iter()
+                    .filter(|r| r.column == column)
+                    .map(move |r| (m, r.level))
+            })
             .collect();
         let required = own.iter().map(|(_, l)| *l).reduce(f32::max);
         let gap = required.map(|req| (req - max.unwrap_or(0.0)).max(0.0));
@@ -109,7 +128,12 @@ pub fn team_summary(levels: ArrayView2<f32>, requirements: &[Vec<ColumnRequireme
         });
     }
     let member_readiness: Vec<Option<f32>> = (0..members)
-        .map(|m| readiness(levels.row(m), requirements.get(m).map_or(&[], Vec::as_slice)))
+        .map(|m| {
+            readiness(
+                levels.row(m),
+                requirements.get(m).map_or(&[], Vec::as_slice),
+            )
+        })
         .collect();
     let ready: Vec<f32> = member_readiness.iter().flatten().copied().collect();
     let readiness = (!ready.is_empty()).then(|| ready.iter().sum::<f32>() / ready.len() as f32);
@@ -126,7 +150,11 @@ mod tests {
     use ndarray::array;
 
     fn req(column: usize, level: f32, weight: f32) -> ColumnRequirement {
-        ColumnRequirement { column, level, weight }
+        ColumnRequirement {
+            column,
+            level,
+            weight,
+        }
     }
 
     fn close(a: Option<f32>, b: f32) -> bool {
@@ -147,10 +175,17 @@ mod tests {
         assert!(close(rust.max, 4.0));
         assert_eq!((rust.known, rust.proficient), (3, 2), "bus factor 2");
         assert!(close(rust.required, 3.0) && close(rust.gap, 0.0));
-        assert_eq!(rust.members_below, 0, "member 2 is below but their role does not need rust");
+        assert_eq!(
+            rust.members_below, 0,
+            "member 2 is below but their role does not need rust"
+        );
 
         let sql = summary.skills[1];
-        assert_eq!((sql.known, sql.proficient), (2, 1), "bus factor 1: one person holds it");
+        assert_eq!(
+            (sql.known, sql.proficient),
+            (2, 1),
+            "bus factor 1: one person holds it"
+        );
         assert_eq!(sql.members_below, 2, "member 0 at 2.0 and member 1 unknown");
 
         let ux = summary.skills[2];
@@ -162,7 +197,10 @@ mod tests {
         assert!(close(summary.member_readiness[0], 8.0 / 9.0));
         assert!(close(summary.member_readiness[1], 2.0 / 3.0));
         assert!(close(summary.member_readiness[2], 0.5));
-        assert!(close(summary.readiness, (8.0 / 9.0 + 2.0 / 3.0 + 0.5) / 3.0));
+        assert!(close(
+            summary.readiness,
+            (8.0 / 9.0 + 2.0 / 3.0 + 0.5) / 3.0
+        ));
     }
 
     #[test]
@@ -172,7 +210,10 @@ mod tests {
         let s = summary.skills[0];
         assert_eq!((s.mean, s.max, s.known), (None, None, 0));
         assert!(close(s.gap, 3.0));
-        assert_eq!(summary.member_readiness[1], None, "no requirements, no readiness");
+        assert_eq!(
+            summary.member_readiness[1], None,
+            "no requirements, no readiness"
+        );
         assert!(close(summary.readiness, 0.0));
     }
 }

@@ -45,6 +45,14 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
     ),
     ("/capsight.v1.IngestService/RecordAssessments", WRITERS),
     ("/capsight.v1.IngestService/StreamAssessments", WRITERS),
+    (
+        "/capsight.v1.CapabilityService/GetTeamCapability",
+        SCOPED_READERS,
+    ),
+    (
+        "/capsight.v1.CapabilityService/WatchTeamCapability",
+        SCOPED_READERS,
+    ),
     ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),

@@ -5,6 +5,7 @@
 
 mod access;
 pub mod auth;
+mod capability;
 mod convert;
 mod directory;
 mod error;
@@ -13,6 +14,7 @@ mod page;
 
 pub use access::AccessApi;
 pub use auth::{AuthLayer, BearerToken, Caller};
+pub use capability::CapabilityApi;
 pub use directory::DirectoryApi;
 pub use ingest::IngestApi;
 

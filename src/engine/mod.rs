@@ -5,6 +5,7 @@
 //! Must never depend on tonic.
 
 mod capability;
+pub mod queries;
 mod tokens;
 mod writer;
 

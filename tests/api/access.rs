@@ -234,6 +234,47 @@ fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "/capsight.v1.CapabilityService/GetTeamCapability",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let team_id = if subject == "alice" {
+                    "backend"
+                } else {
+                    "sales"
+                };
+                me.capability
+                    .clone()
+                    .get_team_capability(pb::GetTeamCapabilityRequest {
+                        team_id: team_id.into(),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.CapabilityService/WatchTeamCapability",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let team_id = if subject == "alice" {
+                    "backend"
+                } else {
+                    "sales"
+                };
+                let mut updates = me
+                    .capability
+                    .clone()
+                    .watch_team_capability(pb::WatchTeamCapabilityRequest {
+                        team_id: team_id.into(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                updates.next().await.transpose().map(|_| ())
+            }
+        ),
+        case!(
             "/capsight.v1.AccessService/CreateToken",
             &[Admin],
             false,

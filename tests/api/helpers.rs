@@ -6,6 +6,7 @@ use std::sync::Once;
 use capsight::api::BearerToken;
 use capsight::api::pb;
 use capsight::api::pb::access_service_client::AccessServiceClient;
+use capsight::api::pb::capability_service_client::CapabilityServiceClient;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use capsight::server::{self, ServerConfig};
@@ -24,6 +25,7 @@ pub struct Clients {
     pub directory: DirectoryServiceClient<Authed>,
     pub ingest: IngestServiceClient<Authed>,
     pub access: AccessServiceClient<Authed>,
+    pub capability: CapabilityServiceClient<Authed>,
 }
 
 impl Clients {
@@ -32,7 +34,8 @@ impl Clients {
         Self {
             directory: DirectoryServiceClient::with_interceptor(channel.clone(), auth.clone()),
             ingest: IngestServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            access: AccessServiceClient::with_interceptor(channel.clone(), auth),
+            access: AccessServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            capability: CapabilityServiceClient::with_interceptor(channel.clone(), auth),
         }
     }
 }

@@ -218,6 +218,7 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
     let app = TestApp::spawn().await;
     let expected = [
         "capsight.v1.AccessService",
+        "capsight.v1.CapabilityService",
         "capsight.v1.DirectoryService",
         "capsight.v1.IngestService",
         "grpc.health.v1.Health",

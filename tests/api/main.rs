@@ -2,6 +2,7 @@
 //! directory and talks to it through the generated clients. `TEST_LOG=1` shows logs.
 
 mod access;
+mod capability;
 mod directory;
 mod helpers;
 mod import;
