@@ -53,6 +53,19 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
         "/capsight.v1.CapabilityService/WatchTeamCapability",
         SCOPED_READERS,
     ),
+    (
+        "/capsight.v1.CapabilityService/GetPersonProfile",
+        PERSON_READERS,
+    ),
+    (
+        "/capsight.v1.CapabilityService/GetPersonGaps",
+        PERSON_READERS,
+    ),
+    ("/capsight.v1.CapabilityService/FindExperts", SCOPED_READERS),
+    (
+        "/capsight.v1.CapabilityService/GetSkillRisks",
+        SCOPED_READERS,
+    ),
     ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),

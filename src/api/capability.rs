@@ -8,11 +8,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::convert::{required_id, timestamp_to_pb};
+use super::convert::{required_id, source_to_pb, timestamp_to_pb};
 use super::pb;
-use crate::domain::{Scope, SkillId, TeamId, Timestamp};
+use crate::domain::{FieldViolation, Level, PersonId, RoleId, Scope, SkillId, TeamId, Timestamp};
 use crate::engine::Engine;
-use crate::engine::queries::{TeamCapabilityView, team_capability};
+use crate::engine::queries::{
+    RiskKind, TeamCapabilityView, find_experts, person_gaps, person_profile, skill_risks,
+    team_capability,
+};
 use crate::error::{Error, Result};
 
 /// How long a watcher waits for more changes before sending, so a burst of writes
@@ -63,10 +66,7 @@ impl TeamQuery {
         caller: &Caller,
     ) -> Result<(pb::TeamCapability, Vec<String>)> {
         let snapshot = engine.snapshot();
-        let scope = caller.scope(&snapshot.directory);
-        if scope != Scope::Everything && !scope.covers_team(&self.team) {
-            return Err(Error::PermissionDenied);
-        }
+        check_team(&caller.scope(&snapshot.directory), &self.team)?;
         let view = team_capability(
             &snapshot,
             &self.team,
@@ -76,6 +76,20 @@ impl TeamQuery {
         )?;
         let subjects = view.members.iter().map(|p| p.id.to_string()).collect();
         Ok((to_pb(&self.team, view), subjects))
+    }
+}
+
+fn invalid(field: impl Into<String>, reason: &str) -> Error {
+    Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
+}
+
+/// A scoped caller may only name teams inside its scope; anything else is denied without
+/// saying whether the team exists.
+fn check_team(scope: &Scope, team: &TeamId) -> Result<()> {
+    if *scope == Scope::Everything || scope.covers_team(team) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied)
     }
 }
 
@@ -232,5 +246,275 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             }
         });
         Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_person_profile(
+        &self,
+        request: Request<pb::GetPersonProfileRequest>,
+    ) -> Result<Response<pb::GetPersonProfileResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = required_id(&request.get_ref().person_id, "person_id", PersonId::parse)?;
+        let snapshot = self.engine.snapshot();
+        let result = async {
+            let person = caller.readable_person(&snapshot.directory, &id)?.clone();
+            let assessments = self.engine.assessments_about(id.clone()).await?;
+            let view = person_profile(snapshot.capability.model(), assessments, Timestamp::now());
+            let skills = view
+                .skills
+                .into_iter()
+                .map(|skill| pb::SkillProficiency {
+                    skill_id: skill.skill.to_string(),
+                    level: skill.proficiency.map(|p| f64::from(p.level)),
+                    confidence: skill.proficiency.map_or(0.0, |p| f64::from(p.confidence)),
+                    last_assessed: skill.proficiency.map(|p| timestamp_to_pb(p.last_assessed)),
+                    self_gap: skill.self_gap.map(f64::from),
+                    evidence: skill
+                        .evidence
+                        .into_iter()
+                        .map(|(a, weight)| pb::EvidenceItem {
+                            assessment_id: a.id.to_string(),
+                            source: source_to_pb(a.source).into(),
+                            score: f64::from(a.score.value()),
+                            assessed_at: Some(timestamp_to_pb(a.assessed_at)),
+                            assessor_id: a.assessor.map(|p| p.to_string()).unwrap_or_default(),
+                            weight,
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok(Response::new(pb::GetPersonProfileResponse {
+                person: Some((&person).into()),
+                skills,
+                calibration: view.calibration.map(f64::from),
+            }))
+        }
+        .await
+        .map_err(|e: Error| Status::from(e));
+        let subjects = snapshot
+            .directory
+            .person(id.as_str())
+            .map(|p| p.id.to_string())
+            .into_iter()
+            .collect();
+        caller.audit(&self.engine, subjects, &result).await;
+        result
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_person_gaps(
+        &self,
+        request: Request<pb::GetPersonGapsRequest>,
+    ) -> Result<Response<pb::GetPersonGapsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let pb::GetPersonGapsRequest {
+            person_id,
+            role_id,
+            target_role,
+        } = request.get_ref().clone();
+        let id = required_id(&person_id, "person_id", PersonId::parse)?;
+        let snapshot = self.engine.snapshot();
+        let result = (|| {
+            let person = caller.readable_person(&snapshot.directory, &id)?;
+            let role_id = match (role_id.as_str(), target_role) {
+                ("", false) => person.role.clone(),
+                ("", true) => person
+                    .target_role
+                    .clone()
+                    .ok_or_else(|| invalid("target_role", "the person has no target role"))?,
+                (raw, _) => required_id(raw, "role_id", RoleId::parse)?,
+            };
+            let role = snapshot
+                .directory
+                .roles()
+                .get(&role_id)
+                .ok_or_else(|| invalid("role_id", "unknown role"))?;
+            let (gaps, readiness) = person_gaps(&snapshot, person, role);
+            Ok(Response::new(pb::GetPersonGapsResponse {
+                role_id: role_id.to_string(),
+                gaps: gaps
+                    .into_iter()
+                    .map(|(skill, g)| pb::SkillGap {
+                        skill_id: skill.to_string(),
+                        required_level: f64::from(g.required),
+                        level: g.level.map(f64::from),
+                        gap: f64::from(g.gap),
+                        weight: f64::from(g.weight),
+                        priority: f64::from(g.priority),
+                        confidence: f64::from(g.confidence),
+                    })
+                    .collect(),
+                readiness: f64::from(readiness),
+            }))
+        })()
+        .map_err(|e: Error| Status::from(e));
+        let subjects = snapshot
+            .directory
+            .person(id.as_str())
+            .map(|p| p.id.to_string())
+            .into_iter()
+            .collect();
+        caller.audit(&self.engine, subjects, &result).await;
+        result
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_experts(
+        &self,
+        request: Request<pb::FindExpertsRequest>,
+    ) -> Result<Response<pb::FindExpertsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let request = request.into_inner();
+        let snapshot = self.engine.snapshot();
+        let result = (|| {
+            if request.requirements.is_empty() || request.requirements.len() > 20 {
+                return Err(invalid("requirements", "must contain 1 to 20 items"));
+            }
+            let requirements = request
+                .requirements
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let skill = required_id(
+                        &r.skill_id,
+                        &format!("requirements[{i}].skill_id"),
+                        SkillId::parse,
+                    )?;
+                    if !snapshot.directory.skills().contains_key(&skill) {
+                        return Err(invalid(
+                            format!("requirements[{i}].skill_id"),
+                            "unknown skill",
+                        ));
+                    }
+                    let level = Level::parse(r.min_level).map_err(|v| {
+                        Error::InvalidArgument(vec![
+                            v.under(&format!("requirements[{i}].min_level")),
+                        ])
+                    })?;
+                    Ok((skill, level.value()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if !(0.0..=1.0).contains(&request.min_confidence) {
+                return Err(invalid("min_confidence", "must be a number from 0 to 1"));
+            }
+            let size = match request.page_size {
+                0 => 100,
+                n @ 1..=1000 => n as usize,
+                _ => return Err(invalid("page_size", "must be at most 1000")),
+            };
+            let offset = match request.page_token.as_str() {
+                "" => 0,
+                raw => raw
+                    .parse::<usize>()
+                    .map_err(|_| invalid("page_token", "is not a token this server issued"))?,
+            };
+            let scope = caller.scope(&snapshot.directory);
+            let within = match request.scope_team_id.as_str() {
+                "" => None,
+                raw => {
+                    let team = required_id(raw, "scope_team_id", TeamId::parse)?;
+                    check_team(&scope, &team)?;
+                    Some(
+                        snapshot
+                            .directory
+                            .subtree(team.as_str())
+                            .ok_or(Error::NotFound { kind: "team" })?,
+                    )
+                }
+            };
+            let people = snapshot.directory.people().values().filter(|p| {
+                scope.covers_person(p)
+                    && within.as_ref().is_none_or(|teams| teams.contains(&p.team))
+            });
+            let ranked = find_experts(
+                &snapshot,
+                &requirements,
+                people,
+                request.min_confidence as f32,
+            );
+            let total = ranked.len();
+            let experts = ranked
+                .into_iter()
+                .skip(offset)
+                .take(size)
+                .filter_map(|r| {
+                    let person = snapshot.directory.person(r.key.as_str())?;
+                    Some(pb::Expert {
+                        person_id: person.id.to_string(),
+                        display_name: person.display_name.as_str().to_owned(),
+                        team_id: person.team.to_string(),
+                        levels: r.levels.iter().map(|l| f64::from(*l)).collect(),
+                        min_confidence: f64::from(r.min_confidence),
+                        score: f64::from(r.score),
+                    })
+                })
+                .collect::<Vec<_>>();
+            let next = offset + experts.len();
+            Ok(Response::new(pb::FindExpertsResponse {
+                next_page_token: if next < total {
+                    next.to_string()
+                } else {
+                    String::new()
+                },
+                experts,
+                total: u32::try_from(total).unwrap_or(u32::MAX),
+            }))
+        })()
+        .map_err(|e: Error| Status::from(e));
+        let subjects = match &result {
+            Ok(r) => r
+                .get_ref()
+                .experts
+                .iter()
+                .map(|e| e.person_id.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        caller.audit(&self.engine, subjects, &result).await;
+        result
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_skill_risks(
+        &self,
+        request: Request<pb::GetSkillRisksRequest>,
+    ) -> Result<Response<pb::GetSkillRisksResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let team = required_id(&request.get_ref().team_id, "team_id", TeamId::parse)?;
+        let snapshot = self.engine.snapshot();
+        let result = (|| {
+            check_team(&caller.scope(&snapshot.directory), &team)?;
+            let risks = skill_risks(&snapshot, &team, Timestamp::now())?;
+            Ok(Response::new(pb::GetSkillRisksResponse {
+                risks: risks
+                    .into_iter()
+                    .map(|r| pb::SkillRisk {
+                        skill_id: r.skill.to_string(),
+                        kind: match r.kind {
+                            RiskKind::SinglePoint => pb::RiskKind::SinglePoint,
+                            RiskKind::Missing => pb::RiskKind::Missing,
+                        }
+                        .into(),
+                        required_level: f64::from(r.required),
+                        proficient_count: r.proficient,
+                        holder_id: r.holder.map(|h| h.to_string()).unwrap_or_default(),
+                        people_requiring: r.requiring,
+                    })
+                    .collect(),
+            }))
+        })()
+        .map_err(|e: Error| Status::from(e));
+        let subjects = match &result {
+            Ok(r) => r
+                .get_ref()
+                .risks
+                .iter()
+                .filter(|r| !r.holder_id.is_empty())
+                .map(|r| r.holder_id.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        caller.audit(&self.engine, subjects, &result).await;
+        result
     }
 }

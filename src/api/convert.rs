@@ -104,7 +104,7 @@ fn source_from_pb(raw: i32) -> Result<Source, FieldViolation> {
     }
 }
 
-fn source_to_pb(source: Source) -> pb::AssessmentSource {
+pub(super) fn source_to_pb(source: Source) -> pb::AssessmentSource {
     match source {
         Source::SelfRating => pb::AssessmentSource::Self_,
         Source::Peer => pb::AssessmentSource::Peer,

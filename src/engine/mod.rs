@@ -292,6 +292,11 @@ impl Engine {
         })
     }
 
+    /// Every assessment about one person, read from the store.
+    pub async fn assessments_about(&self, id: PersonId) -> Result<Vec<Assessment>> {
+        self.write(move |w| w.assessments_about(&id)).await
+    }
+
     /// Flushes and stops the writer; later writes fail with `ShuttingDown`.
     pub async fn close(&self) -> Result<()> {
         let (reply, done) = oneshot::channel();

@@ -1,12 +1,15 @@
 //! Read queries over one snapshot: they gather what a question needs from the capability
 //! index and the directory into ndarray matrices and hand them to `analytics`.
 
+use std::collections::BTreeMap;
+
 use ndarray::Array2;
 
 use super::Snapshot;
-use crate::analytics::matrix::{ColumnRequirement, TeamSummary, team_summary};
-use crate::analytics::proficiency::Proficiency;
-use crate::domain::{Person, SkillId, TeamId, Timestamp};
+use crate::analytics::gaps::{Candidate, Gap, Ranked, rank_experts};
+use crate::analytics::matrix::{ColumnRequirement, TeamSummary, readiness, team_summary};
+use crate::analytics::proficiency::{Evidence, Proficiency, ProficiencyModel, calibration};
+use crate::domain::{Assessment, Person, PersonId, Role, SkillId, TeamId, Timestamp};
 use crate::error::{Error, Result};
 
 /// A team's capability as of one snapshot.
@@ -126,4 +129,219 @@ pub fn team_capability(
         cells,
         version: snapshot.version,
     })
+}
+
+/// One skill of a person's profile.
+#[derive(Clone, Debug)]
+pub struct SkillProfile {
+    /// The skill.
+    pub skill: SkillId,
+    /// Effective proficiency, if any evidence counts.
+    pub proficiency: Option<Proficiency>,
+    /// Self-rating minus others, if both exist.
+    pub self_gap: Option<f32>,
+    /// The evidence with its current weight, newest first.
+    pub evidence: Vec<(Assessment, f64)>,
+}
+
+/// Everything about one person's skills.
+#[derive(Clone, Debug)]
+pub struct ProfileView {
+    /// Skills with evidence, in id order.
+    pub skills: Vec<SkillProfile>,
+    /// Mean self gap over the skills that have one.
+    pub calibration: Option<f32>,
+}
+
+/// A person's profile from the assessments about them.
+pub fn person_profile(
+    model: &ProficiencyModel,
+    assessments: Vec<Assessment>,
+    now: Timestamp,
+) -> ProfileView {
+    let mut by_skill: BTreeMap<SkillId, Vec<Assessment>> = BTreeMap::new();
+    for a in assessments {
+        by_skill.entry(a.skill.clone()).or_default().push(a);
+    }
+    let skills: Vec<SkillProfile> = by_skill
+        .into_iter()
+        .map(|(skill, mut items)| {
+            items.sort_by(|a, b| {
+                b.assessed_at
+                    .cmp(&a.assessed_at)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            let evidence: Vec<Evidence> = items
+                .iter()
+                .map(|a| Evidence {
+                    score: a.score.value(),
+                    source: a.source,
+                    at: a.assessed_at,
+                })
+                .collect();
+            SkillProfile {
+                skill,
+                proficiency: model.effective_level(&evidence, now),
+                self_gap: model.self_gap(&evidence, now),
+                evidence: items
+                    .into_iter()
+                    .zip(&evidence)
+                    .map(|(a, e)| (a, model.weight(e, now)))
+                    .collect(),
+            }
+        })
+        .collect();
+    let calibration = calibration(skills.iter().filter_map(|s| s.self_gap)).map(|(mean, _)| mean);
+    ProfileView {
+        skills,
+        calibration,
+    }
+}
+
+/// A person's gaps against `role`.
+pub fn person_gaps(
+    snapshot: &Snapshot,
+    person: &Person,
+    role: &Role,
+) -> (Vec<(SkillId, Gap)>, f32) {
+    let capability = &snapshot.capability;
+    let axis = capability.axis();
+    let requirements: Vec<ColumnRequirement> = role
+        .requirements
+        .iter()
+        .filter_map(|r| {
+            Some(ColumnRequirement {
+                column: axis.column(r.skill.as_str())?,
+                level: r.level.value(),
+                weight: r.weight.value(),
+            })
+        })
+        .collect();
+    let empty = ndarray::Array1::from_elem(axis.len(), f32::NAN);
+    let zeros = ndarray::Array1::zeros(axis.len());
+    let row = capability.row(&person.id);
+    let levels = row.map_or(empty.view(), |r| r.levels.view());
+    let confidence = row.map_or(zeros.view(), |r| r.confidence.view());
+    let gaps = crate::analytics::gaps::person_gaps(levels, confidence, &requirements)
+        .into_iter()
+        .map(|g| (axis.skills()[g.column].clone(), g))
+        .collect();
+    let ready = readiness(levels, &requirements).unwrap_or(1.0);
+    (gaps, ready)
+}
+
+/// People among `people` meeting every `(skill, min level)`, best first.
+pub fn find_experts<'a>(
+    snapshot: &Snapshot,
+    requirements: &[(SkillId, f32)],
+    people: impl Iterator<Item = &'a Person>,
+    min_confidence: f32,
+) -> Vec<Ranked<PersonId>> {
+    let capability = &snapshot.capability;
+    let columns: Vec<Option<usize>> = requirements
+        .iter()
+        .map(|(s, _)| capability.axis().column(s.as_str()))
+        .collect();
+    let candidates = people.filter_map(|person| {
+        let row = capability.row(&person.id)?;
+        let levels = columns
+            .iter()
+            .map(|c| c.map_or(f32::NAN, |c| row.levels[c]))
+            .collect();
+        let confidence = columns
+            .iter()
+            .map(|c| c.map_or(0.0, |c| row.confidence[c]))
+            .collect();
+        Some(Candidate {
+            key: person.id.clone(),
+            levels,
+            confidence,
+        })
+    });
+    let minimums: Vec<f32> = requirements.iter().map(|(_, l)| *l).collect();
+    rank_experts(candidates, &minimums, min_confidence)
+}
+
+/// Why a skill is a risk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RiskKind {
+    /// One proficient person.
+    SinglePoint,
+    /// Nobody proficient.
+    Missing,
+}
+
+/// A required skill that hangs on one person or that nobody has.
+#[derive(Clone, Debug)]
+pub struct SkillRiskView {
+    /// The skill.
+    pub skill: SkillId,
+    /// Why.
+    pub kind: RiskKind,
+    /// Highest level required.
+    pub required: f32,
+    /// Proficient people.
+    pub proficient: u32,
+    /// The one proficient person.
+    pub holder: Option<PersonId>,
+    /// Members whose role requires it.
+    pub requiring: u32,
+}
+
+/// The risky skills of the subtree `team`: missing ones first, then single points.
+pub fn skill_risks(
+    snapshot: &Snapshot,
+    team: &TeamId,
+    now: Timestamp,
+) -> Result<Vec<SkillRiskView>> {
+    let view = team_capability(snapshot, team, true, &[], now)?;
+    let mut risks: Vec<SkillRiskView> = view
+        .skills
+        .iter()
+        .zip(&view.summary.skills)
+        .enumerate()
+        .filter_map(|(j, (skill, s))| {
+            let required = s.required?;
+            let kind = match s.proficient {
+                0 => RiskKind::Missing,
+                1 => RiskKind::SinglePoint,
+                _ => return None,
+            };
+            let holder = (kind == RiskKind::SinglePoint)
+                .then(|| {
+                    view.cells
+                        .iter()
+                        .position(|row| {
+                            row[j].is_some_and(|p| p.level >= crate::domain::Level::PROFICIENT)
+                        })
+                        .map(|m| view.members[m].id.clone())
+                })
+                .flatten();
+            let requiring = view
+                .members
+                .iter()
+                .filter(|p| {
+                    snapshot
+                        .directory
+                        .roles()
+                        .get(&p.role)
+                        .is_some_and(|r| r.requirements.iter().any(|q| q.skill == *skill))
+                })
+                .count() as u32;
+            Some(SkillRiskView {
+                skill: skill.clone(),
+                kind,
+                required,
+                proficient: s.proficient,
+                holder,
+                requiring,
+            })
+        })
+        .collect();
+    risks.sort_by(|a, b| {
+        (a.kind != RiskKind::Missing)
+            .cmp(&(b.kind != RiskKind::Missing))
+            .then_with(|| a.skill.cmp(&b.skill))
+    });
+    Ok(risks)
 }

@@ -234,6 +234,73 @@ fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "/capsight.v1.CapabilityService/GetPersonProfile",
+            &[Admin, Manager, Planner, Person],
+            true,
+            |me, admin, subject| {
+                me.capability
+                    .clone()
+                    .get_person_profile(pb::GetPersonProfileRequest { person_id: subject })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.CapabilityService/GetPersonGaps",
+            &[Admin, Manager, Planner, Person],
+            true,
+            |me, admin, subject| {
+                me.capability
+                    .clone()
+                    .get_person_gaps(pb::GetPersonGapsRequest {
+                        person_id: subject,
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.CapabilityService/FindExperts",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let scope_team_id = if subject == "alice" {
+                    "backend"
+                } else {
+                    "sales"
+                };
+                let requirements = vec![pb::SkillRequirement {
+                    skill_id: "rust".into(),
+                    min_level: 0.0,
+                }];
+                me.capability
+                    .clone()
+                    .find_experts(pb::FindExpertsRequest {
+                        requirements,
+                        scope_team_id: scope_team_id.into(),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.CapabilityService/GetSkillRisks",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let team_id = if subject == "alice" {
+                    "backend"
+                } else {
+                    "sales"
+                };
+                me.capability
+                    .clone()
+                    .get_skill_risks(pb::GetSkillRisksRequest {
+                        team_id: team_id.into(),
+                    })
+                    .await
+            }
+        ),
+        case!(
             "/capsight.v1.CapabilityService/GetTeamCapability",
             &[Admin, Manager, Planner],
             true,

@@ -228,3 +228,140 @@ async fn a_watcher_gets_updates_for_its_team_only_and_stops_when_its_token_is_re
         .expect("stream ended in time");
     assert_eq!(ended.unwrap_err().code(), Code::Unauthenticated);
 }
+
+/// The data of `team_capability_matches_the_hand_computed_numbers`, plus a self-rating.
+async fn seeded() -> TestApp {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let mut self_rating = fresh("a3", "alice", "sql", 4.0);
+    self_rating.source = pb::AssessmentSource::Self_.into();
+    self_rating.assessor_id = "alice".into();
+    record(
+        &mut app,
+        vec![
+            fresh("a1", "alice", "rust", 4.0),
+            fresh("a2", "alice", "sql", 2.0),
+            self_rating,
+            fresh("b1", "bob", "rust", 3.0),
+            fresh("b2", "bob", "rust", 2.0),
+            fresh("c1", "carol", "sql", 5.0),
+        ],
+    )
+    .await;
+    app
+}
+
+#[tokio::test]
+async fn a_profile_shows_levels_calibration_and_the_evidence_behind_them() {
+    let app = seeded().await;
+    let mut capability = app.clients(&app.admin_token).capability;
+    let alice = capability
+        .get_person_profile(pb::GetPersonProfileRequest {
+            person_id: "alice".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let skills: Vec<&str> = alice.skills.iter().map(|s| s.skill_id.as_str()).collect();
+    assert_eq!(skills, ["rust", "sql"]);
+    let sql = &alice.skills[1];
+    // objective 2.0 (w 1) and self 4.0 (w 0.3): (2.0 + 1.2) / 1.3 = 2.46154
+    assert!(close(sql.level, 3.2 / 1.3));
+    assert!(
+        close(sql.self_gap, 2.0),
+        "self 4.0 against 2.0 from everything else"
+    );
+    assert!(close(alice.calibration, 2.0));
+    assert_eq!(sql.evidence.len(), 2);
+    let weights: Vec<f64> = sql
+        .evidence
+        .iter()
+        .map(|e| (e.weight * 10.0).round() / 10.0)
+        .collect();
+    assert!(
+        weights.contains(&1.0) && weights.contains(&0.3),
+        "{weights:?}"
+    );
+    assert!(alice.skills[0].self_gap.is_none());
+}
+
+#[tokio::test]
+async fn gaps_are_prioritised_and_a_missing_target_role_is_an_invalid_argument() {
+    let app = seeded().await;
+    let mut capability = app.clients(&app.admin_token).capability;
+    let gaps = capability
+        .get_person_gaps(pb::GetPersonGapsRequest {
+            person_id: "bob".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gaps.role_id, "dev");
+    // sql unknown: gap 3, priority 3; rust 2.5: gap 0.5, priority 0.5
+    let order: Vec<(&str, f64)> = gaps
+        .gaps
+        .iter()
+        .map(|g| (g.skill_id.as_str(), g.priority))
+        .collect();
+    assert_eq!(order.len(), 2);
+    assert_eq!(order[0].0, "sql");
+    assert!((order[0].1 - 3.0).abs() < 1e-3 && (order[1].1 - 0.5).abs() < 1e-3);
+    assert!((gaps.readiness - 0.416_67).abs() < 1e-3);
+    let status = capability
+        .get_person_gaps(pb::GetPersonGapsRequest {
+            person_id: "bob".into(),
+            target_role: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::helpers::violations(&status)[0].0, "target_role");
+}
+
+#[tokio::test]
+async fn experts_meet_every_requirement_and_risks_name_the_single_holder() {
+    let app = seeded().await;
+    let mut capability = app.clients(&app.admin_token).capability;
+    let experts = capability
+        .find_experts(pb::FindExpertsRequest {
+            requirements: vec![pb::SkillRequirement {
+                skill_id: "rust".into(),
+                min_level: 3.0,
+            }],
+            scope_team_id: "eng".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = experts
+        .experts
+        .iter()
+        .map(|e| e.person_id.as_str())
+        .collect();
+    assert_eq!(ids, ["alice"], "bob's 2.5 is below 3");
+    // one fresh objective test: confidence 1 − e^−1 = 0.63212; score 4 × 0.63212
+    assert!((experts.experts[0].score - 4.0 * 0.632_12).abs() < 1e-3);
+
+    let risks = capability
+        .get_skill_risks(pb::GetSkillRisksRequest {
+            team_id: "backend".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .risks;
+    let found: Vec<(&str, i32, &str)> = risks
+        .iter()
+        .map(|r| (r.skill_id.as_str(), r.kind, r.holder_id.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("sql", pb::RiskKind::Missing as i32, ""),
+            ("rust", pb::RiskKind::SinglePoint as i32, "alice"),
+        ]
+    );
+    assert_eq!(risks[0].people_requiring, 2);
+}
