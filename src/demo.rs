@@ -466,10 +466,14 @@ impl DemoOrg {
                     .iter()
                     .enumerate()
                     .map(|(i, skill)| {
+                        // About six generated skills per archetype are strong, however
+                        // many skills are generated.
                         let strong = if i < NAMED_SKILLS.len() {
                             core.contains(&skill.id.as_str())
                         } else {
-                            rng.random_bool(0.12)
+                            rng.random_bool(
+                                (6.0 / (n_skills - NAMED_SKILLS.len()) as f64).min(0.12),
+                            )
                         };
                         if strong {
                             rng.random_range(3.6..4.4)
@@ -693,7 +697,8 @@ fn demo_assessments(
                 role.is_some_and(|r| r.3.iter().any(|(s, _, _)| *s == skill.id.as_str()));
             let core = ARCHETYPES[planted[p]].1.contains(&skill.id.as_str())
                 || (i >= NAMED_SKILLS.len() && true_levels[p][i] >= 3.0);
-            if required || core || rng.random_bool(0.08) {
+            // Besides required and core skills, about three others per person.
+            if required || core || rng.random_bool(3.0 / skills.len() as f64) {
                 assessed.insert(i);
             }
         }

@@ -218,7 +218,11 @@ impl Store {
             .flush_every_ms(options.flush_every_ms)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled wraps the lock failure in an `Other` error around `WouldBlock`.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
                     Error::DataDir(format!("{} is in use by another process", dir.display()))
                 }
                 other => Error::Storage(other),

@@ -425,3 +425,14 @@ async fn the_server_speaks_tls_when_given_a_certificate() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_is_refused_clearly() {
+    let app = TestApp::spawn().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = capsight::server::run(listener, ServerConfig::new(app.data_dir.clone()), async {})
+        .await
+        .unwrap_err();
+    assert!(matches!(error, capsight::Error::DataDir(_)), "{error:?}");
+    assert!(error.to_string().contains("in use"), "{error}");
+}
