@@ -4,3 +4,4 @@
 pub mod gaps;
 pub mod matrix;
 pub mod proficiency;
+pub mod trends;

@@ -66,6 +66,10 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
         "/capsight.v1.CapabilityService/GetSkillRisks",
         SCOPED_READERS,
     ),
+    (
+        "/capsight.v1.CapabilityService/GetCapabilityTrend",
+        SCOPED_READERS,
+    ),
     ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),

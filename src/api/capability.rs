@@ -8,8 +8,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::convert::{required_id, source_to_pb, timestamp_to_pb};
+use super::convert::{required_id, source_to_pb, timestamp_from_pb_any, timestamp_to_pb};
 use super::pb;
+use crate::analytics::proficiency::Evidence;
+use crate::analytics::trends;
 use crate::domain::{FieldViolation, Level, PersonId, RoleId, Scope, SkillId, TeamId, Timestamp};
 use crate::engine::Engine;
 use crate::engine::queries::{
@@ -511,6 +513,145 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 .iter()
                 .filter(|r| !r.holder_id.is_empty())
                 .map(|r| r.holder_id.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        caller.audit(&self.engine, subjects, &result).await;
+        result
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_capability_trend(
+        &self,
+        request: Request<pb::GetCapabilityTrendRequest>,
+    ) -> Result<Response<pb::GetCapabilityTrendResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let request = request.into_inner();
+        let snapshot = self.engine.snapshot();
+        let result = async {
+            let team = required_id(&request.team_id, "team_id", TeamId::parse)?;
+            if request.skill_ids.is_empty() || request.skill_ids.len() > 50 {
+                return Err(invalid("skill_ids", "must contain 1 to 50 items"));
+            }
+            let skills = request
+                .skill_ids
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let skill = required_id(s, &format!("skill_ids[{i}]"), SkillId::parse)?;
+                    match snapshot.directory.skills().contains_key(&skill) {
+                        true => Ok(skill),
+                        false => Err(invalid(format!("skill_ids[{i}]"), "unknown skill")),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let at = |raw: Option<prost_types::Timestamp>, field: &str| {
+                let raw = raw.ok_or_else(|| invalid(field, "is required"))?;
+                timestamp_from_pb_any(raw).map_err(|v| Error::InvalidArgument(vec![v.under(field)]))
+            };
+            let (from, to) = (at(request.from, "from")?, at(request.to, "to")?);
+            if to <= from {
+                return Err(invalid("to", "must be after from"));
+            }
+            let step_ms = i64::from(if request.interval_days == 0 {
+                30
+            } else {
+                request.interval_days
+            }) * 86_400_000;
+            if (to.unix_millis() - from.unix_millis()) / step_ms >= 200 {
+                return Err(invalid(
+                    "interval_days",
+                    "gives more than 200 points; choose a longer interval",
+                ));
+            }
+            check_team(&caller.scope(&snapshot.directory), &team)?;
+            let teams = snapshot
+                .directory
+                .subtree(team.as_str())
+                .ok_or(Error::NotFound { kind: "team" })?;
+            let members: Vec<PersonId> = teams
+                .iter()
+                .flat_map(|t| snapshot.directory.members(t.as_str()).cloned())
+                .collect();
+            let evidence = self.engine.assessments_about_many(members).await?;
+            let model = snapshot.capability.model();
+            let dates = trends::dates(from, to, step_ms);
+            let per_skill: Vec<Vec<Vec<Evidence>>> = skills
+                .iter()
+                .map(|skill| {
+                    evidence
+                        .iter()
+                        .map(|(_, items)| {
+                            items
+                                .iter()
+                                .filter(|a| a.skill == *skill)
+                                .map(|a| Evidence {
+                                    score: a.score.value(),
+                                    source: a.source,
+                                    at: a.assessed_at,
+                                })
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect();
+            let series: Vec<Vec<trends::TrendPoint>> = per_skill
+                .iter()
+                .map(|people| trends::skill_trend(model, people, &dates))
+                .collect();
+            let points = (0..dates.len())
+                .flat_map(|d| {
+                    skills
+                        .iter()
+                        .zip(&series)
+                        .map(move |(skill, s)| pb::TrendPoint {
+                            at: Some(timestamp_to_pb(s[d].at)),
+                            skill_id: skill.to_string(),
+                            mean_level: s[d].mean.map(f64::from),
+                            known_count: s[d].known,
+                            proficient_count: s[d].proficient,
+                        })
+                })
+                .collect();
+            let mut improvements: Vec<pb::Improvement> = skills
+                .iter()
+                .zip(&per_skill)
+                .flat_map(|(skill, people)| {
+                    people
+                        .iter()
+                        .zip(&evidence)
+                        .filter_map(move |(items, (person, _))| {
+                            let (start, end) = trends::improvement(model, items, from, to)?;
+                            (end > start).then(|| pb::Improvement {
+                                person_id: person.to_string(),
+                                skill_id: skill.to_string(),
+                                from_level: f64::from(start),
+                                to_level: f64::from(end),
+                                delta: f64::from(end - start),
+                            })
+                        })
+                })
+                .collect();
+            improvements.sort_by(|a, b| {
+                b.delta
+                    .total_cmp(&a.delta)
+                    .then_with(|| a.person_id.cmp(&b.person_id))
+                    .then_with(|| a.skill_id.cmp(&b.skill_id))
+            });
+            improvements.truncate(10);
+            Ok(Response::new(pb::GetCapabilityTrendResponse {
+                points,
+                improvements,
+            }))
+        }
+        .await
+        .map_err(|e: Error| Status::from(e));
+        let subjects = match &result {
+            Ok(r) => r
+                .get_ref()
+                .improvements
+                .iter()
+                .map(|i| i.person_id.clone())
                 .collect(),
             Err(_) => Vec::new(),
         };

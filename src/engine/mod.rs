@@ -292,6 +292,20 @@ impl Engine {
         })
     }
 
+    /// Every assessment about each of `people`, read from the store.
+    pub async fn assessments_about_many(
+        &self,
+        people: Vec<PersonId>,
+    ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
+        self.write(move |w| {
+            people
+                .into_iter()
+                .map(|id| Ok((id.clone(), w.assessments_about(&id)?)))
+                .collect()
+        })
+        .await
+    }
+
     /// Every assessment about one person, read from the store.
     pub async fn assessments_about(&self, id: PersonId) -> Result<Vec<Assessment>> {
         self.write(move |w| w.assessments_about(&id)).await

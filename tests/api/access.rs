@@ -283,6 +283,38 @@ fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "/capsight.v1.CapabilityService/GetCapabilityTrend",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let team_id = if subject == "alice" {
+                    "backend"
+                } else {
+                    "sales"
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                me.capability
+                    .clone()
+                    .get_capability_trend(pb::GetCapabilityTrendRequest {
+                        team_id: team_id.into(),
+                        skill_ids: vec!["rust".into()],
+                        from: Some(prost_types::Timestamp {
+                            seconds: now - 90 * 86_400,
+                            nanos: 0,
+                        }),
+                        to: Some(prost_types::Timestamp {
+                            seconds: now,
+                            nanos: 0,
+                        }),
+                        interval_days: 30,
+                    })
+                    .await
+            }
+        ),
+        case!(
             "/capsight.v1.CapabilityService/GetSkillRisks",
             &[Admin, Manager, Planner],
             true,

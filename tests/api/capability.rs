@@ -365,3 +365,87 @@ async fn experts_meet_every_requirement_and_risks_name_the_single_holder() {
     );
     assert_eq!(risks[0].people_requiring, 2);
 }
+
+#[tokio::test]
+async fn the_trend_follows_levels_as_of_each_date_and_names_the_improvement() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let day = 86_400;
+    let t0 = now - 300 * day;
+    let at = |id: &str, person: &str, score: f64, seconds: i64| pb::Assessment {
+        assessed_at: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        ..crate::helpers::assessment(id, person, "rust", score)
+    };
+    record(
+        &mut app,
+        vec![
+            at("t1", "alice", 2.0, t0),
+            at("t2", "alice", 4.0, t0 + 100 * day),
+            at("t3", "bob", 3.5, t0 + 50 * day),
+        ],
+    )
+    .await;
+
+    let trend = app
+        .clients(&app.admin_token)
+        .capability
+        .get_capability_trend(pb::GetCapabilityTrendRequest {
+            team_id: "backend".into(),
+            skill_ids: vec!["rust".into()],
+            from: Some(prost_types::Timestamp {
+                seconds: t0,
+                nanos: 0,
+            }),
+            to: Some(prost_types::Timestamp {
+                seconds: t0 + 100 * day,
+                nanos: 0,
+            }),
+            interval_days: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let points: Vec<(u32, u32)> = trend
+        .points
+        .iter()
+        .map(|p| (p.known_count, p.proficient_count))
+        .collect();
+    // Day 100: alice reaches 3.09 (below), bob holds 3.5: both proficient.
+    assert_eq!(points, [(1, 0), (2, 1), (2, 2)]);
+    assert!(close(trend.points[0].mean_level, 2.0));
+    assert!(close(trend.points[1].mean_level, 2.75));
+    // Day 100, alice: weights 0.5^(100/365) = 0.82727 and 1 → (1.65454 + 4) / 1.82727
+    let alice = (2.0 * 0.827_27 + 4.0) / 1.827_27;
+    assert!(close(trend.points[2].mean_level, (alice + 3.5) / 2.0));
+    assert_eq!(trend.improvements.len(), 1, "bob is unknown at the start");
+    let story = &trend.improvements[0];
+    assert_eq!(
+        (story.person_id.as_str(), story.skill_id.as_str()),
+        ("alice", "rust")
+    );
+    assert!((story.delta - (alice - 2.0)).abs() < 1e-3);
+
+    let backwards = app
+        .clients(&app.admin_token)
+        .capability
+        .get_capability_trend(pb::GetCapabilityTrendRequest {
+            team_id: "backend".into(),
+            skill_ids: vec!["rust".into()],
+            from: Some(prost_types::Timestamp {
+                seconds: now,
+                nanos: 0,
+            }),
+            to: Some(prost_types::Timestamp {
+                seconds: t0,
+                nanos: 0,
+            }),
+            interval_days: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::helpers::violations(&backwards)[0].0, "to");
+}
