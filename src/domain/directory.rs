@@ -57,6 +57,16 @@ impl Directory {
         &self.people
     }
 
+    /// The stored id equal to `id` (a cheap clone of it shares the allocation).
+    pub fn person_id(&self, id: &str) -> Option<&PersonId> {
+        self.people.get_key_value(id).map(|(k, _)| k)
+    }
+
+    /// The stored skill id equal to `id`.
+    pub fn skill_id(&self, id: &str) -> Option<&SkillId> {
+        self.skills.get_key_value(id).map(|(k, _)| k)
+    }
+
     /// One person.
     pub fn person(&self, id: &str) -> Option<&Person> {
         self.people.get(id)

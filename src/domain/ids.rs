@@ -43,6 +43,11 @@ macro_rules! id_type {
                 Ok(Self(Arc::from(raw)))
             }
 
+            /// Checks a client-supplied id without allocating.
+            pub fn validate(raw: &str) -> Result<(), FieldViolation> {
+                check_id(raw)
+            }
+
             /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0

@@ -8,7 +8,7 @@
 //! new evidence; its confidence drifts down slowly with time (0.2% a day with a 365-day
 //! half-life) and is refreshed on the next update or restart.
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 use std::sync::Arc;
 
 use ndarray::Array1;
@@ -20,7 +20,7 @@ use crate::domain::{Assessment, PersonId, SkillId, Timestamp};
 #[derive(Clone, Debug, Default)]
 pub struct SkillAxis {
     ids: Vec<SkillId>,
-    columns: HashMap<SkillId, usize>,
+    columns: AHashMap<SkillId, usize>,
 }
 
 impl SkillAxis {
@@ -137,7 +137,7 @@ fn evidence_of(a: &Assessment) -> Evidence {
 pub struct CapabilityBuilder {
     model: ProficiencyModel,
     axis: SkillAxis,
-    rows: HashMap<PersonId, PersonCapability>,
+    rows: AHashMap<PersonId, PersonCapability>,
     latest: Timestamp,
 }
 
@@ -147,20 +147,25 @@ impl CapabilityBuilder {
         Self {
             model,
             axis,
-            rows: HashMap::new(),
+            rows: AHashMap::new(),
             latest: Timestamp::from_unix_millis(0),
         }
     }
 
     /// Adds one assessment's evidence.
     pub fn push(&mut self, a: &Assessment) {
-        if let Some(column) = self.axis.column(a.skill.as_str()) {
+        self.push_evidence(&a.person, &a.skill, evidence_of(a));
+    }
+
+    /// Adds one piece of evidence about `person` in `skill`.
+    pub fn push_evidence(&mut self, person: &PersonId, skill: &SkillId, evidence: Evidence) {
+        if let Some(column) = self.axis.column(skill.as_str()) {
             let width = self.axis.len();
             self.rows
-                .entry(a.person.clone())
+                .entry(person.clone())
                 .or_insert_with(|| PersonCapability::empty(width))
-                .add(&self.model, column, &evidence_of(a));
-            self.latest = self.latest.max(a.assessed_at);
+                .add(&self.model, column, &evidence);
+            self.latest = self.latest.max(evidence.at);
         }
     }
 

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::analytics::proficiency::ProficiencyModel;
+use crate::analytics::proficiency::{Evidence, ProficiencyModel};
 use crate::domain::{
     Assessment, AuditEvent, Directory, Grant, Person, PersonId, Rejection, Role, Skill, Team, Text,
     Timestamp, TokenId, TokenInfo,
@@ -124,7 +124,15 @@ impl Engine {
         let opened = Store::open(dir, &store_options, |directory, a| {
             builder
                 .get_or_insert_with(|| CapabilityBuilder::new(model.clone(), axis_of(directory)))
-                .push(&a);
+                .push_evidence(
+                    a.person,
+                    a.skill,
+                    Evidence {
+                        score: a.score.value(),
+                        source: a.source,
+                        at: a.assessed_at,
+                    },
+                );
         })?;
         let builder =
             builder.unwrap_or_else(|| CapabilityBuilder::new(model, axis_of(&opened.directory)));

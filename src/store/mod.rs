@@ -31,9 +31,11 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xxhash_rust::xxh3::xxh3_128;
 
+use ahash::AHashMap;
+
 use crate::domain::{
-    Assessment, AuditEvent, Directory, Erasure, Person, PersonId, Role, Skill, Team, Timestamp,
-    TokenId, TokenInfo,
+    Assessment, AuditEvent, Directory, Erasure, Level, Person, PersonId, Role, Skill, SkillId,
+    Source, Team, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
 use records::{
@@ -84,6 +86,21 @@ pub struct ErasureCounts {
     pub assessor_references_cleared: u64,
     /// Tokens bound to the person, now revoked and unbound.
     pub revoked_tokens: Vec<StoredToken>,
+}
+
+/// One stored assessment as the start-up scan shows it: ids shared with the directory.
+#[derive(Clone, Copy, Debug)]
+pub struct Loaded<'a> {
+    /// Person assessed.
+    pub person: &'a PersonId,
+    /// Skill assessed.
+    pub skill: &'a SkillId,
+    /// Score.
+    pub score: Level,
+    /// Source.
+    pub source: Source,
+    /// When.
+    pub assessed_at: Timestamp,
 }
 
 /// A token as stored: its listing and the SHA-256 hash of its secret.
@@ -192,8 +209,8 @@ pub struct Store {
     audit: sled::Tree,
     /// 128-bit hash of each stored assessment id → content fingerprint. A collision
     /// needs ~2^64 ids, far beyond any organisation.
-    ids: HashMap<u128, u64>,
-    batches_by_person: HashMap<PersonId, Vec<u64>>,
+    ids: AHashMap<u128, u64>,
+    batches_by_person: AHashMap<PersonId, Vec<u64>>,
     next_batch: u64,
     next_audit: u64,
 }
@@ -205,12 +222,12 @@ fn id_key(id: &str) -> u128 {
 impl Store {
     /// Opens (or creates) the store in `dir`, checks its schema version, rebuilds the
     /// in-memory indexes, and returns it with the directory. Every stored assessment is
-    /// passed to `visit`, with the directory (already loaded), during the single scan of
-    /// the log.
+    /// passed to `visit` as a `Loaded` view (ids shared with the directory, loaded first)
+    /// during the single scan of the log.
     pub fn open(
         dir: &Path,
         options: &StoreOptions,
-        mut visit: impl FnMut(&Directory, Assessment),
+        mut visit: impl FnMut(&Directory, Loaded<'_>),
     ) -> Result<Opened> {
         let db = sled::Config::new()
             .path(dir)
@@ -236,14 +253,14 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             audit: db.open_tree("audit")?,
             db,
-            ids: HashMap::new(),
-            batches_by_person: HashMap::new(),
+            ids: AHashMap::new(),
+            batches_by_person: AHashMap::new(),
             next_batch: 0,
             next_audit: 0,
         };
         store.check_schema()?;
         let directory = store.load_directory()?;
-        store.load_assessments(&mut |a| visit(&directory, a))?;
+        store.load_assessments(&directory, &mut visit)?;
         let tokens = store
             .tokens
             .iter()
@@ -329,15 +346,53 @@ impl Store {
         Ok(directory)
     }
 
-    fn load_assessments(&mut self, visit: &mut impl FnMut(Assessment)) -> Result<()> {
+    /// Scans the log once: checks every record (ids resolve against the directory, so a
+    /// dangling reference is reported as corruption), rebuilds the idempotency and
+    /// per-person indexes, and shows each assessment to `visit` without allocating.
+    fn load_assessments(
+        &mut self,
+        directory: &Directory,
+        visit: &mut impl FnMut(&Directory, Loaded<'_>),
+    ) -> Result<()> {
+        let dangling = |what: &str| Error::Corrupt {
+            tree: "assessments".into(),
+            detail: format!("assessment names an unknown {what}"),
+        };
         for entry in self.assessments.iter() {
             let (key, value) = entry?;
             let seq = seq_of(&key, "assessments")?;
             let batch: BatchRecord = decode("assessments", &value)?;
             for record in &batch.items {
-                let assessment = record.to_domain()?;
-                self.index(record, seq, &assessment);
-                visit(assessment);
+                let (score, source, assessed_at) = record.check()?;
+                let person = directory
+                    .person_id(&record.person_id)
+                    .ok_or_else(|| dangling("person"))?;
+                let skill = directory
+                    .skill_id(record.skill_id())
+                    .ok_or_else(|| dangling("skill"))?;
+                let assessor = match record.assessor_id.as_str() {
+                    "" => None,
+                    id => Some(
+                        directory
+                            .person_id(id)
+                            .ok_or_else(|| dangling("assessor"))?,
+                    ),
+                };
+                self.ids.insert(id_key(&record.id), record.fingerprint);
+                for who in std::iter::once(person).chain(assessor) {
+                    let batches = self.batches_by_person.entry(who.clone()).or_default();
+                    if batches.last() != Some(&seq) {
+                        batches.push(seq);
+                    }
+                }
+                let loaded = Loaded {
+                    person,
+                    skill,
+                    score,
+                    source,
+                    assessed_at,
+                };
+                visit(directory, loaded);
             }
             self.next_batch = seq + 1;
         }

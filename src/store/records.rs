@@ -325,6 +325,30 @@ impl AssessmentRecord {
         record
     }
 
+    pub(super) fn skill_id(&self) -> &str {
+        &self.skill_id
+    }
+
+    /// Checks a stored record without allocating: id well-formed, score, source and
+    /// evidence valid. Returns the parsed score, source and time.
+    pub(super) fn check(&self) -> Result<(Level, Source, Timestamp), Error> {
+        let bad = invalid("assessments");
+        AssessmentId::validate(&self.id).map_err(&bad)?;
+        let score = Level::parse(f64::from(self.score)).map_err(&bad)?;
+        let source = u8::try_from(self.source)
+            .ok()
+            .and_then(Source::from_code)
+            .ok_or_else(|| corrupt("assessments", "unknown source"))?;
+        if self.evidence.chars().count() > Text::MAX_LONG {
+            return Err(corrupt("assessments", "evidence too long"));
+        }
+        Ok((
+            score,
+            source,
+            Timestamp::from_unix_millis(self.assessed_at_ms),
+        ))
+    }
+
     pub(super) fn to_domain(&self) -> Result<Assessment, Error> {
         let bad = invalid("assessments");
         let source = u8::try_from(self.source)

@@ -418,8 +418,8 @@ async fn the_trend_follows_levels_as_of_each_date_and_names_the_improvement() {
     assert_eq!(points, [(1, 0), (2, 1), (2, 2)]);
     assert!(close(trend.points[0].mean_level, 2.0));
     assert!(close(trend.points[1].mean_level, 2.75));
-    // Day 100, alice: weights 0.5^(100/365) = 0.82727 and 1 → (1.65454 + 4) / 1.82727
-    let alice = (2.0 * 0.827_27 + 4.0) / 1.827_27;
+    // Day 100, alice: weights 0.5^(100/365) = 0.82704 and 1 → (1.65408 + 4) / 1.82704
+    let alice = (2.0 * 0.827_04 + 4.0) / 1.827_04;
     assert!(close(trend.points[2].mean_level, (alice + 3.5) / 2.0));
     assert_eq!(trend.improvements.len(), 1, "bob is unknown at the start");
     let story = &trend.improvements[0];
