@@ -98,7 +98,10 @@ mod tests {
         let a = (2.0 * 0.827_04 + 4.0) / 1.827_04;
         assert!((points[2].mean.unwrap() - (a + 3.5) / 2.0).abs() < 1e-4);
         let (start, end) = improvement(&model, &people[0], at[0], at[2]).unwrap();
-        assert!((start - 2.0).abs() < 1e-6 && (end - a).abs() < 1e-4, "{start} {end} {a}");
+        assert!(
+            (start - 2.0).abs() < 1e-6 && (end - a).abs() < 1e-4,
+            "{start} {end} {a}"
+        );
         assert_eq!(
             improvement(&model, &people[1], at[0], at[2]),
             None,

@@ -133,21 +133,29 @@ fn evidence_of(a: &Assessment) -> Evidence {
 }
 
 /// Collects evidence one assessment at a time (e.g. during the store's start-up scan),
-/// then computes every row once.
+/// then computes every row once. Rows are kept by a dense person index while building.
 pub struct CapabilityBuilder {
     model: ProficiencyModel,
     axis: SkillAxis,
-    rows: AHashMap<PersonId, PersonCapability>,
+    people: Vec<PersonId>,
+    /// `people[..sorted]` is in id order (binary-searchable); later ones are in `slots`.
+    sorted: usize,
+    slots: AHashMap<PersonId, u32>,
+    rows: Vec<Option<PersonCapability>>,
     latest: Timestamp,
 }
 
 impl CapabilityBuilder {
-    /// A builder over the skills `axis`.
-    pub fn new(model: ProficiencyModel, axis: SkillAxis) -> Self {
+    /// A builder over the skills `axis`, for `people` (whose positions are the dense
+    /// indexes `push_indexed` takes).
+    pub fn new(model: ProficiencyModel, axis: SkillAxis, people: Vec<PersonId>) -> Self {
         Self {
             model,
             axis,
-            rows: AHashMap::new(),
+            rows: vec![None; people.len()],
+            sorted: people.len(),
+            slots: AHashMap::new(),
+            people,
             latest: Timestamp::from_unix_millis(0),
         }
     }
@@ -159,11 +167,23 @@ impl CapabilityBuilder {
 
     /// Adds one piece of evidence about `person` in `skill`.
     pub fn push_evidence(&mut self, person: &PersonId, skill: &SkillId, evidence: Evidence) {
+        let index = match self.people[..self.sorted].binary_search(person) {
+            Ok(index) => index as u32,
+            Err(_) => *self.slots.entry(person.clone()).or_insert_with(|| {
+                self.people.push(person.clone());
+                self.rows.push(None);
+                (self.people.len() - 1) as u32
+            }),
+        };
+        self.push_indexed(index, skill, evidence);
+    }
+
+    /// Adds one piece of evidence about the person at dense index `index`.
+    pub fn push_indexed(&mut self, index: u32, skill: &SkillId, evidence: Evidence) {
         if let Some(column) = self.axis.column(skill.as_str()) {
             let width = self.axis.len();
-            self.rows
-                .entry(person.clone())
-                .or_insert_with(|| PersonCapability::empty(width))
+            self.rows[index as usize]
+                .get_or_insert_with(|| PersonCapability::empty(width))
                 .add(&self.model, column, &evidence);
             self.latest = self.latest.max(evidence.at);
         }
@@ -174,15 +194,19 @@ impl CapabilityBuilder {
         let Self {
             model,
             axis,
+            people,
             rows,
             latest,
+            ..
         } = self;
         let as_of = as_of.max(latest);
-        let rows = rows
+        let rows = people
             .into_iter()
-            .map(|(person, mut row)| {
+            .zip(rows)
+            .filter_map(|(person, row)| {
+                let mut row = row?;
                 row.refresh_all(&model, as_of);
-                (person, Arc::new(row))
+                Some((person, Arc::new(row)))
             })
             .collect();
         CapabilityIndex {
@@ -209,7 +233,7 @@ impl CapabilityIndex {
         assessments: impl IntoIterator<Item = &'a Assessment>,
         as_of: Timestamp,
     ) -> Self {
-        let mut builder = CapabilityBuilder::new(model, axis);
+        let mut builder = CapabilityBuilder::new(model, axis, Vec::new());
         assessments.into_iter().for_each(|a| builder.push(a));
         builder.finish(as_of)
     }
@@ -359,6 +383,27 @@ mod tests {
             "untouched rows are shared"
         );
         assert_eq!(after.evidence_count(&p), 2);
+    }
+
+    #[test]
+    fn evidence_for_people_outside_the_initial_list_stays_in_one_row() {
+        let now = Timestamp::from_unix_millis(1_000);
+        let id = |s: &str| PersonId::parse(s).unwrap();
+        let mut builder =
+            CapabilityBuilder::new(ProficiencyModel::default(), axis(), vec![id("b"), id("d")]);
+        for (n, person) in ["z", "a", "d", "z", "a", "b"].into_iter().enumerate() {
+            builder.push(&assessment(
+                &format!("x{n}"),
+                person,
+                "rust",
+                3.0,
+                Source::Peer,
+            ));
+        }
+        let index = builder.finish(now);
+        for (person, count) in [("a", 2), ("b", 1), ("d", 1), ("z", 2)] {
+            assert_eq!(index.evidence_count(&id(person)), count, "{person}");
+        }
     }
 
     #[test]

@@ -121,11 +121,14 @@ impl Engine {
         let model = ProficiencyModel::default();
         let axis_of = |d: &Directory| SkillAxis::new(d.skills().keys().cloned());
         let mut builder: Option<CapabilityBuilder> = None;
+        let people_of = |d: &Directory| d.people().keys().cloned().collect::<Vec<_>>();
         let opened = Store::open(dir, &store_options, |directory, a| {
             builder
-                .get_or_insert_with(|| CapabilityBuilder::new(model.clone(), axis_of(directory)))
-                .push_evidence(
-                    a.person,
+                .get_or_insert_with(|| {
+                    CapabilityBuilder::new(model.clone(), axis_of(directory), people_of(directory))
+                })
+                .push_indexed(
+                    a.person_index,
                     a.skill,
                     Evidence {
                         score: a.score.value(),
@@ -134,8 +137,13 @@ impl Engine {
                     },
                 );
         })?;
-        let builder =
-            builder.unwrap_or_else(|| CapabilityBuilder::new(model, axis_of(&opened.directory)));
+        let builder = builder.unwrap_or_else(|| {
+            CapabilityBuilder::new(
+                model,
+                axis_of(&opened.directory),
+                people_of(&opened.directory),
+            )
+        });
         let store = opened.store;
         let audit = store.audit_reader();
         let initial = Snapshot {

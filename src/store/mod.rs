@@ -93,6 +93,8 @@ pub struct ErasureCounts {
 pub struct Loaded<'a> {
     /// Person assessed.
     pub person: &'a PersonId,
+    /// The person's position in the directory's id order (a dense index for builders).
+    pub person_index: u32,
     /// Skill assessed.
     pub skill: &'a SkillId,
     /// Score.
@@ -349,6 +351,8 @@ impl Store {
     /// Scans the log once: checks every record (ids resolve against the directory, so a
     /// dangling reference is reported as corruption), rebuilds the idempotency and
     /// per-person indexes, and shows each assessment to `visit` without allocating.
+    /// Decoding runs on a second thread, one batch ahead of the indexing, so the two
+    /// halves of the work overlap.
     fn load_assessments(
         &mut self,
         directory: &Directory,
@@ -358,44 +362,76 @@ impl Store {
             tree: "assessments".into(),
             detail: format!("assessment names an unknown {what}"),
         };
-        for entry in self.assessments.iter() {
-            let (key, value) = entry?;
-            let seq = seq_of(&key, "assessments")?;
-            let batch: BatchRecord = decode("assessments", &value)?;
-            for record in &batch.items {
-                let (score, source, assessed_at) = record.check()?;
-                let person = directory
-                    .person_id(&record.person_id)
-                    .ok_or_else(|| dangling("person"))?;
-                let skill = directory
-                    .skill_id(record.skill_id())
-                    .ok_or_else(|| dangling("skill"))?;
-                let assessor = match record.assessor_id.as_str() {
-                    "" => None,
-                    id => Some(
-                        directory
-                            .person_id(id)
-                            .ok_or_else(|| dangling("assessor"))?,
-                    ),
-                };
-                self.ids.insert(id_key(&record.id), record.fingerprint);
-                for who in std::iter::once(person).chain(assessor) {
-                    let batches = self.batches_by_person.entry(who.clone()).or_default();
-                    if batches.last() != Some(&seq) {
-                        batches.push(seq);
+        // People by id with their position in id order; one hash lookup per reference.
+        let people: AHashMap<&str, (u32, &PersonId)> = directory
+            .people()
+            .keys()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), (i as u32, id)))
+            .collect();
+        let skills: AHashMap<&str, &SkillId> = directory
+            .skills()
+            .keys()
+            .map(|id| (id.as_str(), id))
+            .collect();
+        let mut batches: Vec<Vec<u64>> = vec![Vec::new(); people.len()];
+        let tree = self.assessments.clone();
+        std::thread::scope(|scope| -> Result<()> {
+            let (decoded, received) =
+                std::sync::mpsc::sync_channel::<Result<(u64, BatchRecord)>>(64);
+            scope.spawn(move || {
+                for entry in tree.iter() {
+                    let item = entry.map_err(Error::from).and_then(|(key, value)| {
+                        Ok((seq_of(&key, "assessments")?, decode("assessments", &value)?))
+                    });
+                    let failed = item.is_err();
+                    if decoded.send(item).is_err() || failed {
+                        break;
                     }
                 }
-                let loaded = Loaded {
-                    person,
-                    skill,
-                    score,
-                    source,
-                    assessed_at,
-                };
-                visit(directory, loaded);
+            });
+            for item in received {
+                let (seq, batch) = item?;
+                for record in &batch.items {
+                    let (score, source, assessed_at) = record.check()?;
+                    let &(index, person) = people
+                        .get(record.person_id.as_str())
+                        .ok_or_else(|| dangling("person"))?;
+                    let skill = *skills
+                        .get(record.skill_id())
+                        .ok_or_else(|| dangling("skill"))?;
+                    let assessor = match record.assessor_id.as_str() {
+                        "" => None,
+                        id => Some(people.get(id).ok_or_else(|| dangling("assessor"))?.0),
+                    };
+                    self.ids.insert(id_key(&record.id), record.fingerprint);
+                    for who in std::iter::once(index).chain(assessor) {
+                        let list = &mut batches[who as usize];
+                        if list.last() != Some(&seq) {
+                            list.push(seq);
+                        }
+                    }
+                    let loaded = Loaded {
+                        person,
+                        person_index: index,
+                        skill,
+                        score,
+                        source,
+                        assessed_at,
+                    };
+                    visit(directory, loaded);
+                }
+                self.next_batch = seq + 1;
             }
-            self.next_batch = seq + 1;
-        }
+            Ok(())
+        })?;
+        self.batches_by_person = directory
+            .people()
+            .keys()
+            .zip(batches)
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(id, list)| (id.clone(), list))
+            .collect();
         Ok(())
     }
 
