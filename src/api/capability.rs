@@ -1,5 +1,6 @@
 //! `capsight.v1.CapabilityService`: team capability, once or as a live stream.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,12 +29,72 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 pub struct CapabilityApi {
     engine: Arc<Engine>,
     shutdown: watch::Receiver<bool>,
+    cache: Arc<TeamCache>,
 }
 
 impl CapabilityApi {
     /// A service reading `engine`'s snapshots; watches end when `shutdown` turns true.
     pub fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { engine, shutdown }
+        let cache = Arc::new(TeamCache::default());
+        // Drop cached views as soon as anything changes, so that no result outlives the
+        // data it came from (an erased person must not linger in a cached view).
+        let mut changes = engine.changes();
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                match weak.upgrade() {
+                    Some(cache) => cache.clear(),
+                    None => break,
+                }
+            }
+        });
+        Self {
+            engine,
+            shutdown,
+            cache,
+        }
+    }
+}
+
+type TeamKey = (TeamId, bool, Vec<SkillId>);
+
+/// Team views of the current snapshot version, by question. A view is the same for every
+/// caller allowed to see the team, so views are shared; access is checked before lookup.
+#[derive(Default)]
+struct TeamCache {
+    entries: std::sync::Mutex<(u64, HashMap<TeamKey, Arc<pb::TeamCapability>>)>,
+}
+
+/// Distinct questions kept per version; a dashboard fleet asks far fewer.
+const TEAM_CACHE_LIMIT: usize = 4_096;
+
+// A poisoned lock only means a panic elsewhere mid-update; the cache is then bypassed.
+impl TeamCache {
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.1.clear();
+        }
+    }
+
+    fn get(&self, version: u64, key: &TeamKey) -> Option<Arc<pb::TeamCapability>> {
+        let entries = self.entries.lock().ok()?;
+        if entries.0 != version {
+            return None;
+        }
+        entries.1.get(key).cloned()
+    }
+
+    fn put(&self, version: u64, key: TeamKey, view: Arc<pb::TeamCapability>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            // A slow request computed on an older snapshot must not evict newer views.
+            if version < entries.0 {
+                return;
+            }
+            if version > entries.0 || entries.1.len() >= TEAM_CACHE_LIMIT {
+                *entries = (version, HashMap::new());
+            }
+            entries.1.insert(key, view);
+        }
     }
 }
 
@@ -66,18 +127,33 @@ impl TeamQuery {
         &self,
         engine: &Engine,
         caller: &Caller,
-    ) -> Result<(pb::TeamCapability, Vec<String>)> {
+        cache: &TeamCache,
+    ) -> Result<(Arc<pb::TeamCapability>, Vec<String>)> {
         let snapshot = engine.snapshot();
         check_team(&caller.scope(&snapshot.directory), &self.team)?;
-        let view = team_capability(
-            &snapshot,
-            &self.team,
+        let key = (
+            self.team.clone(),
             self.include_subteams,
-            &self.skills,
-            Timestamp::now(),
-        )?;
-        let subjects = view.members.iter().map(|p| p.id.to_string()).collect();
-        Ok((to_pb(&self.team, view), subjects))
+            self.skills.clone(),
+        );
+        let view = match cache.get(snapshot.version, &key) {
+            Some(view) => view,
+            None => {
+                let now = Timestamp::now();
+                let view = team_capability(
+                    &snapshot,
+                    &self.team,
+                    self.include_subteams,
+                    &self.skills,
+                    now,
+                )?;
+                let view = Arc::new(to_pb(&self.team, view));
+                cache.put(snapshot.version, key, Arc::clone(&view));
+                view
+            }
+        };
+        let subjects = view.members.iter().map(|m| m.person_id.clone()).collect();
+        Ok((view, subjects))
     }
 }
 
@@ -160,12 +236,12 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         let caller = Caller::of(&request)?;
         let r = request.get_ref();
         let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids)?;
-        let answer = query.answer(&self.engine, &caller);
+        let answer = query.answer(&self.engine, &caller, &self.cache);
         let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
         let result = answer
             .map(|(capability, _)| {
                 Response::new(pb::GetTeamCapabilityResponse {
-                    capability: Some(capability),
+                    capability: Some((*capability).clone()),
                 })
             })
             .map_err(Status::from);
@@ -184,7 +260,9 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         let caller = Caller::of(&request)?;
         let r = request.get_ref();
         let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids)?;
-        let (first, subjects) = query.answer(&self.engine, &caller)?;
+        let (first, subjects) = query.answer(&self.engine, &caller, &self.cache)?;
+        let first = (*first).clone();
+        let cache = Arc::clone(&self.cache);
         caller
             .audit(&self.engine, subjects, &Ok::<(), Status>(()))
             .await;
@@ -222,8 +300,8 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                         .await;
                     break;
                 }
-                let current = match query.answer(&engine, &caller) {
-                    Ok((current, _)) => current,
+                let current = match query.answer(&engine, &caller, &cache) {
+                    Ok((current, _)) => (*current).clone(),
                     Err(e) => {
                         let _ = updates.send(Err(e.into())).await;
                         break;

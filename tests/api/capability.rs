@@ -449,3 +449,44 @@ async fn the_trend_follows_levels_as_of_each_date_and_names_the_improvement() {
         .unwrap_err();
     assert_eq!(crate::helpers::violations(&backwards)[0].0, "to");
 }
+
+#[tokio::test]
+async fn an_erased_person_disappears_from_cached_team_views() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    record(&mut app, vec![fresh("e1", "bob", "rust", 4.0)]).await;
+    let mut capability = app.clients(&app.admin_token).capability;
+    let ask = || pb::GetTeamCapabilityRequest {
+        team_id: "backend".into(),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        // The second read is served from the cache.
+        let view = capability
+            .get_team_capability(ask())
+            .await
+            .unwrap()
+            .into_inner()
+            .capability
+            .unwrap();
+        assert!(view.members.iter().any(|m| m.person_id == "bob"));
+    }
+    app.directory
+        .delete_person(pb::DeletePersonRequest {
+            person_id: "bob".into(),
+        })
+        .await
+        .unwrap();
+    let view = capability
+        .get_team_capability(ask())
+        .await
+        .unwrap()
+        .into_inner()
+        .capability
+        .unwrap();
+    assert!(view.members.iter().all(|m| m.person_id != "bob"));
+    assert!(
+        view.skills.iter().all(|s| s.proficient_count == 0),
+        "bob's rust 4.0 is gone too"
+    );
+}
