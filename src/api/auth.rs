@@ -123,6 +123,16 @@ impl Caller {
         }
     }
 
+    /// `id` as an audit subject if the person exists. Ids that resolve to no one are
+    /// not recorded, so that asking for an erased person does not write their id back.
+    pub fn subject_if_exists(directory: &Directory, id: &PersonId) -> Vec<String> {
+        directory
+            .person(id.as_str())
+            .map(|p| p.id.to_string())
+            .into_iter()
+            .collect()
+    }
+
     /// Records an audit event for this call, with `subjects` and the call's outcome.
     pub async fn audit<T>(
         &self,

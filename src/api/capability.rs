@@ -371,12 +371,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         }
         .await
         .map_err(|e: Error| Status::from(e));
-        let subjects = snapshot
-            .directory
-            .person(id.as_str())
-            .map(|p| p.id.to_string())
-            .into_iter()
-            .collect();
+        let subjects = Caller::subject_if_exists(&snapshot.directory, &id);
         caller.audit(&self.engine, subjects, &result).await;
         result
     }
@@ -428,12 +423,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             }))
         })()
         .map_err(|e: Error| Status::from(e));
-        let subjects = snapshot
-            .directory
-            .person(id.as_str())
-            .map(|p| p.id.to_string())
-            .into_iter()
-            .collect();
+        let subjects = Caller::subject_if_exists(&snapshot.directory, &id);
         caller.audit(&self.engine, subjects, &result).await;
         result
     }

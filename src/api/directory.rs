@@ -23,6 +23,31 @@ impl DirectoryApi {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self { engine }
     }
+
+    /// The one shape of every upsert: convert the batch (all or nothing), write it through
+    /// the engine, audit the ids written, answer with the count.
+    async fn upsert<P, D, Fut>(
+        &self,
+        caller: Caller,
+        items: Vec<P>,
+        list: &str,
+        id: impl Fn(&P) -> &String,
+        write: impl FnOnce(Arc<Engine>, Vec<D>) -> Fut,
+    ) -> Result<u32, Status>
+    where
+        D: TryFrom<P, Error = Vec<crate::domain::FieldViolation>>,
+        Fut: std::future::Future<Output = crate::error::Result<usize>>,
+    {
+        let subjects = items.iter().map(|item| id(item).clone()).collect();
+        let result = async {
+            let converted = batch(items, list)?;
+            Ok(count(write(Arc::clone(&self.engine), converted).await?))
+        }
+        .await
+        .map_err(|e: Error| Status::from(e));
+        caller.audit(&self.engine, subjects, &result).await;
+        result
+    }
 }
 
 /// The teams of the subtree rooted at `raw`, or `None` ("no filter") when `raw` is
@@ -46,22 +71,8 @@ fn subtree_filter(
         .ok_or(Error::NotFound { kind: "team" })
 }
 
-/// `id` as an audit subject if the person exists. Ids that resolve to no one are not
-/// recorded, so that asking for an erased person does not write their id back.
-fn existing(directory: &Directory, id: &PersonId) -> Vec<String> {
-    directory
-        .person(id.as_str())
-        .map(|p| p.id.to_string())
-        .into_iter()
-        .collect()
-}
-
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
-    items.iter().map(|item| id(item).to_owned()).collect()
 }
 
 #[tonic::async_trait]
@@ -72,17 +83,17 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::UpsertSkillsRequest>,
     ) -> Result<Response<pb::UpsertSkillsResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let subjects = ids(&request.get_ref().skills, |s| &s.id);
-        let result = async {
-            let skills = batch(request.into_inner().skills, "skills")?;
-            let upserted = self.engine.upsert_skills(skills).await?;
-            Ok(Response::new(pb::UpsertSkillsResponse {
-                upserted: count(upserted),
-            }))
-        }
-        .await;
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        let skills = request.into_inner().skills;
+        let upserted = self
+            .upsert(
+                caller,
+                skills,
+                "skills",
+                |s| &s.id,
+                |engine, v| async move { engine.upsert_skills(v).await },
+            )
+            .await?;
+        Ok(Response::new(pb::UpsertSkillsResponse { upserted }))
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().roles.len()))]
@@ -91,17 +102,17 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::UpsertRolesRequest>,
     ) -> Result<Response<pb::UpsertRolesResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let subjects = ids(&request.get_ref().roles, |r| &r.id);
-        let result = async {
-            let roles = batch(request.into_inner().roles, "roles")?;
-            let upserted = self.engine.upsert_roles(roles).await?;
-            Ok(Response::new(pb::UpsertRolesResponse {
-                upserted: count(upserted),
-            }))
-        }
-        .await;
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        let roles = request.into_inner().roles;
+        let upserted = self
+            .upsert(
+                caller,
+                roles,
+                "roles",
+                |r| &r.id,
+                |engine, v| async move { engine.upsert_roles(v).await },
+            )
+            .await?;
+        Ok(Response::new(pb::UpsertRolesResponse { upserted }))
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().teams.len()))]
@@ -110,17 +121,17 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::UpsertTeamsRequest>,
     ) -> Result<Response<pb::UpsertTeamsResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let subjects = ids(&request.get_ref().teams, |t| &t.id);
-        let result = async {
-            let teams = batch(request.into_inner().teams, "teams")?;
-            let upserted = self.engine.upsert_teams(teams).await?;
-            Ok(Response::new(pb::UpsertTeamsResponse {
-                upserted: count(upserted),
-            }))
-        }
-        .await;
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        let teams = request.into_inner().teams;
+        let upserted = self
+            .upsert(
+                caller,
+                teams,
+                "teams",
+                |t| &t.id,
+                |engine, v| async move { engine.upsert_teams(v).await },
+            )
+            .await?;
+        Ok(Response::new(pb::UpsertTeamsResponse { upserted }))
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().people.len()))]
@@ -129,17 +140,17 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::UpsertPeopleRequest>,
     ) -> Result<Response<pb::UpsertPeopleResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let subjects = ids(&request.get_ref().people, |p| &p.id);
-        let result = async {
-            let people = batch(request.into_inner().people, "people")?;
-            let upserted = self.engine.upsert_people(people).await?;
-            Ok(Response::new(pb::UpsertPeopleResponse {
-                upserted: count(upserted),
-            }))
-        }
-        .await;
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        let people = request.into_inner().people;
+        let upserted = self
+            .upsert(
+                caller,
+                people,
+                "people",
+                |p| &p.id,
+                |engine, v| async move { engine.upsert_people(v).await },
+            )
+            .await?;
+        Ok(Response::new(pb::UpsertPeopleResponse { upserted }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -160,7 +171,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             })
             .map_err(Status::from);
         caller
-            .audit(&self.engine, existing(&snapshot.directory, &id), &result)
+            .audit(
+                &self.engine,
+                Caller::subject_if_exists(&snapshot.directory, &id),
+                &result,
+            )
             .await;
         result
     }
@@ -261,7 +276,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                 })
             });
         let subjects = match &result {
-            Ok(response) => ids(&response.get_ref().people, |p| &p.id),
+            Ok(response) => response
+                .get_ref()
+                .people
+                .iter()
+                .map(|p| p.id.clone())
+                .collect(),
             Err(_) => vec![request.subtree_team_id.clone()],
         };
         caller.audit(&self.engine, subjects, &result).await;
@@ -320,7 +340,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         }
         .map_err(Status::from);
         caller
-            .audit(&self.engine, existing(&snapshot.directory, &id), &result)
+            .audit(
+                &self.engine,
+                Caller::subject_if_exists(&snapshot.directory, &id),
+                &result,
+            )
             .await;
         result
     }
