@@ -17,7 +17,7 @@ use crate::domain::{FieldViolation, Level, PersonId, RoleId, Scope, SkillId, Tea
 use crate::engine::Engine;
 use crate::engine::queries::{
     RiskKind, TeamCapabilityView, find_experts, person_gaps, person_profile, skill_risks,
-    team_capability,
+    team_capability, team_capability_as_of, team_members,
 };
 use crate::error::{Error, Result};
 
@@ -123,6 +123,32 @@ impl TeamQuery {
 
     /// The view, if the caller may see the team: a scoped caller asking for a team outside
     /// its scope is denied whether or not the team exists.
+    /// The view at a past date, from the members' raw evidence (not cached).
+    async fn answer_as_of(
+        &self,
+        engine: &Engine,
+        caller: &Caller,
+        raw: prost_types::Timestamp,
+    ) -> Result<(Arc<pb::TeamCapability>, Vec<String>)> {
+        let as_of = timestamp_from_pb_any(raw)
+            .map_err(|v| Error::InvalidArgument(vec![v.under("as_of")]))?;
+        let snapshot = engine.snapshot();
+        check_team(&caller.scope(&snapshot.directory), &self.team)?;
+        let members = team_members(&snapshot, &self.team, self.include_subteams)?;
+        let ids = members.iter().map(|p| p.id.clone()).collect();
+        let evidence = engine.assessments_about_many(ids).await?;
+        let view = team_capability_as_of(
+            &snapshot,
+            &self.team,
+            self.include_subteams,
+            &self.skills,
+            as_of,
+            &evidence,
+        )?;
+        let subjects = view.members.iter().map(|p| p.id.to_string()).collect();
+        Ok((Arc::new(to_pb(&self.team, view)), subjects))
+    }
+
     fn answer(
         &self,
         engine: &Engine,
@@ -236,7 +262,10 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         let caller = Caller::of(&request)?;
         let r = request.get_ref();
         let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids)?;
-        let answer = query.answer(&self.engine, &caller, &self.cache);
+        let answer = match r.as_of {
+            None => query.answer(&self.engine, &caller, &self.cache),
+            Some(raw) => query.answer_as_of(&self.engine, &caller, raw).await,
+        };
         let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
         let result = answer
             .map(|(capability, _)| {

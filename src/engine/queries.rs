@@ -36,9 +36,27 @@ pub fn team_capability(
     skills: &[SkillId],
     now: Timestamp,
 ) -> Result<TeamCapabilityView> {
-    let directory = &snapshot.directory;
     let capability = &snapshot.capability;
-    let axis = capability.axis();
+    team_view(
+        snapshot,
+        team,
+        include_subteams,
+        skills,
+        |person, column| {
+            capability
+                .row(&person.id)
+                .and_then(|r| r.proficiency(capability.model(), column, now))
+        },
+    )
+}
+
+/// The members of `team` (and subteams), in id order.
+pub fn team_members(
+    snapshot: &Snapshot,
+    team: &TeamId,
+    include_subteams: bool,
+) -> Result<Vec<Person>> {
+    let directory = &snapshot.directory;
     let teams = match include_subteams {
         true => directory.subtree(team.as_str()),
         false => directory
@@ -53,6 +71,56 @@ pub fn team_capability(
         .filter_map(|id| directory.person(id.as_str()).cloned())
         .collect();
     members.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(members)
+}
+
+/// The same question at a past date `as_of`, from each member's raw evidence: levels as
+/// they were then; members and roles as they are now.
+pub fn team_capability_as_of(
+    snapshot: &Snapshot,
+    team: &TeamId,
+    include_subteams: bool,
+    skills: &[SkillId],
+    as_of: Timestamp,
+    evidence: &[(PersonId, Vec<Assessment>)],
+) -> Result<TeamCapabilityView> {
+    let model = snapshot.capability.model();
+    let axis = snapshot.capability.axis();
+    let by_person: BTreeMap<&PersonId, &Vec<Assessment>> =
+        evidence.iter().map(|(p, items)| (p, items)).collect();
+    team_view(
+        snapshot,
+        team,
+        include_subteams,
+        skills,
+        |person, column| {
+            let skill = &axis.skills()[column];
+            let items: Vec<Evidence> = by_person
+                .get(&person.id)?
+                .iter()
+                .filter(|a| a.skill == *skill)
+                .map(|a| Evidence {
+                    score: a.score.value(),
+                    source: a.source,
+                    at: a.assessed_at,
+                })
+                .collect();
+            model.effective_level(&items, as_of)
+        },
+    )
+}
+
+fn team_view(
+    snapshot: &Snapshot,
+    team: &TeamId,
+    include_subteams: bool,
+    skills: &[SkillId],
+    cell: impl Fn(&Person, usize) -> Option<Proficiency>,
+) -> Result<TeamCapabilityView> {
+    let directory = &snapshot.directory;
+    let capability = &snapshot.capability;
+    let axis = capability.axis();
+    let members = team_members(snapshot, team, include_subteams)?;
 
     let role_requirements = |person: &Person| {
         directory
@@ -97,10 +165,9 @@ pub fn team_capability(
     let mut cells = Vec::with_capacity(members.len());
     let mut requirements = Vec::with_capacity(members.len());
     for (m, person) in members.iter().enumerate() {
-        let row = capability.row(&person.id);
         let mut member_cells = Vec::with_capacity(columns.len());
         for (j, &c) in columns.iter().enumerate() {
-            let known = row.and_then(|r| r.proficiency(capability.model(), c, now));
+            let known = cell(person, c);
             if let Some(p) = known {
                 levels[[m, j]] = p.level;
             }

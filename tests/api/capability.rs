@@ -109,6 +109,7 @@ async fn team_capability_matches_the_hand_computed_numbers() {
             team_id: "eng".into(),
             include_subteams: true,
             skill_ids: vec!["sql".into()],
+            as_of: None,
         })
         .await
         .unwrap()
@@ -428,6 +429,28 @@ async fn the_trend_follows_levels_as_of_each_date_and_names_the_improvement() {
         ("alice", "rust")
     );
     assert!((story.delta - (alice - 2.0)).abs() < 1e-3);
+
+    // The same team at day 50: alice had only her 2.0.
+    let then = app
+        .clients(&app.admin_token)
+        .capability
+        .get_team_capability(pb::GetTeamCapabilityRequest {
+            team_id: "backend".into(),
+            skill_ids: vec!["rust".into()],
+            as_of: Some(prost_types::Timestamp {
+                seconds: t0 + 50 * day,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .capability
+        .unwrap();
+    assert!(close(then.members[0].cells[0].level, 2.0));
+    assert!(close(then.members[1].cells[0].level, 3.5));
+    assert_eq!(then.skills[0].proficient_count, 1);
 
     let backwards = app
         .clients(&app.admin_token)
