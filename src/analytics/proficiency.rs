@@ -170,7 +170,7 @@ impl CellStats {
     pub fn add(&mut self, model: &ProficiencyModel, evidence: &Evidence) {
         let days = (evidence.at.unix_millis() - REFERENCE_MS) as f64 / DAY_MS;
         let a = f64::from(model.trust(evidence.source))
-            * 2f64.powf(days / f64::from(model.half_life_days));
+            * (days / f64::from(model.half_life_days)).exp2();
         let score = f64::from(evidence.score);
         self.s0 += a;
         self.s1 += a * score;

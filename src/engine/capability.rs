@@ -181,12 +181,17 @@ impl CapabilityBuilder {
     /// Adds one piece of evidence about the person at dense index `index`.
     pub fn push_indexed(&mut self, index: u32, skill: &SkillId, evidence: Evidence) {
         if let Some(column) = self.axis.column(skill.as_str()) {
-            let width = self.axis.len();
-            self.rows[index as usize]
-                .get_or_insert_with(|| PersonCapability::empty(width))
-                .add(&self.model, column, &evidence);
-            self.latest = self.latest.max(evidence.at);
+            self.push_cell(index, column, evidence);
         }
+    }
+
+    /// Adds one piece of evidence for a known person index and skill column.
+    pub fn push_cell(&mut self, index: u32, column: usize, evidence: Evidence) {
+        let width = self.axis.len();
+        self.rows[index as usize]
+            .get_or_insert_with(|| PersonCapability::empty(width))
+            .add(&self.model, column, &evidence);
+        self.latest = self.latest.max(evidence.at);
     }
 
     /// The index, with levels as of `as_of` (or the latest evidence, if later).

@@ -127,9 +127,11 @@ impl Engine {
                 .get_or_insert_with(|| {
                     CapabilityBuilder::new(model.clone(), axis_of(directory), people_of(directory))
                 })
-                .push_indexed(
+                .push_cell(
                     a.person_index,
-                    a.skill,
+                    // The axis is the directory's skills in id order, so the skill's
+                    // position is its column.
+                    a.skill_index as usize,
                     Evidence {
                         score: a.score.value(),
                         source: a.source,

@@ -97,6 +97,8 @@ pub struct Loaded<'a> {
     pub person_index: u32,
     /// Skill assessed.
     pub skill: &'a SkillId,
+    /// The skill's position in the directory's id order.
+    pub skill_index: u32,
     /// Score.
     pub score: Level,
     /// Source.
@@ -369,10 +371,11 @@ impl Store {
             .enumerate()
             .map(|(i, id)| (id.as_str(), (i as u32, id)))
             .collect();
-        let skills: AHashMap<&str, &SkillId> = directory
+        let skills: AHashMap<&str, (u32, &SkillId)> = directory
             .skills()
             .keys()
-            .map(|id| (id.as_str(), id))
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), (i as u32, id)))
             .collect();
         let mut batches: Vec<Vec<u64>> = vec![Vec::new(); people.len()];
         let tree = self.assessments.clone();
@@ -397,7 +400,7 @@ impl Store {
                     let &(index, person) = people
                         .get(record.person_id.as_str())
                         .ok_or_else(|| dangling("person"))?;
-                    let skill = *skills
+                    let &(skill_index, skill) = skills
                         .get(record.skill_id())
                         .ok_or_else(|| dangling("skill"))?;
                     let assessor = match record.assessor_id.as_str() {
@@ -415,6 +418,7 @@ impl Store {
                         person,
                         person_index: index,
                         skill,
+                        skill_index,
                         score,
                         source,
                         assessed_at,
