@@ -5,6 +5,7 @@ pub mod archetypes;
 pub mod gaps;
 pub mod kmeans;
 pub mod matrix;
+pub mod mentors;
 pub mod privacy;
 pub mod proficiency;
 pub mod trends;
