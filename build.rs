@@ -11,6 +11,8 @@ const PROTOS: &[&str] = &[
     "proto/capsight/v1/ingest.proto",
     "proto/capsight/v1/access.proto",
     "proto/capsight/v1/capability.proto",
+    "proto/capsight/v1/insights.proto",
+    "proto/capsight/v1/talent.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -192,6 +192,10 @@ struct ServeArgs {
     /// sled page-cache size, in MiB.
     #[arg(long, env = "CAPSIGHT_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
+    /// Culture-review aggregates hide groups smaller than this (at least 3).
+    #[arg(long, env = "CAPSIGHT_MIN_GROUP_SIZE", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(3..))]
+    min_group_size: u32,
     /// PEM certificate chain to serve TLS with (needs --tls-key).
     #[arg(long, env = "CAPSIGHT_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -287,6 +291,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let config = ServerConfig {
         data_dir: args.data_dir,
         demo: args.demo.then(|| args.shape.config()),
+        min_group_size: args.min_group_size as usize,
         max_message_bytes: args.max_message_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),

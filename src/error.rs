@@ -15,6 +15,10 @@ pub enum Error {
         /// What was looked for ("person").
         kind: &'static str,
     },
+    /// The system is not in a state where the question can be answered (e.g. too few
+    /// people with evidence to find archetypes); it may be answerable later.
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(&'static str),
     /// The caller did not present a valid token.
     #[error("unauthenticated: {0}")]
     Unauthenticated(&'static str),

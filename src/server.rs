@@ -10,14 +10,20 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
+use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::analytics::privacy::DEFAULT_MIN_GROUP_SIZE;
 use crate::api::pb::access_service_server::AccessServiceServer;
 use crate::api::pb::capability_service_server::CapabilityServiceServer;
 use crate::api::pb::directory_service_server::DirectoryServiceServer;
 use crate::api::pb::ingest_service_server::IngestServiceServer;
-use crate::api::{AccessApi, AuthLayer, CapabilityApi, DirectoryApi, IngestApi, pb};
+use crate::api::pb::org_insights_service_server::OrgInsightsServiceServer;
+use crate::api::pb::talent_service_server::TalentServiceServer;
+use crate::api::{
+    AccessApi, AuthLayer, CapabilityApi, DirectoryApi, IngestApi, OrgInsightsApi, TalentApi, pb,
+};
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
@@ -39,6 +45,27 @@ pub struct ServerConfig {
     pub engine: EngineOptions,
     /// PEM certificate chain and private key; serve TLS when set.
     pub tls: Option<TlsFiles>,
+    /// Aggregates of culture reviews hide groups smaller than this (at least 3).
+    pub min_group_size: usize,
+}
+
+/// Every capsight service, by its gRPC name (for per-service health).
+const SERVICES: [&str; 6] = [
+    <DirectoryServiceServer<DirectoryApi> as NamedService>::NAME,
+    <IngestServiceServer<IngestApi> as NamedService>::NAME,
+    <AccessServiceServer<AccessApi> as NamedService>::NAME,
+    <CapabilityServiceServer<CapabilityApi> as NamedService>::NAME,
+    <OrgInsightsServiceServer<OrgInsightsApi> as NamedService>::NAME,
+    <TalentServiceServer<TalentApi> as NamedService>::NAME,
+];
+
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for service in SERVICES {
+        health.set_service_status(service, status).await;
+    }
 }
 
 /// Where the server's TLS certificate chain and key are (PEM).
@@ -61,6 +88,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             engine: EngineOptions::default(),
             tls: None,
+            min_group_size: DEFAULT_MIN_GROUP_SIZE,
         }
     }
 }
@@ -80,14 +108,7 @@ pub async fn run(
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<DirectoryServiceServer<DirectoryApi>>()
-        .await;
-    health.set_serving::<IngestServiceServer<IngestApi>>().await;
-    health.set_serving::<AccessServiceServer<AccessApi>>().await;
-    health
-        .set_serving::<CapabilityServiceServer<CapabilityApi>>()
-        .await;
+    set_health(&health, tonic_health::ServingStatus::Serving).await;
     let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
@@ -109,24 +130,28 @@ pub async fn run(
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     let access = AccessServiceServer::new(AccessApi::new(Arc::clone(&engine)));
+    let insights = OrgInsightsServiceServer::new(OrgInsightsApi::new(
+        Arc::clone(&engine),
+        config.min_group_size,
+    ))
+    .max_encoding_message_size(limit);
+    let talent = TalentServiceServer::new(TalentApi::new(Arc::clone(&engine)))
+        .max_encoding_message_size(limit);
+    // Archetypes of the organisation are computed once up front, off the request path,
+    // so that the first culture-review query does not wait for clustering.
+    let warm = Arc::clone(&engine);
+    tokio::spawn(async move {
+        if let Err(e) = warm.archetypes(None, None).await {
+            tracing::debug!(error = %e, "archetypes not precomputed");
+        }
+    });
 
     let (signalled, on_signal) = oneshot::channel();
     let signal_health = health.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutdown requested; draining");
-        signal_health
-            .set_not_serving::<DirectoryServiceServer<DirectoryApi>>()
-            .await;
-        signal_health
-            .set_not_serving::<IngestServiceServer<IngestApi>>()
-            .await;
-        signal_health
-            .set_not_serving::<AccessServiceServer<AccessApi>>()
-            .await;
-        signal_health
-            .set_not_serving::<CapabilityServiceServer<CapabilityApi>>()
-            .await;
+        set_health(&signal_health, tonic_health::ServingStatus::NotServing).await;
         let _ = stop_streams.send(true);
         let _ = signalled.send(());
     };
@@ -165,6 +190,8 @@ pub async fn run(
         .add_service(ingest)
         .add_service(access)
         .add_service(capability)
+        .add_service(insights)
+        .add_service(talent)
         .serve_with_incoming_shutdown(incoming, signal);
 
     let grace = config.shutdown_grace;

@@ -26,6 +26,7 @@ const PERSON_READERS: &[AccessRole] = &[Admin, Manager, Planner, PersonRole];
 const SCOPED_READERS: &[AccessRole] = &[Admin, Manager, Planner];
 const ADMIN_ONLY: &[AccessRole] = &[Admin];
 const SUBJECT_OR_ADMIN: &[AccessRole] = &[Admin, PersonRole];
+const AGGREGATE_READERS: &[AccessRole] = &[Admin, Manager, Planner, Analyst];
 
 /// Which roles may call each rpc. Subject scope is checked by the handler.
 pub const RULES: &[(&str, &[AccessRole])] = &[
@@ -70,6 +71,16 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
         "/capsight.v1.CapabilityService/GetCapabilityTrend",
         SCOPED_READERS,
     ),
+    (
+        "/capsight.v1.OrgInsightsService/GetSkillArchetypes",
+        AGGREGATE_READERS,
+    ),
+    (
+        "/capsight.v1.OrgInsightsService/GetOrgSkillPatterns",
+        AGGREGATE_READERS,
+    ),
+    ("/capsight.v1.TalentService/FindMentors", PERSON_READERS),
+    ("/capsight.v1.TalentService/PlanMentoring", SCOPED_READERS),
     ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),

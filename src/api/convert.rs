@@ -65,7 +65,7 @@ fn optional_id<T>(
     }
 }
 
-fn category_from_pb(raw: i32) -> Result<SkillCategory, FieldViolation> {
+pub(super) fn category_from_pb(raw: i32) -> Result<SkillCategory, FieldViolation> {
     match pb::SkillCategory::try_from(raw) {
         Ok(pb::SkillCategory::Technical) => Ok(SkillCategory::Technical),
         Ok(pb::SkillCategory::Soft) => Ok(SkillCategory::Soft),
@@ -79,7 +79,7 @@ fn category_from_pb(raw: i32) -> Result<SkillCategory, FieldViolation> {
     }
 }
 
-fn category_to_pb(category: SkillCategory) -> pb::SkillCategory {
+pub(super) fn category_to_pb(category: SkillCategory) -> pb::SkillCategory {
     match category {
         SkillCategory::Technical => pb::SkillCategory::Technical,
         SkillCategory::Soft => pb::SkillCategory::Soft,

@@ -22,6 +22,7 @@ impl From<Error> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             Error::NotFound { kind } => Status::not_found(format!("{kind} not found")),
+            Error::FailedPrecondition(reason) => Status::failed_precondition(reason),
             Error::Unauthenticated(reason) => Status::unauthenticated(reason),
             Error::PermissionDenied => Status::permission_denied("permission denied"),
             Error::ShuttingDown | Error::StoragePoisoned => Status::unavailable(error.to_string()),

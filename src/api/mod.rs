@@ -10,13 +10,17 @@ mod convert;
 mod directory;
 mod error;
 mod ingest;
+mod insights;
 mod page;
+mod talent;
 
 pub use access::AccessApi;
 pub use auth::{AuthLayer, BearerToken, Caller};
 pub use capability::CapabilityApi;
 pub use directory::DirectoryApi;
 pub use ingest::IngestApi;
+pub use insights::OrgInsightsApi;
+pub use talent::TalentApi;
 
 /// Code generated from `proto/capsight/v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

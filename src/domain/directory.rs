@@ -87,6 +87,21 @@ impl Directory {
         Some(found)
     }
 
+    /// The department of `team`: its ancestor directly under a root of the org tree (the
+    /// team itself when it is a root or directly under one).
+    pub fn department_of<'a>(&'a self, team: &'a TeamId) -> &'a TeamId {
+        let mut current = team;
+        // Bounded by the number of teams: the tree has no cycles (checked on upsert).
+        for _ in 0..=self.teams.len() {
+            let parent = self.teams.get(current).and_then(|t| t.parent.as_ref());
+            match parent {
+                Some(p) if self.teams.get(p).is_some_and(|t| t.parent.is_some()) => current = p,
+                _ => return current,
+            }
+        }
+        current
+    }
+
     /// Members of one team (not of its subteams).
     pub fn members(&self, team: &str) -> impl Iterator<Item = &PersonId> {
         self.members.get(team).into_iter().flatten()

@@ -5,6 +5,7 @@
 //! Must never depend on tonic.
 
 mod capability;
+pub mod insights;
 pub mod queries;
 mod tokens;
 mod writer;
@@ -40,6 +41,9 @@ pub struct Snapshot {
     pub assessment_total: u64,
     /// Access tokens.
     pub tokens: Arc<TokenTable>,
+    /// Erasures so far (since start): a cached result computed before the latest one
+    /// may hold an erased person and is never served.
+    pub erasures: u64,
 }
 
 /// How the engine runs.
@@ -108,6 +112,7 @@ pub struct Engine {
     writer: Mutex<Option<JoinHandle<()>>>,
     changes: watch::Receiver<u64>,
     audit: AuditReader,
+    insights: insights::Insights,
 }
 
 impl Engine {
@@ -154,6 +159,7 @@ impl Engine {
             assessment_total: store.assessment_count() as u64,
             capability: builder.finish(Timestamp::now()),
             tokens: Arc::new(TokenTable::new(opened.tokens)),
+            erasures: 0,
         };
         let snapshot = Arc::new(ArcSwap::from_pointee(initial));
         let (commands, receiver) = mpsc::channel(1024);
@@ -169,6 +175,7 @@ impl Engine {
             .spawn(move || writer.run(receiver))
             .map_err(|e| Error::DataDir(format!("cannot start writer thread: {e}")))?;
         Ok(Self {
+            insights: insights::Insights::new(&snapshot),
             snapshot,
             commands,
             writer: Mutex::new(Some(handle)),
@@ -245,7 +252,10 @@ impl Engine {
 
     /// Erases a person, every assessment about them and their id everywhere else.
     pub async fn delete_person(&self, id: PersonId) -> Result<ErasureReport> {
-        self.write(move |w| w.delete_person(&id)).await
+        let report = self.write(move |w| w.delete_person(&id)).await;
+        // Cached insights may hold the person; none survives an erasure.
+        self.insights.clear();
+        report
     }
 
     /// A receiver that sees the snapshot version each time a new snapshot is published;
@@ -315,13 +325,8 @@ impl Engine {
         &self,
         people: Vec<PersonId>,
     ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
-        self.write(move |w| {
-            people
-                .into_iter()
-                .map(|id| Ok((id.clone(), w.assessments_about(&id)?)))
-                .collect()
-        })
-        .await
+        self.write(move |w| w.store().assessments_about_many(&people))
+            .await
     }
 
     /// Every assessment about one person, read from the store.

@@ -37,6 +37,7 @@ pub(crate) struct Writer {
     tokens: Arc<TokenTable>,
     total: u64,
     version: u64,
+    erasures: u64,
     /// Something was written to sled since the last flush.
     staged: bool,
     /// Something visible to readers changed since the last publication.
@@ -65,6 +66,7 @@ impl Writer {
             tokens: Arc::clone(&current.tokens),
             total: current.assessment_total,
             version: current.version,
+            erasures: current.erasures,
             staged: false,
             changed: false,
             poisoned: false,
@@ -143,6 +145,7 @@ impl Writer {
             capability: self.capability.clone(),
             assessment_total: self.total,
             tokens: Arc::clone(&self.tokens),
+            erasures: self.erasures,
         }));
         self.notify.send_replace(self.version);
     }
@@ -260,6 +263,7 @@ impl Writer {
             table.insert(token);
         }
         self.capability.remove(id);
+        self.erasures += 1;
         self.total -= counts.assessments_erased;
         self.touch();
         Ok(ErasureReport {

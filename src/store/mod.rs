@@ -586,6 +586,40 @@ impl Store {
         Ok((about, by))
     }
 
+    /// Assessments about each of `people`, in the order given; every stored batch is
+    /// read and decoded at most once however many of them it mentions.
+    pub fn assessments_about_many(
+        &self,
+        people: &[PersonId],
+    ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
+        let position: AHashMap<&str, usize> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let mut batches: Vec<u64> = people
+            .iter()
+            .flat_map(|p| self.batches_by_person.get(p.as_str()).into_iter().flatten())
+            .copied()
+            .collect();
+        batches.sort_unstable();
+        batches.dedup();
+        let mut out: Vec<(PersonId, Vec<Assessment>)> =
+            people.iter().map(|p| (p.clone(), Vec::new())).collect();
+        for seq in batches {
+            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
+                continue;
+            };
+            let batch: BatchRecord = decode("assessments", &bytes)?;
+            for record in &batch.items {
+                if let Some(&i) = position.get(record.person_id.as_str()) {
+                    out[i].1.push(record.to_domain()?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Replaces `person` by a tombstone in every audit event and revokes and unbinds the
     /// tokens bound to them, returning those tokens. Runs before the erasure
     /// transaction: should the process die in between, the person is merely

@@ -283,6 +283,81 @@ fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "/capsight.v1.OrgInsightsService/GetSkillArchetypes",
+            &[Admin, Manager, Planner, Analyst],
+            true,
+            |me, admin, subject| {
+                with_fallback_scope(&subject, |scope_team_id| {
+                    let mut client = me.insights.clone();
+                    async move {
+                        client
+                            .get_skill_archetypes(pb::GetSkillArchetypesRequest {
+                                scope_team_id,
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await
+            }
+        ),
+        case!(
+            "/capsight.v1.OrgInsightsService/GetOrgSkillPatterns",
+            &[Admin, Manager, Planner, Analyst],
+            true,
+            |me, admin, subject| {
+                with_fallback_scope(&subject, |scope_team_id| {
+                    let mut client = me.insights.clone();
+                    async move {
+                        client
+                            .get_org_skill_patterns(pb::GetOrgSkillPatternsRequest {
+                                scope_team_id,
+                                group_by: pb::GroupBy::Department.into(),
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await
+            }
+        ),
+        case!(
+            "/capsight.v1.TalentService/FindMentors",
+            &[Admin, Manager, Planner, Person],
+            true,
+            |me, admin, subject| {
+                me.talent
+                    .clone()
+                    .find_mentors(pb::FindMentorsRequest {
+                        person_id: subject,
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
+            "/capsight.v1.TalentService/PlanMentoring",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                with_fallback_scope(&subject, |scope_team_id| {
+                    let mut client = me.talent.clone();
+                    async move {
+                        client
+                            .plan_mentoring(pb::PlanMentoringRequest {
+                                scope_team_id,
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await
+            }
+        ),
+        case!(
             "/capsight.v1.CapabilityService/GetCapabilityTrend",
             &[Admin, Manager, Planner],
             true,
@@ -433,6 +508,27 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Calls an aggregate rpc the way each role can: organisation-wide first (admins and
+/// analysts), then — when that is denied — scoped to the subject's team (managers and
+/// planners: alice's team is in their scope, dan's is not).
+async fn with_fallback_scope<F, Fut>(subject: &str, call: F) -> Result<(), Status>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<(), Status>>,
+{
+    match call(String::new()).await {
+        Err(status) if status.code() == Code::PermissionDenied => {
+            let team = if subject == "alice" {
+                "backend"
+            } else {
+                "sales"
+            };
+            call(team.to_owned()).await
+        }
+        other => other,
+    }
+}
+
 /// Every rpc of every capsight service, from the descriptors the server is built from.
 fn described_rpcs() -> BTreeSet<String> {
     let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("descriptors");
@@ -472,6 +568,23 @@ fn assert_reveals_nothing(status: &Status, what: &str) {
 async fn every_rpc_answers_every_role_in_and_out_of_scope_as_the_rules_say() {
     let mut app = TestApp::spawn().await;
     seed_org(&mut app).await;
+    // Evidence for everyone, so that aggregate questions have an answer.
+    let evidence = ["alice", "bob", "carol", "dan"]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            [
+                assessment(&format!("seed-{p}-rust"), p, "rust", 1.0 + i as f64),
+                assessment(&format!("seed-{p}-sql"), p, "sql", 4.0 - i as f64),
+            ]
+        })
+        .collect();
+    app.ingest
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: evidence,
+        })
+        .await
+        .expect("seed evidence");
     let tokens = [
         (Admin, app.admin_token.clone()),
         (Ingest, app.token(Ingest, &[], "").await),

@@ -9,6 +9,8 @@ use capsight::api::pb::access_service_client::AccessServiceClient;
 use capsight::api::pb::capability_service_client::CapabilityServiceClient;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
+use capsight::api::pb::org_insights_service_client::OrgInsightsServiceClient;
+use capsight::api::pb::talent_service_client::TalentServiceClient;
 use capsight::server::{self, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -26,6 +28,8 @@ pub struct Clients {
     pub ingest: IngestServiceClient<Authed>,
     pub access: AccessServiceClient<Authed>,
     pub capability: CapabilityServiceClient<Authed>,
+    pub insights: OrgInsightsServiceClient<Authed>,
+    pub talent: TalentServiceClient<Authed>,
 }
 
 impl Clients {
@@ -35,7 +39,9 @@ impl Clients {
             directory: DirectoryServiceClient::with_interceptor(channel.clone(), auth.clone()),
             ingest: IngestServiceClient::with_interceptor(channel.clone(), auth.clone()),
             access: AccessServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            capability: CapabilityServiceClient::with_interceptor(channel.clone(), auth),
+            capability: CapabilityServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            insights: OrgInsightsServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            talent: TalentServiceClient::with_interceptor(channel.clone(), auth),
         }
     }
 }

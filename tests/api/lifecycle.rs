@@ -221,6 +221,8 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
         "capsight.v1.CapabilityService",
         "capsight.v1.DirectoryService",
         "capsight.v1.IngestService",
+        "capsight.v1.OrgInsightsService",
+        "capsight.v1.TalentService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

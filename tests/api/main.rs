@@ -7,4 +7,5 @@ mod directory;
 mod helpers;
 mod import;
 mod ingest;
+mod insights;
 mod lifecycle;

@@ -1,0 +1,437 @@
+//! Archetypes, organisation-wide skill patterns (with minimum group size) and mentors.
+
+use std::collections::HashMap;
+
+use capsight::analytics::archetypes::adjusted_rand_index;
+use capsight::api::pb;
+use capsight::api::pb::AccessRole;
+use capsight::demo::{DemoConfig, DemoOrg};
+use capsight::server::ServerConfig;
+use tonic::Code;
+
+use crate::helpers::{TestApp, assessment, person, role, skill, team};
+
+async fn demo_app() -> (TestApp, tempfile::TempDir) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::new(temp.path().join("data"));
+    config.demo = Some(DemoConfig::default());
+    (TestApp::start(config).await, temp)
+}
+
+fn archetypes_request(members: bool) -> pb::GetSkillArchetypesRequest {
+    pb::GetSkillArchetypesRequest {
+        include_members: members,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() {
+    let (mut app, _temp) = demo_app().await;
+    let admin = app.clients(&app.admin_token.clone());
+    let mut insights = admin.insights.clone();
+    let found = insights
+        .get_skill_archetypes(archetypes_request(true))
+        .await
+        .expect("archetypes")
+        .into_inner();
+
+    let demo = DemoOrg::generate(&DemoConfig::default());
+    let planted: HashMap<String, usize> = demo
+        .people
+        .iter()
+        .zip(&demo.planted_archetypes)
+        .map(|(p, &a)| (p.id.to_string(), a))
+        .collect();
+    let truth: Vec<usize> = found
+        .members
+        .iter()
+        .map(|m| planted[&m.person_id])
+        .collect();
+    let recovered: Vec<usize> = found.members.iter().map(|m| m.archetype as usize).collect();
+    let ari = adjusted_rand_index(&truth, &recovered);
+    println!(
+        "k = {}, silhouette {:.3}, ARI {ari:.3}; labels: {:?}",
+        found.archetypes.len(),
+        found.silhouette,
+        found
+            .archetypes
+            .iter()
+            .map(|a| &a.label)
+            .collect::<Vec<_>>()
+    );
+    assert!(ari >= 0.8, "adjusted Rand index {ari}");
+    assert_eq!(found.members.len(), demo.people.len());
+    assert_eq!(found.people as usize, demo.people.len());
+    assert!(!found.k_scores.is_empty(), "k chosen by silhouette");
+    for a in &found.archetypes {
+        assert_eq!(a.suppression(), pb::Suppression::None);
+        assert_eq!(a.centroid.len(), found.skill_ids.len());
+        assert!(!a.defining_skills.is_empty() && !a.label.is_empty());
+        let in_departments: u32 = a.departments.iter().map(|d| d.count).sum();
+        assert_eq!(in_departments + a.other_departments, a.size);
+    }
+
+    // Analysts see aggregates only.
+    let analyst = app.token(AccessRole::Analyst, &[], "").await;
+    let mut as_analyst = app.clients(&analyst).insights;
+    let denied = as_analyst
+        .get_skill_archetypes(archetypes_request(true))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let aggregate = as_analyst
+        .get_skill_archetypes(archetypes_request(false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(aggregate.members.is_empty());
+    assert_eq!(aggregate.archetypes.len(), found.archetypes.len());
+
+    // Department patterns: self-ratings are inflated in the demo, levels grow.
+    let patterns = as_analyst
+        .get_org_skill_patterns(pb::GetOrgSkillPatternsRequest {
+            group_by: pb::GroupBy::Department.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(patterns.groups.len(), 10);
+    let total = patterns.total.clone().unwrap();
+    assert_eq!(total.size as usize, demo.people.len());
+    let calibration = total.calibration.unwrap();
+    assert!(calibration > 0.2, "calibration {calibration}");
+    assert!(total.trend.unwrap() > 0.0);
+    assert!(!total.archetypes.is_empty());
+
+    // Erase one person: no cached archetype or pattern still counts them.
+    let victim = found.members[0].person_id.clone();
+    admin
+        .directory
+        .clone()
+        .delete_person(pb::DeletePersonRequest {
+            person_id: victim.clone(),
+        })
+        .await
+        .unwrap();
+    let after = insights
+        .get_skill_archetypes(archetypes_request(true))
+        .await
+        .unwrap()
+        .into_inner();
+    let freshness = after.freshness.unwrap();
+    assert!(
+        !freshness.stale,
+        "recomputed, not served stale: {freshness:?}"
+    );
+    assert_eq!(after.people as usize, demo.people.len() - 1);
+    assert!(after.members.iter().all(|m| m.person_id != victim));
+    let patterns = as_analyst
+        .get_org_skill_patterns(pb::GetOrgSkillPatternsRequest {
+            group_by: pb::GroupBy::Department.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(patterns.total.unwrap().size as usize, demo.people.len() - 1);
+
+    // Data changes without an erasure: the last result is served at once, marked stale.
+    admin
+        .ingest
+        .clone()
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: vec![assessment(
+                "late-1",
+                &found.members[1].person_id,
+                "rust",
+                4.0,
+            )],
+        })
+        .await
+        .unwrap();
+    let stale = insights
+        .get_skill_archetypes(archetypes_request(false))
+        .await
+        .unwrap()
+        .into_inner()
+        .freshness
+        .unwrap();
+    assert!(stale.stale && stale.computed_version < stale.current_version);
+}
+
+/// Teams of 2, 6 and 9 people in department A; 7 and 8 in B; roles of 3 and 29.
+async fn small_teams_app() -> TestApp {
+    let mut app = TestApp::spawn().await;
+    let d = &mut app.directory;
+    d.upsert_skills(pb::UpsertSkillsRequest {
+        skills: vec![skill("rust"), skill("sql")],
+    })
+    .await
+    .unwrap();
+    d.upsert_roles(pb::UpsertRolesRequest {
+        roles: vec![role("dev", &["rust"]), role("dba", &["sql"])],
+    })
+    .await
+    .unwrap();
+    d.upsert_teams(pb::UpsertTeamsRequest {
+        teams: vec![
+            team("org", ""),
+            team("a", "org"),
+            team("b", "org"),
+            team("a1", "a"),
+            team("a2", "a"),
+            team("a3", "a"),
+            team("b1", "b"),
+            team("b2", "b"),
+        ],
+    })
+    .await
+    .unwrap();
+    let sizes = [("a1", 2), ("a2", 6), ("a3", 9), ("b1", 7), ("b2", 8)];
+    let mut people = Vec::new();
+    let mut evidence = Vec::new();
+    for (t, n) in sizes {
+        for i in 0..n {
+            let id = format!("{t}-p{i}");
+            let mut p = person(&id, t);
+            if people.len() % 11 == 0 {
+                p.role_id = "dba".into();
+            }
+            evidence.push(assessment(
+                &format!("{id}-rust"),
+                &id,
+                "rust",
+                (i % 5) as f64,
+            ));
+            evidence.push(assessment(&format!("{id}-sql"), &id, "sql", 2.5));
+            people.push(p);
+        }
+    }
+    d.upsert_people(pb::UpsertPeopleRequest { people })
+        .await
+        .unwrap();
+    app.ingest
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: evidence,
+        })
+        .await
+        .unwrap();
+    app
+}
+
+#[tokio::test]
+async fn no_pattern_reveals_a_group_under_the_minimum_directly_or_by_difference() {
+    let mut app = small_teams_app().await;
+    let analyst = app.token(AccessRole::Analyst, &[], "").await;
+    let mut client = app.clients(&analyst).insights;
+    let minimum = 5u32;
+    let mut answers = HashMap::new();
+    for group_by in [
+        pb::GroupBy::Department,
+        pb::GroupBy::Team,
+        pb::GroupBy::Role,
+        pb::GroupBy::Archetype,
+    ] {
+        // Asking for a smaller minimum does not lower the server's.
+        let answer = client
+            .get_org_skill_patterns(pb::GetOrgSkillPatternsRequest {
+                group_by: group_by.into(),
+                min_group_size: Some(2),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.min_group_size, minimum);
+        let total = answer.total.clone().unwrap();
+        assert_eq!(total.size, 32);
+        let visible: u32 = answer.groups.iter().map(|g| g.size).sum();
+        let hidden = total.size - visible;
+        assert!(
+            hidden == 0 || hidden >= minimum,
+            "{group_by:?}: total minus visible groups reveals {hidden} people"
+        );
+        for g in &answer.groups {
+            match g.suppression() {
+                pb::Suppression::None => assert!(g.size >= minimum, "{g:?}"),
+                _ => {
+                    assert_eq!(g.size, 0, "suppressed group carries its size: {g:?}");
+                    assert!(g.skills.is_empty() && g.calibration.is_none() && g.trend.is_none());
+                }
+            }
+        }
+        answers.insert(group_by, answer);
+    }
+    // The 2-person team is hidden, and so is its smallest sibling, so that department A
+    // minus its visible teams is not the 2-person team.
+    let teams = &answers[&pb::GroupBy::Team];
+    let suppression = |id: &str| {
+        teams
+            .groups
+            .iter()
+            .find(|g| g.group_id == id)
+            .unwrap()
+            .suppression()
+    };
+    assert_eq!(suppression("a1"), pb::Suppression::TooSmall);
+    assert_eq!(suppression("a2"), pb::Suppression::Complementary);
+    assert_eq!(suppression("a3"), pb::Suppression::None);
+    for department in &answers[&pb::GroupBy::Department].groups {
+        let shown: u32 = teams
+            .groups
+            .iter()
+            .filter(|t| t.parent_id == department.group_id)
+            .map(|t| t.size)
+            .sum();
+        let difference = department.size - shown;
+        assert!(
+            department.size == 0 || difference == 0 || difference >= minimum,
+            "department {} minus its visible teams reveals {difference}",
+            department.group_id
+        );
+    }
+    // The role of 3 people is hidden with its complement.
+    let roles = &answers[&pb::GroupBy::Role];
+    assert!(
+        roles
+            .groups
+            .iter()
+            .all(|g| g.suppression() != pb::Suppression::None)
+    );
+
+    // Analysts cannot narrow the scope (nested scopes could be differenced).
+    let status = client
+        .get_org_skill_patterns(pb::GetOrgSkillPatternsRequest {
+            group_by: pb::GroupBy::Team.into(),
+            scope_team_id: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = client
+        .get_org_skill_patterns(pb::GetOrgSkillPatternsRequest {
+            group_by: pb::GroupBy::Unspecified.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn mentors_are_proficient_where_the_mentee_is_not_and_the_plan_beats_greedy() {
+    let mut app = TestApp::spawn().await;
+    let d = &mut app.directory;
+    d.upsert_skills(pb::UpsertSkillsRequest {
+        skills: vec![skill("rust"), skill("sql")],
+    })
+    .await
+    .unwrap();
+    d.upsert_roles(pb::UpsertRolesRequest {
+        roles: vec![role("dev", &["rust", "sql"])],
+    })
+    .await
+    .unwrap();
+    d.upsert_teams(pb::UpsertTeamsRequest {
+        teams: vec![team("org", ""), team("backend", "org"), team("data", "org")],
+    })
+    .await
+    .unwrap();
+    d.upsert_people(pb::UpsertPeopleRequest {
+        people: vec![
+            person("alice", "backend"),
+            person("bob", "backend"),
+            person("carol", "data"),
+            person("dan", "data"),
+            person("erin", "data"),
+        ],
+    })
+    .await
+    .unwrap();
+    let levels = [
+        ("alice", 1.0, 1.0),
+        ("bob", 5.0, 1.0),
+        ("carol", 4.5, 2.0),
+        ("dan", 1.0, 5.0),
+        ("erin", 3.4, 3.0),
+    ];
+    let evidence = levels
+        .iter()
+        .flat_map(|(p, rust, sql)| {
+            [
+                assessment(&format!("{p}-rust"), p, "rust", *rust),
+                assessment(&format!("{p}-sql"), p, "sql", *sql),
+            ]
+        })
+        .collect();
+    app.ingest
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: evidence,
+        })
+        .await
+        .unwrap();
+
+    let mut talent = app.clients(&app.admin_token.clone()).talent;
+    let found = talent
+        .find_mentors(pb::FindMentorsRequest {
+            person_id: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = found.mentors.iter().map(|m| m.person_id.as_str()).collect();
+    // bob is in alice's team; erin is below 3.5; alice never mentors herself.
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"carol") && ids.contains(&"dan"));
+    for m in &found.mentors {
+        assert!(!m.rationale.is_empty() && m.expected_gain > 0.0);
+        for s in &m.skills {
+            assert!(s.mentor_level >= 3.5);
+            assert!(s.mentor_level >= s.mentee_level.unwrap_or(0.0) + 1.5);
+        }
+    }
+    let with_team = talent
+        .find_mentors(pb::FindMentorsRequest {
+            person_id: "alice".into(),
+            allow_same_team: true,
+            skill_ids: vec!["rust".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        with_team.mentors[0].person_id, "bob",
+        "the strongest mentor first"
+    );
+    let status = talent
+        .find_mentors(pb::FindMentorsRequest {
+            person_id: "alice".into(),
+            skill_ids: vec!["cobol".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let plan = talent
+        .plan_mentoring(pb::PlanMentoringRequest {
+            capacity_per_mentor: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plan.total_gain + 1e-9 >= plan.greedy_total_gain);
+    assert!(!plan.pairs.is_empty());
+    let mut load: HashMap<&str, u32> = HashMap::new();
+    for p in &plan.pairs {
+        assert_ne!(p.mentee_id, p.mentor_id);
+        *load.entry(p.mentor_id.as_str()).or_default() += 1;
+    }
+    assert!(load.values().all(|&l| l <= 1), "{load:?}");
+}
