@@ -264,9 +264,9 @@ impl Lloyd {
             return 0;
         };
         let norms = self.norms.get_or_insert_with(|| {
-            x.outer_iter()
+            (0..x.nrows())
                 .into_par_iter()
-                .map(|row| row.dot(&row))
+                .map(|i| x.row(i).dot(&x.row(i)))
                 .collect()
         });
         hamerly_step(
