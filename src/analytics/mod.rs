@@ -8,4 +8,5 @@ pub mod matrix;
 pub mod mentors;
 pub mod privacy;
 pub mod proficiency;
+pub mod teams;
 pub mod trends;
