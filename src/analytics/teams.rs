@@ -373,9 +373,20 @@ fn branch(
     branch(problem, order, at + 1, members, best);
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+/// An f64 ordered by `total_cmp`, for the greedy's heap.
+#[derive(Clone, Copy, Debug)]
 struct OrdF64(f64);
+impl PartialEq for OrdF64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 impl Eq for OrdF64 {}
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for OrdF64 {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
