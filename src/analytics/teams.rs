@@ -14,6 +14,8 @@ use std::collections::BinaryHeap;
 pub const TIE_BREAK: f64 = 1e-3;
 /// Pools up to this size are solved exactly.
 pub const EXACT_POOL_LIMIT: usize = 30;
+/// Candidates local search considers swapping in.
+const LOCAL_SEARCH_POOL: usize = 256;
 
 /// One requirement of the team.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,6 +53,9 @@ pub struct TeamProblem {
     pub must_include: Vec<usize>,
     /// Most members from one source team (`None`: no limit).
     pub max_per_team: Option<usize>,
+    /// `(people, m)`: at most `m` of these people (e.g. a source team's proficient
+    /// holders of a skill it needs, so that one stays).
+    pub group_limits: Vec<(Vec<usize>, usize)>,
 }
 
 /// A team and its objective.
@@ -119,6 +124,13 @@ impl TeamProblem {
     }
 
     fn team_counts_ok(&self, members: &[usize]) -> bool {
+        let groups_ok = self
+            .group_limits
+            .iter()
+            .all(|(group, m)| members.iter().filter(|c| group.contains(c)).count() <= *m);
+        if !groups_ok {
+            return false;
+        }
         let Some(limit) = self.max_per_team else {
             return true;
         };
@@ -132,6 +144,12 @@ impl TeamProblem {
 
     fn can_add(&self, members: &[usize], c: usize) -> bool {
         if members.contains(&c) || members.len() >= self.max_size {
+            return false;
+        }
+        let groups_ok = self.group_limits.iter().all(|(group, m)| {
+            !group.contains(&c) || members.iter().filter(|x| group.contains(x)).count() < *m
+        });
+        if !groups_ok {
             return false;
         }
         match self.max_per_team {
@@ -243,9 +261,17 @@ pub fn heuristic(problem: &TeamProblem, excluded: &[usize]) -> Option<Team> {
 
 fn local_search(problem: &TeamProblem, mut members: Vec<usize>, excluded: &[usize]) -> Team {
     let mut value = problem.objective(&members);
-    let outside: Vec<usize> = (0..problem.candidates.len())
+    // Swaps are tried with the most promising candidates only: those who alone reach
+    // the highest objective (all of them in pools of up to LOCAL_SEARCH_POOL).
+    let mut outside: Vec<(f64, usize)> = (0..problem.candidates.len())
         .filter(|c| !excluded.contains(c))
+        .map(|c| (problem.objective(&[c]), c))
         .collect();
+    if outside.len() > LOCAL_SEARCH_POOL {
+        outside.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        outside.truncate(LOCAL_SEARCH_POOL);
+    }
+    let outside: Vec<usize> = outside.into_iter().map(|(_, c)| c).collect();
     let mut improved = true;
     let mut rounds = 0;
     while improved && rounds < 50 {
@@ -339,9 +365,14 @@ pub fn exact(problem: &TeamProblem, incumbent: Option<Team>) -> Option<Team> {
     });
     let mut best = incumbent.filter(|t| problem.is_feasible(&t.members));
     let mut members = problem.must_include.clone();
-    branch(problem, &order, 0, &mut members, &mut best);
-    best
+    let mut budget = EXACT_NODE_BUDGET;
+    branch(problem, &order, 0, &mut members, &mut best, &mut budget);
+    // An exhausted budget leaves the search unfinished: no proof.
+    (budget > 0).then_some(best).flatten()
 }
+
+/// Nodes the exact search may visit before giving up (a few hundred ms at most).
+pub const EXACT_NODE_BUDGET: u64 = 3_000_000;
 
 fn branch(
     problem: &TeamProblem,
@@ -349,7 +380,12 @@ fn branch(
     at: usize,
     members: &mut Vec<usize>,
     best: &mut Option<Team>,
+    budget: &mut u64,
 ) {
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
     if problem.is_feasible(members) {
         let value = problem.objective(members);
         if best.as_ref().is_none_or(|b| value > b.objective + 1e-12) {
@@ -367,10 +403,10 @@ fn branch(
     let c = order[at];
     if problem.can_add(members, c) {
         members.push(c);
-        branch(problem, order, at + 1, members, best);
+        branch(problem, order, at + 1, members, best, budget);
         members.pop();
     }
-    branch(problem, order, at + 1, members, best);
+    branch(problem, order, at + 1, members, best, budget);
 }
 
 /// An f64 ordered by `total_cmp`, for the greedy's heap.
@@ -449,6 +485,7 @@ mod tests {
             max_size: 2,
             must_include: vec![3],
             max_per_team: Some(1),
+            group_limits: vec![(vec![0, 1, 2], 1)],
         };
         let best = heuristic(&problem, &[]).unwrap();
         assert!(problem.is_feasible(&best.members));
@@ -503,6 +540,11 @@ mod tests {
                 vec![]
             },
             max_per_team: rng.random_bool(0.5).then(|| rng.random_range(1..=3)),
+            group_limits: if rng.random_bool(0.3) {
+                vec![((1..n_cand.min(5)).collect(), rng.random_range(0..=1))]
+            } else {
+                vec![]
+            },
         }
     }
 

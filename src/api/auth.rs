@@ -81,6 +81,7 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
     ),
     ("/capsight.v1.TalentService/FindMentors", PERSON_READERS),
     ("/capsight.v1.TalentService/PlanMentoring", SCOPED_READERS),
+    ("/capsight.v1.TalentService/ComposeTeam", SCOPED_READERS),
     ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),

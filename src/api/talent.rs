@@ -8,8 +8,10 @@ use tonic::{Request, Response, Status};
 use super::auth::Caller;
 use super::insights::aggregate_scope;
 use super::pb;
+use crate::domain::TeamId;
 use crate::domain::{AccessRole, FieldViolation, PersonId, Scope, SkillId};
 use crate::engine::Engine;
+use crate::engine::compose::{Composition, Proposal, SkillAsk, TeamAsk, compose_team};
 use crate::engine::insights::{find_mentors, mentee_needs, people_in, plan_mentoring};
 use crate::error::{Error, Result};
 
@@ -210,8 +212,281 @@ impl TalentApi {
     }
 }
 
+const MAX_TEAM_SIZE: u32 = 50;
+const MAX_REQUIREMENTS: usize = 100;
+const MAX_ALTERNATIVES: u32 = 5;
+
+/// Checks a number against a range, recording a violation when outside it.
+fn in_range(
+    v: f64,
+    low: f64,
+    high: f64,
+    field: String,
+    violations: &mut Vec<FieldViolation>,
+) -> f32 {
+    if !(v.is_finite() && (low..=high).contains(&v)) {
+        violations.push(FieldViolation::new(
+            field,
+            format!("must be between {low} and {high}"),
+        ));
+    }
+    v as f32
+}
+
+impl TalentApi {
+    /// The validated request; ids outside the caller's scope are denied.
+    fn team_ask(&self, caller: &Caller, r: &pb::ComposeTeamRequest) -> Result<TeamAsk> {
+        let snapshot = self.engine.snapshot();
+        let directory = &snapshot.directory;
+        let scope = caller.scope(directory);
+        let mut v = Vec::new();
+        if r.requirements.is_empty() || r.requirements.len() > MAX_REQUIREMENTS {
+            v.push(FieldViolation::new(
+                "requirements",
+                "between 1 and 100 requirements",
+            ));
+        }
+        let mut requirements = Vec::new();
+        for (i, q) in r.requirements.iter().enumerate() {
+            let at = |f: &str| format!("requirements[{i}].{f}");
+            let skill = match SkillId::parse(&q.skill_id) {
+                Ok(s) if directory.skills().contains_key(&s) => Some(s),
+                Ok(_) => {
+                    v.push(FieldViolation::new(at("skill_id"), "no such skill"));
+                    None
+                }
+                Err(e) => {
+                    v.push(e.under(&at("skill_id")));
+                    None
+                }
+            };
+            let level = in_range(q.min_level, 0.0, 5.0, at("min_level"), &mut v);
+            let people = if q.min_people == 0 { 1 } else { q.min_people };
+            if people > MAX_TEAM_SIZE {
+                v.push(FieldViolation::new(at("min_people"), "must be at most 50"));
+            }
+            let weight = if q.weight == 0.0 { 1.0 } else { q.weight };
+            let weight = in_range(weight, 1e-6, 100.0, at("weight"), &mut v);
+            if let Some(skill) = skill {
+                requirements.push(SkillAsk {
+                    skill,
+                    level,
+                    people,
+                    weight,
+                });
+            }
+        }
+        if !(1..=MAX_TEAM_SIZE).contains(&r.max_size) {
+            v.push(FieldViolation::new("max_size", "must be between 1 and 50"));
+        }
+        let min_size = r.min_size.max(1);
+        if min_size > r.max_size {
+            v.push(FieldViolation::new("min_size", "must not exceed max_size"));
+        }
+        let min_availability = in_range(
+            r.min_availability,
+            0.0,
+            1.0,
+            "min_availability".into(),
+            &mut v,
+        );
+        let min_confidence = in_range(r.min_confidence, 0.0, 1.0, "min_confidence".into(), &mut v);
+        if r.alternatives > MAX_ALTERNATIVES {
+            v.push(FieldViolation::new("alternatives", "must be at most 5"));
+        }
+        if r.max_per_source_team == Some(0) {
+            v.push(FieldViolation::new(
+                "max_per_source_team",
+                "must be at least 1",
+            ));
+        }
+        let mut pool_teams = Vec::new();
+        for (i, raw) in r.pool_team_ids.iter().enumerate() {
+            match TeamId::parse(raw) {
+                Err(e) => v.push(e.under(&format!("pool_team_ids[{i}]"))),
+                Ok(t) if scope == Scope::Everything && !directory.teams().contains_key(&t) => {
+                    return Err(Error::NotFound { kind: "team" });
+                }
+                Ok(t) if scope != Scope::Everything && !scope.covers_team(&t) => {
+                    return Err(Error::PermissionDenied);
+                }
+                Ok(t) => pool_teams.push(t),
+            }
+        }
+        let people =
+            |list: &[String], field: &str, v: &mut Vec<FieldViolation>| -> Result<Vec<PersonId>> {
+                let mut out = Vec::new();
+                for (i, raw) in list.iter().enumerate() {
+                    match PersonId::parse(raw) {
+                        Err(e) => v.push(e.under(&format!("{field}[{i}]"))),
+                        Ok(id) => out.push(caller.readable_person(directory, &id)?.id.clone()),
+                    }
+                }
+                Ok(out)
+            };
+        let include = people(&r.include_person_ids, "include_person_ids", &mut v)?;
+        let exclude = people(&r.exclude_person_ids, "exclude_person_ids", &mut v)?;
+        let must_include = people(
+            &r.must_include_person_ids,
+            "must_include_person_ids",
+            &mut v,
+        )?;
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        Ok(TeamAsk {
+            requirements,
+            min_size: min_size as usize,
+            max_size: r.max_size as usize,
+            pool_teams,
+            include,
+            exclude,
+            min_availability,
+            min_confidence,
+            must_include,
+            max_per_team: r.max_per_source_team.map(|m| m as usize),
+            protect: r.protect_source_teams,
+            alternatives: r.alternatives as usize,
+        })
+    }
+
+    async fn compose(
+        &self,
+        caller: &Caller,
+        r: &pb::ComposeTeamRequest,
+    ) -> Result<(pb::ComposeTeamResponse, Vec<String>)> {
+        let ask = self.team_ask(caller, r)?;
+        let snapshot = self.engine.snapshot();
+        let scope = caller.scope(&snapshot.directory);
+        let composition =
+            tokio::task::spawn_blocking(move || compose_team(&snapshot, &ask, &scope))
+                .await
+                .map_err(|e| Error::Internal(format!("composition panicked: {e}")))??;
+        let mut subjects: Vec<String> = std::iter::once(&composition.best)
+            .chain(&composition.alternatives)
+            .flat_map(|p| p.members.iter().map(|m| m.person.id.to_string()))
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        Ok((composition_to_pb(composition), subjects))
+    }
+}
+
+fn proposal_to_pb(p: Proposal) -> pb::ProposedTeam {
+    pb::ProposedTeam {
+        members: p
+            .members
+            .into_iter()
+            .map(|m| pb::MemberContribution {
+                person_id: m.person.id.to_string(),
+                display_name: m.person.display_name.as_str().to_owned(),
+                team_id: m.person.team.to_string(),
+                availability: f64::from(m.person.availability.value()),
+                satisfies_skill_ids: m.satisfies.iter().map(ToString::to_string).collect(),
+                reason: m.reason,
+            })
+            .collect(),
+        coverage: p.coverage,
+        objective: p.objective,
+        requirements: p
+            .requirements
+            .into_iter()
+            .map(|c| pb::RequirementCoverage {
+                skill_id: c.skill.to_string(),
+                min_level: f64::from(c.level),
+                wanted: c.wanted,
+                met: c.people.len() as u32,
+                weight: f64::from(c.weight),
+                person_ids: c.people.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        impacts: p
+            .impacts
+            .into_iter()
+            .map(|i| pb::SourceTeamImpact {
+                team_id: i.team.to_string(),
+                person_ids: i.people.iter().map(ToString::to_string).collect(),
+                skills_lost: i
+                    .bus_factor
+                    .iter()
+                    .filter(|(_, _, after)| *after == 0)
+                    .map(|(s, _, _)| s.to_string())
+                    .collect(),
+                bus_factor: i
+                    .bus_factor
+                    .into_iter()
+                    .map(|(s, before, after)| pb::BusFactorChange {
+                        skill_id: s.to_string(),
+                        before,
+                        after,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn composition_to_pb(c: Composition) -> pb::ComposeTeamResponse {
+    let objective = c.best.objective;
+    let gap = if c.proven || c.upper_bound <= 0.0 {
+        0.0
+    } else {
+        ((c.upper_bound - objective) / c.upper_bound).max(0.0)
+    };
+    let statement = if c.proven {
+        format!(
+            "Proven optimal: an exact search of all {} candidates found no better team.",
+            c.pool_size
+        )
+    } else {
+        format!(
+            "Best found by greedy search and swaps; no team can score above {:.4}, so this one is within {:.1}% of the optimum.",
+            c.upper_bound,
+            gap * 100.0
+        )
+    };
+    pb::ComposeTeamResponse {
+        best: Some(proposal_to_pb(c.best)),
+        alternatives: c.alternatives.into_iter().map(proposal_to_pb).collect(),
+        optimality: if c.proven {
+            pb::Optimality::ProvenOptimal
+        } else {
+            pb::Optimality::Bounded
+        }
+        .into(),
+        upper_bound: c.upper_bound,
+        gap,
+        optimality_statement: statement,
+        protection_conflicts: c
+            .conflicts
+            .into_iter()
+            .map(|x| pb::ProtectionConflict {
+                person_id: x.person.to_string(),
+                team_id: x.team.to_string(),
+                skill_ids: x.skills.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        pool_size: c.pool_size as u32,
+    }
+}
+
 #[tonic::async_trait]
 impl pb::talent_service_server::TalentService for TalentApi {
+    #[tracing::instrument(skip_all)]
+    async fn compose_team(
+        &self,
+        request: Request<pb::ComposeTeamRequest>,
+    ) -> Result<Response<pb::ComposeTeamResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let answer = self.compose(&caller, request.get_ref()).await;
+        let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+        let result = answer
+            .map(|(response, _)| Response::new(response))
+            .map_err(Status::from);
+        caller.audit(&self.engine, subjects, &result).await;
+        result
+    }
+
     #[tracing::instrument(skip_all)]
     async fn find_mentors(
         &self,

@@ -5,6 +5,7 @@
 //! Must never depend on tonic.
 
 mod capability;
+pub mod compose;
 pub mod insights;
 pub mod queries;
 mod tokens;

@@ -358,6 +358,31 @@ fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "/capsight.v1.TalentService/ComposeTeam",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let team = if subject == "alice" {
+                    "backend"
+                } else {
+                    "sales"
+                };
+                me.talent
+                    .clone()
+                    .compose_team(pb::ComposeTeamRequest {
+                        requirements: vec![pb::TeamSkillRequirement {
+                            skill_id: "rust".into(),
+                            min_level: 1.0,
+                            ..Default::default()
+                        }],
+                        max_size: 1,
+                        pool_team_ids: vec![team.into()],
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
             "/capsight.v1.CapabilityService/GetCapabilityTrend",
             &[Admin, Manager, Planner],
             true,

@@ -9,3 +9,4 @@ mod import;
 mod ingest;
 mod insights;
 mod lifecycle;
+mod teams;

@@ -1,0 +1,477 @@
+//! Team composition over one snapshot: builds the candidate pool and constraints from
+//! the directory and capability index, runs `analytics::teams`, and explains the result.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Snapshot;
+use crate::analytics::teams::{
+    EXACT_POOL_LIMIT, Team, TeamCandidate, TeamProblem, TeamRequirement, exact, heuristic,
+    upper_bound,
+};
+use crate::domain::{FieldViolation, Level, Person, PersonId, Scope, SkillId, TeamId};
+use crate::error::{Error, Result};
+
+/// One skill the team must cover.
+#[derive(Clone, Debug)]
+pub struct SkillAsk {
+    /// Skill.
+    pub skill: SkillId,
+    /// Level that counts.
+    pub level: f32,
+    /// People wanted.
+    pub people: u32,
+    /// Importance.
+    pub weight: f32,
+}
+
+/// A validated composition request.
+#[derive(Clone, Debug, Default)]
+pub struct TeamAsk {
+    /// Requirements.
+    pub requirements: Vec<SkillAsk>,
+    /// Smallest team.
+    pub min_size: usize,
+    /// Largest team.
+    pub max_size: usize,
+    /// Pool: these subtrees (empty: everyone in the caller's scope).
+    pub pool_teams: Vec<TeamId>,
+    /// Added to the pool.
+    pub include: Vec<PersonId>,
+    /// Removed from the pool.
+    pub exclude: Vec<PersonId>,
+    /// Lowest availability.
+    pub min_availability: f32,
+    /// Levels with less confidence do not count.
+    pub min_confidence: f32,
+    /// Must be in the team.
+    pub must_include: Vec<PersonId>,
+    /// Most members per source team.
+    pub max_per_team: Option<usize>,
+    /// Keep a proficient person in every skill a source team's roles require.
+    pub protect: bool,
+    /// Alternatives wanted.
+    pub alternatives: usize,
+}
+
+/// One requirement's coverage by a proposal.
+#[derive(Clone, Debug)]
+pub struct CoverageView {
+    /// Skill.
+    pub skill: SkillId,
+    /// Level that counts.
+    pub level: f32,
+    /// People wanted.
+    pub wanted: u32,
+    /// Members meeting it.
+    pub people: Vec<PersonId>,
+    /// Importance.
+    pub weight: f32,
+}
+
+/// A member and why.
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    /// The person.
+    pub person: Person,
+    /// Requirements they meet.
+    pub satisfies: Vec<SkillId>,
+    /// Why chosen.
+    pub reason: String,
+}
+
+/// What a proposal takes from one source team.
+#[derive(Clone, Debug)]
+pub struct ImpactView {
+    /// Source team.
+    pub team: TeamId,
+    /// Members taken.
+    pub people: Vec<PersonId>,
+    /// `(skill, proficient before, after)` for required skills that drop.
+    pub bus_factor: Vec<(SkillId, u32, u32)>,
+}
+
+/// A proposed team.
+#[derive(Clone, Debug)]
+pub struct Proposal {
+    /// Members.
+    pub members: Vec<MemberView>,
+    /// Weighted coverage.
+    pub coverage: f64,
+    /// Objective.
+    pub objective: f64,
+    /// Per requirement.
+    pub requirements: Vec<CoverageView>,
+    /// Per source team.
+    pub impacts: Vec<ImpactView>,
+}
+
+/// A candidate left out or limited to protect their team.
+#[derive(Clone, Debug)]
+pub struct Conflict {
+    /// Candidate.
+    pub person: PersonId,
+    /// Their team.
+    pub team: TeamId,
+    /// Skills they are the last proficient holder of.
+    pub skills: Vec<SkillId>,
+}
+
+/// The answer.
+#[derive(Clone, Debug)]
+pub struct Composition {
+    /// Best team.
+    pub best: Proposal,
+    /// Different alternatives.
+    pub alternatives: Vec<Proposal>,
+    /// Proven optimal by exact search.
+    pub proven: bool,
+    /// Upper bound on the objective.
+    pub upper_bound: f64,
+    /// Protection conflicts.
+    pub conflicts: Vec<Conflict>,
+    /// Candidates considered.
+    pub pool_size: usize,
+}
+
+/// Required skills of each team (from its members' roles) and their proficient holders.
+fn team_needs(snapshot: &Snapshot, team: &TeamId) -> BTreeMap<SkillId, Vec<PersonId>> {
+    let directory = &snapshot.directory;
+    let capability = &snapshot.capability;
+    let members: Vec<&Person> = directory
+        .members(team.as_str())
+        .filter_map(|id| directory.person(id.as_str()))
+        .collect();
+    let mut needs: BTreeMap<SkillId, Vec<PersonId>> = BTreeMap::new();
+    for person in &members {
+        if let Some(role) = directory.roles().get(&person.role) {
+            for r in &role.requirements {
+                needs.entry(r.skill.clone()).or_default();
+            }
+        }
+    }
+    for (skill, holders) in &mut needs {
+        let Some(column) = capability.axis().column(skill.as_str()) else {
+            continue;
+        };
+        for person in &members {
+            let level = capability
+                .row(&person.id)
+                .map_or(f32::NAN, |r| r.levels[column]);
+            if level >= Level::PROFICIENT {
+                holders.push(person.id.clone());
+            }
+        }
+    }
+    needs
+}
+
+/// Composes a team for `ask` from the people `scope` covers.
+pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result<Composition> {
+    let directory = &snapshot.directory;
+    let capability = &snapshot.capability;
+    // The pool, in id order.
+    let pool_teams: Option<BTreeSet<TeamId>> = (!ask.pool_teams.is_empty()).then(|| {
+        ask.pool_teams
+            .iter()
+            .filter_map(|t| directory.subtree(t.as_str()))
+            .flatten()
+            .collect()
+    });
+    let mut pool: Vec<&Person> = directory
+        .people()
+        .values()
+        .filter(|p| scope.covers_person(p))
+        .filter(|p| {
+            let in_pool = pool_teams.as_ref().is_none_or(|t| t.contains(&p.team))
+                || ask.include.contains(&p.id);
+            let available = p.availability.value() >= ask.min_availability;
+            (in_pool && available && !ask.exclude.contains(&p.id))
+                || ask.must_include.contains(&p.id)
+        })
+        .collect();
+    pool.sort_by(|a, b| a.id.cmp(&b.id));
+    let index_of = |id: &PersonId| pool.iter().position(|p| p.id == *id);
+
+    let columns: Vec<Option<usize>> = ask
+        .requirements
+        .iter()
+        .map(|r| capability.axis().column(r.skill.as_str()))
+        .collect();
+    let candidates: Vec<TeamCandidate> = pool
+        .iter()
+        .map(|p| {
+            let row = capability.row(&p.id);
+            let levels = columns
+                .iter()
+                .map(|c| match (c, row) {
+                    (Some(c), Some(row)) if row.confidence[*c] >= ask.min_confidence => {
+                        row.levels[*c]
+                    }
+                    _ => f32::NAN,
+                })
+                .collect();
+            TeamCandidate { levels, team: 0 }
+        })
+        .collect();
+    let source_teams: Vec<TeamId> = pool
+        .iter()
+        .map(|p| p.team.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let candidates: Vec<TeamCandidate> = candidates
+        .into_iter()
+        .zip(&pool)
+        .map(|(mut c, p)| {
+            c.team = source_teams.binary_search(&p.team).unwrap_or(0);
+            c
+        })
+        .collect();
+
+    // Protection: at most (holders − 1) of each team's proficient holders of a skill
+    // its roles require.
+    let mut group_limits = Vec::new();
+    let mut conflicts: BTreeMap<PersonId, (TeamId, Vec<SkillId>)> = BTreeMap::new();
+    let needs: BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>> = source_teams
+        .iter()
+        .map(|t| (t.clone(), team_needs(snapshot, t)))
+        .collect();
+    if ask.protect {
+        for (team, skills) in &needs {
+            for (skill, holders) in skills {
+                let in_pool: Vec<usize> = holders.iter().filter_map(index_of).collect();
+                if holders.is_empty() || in_pool.is_empty() {
+                    continue;
+                }
+                if holders.len() == 1 {
+                    conflicts
+                        .entry(holders[0].clone())
+                        .or_insert_with(|| (team.clone(), Vec::new()))
+                        .1
+                        .push(skill.clone());
+                }
+                group_limits.push((in_pool, holders.len() - 1));
+            }
+        }
+    }
+    let must_include: Vec<usize> = ask.must_include.iter().filter_map(index_of).collect();
+    let problem = TeamProblem {
+        requirements: ask
+            .requirements
+            .iter()
+            .map(|r| TeamRequirement {
+                level: r.level,
+                people: r.people,
+                weight: r.weight,
+            })
+            .collect(),
+        candidates,
+        min_size: ask.min_size,
+        max_size: ask.max_size,
+        must_include,
+        max_per_team: ask.max_per_team,
+        group_limits,
+    };
+    if let Some(reason) = problem.infeasibility() {
+        let field = if ask.must_include.is_empty() {
+            "min_size"
+        } else {
+            "must_include_person_ids"
+        };
+        let reason = match conflicts.iter().find(|(p, _)| ask.must_include.contains(p)) {
+            Some((p, (team, skills))) => format!(
+                "{p} is the last proficient person of team {team} in {}; protect_source_teams forbids taking them",
+                skills
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => reason,
+        };
+        return Err(Error::InvalidArgument(vec![FieldViolation::new(
+            field, reason,
+        )]));
+    }
+    let found = heuristic(&problem, &[]).ok_or_else(|| {
+        Error::InvalidArgument(vec![FieldViolation::new(
+            "min_size",
+            "no team of the requested size satisfies the constraints",
+        )])
+    })?;
+    let (best, proven) = if pool.len() <= EXACT_POOL_LIMIT {
+        match exact(&problem, Some(found.clone())) {
+            Some(optimal) => (optimal, true),
+            None => (found, false),
+        }
+    } else {
+        (found, false)
+    };
+    let bound = if proven {
+        best.objective
+    } else {
+        upper_bound(&problem).max(best.objective)
+    };
+
+    // Alternatives: the best team without each of its (free) members in turn.
+    let mut options: Vec<Team> = best
+        .members
+        .iter()
+        .filter(|m| !problem.must_include.contains(m))
+        .filter_map(|&m| heuristic(&problem, &[m]))
+        .collect();
+    options.sort_by(|a, b| {
+        b.objective
+            .total_cmp(&a.objective)
+            .then_with(|| a.members.cmp(&b.members))
+    });
+    let differs = |a: &Team, b: &Team| {
+        let shared = a.members.iter().filter(|m| b.members.contains(m)).count();
+        let size = a.members.len().max(b.members.len());
+        size - shared >= (size / 4).max(1)
+    };
+    let mut alternatives: Vec<Team> = Vec::new();
+    for option in options {
+        if alternatives.len() >= ask.alternatives {
+            break;
+        }
+        if differs(&option, &best) && alternatives.iter().all(|a| differs(&option, a)) {
+            alternatives.push(option);
+        }
+    }
+
+    let explain = |team: &Team| explain(snapshot, ask, &problem, &pool, &needs, team);
+    Ok(Composition {
+        best: explain(&best),
+        alternatives: alternatives.iter().map(explain).collect(),
+        proven,
+        upper_bound: bound,
+        conflicts: conflicts
+            .into_iter()
+            .map(|(person, (team, skills))| Conflict {
+                person,
+                team,
+                skills,
+            })
+            .collect(),
+        pool_size: pool.len(),
+    })
+}
+
+fn explain(
+    snapshot: &Snapshot,
+    ask: &TeamAsk,
+    problem: &TeamProblem,
+    pool: &[&Person],
+    needs: &BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>>,
+    team: &Team,
+) -> Proposal {
+    let skill_name = |s: &SkillId| {
+        snapshot
+            .directory
+            .skills()
+            .get(s)
+            .map_or_else(|| s.to_string(), |k| k.name.as_str().to_owned())
+    };
+    let requirements: Vec<CoverageView> = ask
+        .requirements
+        .iter()
+        .enumerate()
+        .map(|(r, req)| CoverageView {
+            skill: req.skill.clone(),
+            level: req.level,
+            wanted: req.people.max(1),
+            weight: req.weight,
+            people: team
+                .members
+                .iter()
+                .filter(|&&c| {
+                    let l = problem.candidates[c].levels[r];
+                    !l.is_nan() && l >= req.level
+                })
+                .map(|&c| pool[c].id.clone())
+                .collect(),
+        })
+        .collect();
+    let members = team
+        .members
+        .iter()
+        .map(|&c| {
+            let person = pool[c];
+            let met: Vec<(usize, f32)> = problem.candidates[c]
+                .levels
+                .iter()
+                .enumerate()
+                .filter(|&(r, &l)| !l.is_nan() && l >= ask.requirements[r].level)
+                .map(|(r, &l)| (r, l))
+                .collect();
+            // A requirement this member is needed for: met by no more members than wanted.
+            let needed: Vec<String> = met
+                .iter()
+                .filter(|(r, _)| requirements[*r].people.len() <= requirements[*r].wanted as usize)
+                .map(|&(r, l)| {
+                    format!(
+                        "{} {l:.1} (≥ {:.1})",
+                        skill_name(&ask.requirements[r].skill),
+                        ask.requirements[r].level
+                    )
+                })
+                .collect();
+            let mut reason = String::new();
+            if ask.must_include.contains(&person.id) {
+                reason.push_str("Must be included. ");
+            }
+            if needed.is_empty() {
+                if met.is_empty() {
+                    reason.push_str("Fills the team to its minimum size; strongest remaining candidate over the required skills.");
+                } else {
+                    reason.push_str("Adds depth where others already meet the requirements.");
+                }
+            } else {
+                reason.push_str(&format!("Covers {}.", needed.join(", ")));
+            }
+            MemberView {
+                person: person.clone(),
+                satisfies: met
+                    .iter()
+                    .map(|&(r, _)| ask.requirements[r].skill.clone())
+                    .collect(),
+                reason,
+            }
+        })
+        .collect();
+    let mut taken: BTreeMap<TeamId, Vec<PersonId>> = BTreeMap::new();
+    for &c in &team.members {
+        taken
+            .entry(pool[c].team.clone())
+            .or_default()
+            .push(pool[c].id.clone());
+    }
+    let impacts = taken
+        .into_iter()
+        .map(|(t, people)| {
+            let bus_factor = needs
+                .get(&t)
+                .into_iter()
+                .flatten()
+                .filter_map(|(skill, holders)| {
+                    let before = holders.len() as u32;
+                    let after = holders.iter().filter(|h| !people.contains(h)).count() as u32;
+                    (after < before).then(|| (skill.clone(), before, after))
+                })
+                .collect();
+            ImpactView {
+                team: t,
+                people,
+                bus_factor,
+            }
+        })
+        .collect();
+    Proposal {
+        members,
+        coverage: problem.coverage(&team.members),
+        objective: team.objective,
+        requirements,
+        impacts,
+    }
+}
