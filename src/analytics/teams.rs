@@ -29,13 +29,15 @@ pub struct TeamRequirement {
 }
 
 /// One candidate: their level in each requirement's skill (NaN unknown), in requirement
-/// order, and their source team (an index).
-#[derive(Clone, Debug, PartialEq)]
+/// order, their source team (an index), and the limited groups they belong to.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TeamCandidate {
     /// Level per requirement.
     pub levels: Vec<f32>,
     /// Source team index.
     pub team: usize,
+    /// Indices into `TeamProblem::group_limits`.
+    pub groups: Vec<usize>,
 }
 
 /// A composition problem. Candidates are indices into `candidates`.
@@ -53,9 +55,9 @@ pub struct TeamProblem {
     pub must_include: Vec<usize>,
     /// Most members from one source team (`None`: no limit).
     pub max_per_team: Option<usize>,
-    /// `(people, m)`: at most `m` of these people (e.g. a source team's proficient
-    /// holders of a skill it needs, so that one stays).
-    pub group_limits: Vec<(Vec<usize>, usize)>,
+    /// Per group: at most this many of its members (candidates name their groups), e.g.
+    /// a source team's proficient holders of a skill it needs, less one.
+    pub group_limits: Vec<usize>,
 }
 
 /// A team and its objective.
@@ -124,12 +126,17 @@ impl TeamProblem {
     }
 
     fn team_counts_ok(&self, members: &[usize]) -> bool {
-        let groups_ok = self
-            .group_limits
-            .iter()
-            .all(|(group, m)| members.iter().filter(|c| group.contains(c)).count() <= *m);
-        if !groups_ok {
-            return false;
+        if !self.group_limits.is_empty() {
+            let mut counts: std::collections::HashMap<usize, usize> = Default::default();
+            for &c in members {
+                for &g in &self.candidates[c].groups {
+                    let n = counts.entry(g).or_insert(0);
+                    *n += 1;
+                    if *n > self.group_limits[g] {
+                        return false;
+                    }
+                }
+            }
         }
         let Some(limit) = self.max_per_team else {
             return true;
@@ -146,8 +153,12 @@ impl TeamProblem {
         if members.contains(&c) || members.len() >= self.max_size {
             return false;
         }
-        let groups_ok = self.group_limits.iter().all(|(group, m)| {
-            !group.contains(&c) || members.iter().filter(|x| group.contains(x)).count() < *m
+        let groups_ok = self.candidates[c].groups.iter().all(|g| {
+            members
+                .iter()
+                .filter(|&&m| self.candidates[m].groups.contains(g))
+                .count()
+                < self.group_limits[*g]
         });
         if !groups_ok {
             return false;
@@ -209,25 +220,117 @@ impl TeamProblem {
     }
 }
 
+/// Per-candidate facts precomputed once, so that adding or swapping one member is
+/// scored in O(requirements) from the team's per-requirement counts.
+struct Scorer<'a> {
+    problem: &'a TeamProblem,
+    /// `qualifies[c × R + r]`.
+    qualifies: Vec<bool>,
+    /// Tie-break value of each candidate, already scaled.
+    strength: Vec<f64>,
+    /// Coverage one qualifying member adds to requirement r while it is short.
+    unit: Vec<f64>,
+    /// People wanted per requirement.
+    wanted: Vec<u32>,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(problem: &'a TeamProblem) -> Self {
+        let r = problem.requirements.len();
+        let total = problem.total_weight();
+        let tie = TIE_BREAK / problem.max_size.max(1) as f64;
+        Self {
+            qualifies: (0..problem.candidates.len())
+                .flat_map(|c| (0..r).map(move |q| (c, q)))
+                .map(|(c, q)| problem.qualifies(c, q))
+                .collect(),
+            strength: (0..problem.candidates.len())
+                .map(|c| tie * problem.strength(c))
+                .collect(),
+            unit: problem
+                .requirements
+                .iter()
+                .map(|q| f64::from(q.weight) / f64::from(q.people.max(1)) / total)
+                .collect(),
+            wanted: problem
+                .requirements
+                .iter()
+                .map(|q| q.people.max(1))
+                .collect(),
+            problem,
+        }
+    }
+
+    fn qualifies(&self, c: usize) -> &[bool] {
+        let r = self.unit.len();
+        &self.qualifies[c * r..(c + 1) * r]
+    }
+
+    fn counts(&self, members: &[usize]) -> Vec<u32> {
+        let mut counts = vec![0u32; self.unit.len()];
+        for &m in members {
+            for (count, &q) in counts.iter_mut().zip(self.qualifies(m)) {
+                *count += u32::from(q);
+            }
+        }
+        counts
+    }
+
+    /// Objective gained by adding `c`.
+    fn gain(&self, counts: &[u32], c: usize) -> f64 {
+        let mut gain = self.strength[c];
+        for (r, &q) in self.qualifies(c).iter().enumerate() {
+            if q && counts[r] < self.wanted[r] {
+                gain += self.unit[r];
+            }
+        }
+        gain
+    }
+
+    /// Objective gained by replacing `out` with `c`.
+    fn swap_gain(&self, counts: &[u32], out: usize, c: usize) -> f64 {
+        let mut gain = self.strength[c] - self.strength[out];
+        for (r, (&qi, &qo)) in self
+            .qualifies(c)
+            .iter()
+            .zip(self.qualifies(out))
+            .enumerate()
+        {
+            if qi != qo {
+                let before = counts[r].min(self.wanted[r]);
+                let after = (counts[r] + u32::from(qi) - u32::from(qo)).min(self.wanted[r]);
+                gain += self.unit[r] * (f64::from(after) - f64::from(before));
+            }
+        }
+        gain
+    }
+
+    fn apply(&self, counts: &mut [u32], c: usize, add: bool) {
+        for (count, &q) in counts.iter_mut().zip(self.qualifies(c)) {
+            if q {
+                if add {
+                    *count += 1;
+                } else {
+                    *count -= 1;
+                }
+            }
+        }
+    }
+}
+
 /// Greedy on marginal objective with lazy evaluation (marginal gains only shrink as the
 /// team grows), then one-for-one swaps while any improves the objective.
 pub fn heuristic(problem: &TeamProblem, excluded: &[usize]) -> Option<Team> {
     if problem.infeasibility().is_some() {
         return None;
     }
+    let scorer = Scorer::new(problem);
     let mut members: Vec<usize> = problem.must_include.clone();
-    let mut value = problem.objective(&members);
+    let mut counts = scorer.counts(&members);
     // Max-heap of (stale marginal gain, candidate); ties to the lower index.
     let mut heap: BinaryHeap<(OrdF64, std::cmp::Reverse<usize>)> = (0..problem.candidates.len())
         .filter(|c| !members.contains(c) && !excluded.contains(c))
-        .map(|c| {
-            let mut with = members.clone();
-            with.push(c);
-            (
-                OrdF64(problem.objective(&with) - value),
-                std::cmp::Reverse(c),
-            )
-        })
+        .map(|c| (OrdF64(scorer.gain(&counts, c)), std::cmp::Reverse(c)))
         .collect();
     while members.len() < problem.max_size {
         let mut chosen = None;
@@ -235,9 +338,7 @@ pub fn heuristic(problem: &TeamProblem, excluded: &[usize]) -> Option<Team> {
             if !problem.can_add(&members, c) {
                 continue;
             }
-            let mut with = members.clone();
-            with.push(c);
-            let gain = problem.objective(&with) - value;
+            let gain = scorer.gain(&counts, c);
             // Fresh gain still at least the next stale one: it is the best.
             if heap.peek().is_none_or(|(g, _)| gain >= g.0 - 1e-12) {
                 chosen = Some((c, gain));
@@ -251,21 +352,27 @@ pub fn heuristic(problem: &TeamProblem, excluded: &[usize]) -> Option<Team> {
             break;
         }
         members.push(c);
-        value += gain;
+        scorer.apply(&mut counts, c, true);
     }
     if members.len() < problem.min_size {
         return None;
     }
-    Some(local_search(problem, members, excluded))
+    Some(local_search(&scorer, members, counts, excluded))
 }
 
-fn local_search(problem: &TeamProblem, mut members: Vec<usize>, excluded: &[usize]) -> Team {
-    let mut value = problem.objective(&members);
-    // Swaps are tried with the most promising candidates only: those who alone reach
-    // the highest objective (all of them in pools of up to LOCAL_SEARCH_POOL).
+fn local_search(
+    scorer: &Scorer<'_>,
+    mut members: Vec<usize>,
+    mut counts: Vec<u32>,
+    excluded: &[usize],
+) -> Team {
+    let problem = scorer.problem;
+    // Swaps are tried with the most promising candidates only: those who alone add the
+    // most (all of them in pools of up to LOCAL_SEARCH_POOL).
+    let empty = vec![0u32; counts.len()];
     let mut outside: Vec<(f64, usize)> = (0..problem.candidates.len())
         .filter(|c| !excluded.contains(c))
-        .map(|c| (problem.objective(&[c]), c))
+        .map(|c| (scorer.gain(&empty, c), c))
         .collect();
     if outside.len() > LOCAL_SEARCH_POOL {
         outside.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -282,14 +389,14 @@ fn local_search(problem: &TeamProblem, mut members: Vec<usize>, excluded: &[usiz
                 continue;
             }
             for &c in &outside {
-                if members.contains(&c) {
+                let old = members[slot];
+                if members.contains(&c) || scorer.swap_gain(&counts, old, c) <= 1e-12 {
                     continue;
                 }
-                let old = members[slot];
                 members[slot] = c;
-                let v = problem.objective(&members);
-                if v > value + 1e-12 && problem.team_counts_ok(&members) {
-                    value = v;
+                if problem.team_counts_ok(&members) {
+                    scorer.apply(&mut counts, old, false);
+                    scorer.apply(&mut counts, c, true);
                     improved = true;
                 } else {
                     members[slot] = old;
@@ -297,18 +404,11 @@ fn local_search(problem: &TeamProblem, mut members: Vec<usize>, excluded: &[usiz
             }
         }
         // Adding someone may also help while there is room.
-        if members.len() < problem.max_size {
-            for &c in &outside {
-                if problem.can_add(&members, c) {
-                    let mut with = members.clone();
-                    with.push(c);
-                    let v = problem.objective(&with);
-                    if v > value + 1e-12 {
-                        members = with;
-                        value = v;
-                        improved = true;
-                    }
-                }
+        for &c in &outside {
+            if scorer.gain(&counts, c) > 1e-12 && problem.can_add(&members, c) {
+                members.push(c);
+                scorer.apply(&mut counts, c, true);
+                improved = true;
             }
         }
     }
@@ -447,6 +547,7 @@ mod tests {
         TeamCandidate {
             levels: levels.to_vec(),
             team,
+            groups: Vec::new(),
         }
     }
 
@@ -476,16 +577,25 @@ mod tests {
         let problem = TeamProblem {
             requirements: vec![req(3.0, 2, 1.0)],
             candidates: vec![
-                cand(&[5.0], 0),
-                cand(&[5.0], 0),
-                cand(&[3.0], 1),
+                TeamCandidate {
+                    groups: vec![0],
+                    ..cand(&[5.0], 0)
+                },
+                TeamCandidate {
+                    groups: vec![0],
+                    ..cand(&[5.0], 0)
+                },
+                TeamCandidate {
+                    groups: vec![0],
+                    ..cand(&[3.0], 1)
+                },
                 cand(&[1.0], 2),
             ],
             min_size: 2,
             max_size: 2,
             must_include: vec![3],
             max_per_team: Some(1),
-            group_limits: vec![(vec![0, 1, 2], 1)],
+            group_limits: vec![1],
         };
         let best = heuristic(&problem, &[]).unwrap();
         assert!(problem.is_feasible(&best.members));
@@ -525,7 +635,11 @@ mod tests {
                         }
                     })
                     .collect();
-                cand_owned(levels, rng.random_range(0..teams))
+                let mut c = cand_owned(levels, rng.random_range(0..teams));
+                if rng.random_bool(0.2) {
+                    c.groups = vec![0];
+                }
+                c
             })
             .collect();
         let max_size = rng.random_range(2..=8).min(n_cand);
@@ -540,16 +654,16 @@ mod tests {
                 vec![]
             },
             max_per_team: rng.random_bool(0.5).then(|| rng.random_range(1..=3)),
-            group_limits: if rng.random_bool(0.3) {
-                vec![((1..n_cand.min(5)).collect(), rng.random_range(0..=1))]
-            } else {
-                vec![]
-            },
+            group_limits: vec![rng.random_range(0..=2)],
         }
     }
 
     fn cand_owned(levels: Vec<f32>, team: usize) -> TeamCandidate {
-        TeamCandidate { levels, team }
+        TeamCandidate {
+            levels,
+            team,
+            groups: Vec::new(),
+        }
     }
 
     #[test]

@@ -149,15 +149,13 @@ fn team_needs(snapshot: &Snapshot, team: &TeamId) -> BTreeMap<SkillId, Vec<Perso
             }
         }
     }
+    let rows: Vec<_> = members.iter().map(|p| capability.row(&p.id)).collect();
     for (skill, holders) in &mut needs {
         let Some(column) = capability.axis().column(skill.as_str()) else {
             continue;
         };
-        for person in &members {
-            let level = capability
-                .row(&person.id)
-                .map_or(f32::NAN, |r| r.levels[column]);
-            if level >= Level::PROFICIENT {
+        for (person, row) in members.iter().zip(&rows) {
+            if row.is_some_and(|r| r.levels[column] >= Level::PROFICIENT) {
                 holders.push(person.id.clone());
             }
         }
@@ -190,7 +188,9 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         })
         .collect();
     pool.sort_by(|a, b| a.id.cmp(&b.id));
-    let index_of = |id: &PersonId| pool.iter().position(|p| p.id == *id);
+    let positions: std::collections::HashMap<&PersonId, usize> =
+        pool.iter().enumerate().map(|(i, p)| (&p.id, i)).collect();
+    let index_of = |id: &PersonId| positions.get(id).copied();
 
     let columns: Vec<Option<usize>> = ask
         .requirements
@@ -210,7 +210,10 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
                     _ => f32::NAN,
                 })
                 .collect();
-            TeamCandidate { levels, team: 0 }
+            TeamCandidate {
+                levels,
+                ..TeamCandidate::default()
+            }
         })
         .collect();
     let source_teams: Vec<TeamId> = pool
@@ -219,7 +222,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let candidates: Vec<TeamCandidate> = candidates
+    let mut candidates: Vec<TeamCandidate> = candidates
         .into_iter()
         .zip(&pool)
         .map(|(mut c, p)| {
@@ -232,13 +235,13 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
     // its roles require.
     let mut group_limits = Vec::new();
     let mut conflicts: BTreeMap<PersonId, (TeamId, Vec<SkillId>)> = BTreeMap::new();
-    let needs: BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>> = source_teams
-        .iter()
-        .map(|t| (t.clone(), team_needs(snapshot, t)))
-        .collect();
+    // Needs of every source team when protecting them; otherwise only of the teams a
+    // proposal takes people from (for its impact), computed when explaining.
+    let mut needs: BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>> = BTreeMap::new();
     if ask.protect {
-        for (team, skills) in &needs {
-            for (skill, holders) in skills {
+        for team in &source_teams {
+            let skills = team_needs(snapshot, team);
+            for (skill, holders) in &skills {
                 let in_pool: Vec<usize> = holders.iter().filter_map(index_of).collect();
                 if holders.is_empty() || in_pool.is_empty() {
                     continue;
@@ -250,8 +253,12 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
                         .1
                         .push(skill.clone());
                 }
-                group_limits.push((in_pool, holders.len() - 1));
+                for &c in &in_pool {
+                    candidates[c].groups.push(group_limits.len());
+                }
+                group_limits.push(holders.len() - 1);
             }
+            needs.insert(team.clone(), skills);
         }
     }
     let must_include: Vec<usize> = ask.must_include.iter().filter_map(index_of).collect();
@@ -314,12 +321,15 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
     };
 
     // Alternatives: the best team without each of its (free) members in turn.
-    let mut options: Vec<Team> = best
-        .members
-        .iter()
-        .filter(|m| !problem.must_include.contains(m))
-        .filter_map(|&m| heuristic(&problem, &[m]))
-        .collect();
+    let mut options: Vec<Team> = if ask.alternatives == 0 {
+        Vec::new()
+    } else {
+        best.members
+            .iter()
+            .filter(|m| !problem.must_include.contains(m))
+            .filter_map(|&m| heuristic(&problem, &[m]))
+            .collect()
+    };
     options.sort_by(|a, b| {
         b.objective
             .total_cmp(&a.objective)
@@ -450,10 +460,16 @@ fn explain(
     let impacts = taken
         .into_iter()
         .map(|(t, people)| {
-            let bus_factor = needs
-                .get(&t)
-                .into_iter()
-                .flatten()
+            let computed;
+            let team_needs = match needs.get(&t) {
+                Some(n) => n,
+                None => {
+                    computed = team_needs(snapshot, &t);
+                    &computed
+                }
+            };
+            let bus_factor = team_needs
+                .iter()
                 .filter_map(|(skill, holders)| {
                     let before = holders.len() as u32;
                     let after = holders.iter().filter(|h| !people.contains(h)).count() as u32;
