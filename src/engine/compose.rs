@@ -338,7 +338,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
     let differs = |a: &Team, b: &Team| {
         let shared = a.members.iter().filter(|m| b.members.contains(m)).count();
         let size = a.members.len().max(b.members.len());
-        size - shared >= (size / 4).max(1)
+        size - shared >= size.div_ceil(3).max(1)
     };
     let mut alternatives: Vec<Team> = Vec::new();
     for option in options {
@@ -435,7 +435,9 @@ fn explain(
                 if met.is_empty() {
                     reason.push_str("Fills the team to its minimum size; strongest remaining candidate over the required skills.");
                 } else {
-                    reason.push_str("Adds depth where others already meet the requirements.");
+                    reason.push_str(
+                        "Adds depth: meets requirements others already cover, and is among the strongest remaining over the required skills.",
+                    );
                 }
             } else {
                 reason.push_str(&format!("Covers {}.", needed.join(", ")));
