@@ -12,6 +12,9 @@ use std::collections::BinaryHeap;
 
 /// Weight of the tie-break term relative to full coverage (1.0).
 pub const TIE_BREAK: f64 = 1e-3;
+/// Weight of archetype diversity when preferred: more than the tie-break, less than
+/// meeting one more requirement of a typical request.
+pub const DIVERSITY: f64 = 1e-2;
 /// Pools up to this size are solved exactly.
 pub const EXACT_POOL_LIMIT: usize = 30;
 /// Candidates local search considers swapping in.
@@ -38,6 +41,8 @@ pub struct TeamCandidate {
     pub team: usize,
     /// Indices into `TeamProblem::group_limits`.
     pub groups: Vec<usize>,
+    /// Skill archetype, when the team should mix archetypes.
+    pub archetype: Option<usize>,
 }
 
 /// A composition problem. Candidates are indices into `candidates`.
@@ -58,6 +63,9 @@ pub struct TeamProblem {
     /// Per group: at most this many of its members (candidates name their groups), e.g.
     /// a source team's proficient holders of a skill it needs, less one.
     pub group_limits: Vec<usize>,
+    /// Prefer members of different archetypes: each distinct archetype in the team adds
+    /// `DIVERSITY / max_size` (at most `DIVERSITY` in all).
+    pub diversity: bool,
 }
 
 /// A team and its objective.
@@ -110,7 +118,22 @@ impl TeamProblem {
     /// The objective of `members`.
     pub fn objective(&self, members: &[usize]) -> f64 {
         let tie = TIE_BREAK / self.max_size.max(1) as f64;
-        self.coverage(members) + tie * members.iter().map(|&c| self.strength(c)).sum::<f64>()
+        self.coverage(members)
+            + tie * members.iter().map(|&c| self.strength(c)).sum::<f64>()
+            + self.diversity_value(members)
+    }
+
+    fn diversity_value(&self, members: &[usize]) -> f64 {
+        if !self.diversity {
+            return 0.0;
+        }
+        let mut seen: Vec<usize> = members
+            .iter()
+            .filter_map(|&c| self.candidates[c].archetype)
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        DIVERSITY * seen.len() as f64 / self.max_size.max(1) as f64
     }
 
     /// True when `members` honours size, must-include and per-team limits.
@@ -232,6 +255,10 @@ struct Scorer<'a> {
     unit: Vec<f64>,
     /// People wanted per requirement.
     wanted: Vec<u32>,
+    /// Archetype counters (after the requirement counters).
+    archetypes: usize,
+    /// Objective of one more distinct archetype.
+    distinct: f64,
 }
 
 impl<'a> Scorer<'a> {
@@ -257,6 +284,13 @@ impl<'a> Scorer<'a> {
                 .iter()
                 .map(|q| q.people.max(1))
                 .collect(),
+            archetypes: problem
+                .candidates
+                .iter()
+                .filter_map(|c| c.archetype)
+                .max()
+                .map_or(0, |a| a + 1),
+            distinct: DIVERSITY / problem.max_size.max(1) as f64,
             problem,
         }
     }
@@ -267,18 +301,31 @@ impl<'a> Scorer<'a> {
     }
 
     fn counts(&self, members: &[usize]) -> Vec<u32> {
-        let mut counts = vec![0u32; self.unit.len()];
+        let mut counts = vec![0u32; self.unit.len() + self.archetypes];
         for &m in members {
-            for (count, &q) in counts.iter_mut().zip(self.qualifies(m)) {
-                *count += u32::from(q);
-            }
+            self.apply(&mut counts, m, true);
         }
         counts
+    }
+
+    /// The counter of `c`'s archetype, when diversity counts.
+    fn archetype_slot(&self, c: usize) -> Option<usize> {
+        if !self.problem.diversity {
+            return None;
+        }
+        self.problem.candidates[c]
+            .archetype
+            .map(|a| self.unit.len() + a)
     }
 
     /// Objective gained by adding `c`.
     fn gain(&self, counts: &[u32], c: usize) -> f64 {
         let mut gain = self.strength[c];
+        if let Some(slot) = self.archetype_slot(c)
+            && counts[slot] == 0
+        {
+            gain += self.distinct;
+        }
         for (r, &q) in self.qualifies(c).iter().enumerate() {
             if q && counts[r] < self.wanted[r] {
                 gain += self.unit[r];
@@ -290,6 +337,19 @@ impl<'a> Scorer<'a> {
     /// Objective gained by replacing `out` with `c`.
     fn swap_gain(&self, counts: &[u32], out: usize, c: usize) -> f64 {
         let mut gain = self.strength[c] - self.strength[out];
+        let (a_out, a_in) = (self.archetype_slot(out), self.archetype_slot(c));
+        if a_out != a_in {
+            if let Some(slot) = a_out
+                && counts[slot] == 1
+            {
+                gain -= self.distinct;
+            }
+            if let Some(slot) = a_in
+                && counts[slot] == 0
+            {
+                gain += self.distinct;
+            }
+        }
         for (r, (&qi, &qo)) in self
             .qualifies(c)
             .iter()
@@ -306,13 +366,22 @@ impl<'a> Scorer<'a> {
     }
 
     fn apply(&self, counts: &mut [u32], c: usize, add: bool) {
-        for (count, &q) in counts.iter_mut().zip(self.qualifies(c)) {
-            if q {
-                if add {
-                    *count += 1;
-                } else {
-                    *count -= 1;
-                }
+        let slot = self.archetype_slot(c);
+        let touched = counts
+            .iter_mut()
+            .zip(
+                self.qualifies(c)
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(false)),
+            )
+            .enumerate()
+            .filter(|&(i, (_, q))| q || Some(i) == slot);
+        for (_, (count, _)) in touched {
+            if add {
+                *count += 1;
+            } else {
+                *count -= 1;
             }
         }
     }
@@ -355,9 +424,50 @@ pub fn heuristic(problem: &TeamProblem, excluded: &[usize]) -> Option<Team> {
         scorer.apply(&mut counts, c, true);
     }
     if members.len() < problem.min_size {
-        return None;
+        // Greedy choices blocked the rest (per-team or group limits): fall back to a
+        // bounded depth-first search for any feasible team, then improve it.
+        let allowed: Vec<usize> = (0..problem.candidates.len())
+            .filter(|c| !problem.must_include.contains(c) && !excluded.contains(c))
+            .collect();
+        let mut budget = EXACT_NODE_BUDGET / 10;
+        let mut start = problem.must_include.clone();
+        if !first_feasible(problem, &allowed, 0, &mut start, &mut budget) {
+            return None;
+        }
+        let members = start;
+        let counts = scorer.counts(&members);
+        return Some(local_search(&scorer, members, counts, excluded));
     }
     Some(local_search(&scorer, members, counts, excluded))
+}
+
+/// Depth-first search for the first feasible team extending `members` with candidates
+/// from `order[at..]`; true (with `members` holding it) when one is found.
+fn first_feasible(
+    problem: &TeamProblem,
+    order: &[usize],
+    at: usize,
+    members: &mut Vec<usize>,
+    budget: &mut u64,
+) -> bool {
+    if members.len() >= problem.min_size && problem.is_feasible(members) {
+        return true;
+    }
+    for i in at..order.len() {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let c = order[i];
+        if problem.can_add(members, c) {
+            members.push(c);
+            if first_feasible(problem, order, i + 1, members, budget) {
+                return true;
+            }
+            members.pop();
+        }
+    }
+    false
 }
 
 fn local_search(
@@ -434,10 +544,25 @@ fn bound(problem: &TeamProblem, members: &[usize], rest: &[usize]) -> f64 {
     let mut strengths: Vec<f64> = rest.iter().map(|&c| problem.strength(c)).collect();
     strengths.sort_by(|a, b| b.total_cmp(a));
     let tie = TIE_BREAK / problem.max_size.max(1) as f64;
+    // Diversity: every free slot could bring a new archetype.
+    let diversity = if problem.diversity {
+        let mut all: Vec<usize> = members
+            .iter()
+            .chain(rest)
+            .filter_map(|&c| problem.candidates[c].archetype)
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        let now = problem.diversity_value(members) / DIVERSITY * problem.max_size.max(1) as f64;
+        DIVERSITY * (now + slots as f64).min(all.len() as f64) / problem.max_size.max(1) as f64
+    } else {
+        0.0
+    };
     covered / problem.total_weight()
         + tie
             * (members.iter().map(|&c| problem.strength(c)).sum::<f64>()
                 + strengths.iter().take(slots).sum::<f64>())
+        + diversity
 }
 
 /// An upper bound on the optimum over the whole pool.
@@ -547,7 +672,7 @@ mod tests {
         TeamCandidate {
             levels: levels.to_vec(),
             team,
-            groups: Vec::new(),
+            ..TeamCandidate::default()
         }
     }
 
@@ -596,6 +721,7 @@ mod tests {
             must_include: vec![3],
             max_per_team: Some(1),
             group_limits: vec![1],
+            diversity: false,
         };
         let best = heuristic(&problem, &[]).unwrap();
         assert!(problem.is_feasible(&best.members));
@@ -609,6 +735,26 @@ mod tests {
         };
         assert!(impossible.infeasibility().is_some());
         assert!(heuristic(&impossible, &[]).is_none());
+    }
+
+    #[test]
+    fn diversity_breaks_ties_towards_other_archetypes() {
+        let with = |archetype: usize| TeamCandidate {
+            archetype: Some(archetype),
+            ..cand(&[4.0], 0)
+        };
+        let mut problem = TeamProblem {
+            requirements: vec![req(3.0, 2, 1.0)],
+            // The same levels; candidates 0 and 1 share an archetype.
+            candidates: vec![with(0), with(0), with(1)],
+            min_size: 2,
+            max_size: 2,
+            ..TeamProblem::default()
+        };
+        assert_eq!(heuristic(&problem, &[]).unwrap().members, vec![0, 1]);
+        problem.diversity = true;
+        assert_eq!(heuristic(&problem, &[]).unwrap().members, vec![0, 2]);
+        assert_eq!(exact(&problem, None).unwrap().members, vec![0, 2]);
     }
 
     fn random_problem(rng: &mut StdRng) -> TeamProblem {
@@ -639,6 +785,7 @@ mod tests {
                 if rng.random_bool(0.2) {
                     c.groups = vec![0];
                 }
+                c.archetype = Some(rng.random_range(0..4));
                 c
             })
             .collect();
@@ -655,6 +802,7 @@ mod tests {
             },
             max_per_team: rng.random_bool(0.5).then(|| rng.random_range(1..=3)),
             group_limits: vec![rng.random_range(0..=2)],
+            diversity: rng.random_bool(0.3),
         }
     }
 
@@ -662,7 +810,7 @@ mod tests {
         TeamCandidate {
             levels,
             team,
-            groups: Vec::new(),
+            ..TeamCandidate::default()
         }
     }
 

@@ -347,6 +347,8 @@ impl TalentApi {
             max_per_team: r.max_per_source_team.map(|m| m as usize),
             protect: r.protect_source_teams,
             alternatives: r.alternatives as usize,
+            archetypes: None,
+            archetype_labels: Vec::new(),
         })
     }
 
@@ -355,7 +357,30 @@ impl TalentApi {
         caller: &Caller,
         r: &pb::ComposeTeamRequest,
     ) -> Result<(pb::ComposeTeamResponse, Vec<String>)> {
-        let ask = self.team_ask(caller, r)?;
+        let mut ask = self.team_ask(caller, r)?;
+        if r.prefer_archetype_diversity {
+            // The organisation's archetypes (cached); too little evidence means none.
+            match self.engine.archetypes(None, None).await {
+                Ok(fresh) => {
+                    let view = &fresh.value;
+                    ask.archetypes = Some(
+                        view.people
+                            .iter()
+                            .cloned()
+                            .zip(view.set.assignments.iter().copied())
+                            .collect(),
+                    );
+                    ask.archetype_labels = view
+                        .set
+                        .archetypes
+                        .iter()
+                        .map(|a| a.label.clone())
+                        .collect();
+                }
+                Err(Error::FailedPrecondition(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let snapshot = self.engine.snapshot();
         let scope = caller.scope(&snapshot.directory);
         let composition =
@@ -384,6 +409,7 @@ fn proposal_to_pb(p: Proposal) -> pb::ProposedTeam {
                 availability: f64::from(m.person.availability.value()),
                 satisfies_skill_ids: m.satisfies.iter().map(ToString::to_string).collect(),
                 reason: m.reason,
+                archetype: m.archetype.unwrap_or_default(),
             })
             .collect(),
         coverage: p.coverage,

@@ -51,6 +51,10 @@ pub struct TeamAsk {
     pub protect: bool,
     /// Alternatives wanted.
     pub alternatives: usize,
+    /// Archetype of each person, when the team should mix archetypes.
+    pub archetypes: Option<std::collections::HashMap<PersonId, usize>>,
+    /// Labels of those archetypes.
+    pub archetype_labels: Vec<String>,
 }
 
 /// One requirement's coverage by a proposal.
@@ -77,6 +81,8 @@ pub struct MemberView {
     pub satisfies: Vec<SkillId>,
     /// Why chosen.
     pub reason: String,
+    /// Archetype label, when diversity was asked for.
+    pub archetype: Option<String>,
 }
 
 /// What a proposal takes from one source team.
@@ -212,6 +218,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
                 .collect();
             TeamCandidate {
                 levels,
+                archetype: ask.archetypes.as_ref().and_then(|a| a.get(&p.id).copied()),
                 ..TeamCandidate::default()
             }
         })
@@ -278,6 +285,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         must_include,
         max_per_team: ask.max_per_team,
         group_limits,
+        diversity: ask.archetypes.is_some(),
     };
     if let Some(reason) = problem.infeasibility() {
         let field = if ask.must_include.is_empty() {
@@ -443,6 +451,11 @@ fn explain(
                 reason.push_str(&format!("Covers {}.", needed.join(", ")));
             }
             MemberView {
+                archetype: ask
+                    .archetypes
+                    .as_ref()
+                    .and_then(|a| a.get(&person.id))
+                    .and_then(|&a| ask.archetype_labels.get(a).cloned()),
                 person: person.clone(),
                 satisfies: met
                     .iter()

@@ -123,6 +123,19 @@ async fn the_best_team_covers_everything_and_is_proven_optimal() {
     let p1 = best.impacts.iter().find(|i| i.team_id == "p1").unwrap();
     assert_eq!(p1.skills_lost, ["rust"]);
     assert!(!answer.alternatives.is_empty());
+    // With a preference for archetype diversity each member's archetype is named, and
+    // coverage is not given up for it.
+    let mut request = ask();
+    request.prefer_archetype_diversity = true;
+    let diverse = talent
+        .compose_team(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .best
+        .unwrap();
+    assert!(diverse.members.iter().all(|m| !m.archetype.is_empty()));
+    assert!((diverse.coverage - 1.0).abs() < 1e-9);
     for alternative in &answer.alternatives {
         assert_ne!(ids(alternative), ids(&best));
         assert!(alternative.objective <= best.objective + 1e-12);
