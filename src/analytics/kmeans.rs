@@ -129,7 +129,7 @@ impl<D: Data<Elem = f32>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for KMeansPa
 impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for KMeans {
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
         let step = assign(x.view(), self.centroids.view(), None);
-        y.assign(&step.labels);
+        y.assign(&Array1::from(step.labels));
     }
 
     fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array1<usize> {
@@ -248,13 +248,13 @@ impl Lloyd {
     /// Assigns every row to its nearest centroid; returns how many labels changed.
     fn assign(&mut self, x: ArrayView2<f32>, centroids: ArrayView2<f32>) -> usize {
         if self.fresh || self.bounds.is_none() {
-            let previous = (!self.fresh).then(|| Array1::from(self.labels.clone()));
-            let step = assign(x, centroids, previous.as_ref());
+            let previous = (!self.fresh).then_some(self.labels.as_slice());
+            let step = assign(x, centroids, previous);
             if let Some((upper, lower)) = &mut self.bounds {
                 upper.copy_from_slice(&step.nearest);
                 lower.copy_from_slice(&step.second);
             }
-            self.labels = step.labels.to_vec();
+            self.labels = step.labels;
             self.sums = step.sums;
             self.counts = step.counts;
             self.fresh = false;
@@ -493,7 +493,7 @@ fn squared(a: &[f32], b: &[f32]) -> f32 {
 
 /// One assignment step: labels, per-cluster sums and counts, and how many labels changed.
 struct Step {
-    labels: Array1<usize>,
+    labels: Vec<usize>,
     sums: Array2<f64>,
     counts: Vec<u64>,
     changed: usize,
@@ -502,11 +502,7 @@ struct Step {
     second: Vec<f32>,
 }
 
-fn assign(
-    x: ArrayView2<f32>,
-    centroids: ArrayView2<f32>,
-    previous: Option<&Array1<usize>>,
-) -> Step {
+fn assign(x: ArrayView2<f32>, centroids: ArrayView2<f32>, previous: Option<&[usize]>) -> Step {
     let (n, features) = x.dim();
     let k = centroids.nrows();
     let centroid_norms: Array1<f32> = centroids.outer_iter().map(|c| c.dot(&c)).collect();
@@ -583,7 +579,7 @@ fn assign(
         changed = n;
     }
     Step {
-        labels: Array1::from(labels),
+        labels,
         sums,
         counts,
         changed,

@@ -166,6 +166,23 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Turns a handler's answer — the response and the person ids it reveals — into the
+    /// rpc's result, recording the audit event (subjects only when it succeeded).
+    pub async fn respond<T>(
+        &self,
+        engine: &Engine,
+        answer: Result<(T, Vec<String>), Error>,
+    ) -> Result<tonic::Response<T>, Status> {
+        let (result, subjects) = match answer {
+            Ok((response, subjects)) => (Ok(tonic::Response::new(response)), subjects),
+            Err(e) => (Err(Status::from(e)), Vec::new()),
+        };
+        self.audit(engine, subjects, &result).await;
+        result
+    }
+}
+
 /// The canonical upper-case name of a status code ("PERMISSION_DENIED").
 pub fn code_name(code: tonic::Code) -> String {
     let camel = format!("{code:?}");

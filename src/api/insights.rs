@@ -404,12 +404,7 @@ impl pb::org_insights_service_server::OrgInsightsService for OrgInsightsApi {
     ) -> Result<Response<pb::GetSkillArchetypesResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.archetypes(&caller, request.get_ref()).await;
-        let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-        let result = answer
-            .map(|(response, _)| Response::new(response))
-            .map_err(Status::from);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.respond(&self.engine, answer).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -505,12 +505,7 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::ComposeTeamResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.compose(&caller, request.get_ref()).await;
-        let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-        let result = answer
-            .map(|(response, _)| Response::new(response))
-            .map_err(Status::from);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.respond(&self.engine, answer).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -520,12 +515,7 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::FindMentorsResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.mentors(&caller, request.get_ref());
-        let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-        let result = answer
-            .map(|(response, _)| Response::new(response))
-            .map_err(Status::from);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.respond(&self.engine, answer).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -535,11 +525,6 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::PlanMentoringResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.plan(&caller, request.get_ref()).await;
-        let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-        let result = answer
-            .map(|(response, _)| Response::new(response))
-            .map_err(Status::from);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.respond(&self.engine, answer).await
     }
 }
