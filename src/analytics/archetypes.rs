@@ -10,10 +10,17 @@
 //!
 //! `k` is chosen by linfa's silhouette score over a range (fitted on a deterministic
 //! sample for large populations), then the full population is fitted with that `k`.
+//!
+//! For the archetype map every profile is also projected onto the first two principal
+//! components, fitted on the same deterministic sample: the eigenvectors of the sample's
+//! covariance (linfa-linalg's symmetric eigendecomposition). linfa-reduction's `Pca` was
+//! tried first; its LOBPCG-based truncated SVD panics on rank-deficient data (many
+//! identical profiles), which real skill data can be.
 
 use linfa::DatasetBase;
 use linfa::metrics::SilhouetteScore;
 use linfa::traits::Fit;
+use linfa_linalg::eigh::{EigSort, EighInto};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -101,6 +108,77 @@ pub struct ArchetypeSet {
     pub known_share: f32,
     /// Within-cluster sum of squares.
     pub inertia: f64,
+    /// The plane of the archetype map.
+    pub projection: Projection,
+    /// Each row's position on the map (`rows × 2`).
+    pub points: Array2<f32>,
+}
+
+/// The first two principal components of a population's profiles.
+#[derive(Clone, Debug)]
+pub struct Projection {
+    /// Components as rows (`2 × skills`), unit length, orthogonal.
+    pub components: Array2<f32>,
+    /// Profile mean the components are centred on.
+    pub mean: Array1<f32>,
+    /// Share of the total variance each component explains.
+    pub explained: Vec<f32>,
+}
+
+impl Projection {
+    /// Fits the plane on `rows` of `x` (all of them when there are few).
+    pub fn fit(x: ArrayView2<f32>, rows: &[usize]) -> Result<Self, KMeansError> {
+        let sample = x.select(Axis(0), rows).mapv(f64::from);
+        let invalid = |why: String| KMeansError::InvalidParams(format!("projection: {why}"));
+        if sample.iter().any(|v| !v.is_finite()) {
+            return Err(invalid("profiles must be finite".into()));
+        }
+        let mean = sample
+            .mean_axis(Axis(0))
+            .ok_or_else(|| invalid("no rows".into()))?;
+        let centred = &sample - &mean;
+        let covariance = centred.t().dot(&centred) / (rows.len().max(2) - 1) as f64;
+        let total: f64 = covariance.diag().sum();
+        let (values, vectors) = covariance
+            .eigh_into()
+            .map_err(|e| invalid(e.to_string()))?
+            .sort_eig_desc();
+        let dims = 2.min(values.len());
+        let mut components = Array2::<f32>::zeros((dims, mean.len()));
+        for (d, mut row) in components.outer_iter_mut().enumerate() {
+            let vector = vectors.column(d);
+            // An eigenvector's sign is arbitrary: point its largest entry positive, so the
+            // map keeps its orientation when it is recomputed.
+            let largest = vector
+                .iter()
+                .copied()
+                .reduce(|a, b| if b.abs() > a.abs() { b } else { a })
+                .unwrap_or(1.0);
+            let sign = if largest < 0.0 { -1.0 } else { 1.0 };
+            row.assign(&vector.mapv(|v| (v * sign) as f32));
+        }
+        let explained = values
+            .iter()
+            .take(dims)
+            .map(|&v| {
+                if total > 0.0 {
+                    (v.max(0.0) / total) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Ok(Self {
+            components,
+            mean: mean.mapv(|v| v as f32),
+            explained,
+        })
+    }
+
+    /// Positions of `rows` (`n × skills`) on the map (`n × 2`).
+    pub fn project(&self, rows: ArrayView2<f32>) -> Array2<f32> {
+        (&rows - &self.mean).dot(&self.components.t())
+    }
 }
 
 /// The profiles with unknown (NaN) cells set to `unknown_level`, and the share of
@@ -155,7 +233,13 @@ pub fn find_archetypes(
     let model = fit(x.view(), k, params)?;
     let scored = silhouette_rows(n, params.silhouette_sample, params.seed);
     let score = silhouette(&x, &model.labels, &scored)?;
-    Ok(describe(&x, &model, names, score, k_scores, known_share))
+    let projection = Projection::fit(
+        x.view(),
+        &sample_rows(n, params.selection_sample, params.seed),
+    )?;
+    let mut set = describe(&x, &model, names, score, k_scores, known_share, projection);
+    set.points = set.projection.project(x.view());
+    Ok(set)
 }
 
 fn fit(x: ArrayView2<f32>, k: usize, params: &ArchetypeParams) -> Result<KMeans, KMeansError> {
@@ -207,6 +291,7 @@ fn describe(
     silhouette: f32,
     k_scores: Vec<(usize, f32)>,
     known_share: f32,
+    projection: Projection,
 ) -> ArchetypeSet {
     let k = model.centroids.nrows();
     let population_mean = x
@@ -272,6 +357,8 @@ fn describe(
         population_mean,
         known_share,
         inertia: model.inertia,
+        projection,
+        points: Array2::zeros((0, 2)),
     }
 }
 
@@ -359,6 +446,34 @@ mod tests {
     }
 
     #[test]
+    fn projection_finds_the_main_axis_and_keeps_distances_along_it() {
+        // Points on the line t·(1, 2, 2)/3 plus a small wobble in an orthogonal direction.
+        let x = Array2::from_shape_fn((50, 3), |(i, j)| {
+            let t = i as f32 * 0.1;
+            let wobble = if i % 2 == 0 { 0.01 } else { -0.01 };
+            [t / 3.0, 2.0 * t / 3.0 + wobble, 2.0 * t / 3.0 - wobble][j]
+        });
+        let rows: Vec<usize> = (0..50).collect();
+        let p = Projection::fit(x.view(), &rows).unwrap();
+        assert!(p.explained[0] > 0.999, "{:?}", p.explained);
+        let axis = p.components.row(0);
+        let cosine = (axis[0] + 2.0 * axis[1] + 2.0 * axis[2]).abs() / 3.0;
+        assert!((cosine - 1.0).abs() < 1e-4, "axis {axis}");
+        let points = p.project(x.view());
+        let along = (points[[49, 0]] - points[[0, 0]]).abs();
+        assert!((along - 4.9).abs() < 1e-3, "{along}");
+        // The components are orthonormal.
+        let c = &p.components;
+        assert!((c.row(0).dot(&c.row(1))).abs() < 1e-4);
+        assert!((c.row(1).dot(&c.row(1)) - 1.0).abs() < 1e-4);
+        // Identical profiles (no variance at all) give a flat map, not a failure.
+        let flat = Array2::from_elem((20, 4), 2.0f32);
+        let p = Projection::fit(flat.view(), &(0..20).collect::<Vec<_>>()).unwrap();
+        assert_eq!(p.explained, vec![0.0, 0.0]);
+        assert!(p.project(flat.view()).iter().all(|v| v.abs() < 1e-6));
+    }
+
+    #[test]
     fn finds_planted_groups_labels_them_and_chooses_k() {
         // Three groups of 30, strong in different skills; unknown elsewhere.
         let names = ["Rust", "Go", "Sales", "Coaching", "SQL", "Design"];
@@ -393,6 +508,25 @@ mod tests {
         );
         assert_eq!(set.archetypes.iter().map(|a| a.size).sum::<usize>(), 90);
         assert!(set.silhouette > 0.5);
+        // On the map, each person lies nearer their own archetype's centre than any other's.
+        assert_eq!(set.points.dim(), (90, 2));
+        let centres: Vec<Array1<f32>> = set
+            .archetypes
+            .iter()
+            .map(|a| {
+                set.projection
+                    .project(a.centroid.view().insert_axis(Axis(0)))
+                    .row(0)
+                    .to_owned()
+            })
+            .collect();
+        for (point, &own) in set.points.outer_iter().zip(&set.assignments) {
+            let d = |c: &Array1<f32>| (&point - c).mapv(|v| v * v).sum();
+            let nearest = (0..centres.len())
+                .min_by(|&a, &b| d(&centres[a]).total_cmp(&d(&centres[b])))
+                .unwrap();
+            assert_eq!(nearest, own);
+        }
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ndarray::{ArrayView1, Axis};
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
@@ -179,6 +180,11 @@ impl OrgInsightsApi {
                         })
                         .collect();
                     out.other_departments = hidden;
+                    let centre = view
+                        .set
+                        .projection
+                        .project(a.centroid.view().insert_axis(Axis(0)));
+                    out.position = Some(map_point(centre.row(0)));
                     out
                 })
                 .collect();
@@ -188,11 +194,13 @@ impl OrgInsightsApi {
                 .iter()
                 .zip(&view.set.assignments)
                 .zip(&view.set.distances)
-                .filter(|((p, _), _)| snapshot.directory.person(p.as_str()).is_some())
-                .map(|((p, &a), &d)| pb::ArchetypeMember {
+                .zip(view.set.points.outer_iter())
+                .filter(|(((p, _), _), _)| snapshot.directory.person(p.as_str()).is_some())
+                .map(|(((p, &a), &d), point)| pb::ArchetypeMember {
                     person_id: p.to_string(),
                     archetype: a as u32,
                     distance: f64::from(d),
+                    position: Some(map_point(point)),
                 })
                 .collect()
         } else {
@@ -219,6 +227,13 @@ impl OrgInsightsApi {
                 min_group_size: minimum as u32,
                 freshness: Some(freshness(&fresh)),
                 members,
+                map_explained: view
+                    .set
+                    .projection
+                    .explained
+                    .iter()
+                    .map(|&e| f64::from(e))
+                    .collect(),
             },
             subjects,
         ))
@@ -420,5 +435,12 @@ impl pb::org_insights_service_server::OrgInsightsService for OrgInsightsApi {
             .map_err(Status::from);
         caller.audit(&self.engine, Vec::new(), &result).await;
         result
+    }
+}
+
+fn map_point(point: ArrayView1<f32>) -> pb::MapPoint {
+    pb::MapPoint {
+        x: f64::from(point[0]),
+        y: point.get(1).map_or(0.0, |&y| f64::from(y)),
     }
 }

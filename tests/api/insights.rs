@@ -72,6 +72,40 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
         assert_eq!(in_departments + a.other_departments, a.size);
     }
 
+    // The map: two axes explaining a real share of the variance, every member placed,
+    // and members nearer their own archetype's centre than the average other centre.
+    assert_eq!(found.map_explained.len(), 2);
+    let (ex, ey) = (found.map_explained[0], found.map_explained[1]);
+    assert!(
+        ex >= ey && ey > 0.0 && ex + ey <= 1.0,
+        "explained {ex}, {ey}"
+    );
+    let centre = |i: u32| {
+        found.archetypes[i as usize]
+            .position
+            .clone()
+            .expect("centroid position")
+    };
+    let distance =
+        |p: &pb::MapPoint, q: &pb::MapPoint| ((p.x - q.x).powi(2) + (p.y - q.y).powi(2)).sqrt();
+    let mut nearer_own = 0;
+    for m in &found.members {
+        let p = m.position.clone().expect("member position");
+        let own = distance(&p, &centre(m.archetype));
+        let others: Vec<f64> = (0..found.archetypes.len() as u32)
+            .filter(|&i| i != m.archetype)
+            .map(|i| distance(&p, &centre(i)))
+            .collect();
+        if own < others.iter().sum::<f64>() / others.len() as f64 {
+            nearer_own += 1;
+        }
+    }
+    assert!(
+        nearer_own * 10 >= found.members.len() * 9,
+        "{nearer_own} of {} members nearer their own centre",
+        found.members.len()
+    );
+
     // Analysts see aggregates only.
     let analyst = app.token(AccessRole::Analyst, &[], "").await;
     let mut as_analyst = app.clients(&analyst).insights;
@@ -87,6 +121,7 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
         .into_inner();
     assert!(aggregate.members.is_empty());
     assert_eq!(aggregate.archetypes.len(), found.archetypes.len());
+    assert!(aggregate.archetypes.iter().all(|a| a.position.is_some()));
 
     // Department patterns: self-ratings are inflated in the demo, levels grow.
     let patterns = as_analyst
