@@ -196,6 +196,14 @@ struct ServeArgs {
     #[arg(long, env = "CAPSIGHT_MIN_GROUP_SIZE", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(3..))]
     min_group_size: u32,
+    /// Browser origin allowed to call over gRPC-Web, e.g. https://dash.example.com
+    /// (repeatable; `*` allows any). The embedded dashboard needs none.
+    #[arg(
+        long = "cors-origin",
+        env = "CAPSIGHT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
     /// PEM certificate chain to serve TLS with (needs --tls-key).
     #[arg(long, env = "CAPSIGHT_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -292,6 +300,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         data_dir: args.data_dir,
         demo: args.demo.then(|| args.shape.config()),
         min_group_size: args.min_group_size as usize,
+        cors_origins: args.cors_origins,
         max_message_bytes: args.max_message_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),

@@ -26,6 +26,9 @@ pub enum Error {
     /// that a denial does not reveal whether the subject exists.
     #[error("permission denied")]
     PermissionDenied,
+    /// The server's configuration is unusable (e.g. a malformed CORS origin).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The data directory cannot be opened by this build (schema, lock, layout).
     #[error("data directory cannot be used: {0}")]
     DataDir(String),

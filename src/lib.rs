@@ -8,6 +8,7 @@
 //! - [`engine`]: the live snapshot, the single writer and its group commit.
 //! - [`api`]: generated protobuf code, conversions, error mapping, gRPC services.
 //! - [`server`]: assembling the tonic server: health, reflection, limits, shutdown.
+//! - [`web`]: the embedded reference dashboard and CORS for browser clients.
 //! - [`demo`]: the deterministic synthetic organisation.
 //! - [`import`]: CSV import, a client of a running server.
 //! - [`cli`]: the command-line interface.
@@ -22,5 +23,6 @@ pub mod error;
 pub mod import;
 pub mod server;
 pub mod store;
+pub mod web;
 
 pub use error::{Error, Result};

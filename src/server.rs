@@ -1,5 +1,6 @@
 //! Assembles and runs the tonic server: capsight services, gRPC health (per service),
-//! reflection v1 and v1alpha, message-size limits, request timeouts, a tracing span per
+//! reflection v1 and v1alpha, gRPC-Web with CORS and the embedded dashboard (see `web`),
+//! message-size limits, request timeouts, a tracing span per
 //! call, and graceful shutdown (health NOT_SERVING → streams stop taking batches →
 //! in-flight calls drain, bounded by a grace period → the store is flushed).
 
@@ -13,6 +14,7 @@ use tokio::sync::{oneshot, watch};
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic_web::GrpcWebLayer;
 
 use crate::analytics::privacy::DEFAULT_MIN_GROUP_SIZE;
 use crate::api::pb::access_service_server::AccessServiceServer;
@@ -27,6 +29,7 @@ use crate::api::{
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
+use crate::web::DashboardLayer;
 
 /// Everything `run` needs besides the listener.
 #[derive(Clone, Debug)]
@@ -47,6 +50,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Aggregates of culture reviews hide groups smaller than this (at least 3).
     pub min_group_size: usize,
+    /// Browser origins allowed to call over gRPC-Web (`*`: any); the embedded
+    /// dashboard is same-origin and needs none.
+    pub cors_origins: Vec<String>,
 }
 
 /// Every capsight service, by its gRPC name (for per-service health).
@@ -89,6 +95,7 @@ impl ServerConfig {
             engine: EngineOptions::default(),
             tls: None,
             min_group_size: DEFAULT_MIN_GROUP_SIZE,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -99,6 +106,7 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let cors = crate::web::cors(&config.cors_origins)?;
     let engine = open_engine(&config).await?;
     if let Some(demo) = &config.demo {
         load_demo_if_empty(&engine, demo).await?;
@@ -160,6 +168,12 @@ pub async fn run(
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(address = %local, "capsight serving");
+    let web_scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!("dashboard: {web_scheme}://{local}/ (sign in with a token)");
     let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
     let scheme = if config.tls.is_some() {
         ""
@@ -177,11 +191,16 @@ pub async fn run(
             .tls_config(tls_config(tls)?)
             .map_err(|e| Error::DataDir(format!("TLS: {e}")))?;
     }
+    // HTTP/1.1 is accepted for gRPC-Web and the dashboard; gRPC proper stays on HTTP/2.
     let serve = builder
+        .accept_http1(true)
         .timeout(config.request_timeout)
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .initial_stream_window_size(Some(2 * 1024 * 1024))
         .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+        .layer(DashboardLayer)
+        .layer(cors)
+        .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(Arc::clone(&engine)))
         .add_service(health_service)
         .add_service(reflection_v1)

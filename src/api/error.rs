@@ -26,7 +26,11 @@ impl From<Error> for Status {
             Error::Unauthenticated(reason) => Status::unauthenticated(reason),
             Error::PermissionDenied => Status::permission_denied("permission denied"),
             Error::ShuttingDown | Error::StoragePoisoned => Status::unavailable(error.to_string()),
-            Error::DataDir(_) | Error::Storage(_) | Error::Corrupt { .. } | Error::Internal(_) => {
+            Error::Config(_)
+            | Error::DataDir(_)
+            | Error::Storage(_)
+            | Error::Corrupt { .. }
+            | Error::Internal(_) => {
                 tracing::error!(error = %error, "internal error");
                 Status::internal("internal error")
             }

@@ -10,3 +10,4 @@ mod ingest;
 mod insights;
 mod lifecycle;
 mod teams;
+mod web;

@@ -1,0 +1,117 @@
+// Archetype map: every profile projected on the first two principal components (computed
+// by the server), coloured by archetype; centroids labelled. Callers without
+// person-level access see the centroids only.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { insights, loadModel, teamName } from "../api";
+import type { GetSkillArchetypesResponse } from "../gen/capsight/v1/insights_pb";
+import { Suppression } from "../gen/capsight/v1/insights_pb";
+import { h, pct, svg, table } from "../ui";
+
+const PALETTE = [
+  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a",
+];
+
+export function colourOf(index: number): string {
+  return PALETTE[index % PALETTE.length];
+}
+
+export async function archetypesPage(root: HTMLElement): Promise<void> {
+  const m = await loadModel();
+  let res: GetSkillArchetypesResponse;
+  try {
+    res = await insights.getSkillArchetypes({ includeMembers: true });
+  } catch (e) {
+    if (ConnectError.from(e).code !== Code.PermissionDenied) throw e;
+    res = await insights.getSkillArchetypes({ includeMembers: false });
+  }
+  const fresh = res.freshness;
+  const [ex = 0, ey = 0] = res.mapExplained;
+  root.replaceChildren(
+    h(
+      "p",
+      { class: "legend" },
+      `${res.archetypes.length} archetypes among ${res.people} people · silhouette ${res.silhouette.toFixed(2)} · ` +
+        `${pct(res.knownShare)} of cells backed by evidence (unknown taken as ${res.unknownLevel}) · ` +
+        `map axes explain ${pct(ex)} and ${pct(ey)} of the variance` +
+        (fresh?.stale ? " · recomputing: data changed since this result" : ""),
+    ),
+    map(res),
+    table(
+      ["", "Archetype", "People", "Spread", "Defining skills (vs organisation mean)", "Departments"],
+      res.archetypes.map((a) => {
+        const swatch = h("i", { class: "swatch" });
+        swatch.style.background = colourOf(a.index);
+        const suppressed = a.suppression !== Suppression.NONE;
+        return [
+          swatch,
+          suppressed ? h("span", { class: "suppressed" }, "suppressed (too few people)") : a.label,
+          suppressed ? "–" : String(a.size),
+          suppressed ? "–" : a.spread.toFixed(2),
+          a.definingSkills.map((s) => `${s.skillName} ${s.level.toFixed(1)} (+${s.versusMean.toFixed(1)})`).join(", "),
+          a.departments.map((d) => `${teamName(m, d.teamId)} ${d.count}`).join(", ") +
+            (a.otherDepartments ? `, others ${a.otherDepartments}` : ""),
+        ];
+      }),
+      { class: "archetypes" },
+    ),
+  );
+}
+
+function map(res: GetSkillArchetypesResponse): SVGElement {
+  const width = 760;
+  const height = 440;
+  const pad = 24;
+  const points = [
+    ...res.members.map((p) => p.position),
+    ...res.archetypes.map((a) => a.position),
+  ].filter((p) => p !== undefined);
+  const xs = points.map((p) => p.x);
+  const ys = points.map((p) => p.y);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const sx = (x: number) => pad + ((x - x0) / (x1 - x0 || 1)) * (width - 2 * pad);
+  const sy = (y: number) => height - pad - ((y - y0) / (y1 - y0 || 1)) * (height - 2 * pad);
+  const dots = res.members
+    .filter((p) => p.position)
+    .map((p) =>
+      svg("circle", {
+        cx: sx(p.position!.x).toFixed(1),
+        cy: sy(p.position!.y).toFixed(1),
+        r: 2.6,
+        fill: colourOf(p.archetype),
+        "fill-opacity": 0.5,
+        class: "member",
+      }),
+    );
+  const largest = Math.max(1, ...res.archetypes.map((a) => a.size));
+  const centres = res.archetypes
+    .filter((a) => a.position)
+    .map((a) =>
+      svg(
+        "g",
+        { class: "centroid" },
+        svg("circle", {
+          cx: sx(a.position!.x).toFixed(1),
+          cy: sy(a.position!.y).toFixed(1),
+          r: (6 + 14 * Math.sqrt(a.size / largest)).toFixed(1),
+          fill: colourOf(a.index),
+          "fill-opacity": 0.25,
+          stroke: colourOf(a.index),
+          "stroke-width": 2,
+        }),
+        svg(
+          "text",
+          { x: sx(a.position!.x).toFixed(1), y: (sy(a.position!.y) - 4).toFixed(1), "text-anchor": "middle" },
+          a.label,
+        ),
+      ),
+    );
+  return svg(
+    "svg",
+    { viewBox: `0 0 ${width} ${height}`, class: "map", role: "img", "aria-label": "archetype map" },
+    svg("rect", { x: 0, y: 0, width, height, class: "frame" }),
+    ...dots,
+    ...centres,
+  );
+}

@@ -1,0 +1,100 @@
+// Team heatmap: members × skills coloured by level, confidence as a bar in each cell,
+// the team's requirement per skill, kept live by WatchTeamCapability.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { capability, explain, loadModel, type Model, skillName } from "../api";
+import type { TeamCapability } from "../gen/capsight/v1/capability_pb";
+import { fmtLevel, h, inkOn, levelColour, notice, pct, loading } from "../ui";
+import { chosenTeam, teamPicker } from "./common";
+
+export async function teamPage(root: HTMLElement, params: string[], signal: AbortSignal): Promise<void> {
+  const m = await loadModel();
+  const teamId = chosenTeam(m, params);
+  const live = h("span", { class: "live", "data-state": "connecting" }, "connecting…");
+  const view = h("div", { class: "heatmap-view" }, loading("Loading…"));
+  root.replaceChildren(teamPicker(m, "team", teamId), live, view);
+  let updates = 0;
+  try {
+    const stream = capability.watchTeamCapability({ teamId, includeSubteams: true }, { signal });
+    for await (const message of stream) {
+      if (!message.capability) continue;
+      updates += 1;
+      view.replaceChildren(heatmap(m, message.capability));
+      const at = new Date().toLocaleTimeString();
+      live.textContent =
+        updates === 1
+          ? `live · data version ${message.capability.dataVersion}`
+          : `live · updated at ${at} (update ${updates - 1}) · data version ${message.capability.dataVersion}`;
+      live.dataset.state = "live";
+      live.dataset.updates = String(updates - 1);
+    }
+  } catch (e) {
+    if (signal.aborted) return;
+    live.textContent = "not live";
+    live.dataset.state = "error";
+    view.replaceChildren(notice(explain(e), "error"));
+  }
+}
+
+function heatmap(m: Model, c: TeamCapability): HTMLElement {
+  const head = h(
+    "tr",
+    {},
+    h("th", { class: "corner" }, `${c.members.length} people`),
+    h("th", {}, "Readiness"),
+    c.skillIds.map((id) => h("th", { class: "skill", title: id }, h("span", {}, skillName(m, id)))),
+  );
+  const rows = c.members.map((member) =>
+    h(
+      "tr",
+      { "data-person": member.personId },
+      h("th", { class: "member", title: `${member.personId} · ${member.roleId}` }, member.displayName),
+      h("td", { class: "readiness" }, pct(member.readiness)),
+      member.cells.map((cell, i) => {
+        const td = h("td", { class: "cell", "data-skill": c.skillIds[i] });
+        if (cell.level === undefined) {
+          td.classList.add("unknown");
+          td.title = `${skillName(m, c.skillIds[i])}: no evidence`;
+          td.textContent = "·";
+          return td;
+        }
+        td.style.background = levelColour(cell.level);
+        td.style.color = inkOn(cell.level);
+        const last = cell.lastAssessed ? timestampDate(cell.lastAssessed).toISOString().slice(0, 10) : "–";
+        td.title = `${skillName(m, c.skillIds[i])}: level ${cell.level.toFixed(2)}, confidence ${pct(
+          cell.confidence,
+        )}, ${cell.evidenceCount} assessment(s), last ${last}`;
+        const bar = h("i", { class: "confidence" });
+        bar.style.width = `${Math.round(cell.confidence * 100)}%`;
+        td.append(h("span", { class: "level" }, fmtLevel(cell.level)), bar);
+        return td;
+      }),
+    ),
+  );
+  const summary = (label: string, value: (i: number) => string, cls = "") =>
+    h(
+      "tr",
+      { class: `summary ${cls}` },
+      h("th", {}, label),
+      h("td"),
+      c.skills.map((_, i) => h("td", {}, value(i))),
+    );
+  const foot = [
+    summary("Required", (i) => fmtLevel(c.skills[i].requiredLevel)),
+    summary("Mean", (i) => fmtLevel(c.skills[i].meanLevel)),
+    summary("Gap", (i) => {
+      const gap = c.skills[i].gap;
+      return gap === undefined || gap <= 0 ? "" : gap.toFixed(1);
+    }, "gap"),
+    summary("Proficient (≥3)", (i) => String(c.skills[i].proficientCount)),
+  ];
+  return h(
+    "div",
+    {},
+    h(
+      "p",
+      { class: "legend" },
+      `Team readiness against its roles: ${pct(c.readiness)}. Cells: effective level 0–5 (colour); the bar under each level is the confidence of the evidence; · means no evidence.`,
+    ),
+    h("div", { class: "scroll" }, h("table", { class: "heatmap" }, h("thead", {}, head), h("tbody", {}, rows), h("tfoot", {}, foot))),
+  );
+}
