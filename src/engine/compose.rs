@@ -328,14 +328,27 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         upper_bound(&problem).max(best.objective)
     };
 
-    // Alternatives: the best team without each of its (free) members in turn.
-    let mut options: Vec<Team> = if ask.alternatives == 0 {
+    // Alternatives: the best team without a window of its free members, as many as an
+    // alternative must differ by (a third of the team), for each starting member in turn.
+    // Leaving out one member at a time is not enough: in a large pool the heuristic
+    // then swaps in one replacement and keeps everyone else.
+    let needed = best.members.len().div_ceil(3).max(1);
+    let free: Vec<usize> = best
+        .members
+        .iter()
+        .copied()
+        .filter(|m| !problem.must_include.contains(m))
+        .collect();
+    let mut options: Vec<Team> = if ask.alternatives == 0 || free.is_empty() {
         Vec::new()
     } else {
-        best.members
-            .iter()
-            .filter(|m| !problem.must_include.contains(m))
-            .filter_map(|&m| heuristic(&problem, &[m]))
+        (0..free.len())
+            .filter_map(|start| {
+                let left_out: Vec<usize> = (0..needed.min(free.len()))
+                    .map(|k| free[(start + k) % free.len()])
+                    .collect();
+                heuristic(&problem, &left_out)
+            })
             .collect()
     };
     options.sort_by(|a, b| {

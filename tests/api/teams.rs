@@ -258,3 +258,46 @@ async fn infeasible_requests_say_what_cannot_be_met() {
     let unmet = best.requirements.last().unwrap();
     assert_eq!((unmet.met, unmet.wanted), (0, 1));
 }
+
+#[tokio::test]
+async fn alternatives_in_a_large_pool_are_genuinely_different() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = capsight::server::ServerConfig::new(temp.path().join("data"));
+    config.demo = Some(capsight::demo::DemoConfig::default());
+    let app = TestApp::start(config).await;
+    let mut talent = app.clients(&app.admin_token).talent;
+    let answer = talent
+        .compose_team(pb::ComposeTeamRequest {
+            requirements: vec![
+                need("rust", 3.0, 1),
+                need("kubernetes", 3.0, 2),
+                need("stakeholder-management", 3.0, 1),
+                need("accessibility", 3.0, 1),
+            ],
+            min_size: 6,
+            max_size: 6,
+            alternatives: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let best = answer.best.unwrap();
+    assert_eq!(
+        answer.alternatives.len(),
+        3,
+        "{} alternatives",
+        answer.alternatives.len()
+    );
+    // Each differs from the best team and from each other in at least a third (2 of 6).
+    let mut teams = vec![ids(&best)];
+    for alternative in &answer.alternatives {
+        let these = ids(alternative);
+        for other in &teams {
+            let different = these.iter().filter(|p| !other.contains(p)).count();
+            assert!(different >= 2, "{these:?} vs {other:?}");
+        }
+        assert!(alternative.objective <= best.objective + 1e-12);
+        teams.push(these);
+    }
+}
