@@ -83,14 +83,13 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
     let centre = |i: u32| {
         found.archetypes[i as usize]
             .position
-            .clone()
             .expect("centroid position")
     };
     let distance =
         |p: &pb::MapPoint, q: &pb::MapPoint| ((p.x - q.x).powi(2) + (p.y - q.y).powi(2)).sqrt();
     let mut nearer_own = 0;
     for m in &found.members {
-        let p = m.position.clone().expect("member position");
+        let p = m.position.expect("member position");
         let own = distance(&p, &centre(m.archetype));
         let others: Vec<f64> = (0..found.archetypes.len() as u32)
             .filter(|&i| i != m.archetype)
