@@ -13,6 +13,7 @@ export async function risksPage(root: HTMLElement, params: string[]): Promise<vo
     capability.getSkillRisks({ teamId }),
   ]);
   const c = team.capability!;
+  const names = new Map(c.members.map((m) => [m.personId, m.displayName]));
   const gaps = c.skills
     .filter((s) => s.requiredLevel !== undefined && (s.gap ?? 0) > 0)
     .sort((a, b) => (b.gap ?? 0) - (a.gap ?? 0));
@@ -40,7 +41,7 @@ export async function risksPage(root: HTMLElement, params: string[]): Promise<vo
             : h("span", { class: "badge single" }, "single point of failure"),
           fmtLevel(r.requiredLevel),
           String(r.proficientCount),
-          r.holderId || "–",
+          r.holderId ? names.get(r.holderId) ?? r.holderId : "–",
           String(r.peopleRequiring),
         ]),
         { class: "risks" },
