@@ -15,6 +15,12 @@ pub enum Error {
         /// What was looked for ("person").
         kind: &'static str,
     },
+    /// What the request would create exists already.
+    #[error("{kind} already exists")]
+    AlreadyExists {
+        /// What exists ("mentorship").
+        kind: &'static str,
+    },
     /// The system is not in a state where the question can be answered (e.g. too few
     /// people with evidence to find archetypes); it may be answerable later.
     #[error("failed precondition: {0}")]

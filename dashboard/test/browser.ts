@@ -190,6 +190,11 @@ async function main(): Promise<void> {
     await page.waitForSelector(".results .card.mentor, .results .notice:not(.loading)");
     check((await page.locator(".results .card.mentor").count()) > 0, "mentor suggestions are listed");
     await shot(page, "mentors");
+    // Agreeing a pair records it (a write over gRPC-Web) and counts against capacity.
+    await page.locator(".results .card.mentor button.agree").first().click();
+    await page.waitForSelector(".results .card.mentor .notice");
+    const agreed = (await page.locator(".results .card.mentor .notice").first().textContent()) ?? "";
+    check(agreed.includes("the mentor now has"), `agreeing a mentor records the pair (${agreed})`);
 
     // The planner's ask from the issue: Rust ≥ 4, two with Kubernetes ≥ 3, stakeholder
     // management ≥ 3 and accessibility ≥ 3, six people, at least half available.

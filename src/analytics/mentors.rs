@@ -87,8 +87,8 @@ pub struct PlanProblem {
     pub mentees: usize,
     /// Capacity (most mentees) of each mentor.
     pub capacity: Vec<u32>,
-    /// Most mentors per mentee.
-    pub max_mentors: u32,
+    /// Most (further) mentors of each mentee.
+    pub max_mentors: Vec<u32>,
     /// `(mentee, mentor, gain)`, gain > 0; at most one per pair.
     pub pairs: Vec<(usize, usize, f64)>,
 }
@@ -124,7 +124,10 @@ impl PlanProblem {
             mentee_load[mentee] += 1;
         }
         mentor_load.iter().zip(&self.capacity).all(|(l, c)| l <= c)
-            && mentee_load.iter().all(|&l| l <= self.max_mentors)
+            && mentee_load
+                .iter()
+                .zip(&self.max_mentors)
+                .all(|(l, m)| l <= m)
     }
 }
 
@@ -150,7 +153,7 @@ pub fn plan_optimal(problem: &PlanProblem) -> Plan {
         pair_edges.push(graph.edge(1 + mentor, 1 + mentors + mentee, 1, cost));
     }
     for e in 0..problem.mentees {
-        graph.edge(1 + mentors + e, sink, i64::from(problem.max_mentors), 0);
+        graph.edge(1 + mentors + e, sink, i64::from(problem.max_mentors[e]), 0);
     }
     while graph.augment(source, sink) {}
     let chosen = pair_edges
@@ -177,7 +180,7 @@ pub fn plan_greedy(problem: &PlanProblem) -> Plan {
     for p in order {
         let (mentee, mentor, _) = problem.pairs[p];
         if mentor_load[mentor] < problem.capacity[mentor]
-            && mentee_load[mentee] < problem.max_mentors
+            && mentee_load[mentee] < problem.max_mentors[mentee]
         {
             mentor_load[mentor] += 1;
             mentee_load[mentee] += 1;
@@ -290,7 +293,7 @@ mod tests {
             let options = &by_mentee[mentee];
             let mut best = 0;
             for mask in 0u32..(1 << options.len()) {
-                if mask.count_ones() > problem.max_mentors {
+                if mask.count_ones() > problem.max_mentors[mentee] {
                     continue;
                 }
                 let picked: Vec<usize> = (0..options.len())
@@ -335,11 +338,13 @@ mod tests {
                         mentees * mentors,
                     ),
                     prop::collection::vec(1..=cap, mentors),
+                    // Some mentees already have mentors: fewer (or no) more allowed.
+                    prop::collection::vec(0..=max, mentees),
                 )
-                    .prop_map(move |(gains, capacity)| PlanProblem {
+                    .prop_map(move |(gains, capacity, max_mentors)| PlanProblem {
                         mentees,
                         capacity,
-                        max_mentors: max,
+                        max_mentors,
                         pairs: gains
                             .iter()
                             .enumerate()
@@ -380,7 +385,7 @@ mod tests {
         let problem = PlanProblem {
             mentees: 2,
             capacity: vec![1, 1],
-            max_mentors: 1,
+            max_mentors: vec![1, 1],
             pairs: vec![(0, 0, 10.0), (0, 1, 8.0), (1, 0, 9.0)],
         };
         assert_eq!(plan_greedy(&problem).total, 10.0);

@@ -334,6 +334,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                     assessments_by: export.assessments_by.iter().map(Into::into).collect(),
                     managed_teams: export.managed_teams.iter().map(Into::into).collect(),
                     audit_event_count: export.audit_event_count,
+                    mentorships: export
+                        .mentorships
+                        .iter()
+                        .map(super::talent::mentorship_to_pb)
+                        .collect(),
                 })
             }),
             Err(e) => Err(e),

@@ -22,6 +22,9 @@ impl From<Error> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             Error::NotFound { kind } => Status::not_found(format!("{kind} not found")),
+            Error::AlreadyExists { kind } => {
+                Status::already_exists(format!("{kind} already exists"))
+            }
             Error::FailedPrecondition(reason) => Status::failed_precondition(reason),
             Error::Unauthenticated(reason) => Status::unauthenticated(reason),
             Error::PermissionDenied => Status::permission_denied("permission denied"),

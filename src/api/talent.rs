@@ -6,10 +6,15 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
+use super::convert::{required_id, timestamp_to_pb};
 use super::insights::aggregate_scope;
+use super::page::PageRequest;
 use super::pb;
 use crate::domain::TeamId;
-use crate::domain::{AccessRole, FieldViolation, PersonId, Scope, SkillId};
+use crate::domain::{
+    AccessRole, FieldViolation, MAX_MENTORING_SKILLS, Mentorship, PersonId, Scope, SkillId,
+    Timestamp,
+};
 use crate::engine::Engine;
 use crate::engine::compose::{Composition, Proposal, SkillAsk, TeamAsk, compose_team};
 use crate::engine::insights::{find_mentors, mentee_needs, people_in, plan_mentoring};
@@ -54,13 +59,19 @@ impl TalentApi {
     ) -> Result<(pb::FindMentorsResponse, Vec<String>)> {
         let snapshot = self.engine.snapshot();
         let directory = &snapshot.directory;
-        let id = super::convert::required_id(&r.person_id, "person_id", PersonId::parse)?;
+        let id = required_id(&r.person_id, "person_id", PersonId::parse)?;
         let mentee = caller.readable_person(directory, &id)?;
         let limit = bounded(
             (r.limit != 0).then_some(r.limit),
             DEFAULT_LIMIT,
             MAX_LIMIT,
             "limit",
+        )?;
+        let capacity = bounded(
+            r.mentor_capacity,
+            DEFAULT_CAPACITY,
+            MAX_CAPACITY,
+            "mentor_capacity",
         )?;
         let mut violations = Vec::new();
         let mut skills = Vec::new();
@@ -108,6 +119,7 @@ impl TalentApi {
             &needs,
             pool,
             r.allow_same_team,
+            capacity as usize,
             limit as usize,
         );
         let mut subjects = vec![mentee.id.to_string()];
@@ -134,6 +146,7 @@ impl TalentApi {
                     })
                     .collect(),
                 rationale: m.rationale,
+                current_mentees: m.current_mentees as u32,
             })
             .collect();
         Ok((
@@ -206,6 +219,163 @@ impl TalentApi {
                 greedy_total_gain: plan.greedy_total,
                 mentees_with_options: plan.mentees_with_options,
                 candidate_pairs: plan.candidate_pairs,
+            },
+            subjects,
+        ))
+    }
+}
+
+/// The wire form of a mentoring relationship.
+pub(super) fn mentorship_to_pb(m: &Mentorship) -> pb::Mentorship {
+    pb::Mentorship {
+        mentee_id: m.mentee.to_string(),
+        mentor_id: m.mentor.to_string(),
+        skill_ids: m.skills.iter().map(ToString::to_string).collect(),
+        started_at: Some(timestamp_to_pb(m.started)),
+    }
+}
+
+impl TalentApi {
+    /// The mentee and mentor of a request, both readable by the caller.
+    fn pair(&self, caller: &Caller, mentee: &str, mentor: &str) -> Result<(PersonId, PersonId)> {
+        let snapshot = self.engine.snapshot();
+        let mentee = required_id(mentee, "mentee_id", PersonId::parse)?;
+        let mentor = required_id(mentor, "mentor_id", PersonId::parse)?;
+        caller.readable_person(&snapshot.directory, &mentee)?;
+        caller.readable_person(&snapshot.directory, &mentor)?;
+        Ok((mentee, mentor))
+    }
+
+    async fn start(
+        &self,
+        caller: &Caller,
+        r: &pb::StartMentoringRequest,
+    ) -> Result<(pb::StartMentoringResponse, Vec<String>)> {
+        let (mentee, mentor) = self.pair(caller, &r.mentee_id, &r.mentor_id)?;
+        let capacity = bounded(
+            r.mentor_capacity,
+            DEFAULT_CAPACITY,
+            MAX_CAPACITY,
+            "mentor_capacity",
+        )?;
+        if r.skill_ids.len() > MAX_MENTORING_SKILLS {
+            return Err(invalid("skill_ids", "at most 50 skills"));
+        }
+        let mut violations = Vec::new();
+        let mut skills = Vec::new();
+        for (i, raw) in r.skill_ids.iter().enumerate() {
+            match SkillId::parse(raw) {
+                Ok(s) => skills.push(s),
+                Err(v) => violations.push(v.under(&format!("skill_ids[{i}]"))),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument(violations));
+        }
+        let mentorship = Mentorship {
+            mentee,
+            mentor,
+            skills,
+            started: Timestamp::now(),
+        };
+        let subjects = vec![mentorship.mentee.to_string(), mentorship.mentor.to_string()];
+        let response = pb::StartMentoringResponse {
+            mentorship: Some(mentorship_to_pb(&mentorship)),
+            mentor_load: 0,
+        };
+        let load = self
+            .engine
+            .start_mentoring(mentorship, capacity as usize)
+            .await?;
+        Ok((
+            pb::StartMentoringResponse {
+                mentor_load: load as u32,
+                ..response
+            },
+            subjects,
+        ))
+    }
+
+    async fn end(
+        &self,
+        caller: &Caller,
+        r: &pb::EndMentoringRequest,
+    ) -> Result<(pb::EndMentoringResponse, Vec<String>)> {
+        let (mentee, mentor) = self.pair(caller, &r.mentee_id, &r.mentor_id)?;
+        let subjects = vec![mentee.to_string(), mentor.to_string()];
+        let ended = self.engine.end_mentoring(mentee, mentor).await?;
+        Ok((
+            pb::EndMentoringResponse {
+                mentorship: Some(mentorship_to_pb(&ended)),
+            },
+            subjects,
+        ))
+    }
+
+    /// Relationships with either side readable by the caller (a manager sees who mentors
+    /// their people, and whom their people mentor).
+    fn list(
+        &self,
+        caller: &Caller,
+        r: &pb::ListMentorshipsRequest,
+    ) -> Result<(pb::ListMentorshipsResponse, Vec<String>)> {
+        let snapshot = self.engine.snapshot();
+        let directory = &snapshot.directory;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let scope = caller.scope(directory);
+        let person = if r.person_id.is_empty() {
+            None
+        } else {
+            let id = required_id(&r.person_id, "person_id", PersonId::parse)?;
+            caller.readable_person(directory, &id)?;
+            Some(id)
+        };
+        let subtree = if r.scope_team_id.is_empty() {
+            None
+        } else {
+            let team = required_id(&r.scope_team_id, "scope_team_id", TeamId::parse)?;
+            match &scope {
+                Scope::Everything if directory.teams().contains_key(&team) => {}
+                Scope::Everything => return Err(Error::NotFound { kind: "team" }),
+                s if s.covers_team(&team) => {}
+                _ => return Err(Error::PermissionDenied),
+            }
+            directory.subtree(team.as_str())
+        };
+        let visible = |id: &PersonId| {
+            directory
+                .person(id.as_str())
+                .is_some_and(|p| scope.covers_person(p))
+        };
+        let selected: std::collections::BTreeMap<String, &Mentorship> = snapshot
+            .mentorships
+            .iter()
+            .filter(|m| visible(&m.mentee) || visible(&m.mentor))
+            .filter(|m| {
+                person
+                    .as_ref()
+                    .is_none_or(|p| &m.mentee == p || &m.mentor == p)
+            })
+            .filter(|m| {
+                subtree.as_ref().is_none_or(|teams| {
+                    directory
+                        .person(m.mentee.as_str())
+                        .is_some_and(|p| teams.contains(&p.team))
+                })
+            })
+            .map(|m| (format!("{}\u{0}{}", m.mentee, m.mentor), m))
+            .collect();
+        let (items, next_page_token) = page.apply(&selected, |_| true);
+        let mut subjects: Vec<String> = items
+            .iter()
+            .flat_map(|m| [m.mentee.to_string(), m.mentor.to_string()])
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        Ok((
+            pb::ListMentorshipsResponse {
+                mentorships: items.iter().map(|m| mentorship_to_pb(m)).collect(),
+                next_page_token,
             },
             subjects,
         ))
@@ -515,6 +685,36 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::FindMentorsResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.mentors(&caller, request.get_ref());
+        caller.respond(&self.engine, answer).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn start_mentoring(
+        &self,
+        request: Request<pb::StartMentoringRequest>,
+    ) -> Result<Response<pb::StartMentoringResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let answer = self.start(&caller, request.get_ref()).await;
+        caller.respond(&self.engine, answer).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn end_mentoring(
+        &self,
+        request: Request<pb::EndMentoringRequest>,
+    ) -> Result<Response<pb::EndMentoringResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let answer = self.end(&caller, request.get_ref()).await;
+        caller.respond(&self.engine, answer).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_mentorships(
+        &self,
+        request: Request<pb::ListMentorshipsRequest>,
+    ) -> Result<Response<pb::ListMentorshipsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let answer = self.list(&caller, request.get_ref());
         caller.respond(&self.engine, answer).await
     }
 

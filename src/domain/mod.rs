@@ -5,12 +5,14 @@
 mod access;
 mod directory;
 mod ids;
+mod mentoring;
 mod model;
 mod violation;
 
 pub use access::{AccessRole, AuditEvent, Grant, Scope, TokenInfo};
 pub use directory::{Directory, Erasure};
 pub use ids::{AssessmentId, PersonId, RoleId, SkillId, TeamId, TokenId};
+pub use mentoring::{MAX_MENTORING_SKILLS, Mentorship, Mentorships};
 pub use model::{
     Assessment, Availability, Indicator, Level, Person, Requirement, Role, Skill, SkillCategory,
     Source, Team, Text, Timestamp, Weight,

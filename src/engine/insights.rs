@@ -566,6 +566,8 @@ pub struct MentorView {
     pub skills: Vec<MentorSkillView>,
     /// Why.
     pub rationale: String,
+    /// Mentees they have now.
+    pub current_mentees: usize,
 }
 
 /// What `person` should grow: the skills given (targets from `role` where it has
@@ -645,15 +647,18 @@ fn mentor_gains(
         .collect()
 }
 
-/// Mentors among `pool` for `mentee`'s `needs`, best first.
+/// Mentors among `pool` for `mentee`'s `needs`, best first. Mentors who already have
+/// `capacity` mentees, or already mentor this mentee, are left out.
 pub fn find_mentors<'a>(
     snapshot: &Snapshot,
     mentee: &Person,
     needs: &[(SkillId, Need)],
     pool: impl Iterator<Item = &'a Person>,
     allow_same_team: bool,
+    capacity: usize,
     limit: usize,
 ) -> Vec<MentorView> {
+    let mentoring = &snapshot.mentorships;
     let rules = MentorRules::default();
     let capability = &snapshot.capability;
     let width = capability.axis().len();
@@ -663,6 +668,7 @@ pub fn find_mentors<'a>(
         .map_or(unknown.view(), |r| r.levels.view());
     let mut found: Vec<MentorView> = pool
         .filter(|p| p.id != mentee.id && (allow_same_team || p.team != mentee.team))
+        .filter(|p| mentoring.load(&p.id) < capacity && mentoring.get(&mentee.id, &p.id).is_none())
         .filter_map(|mentor| {
             let skills = mentor_gains(snapshot, &rules, needs, mentor);
             if skills.is_empty() {
@@ -679,6 +685,7 @@ pub fn find_mentors<'a>(
                 similarity: sim,
                 score: gain * (0.8 + 0.2 * sim),
                 skills,
+                current_mentees: mentoring.load(&mentor.id),
             })
         })
         .collect();
@@ -751,7 +758,9 @@ pub struct MentoringPlan {
 pub const PAIRS_PER_MENTEE: usize = 25;
 
 /// The best assignment of mentors to mentees among `people` (each grows against their
-/// role), under the capacities.
+/// role), under the capacities. Active mentoring relationships count: a mentor's
+/// capacity is what their current mentees leave, a mentee's limit likewise, and pairs
+/// already mentoring are not proposed again.
 pub fn plan_mentoring(
     snapshot: &Snapshot,
     people: &[&Person],
@@ -762,29 +771,35 @@ pub fn plan_mentoring(
     let rules = MentorRules::default();
     let directory = &snapshot.directory;
     let capability = &snapshot.capability;
-    // Mentors: people with any level at the mentoring threshold.
+    let mentoring = &snapshot.mentorships;
+    let spare = |p: &Person| (capacity as usize).saturating_sub(mentoring.load(&p.id)) as u32;
+    // Mentors: people with room for a mentee and any level at the mentoring threshold.
     let mentors: Vec<&Person> = people
         .iter()
         .copied()
+        .filter(|p| spare(p) > 0)
         .filter(|p| {
             capability
                 .row(&p.id)
                 .is_some_and(|r| r.levels.iter().any(|&l| l >= rules.min_level))
         })
         .collect();
+    let mut mentee_limits: Vec<u32> = Vec::new();
     let mut mentees: Vec<(&Person, Vec<(SkillId, Need)>)> = Vec::new();
     let mut pairs: Vec<(usize, usize, f64)> = Vec::new();
     let mut pair_skills: Vec<Vec<SkillId>> = Vec::new();
     for person in people {
         let role = directory.roles().get(&person.role);
+        let limit = (max_mentors as usize).saturating_sub(mentoring.mentors_of(&person.id)) as u32;
         let needs = mentee_needs(snapshot, person, role, &[]);
-        if needs.is_empty() {
+        if needs.is_empty() || limit == 0 {
             continue;
         }
         let mut options: Vec<(usize, f64, Vec<SkillId>)> = mentors
             .iter()
             .enumerate()
             .filter(|(_, m)| m.id != person.id && (allow_same_team || m.team != person.team))
+            .filter(|(_, m)| mentoring.get(&person.id, &m.id).is_none())
             .filter_map(|(j, m)| {
                 let skills = mentor_gains(snapshot, &rules, &needs, m);
                 let gain: f64 = skills.iter().map(|s| f64::from(s.gain)).sum();
@@ -802,11 +817,12 @@ pub fn plan_mentoring(
             pair_skills.push(skills);
         }
         mentees.push((person, needs));
+        mentee_limits.push(limit);
     }
     let problem = PlanProblem {
         mentees: mentees.len(),
-        capacity: vec![capacity; mentors.len()],
-        max_mentors,
+        capacity: mentors.iter().map(|m| spare(m)).collect(),
+        max_mentors: mentee_limits,
         pairs,
     };
     let best: Plan = plan_optimal(&problem);

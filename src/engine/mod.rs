@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::analytics::proficiency::{Evidence, ProficiencyModel};
 use crate::domain::{
-    Assessment, AuditEvent, Directory, Grant, Person, PersonId, Rejection, Role, Skill, Team, Text,
-    Timestamp, TokenId, TokenInfo,
+    Assessment, AuditEvent, Directory, Grant, Mentorship, Mentorships, Person, PersonId, Rejection,
+    Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
 use crate::store::{AuditFilter, AuditReader, Store, StoreOptions};
@@ -45,6 +45,8 @@ pub struct Snapshot {
     /// Erasures so far (since start): a cached result computed before the latest one
     /// may hold an erased person and is never served.
     pub erasures: u64,
+    /// Active mentoring relationships.
+    pub mentorships: Arc<Mentorships>,
 }
 
 /// How the engine runs.
@@ -94,6 +96,8 @@ pub struct PersonExport {
     pub managed_teams: Vec<Team>,
     /// Audit events naming them.
     pub audit_event_count: u64,
+    /// Their active mentoring relationships.
+    pub mentorships: Vec<Mentorship>,
 }
 
 /// An acknowledgement that will arrive once the write is durable.
@@ -161,6 +165,7 @@ impl Engine {
             capability: builder.finish(Timestamp::now()),
             tokens: Arc::new(TokenTable::new(opened.tokens)),
             erasures: 0,
+            mentorships: Arc::new(Mentorships::new(opened.mentorships)),
         };
         let snapshot = Arc::new(ArcSwap::from_pointee(initial));
         let (commands, receiver) = mpsc::channel(1024);
@@ -214,6 +219,16 @@ impl Engine {
         job: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.enqueue(job).await?.durable().await
+    }
+
+    /// Records an active mentoring relationship (see `Writer::start_mentoring`).
+    pub async fn start_mentoring(&self, m: Mentorship, capacity: usize) -> Result<usize> {
+        self.write(move |w| w.start_mentoring(m, capacity)).await
+    }
+
+    /// Ends an active mentoring relationship.
+    pub async fn end_mentoring(&self, mentee: PersonId, mentor: PersonId) -> Result<Mentorship> {
+        self.write(move |w| w.end_mentoring(&mentee, &mentor)).await
     }
 
     /// Creates or replaces skills; all or nothing.

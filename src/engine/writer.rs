@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::tokens::{self, TokenTable};
 use super::{ErasureReport, IngestOutcome, PersonExport, Snapshot};
 use crate::domain::{
-    AccessRole, Assessment, AuditEvent, Directory, FieldViolation, Grant, Person, PersonId,
-    Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
+    AccessRole, Assessment, AuditEvent, Directory, FieldViolation, Grant, Mentorship, Mentorships,
+    Person, PersonId, Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId,
+    TokenInfo,
 };
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -35,6 +36,7 @@ pub(crate) struct Writer {
     directory: Arc<Directory>,
     capability: super::CapabilityIndex,
     tokens: Arc<TokenTable>,
+    mentorships: Arc<Mentorships>,
     total: u64,
     version: u64,
     erasures: u64,
@@ -64,6 +66,7 @@ impl Writer {
             directory: Arc::clone(&current.directory),
             capability: current.capability.clone(),
             tokens: Arc::clone(&current.tokens),
+            mentorships: Arc::clone(&current.mentorships),
             total: current.assessment_total,
             version: current.version,
             erasures: current.erasures,
@@ -146,6 +149,7 @@ impl Writer {
             assessment_total: self.total,
             tokens: Arc::clone(&self.tokens),
             erasures: self.erasures,
+            mentorships: Arc::clone(&self.mentorships),
         }));
         self.notify.send_replace(self.version);
     }
@@ -263,6 +267,10 @@ impl Writer {
             table.insert(token);
         }
         self.capability.remove(id);
+        let mentorships = Arc::make_mut(&mut self.mentorships);
+        for m in mentorships.involving(id) {
+            mentorships.remove(&m.mentee, &m.mentor);
+        }
         self.erasures += 1;
         self.total -= counts.assessments_erased;
         self.touch();
@@ -316,6 +324,42 @@ impl Writer {
         Ok(info)
     }
 
+    /// Records that `m.mentor` now mentors `m.mentee`, unless the mentor already has
+    /// `capacity` mentees; returns the mentor's load afterwards.
+    pub(super) fn start_mentoring(&mut self, m: Mentorship, capacity: usize) -> Result<usize> {
+        reject_if_any(m.check(&self.directory))?;
+        if self.mentorships.get(&m.mentee, &m.mentor).is_some() {
+            return Err(Error::AlreadyExists { kind: "mentorship" });
+        }
+        if self.mentorships.load(&m.mentor) >= capacity {
+            return Err(Error::FailedPrecondition(
+                "the mentor already has as many mentees as their capacity",
+            ));
+        }
+        self.store.put_mentorship(&m)?;
+        let mentor = m.mentor.clone();
+        Arc::make_mut(&mut self.mentorships).insert(m);
+        self.touch();
+        Ok(self.mentorships.load(&mentor))
+    }
+
+    /// Ends an active mentoring relationship.
+    pub(super) fn end_mentoring(
+        &mut self,
+        mentee: &PersonId,
+        mentor: &PersonId,
+    ) -> Result<Mentorship> {
+        if self.mentorships.get(mentee, mentor).is_none() {
+            return Err(Error::NotFound { kind: "mentorship" });
+        }
+        self.store.remove_mentorship(mentee, mentor)?;
+        let ended = Arc::make_mut(&mut self.mentorships)
+            .remove(mentee, mentor)
+            .ok_or(Error::NotFound { kind: "mentorship" })?;
+        self.touch();
+        Ok(ended)
+    }
+
     pub(super) fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
         self.store.append_audit(std::slice::from_mut(&mut event))?;
         self.staged = true;
@@ -346,6 +390,7 @@ impl Writer {
             assessments_by,
             managed_teams,
             audit_event_count: 0,
+            mentorships: self.mentorships.involving(id),
         })
     }
 }

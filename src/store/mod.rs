@@ -34,13 +34,13 @@ use xxhash_rust::xxh3::xxh3_128;
 use ahash::AHashMap;
 
 use crate::domain::{
-    Assessment, AuditEvent, Directory, Erasure, Level, Person, PersonId, Role, Skill, SkillId,
-    Source, Team, Timestamp, TokenId, TokenInfo,
+    Assessment, AuditEvent, Directory, Erasure, Level, Mentorship, Person, PersonId, Role, Skill,
+    SkillId, Source, Team, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
 use records::{
-    AssessmentRecord, AuditRecord, BatchRecord, PersonRecord, RoleRecord, SkillRecord, TeamRecord,
-    TokenRecord, decode, encode,
+    AssessmentRecord, AuditRecord, BatchRecord, MentorshipRecord, PersonRecord, RoleRecord,
+    SkillRecord, TeamRecord, TokenRecord, decode, encode,
 };
 
 /// Layout version this build reads and writes.
@@ -124,6 +124,8 @@ pub struct Opened {
     pub directory: Directory,
     /// Every token, active or not.
     pub tokens: Vec<StoredToken>,
+    /// Active mentoring relationships.
+    pub mentorships: Vec<Mentorship>,
 }
 
 /// Which audit events a page holds.
@@ -211,12 +213,22 @@ pub struct Store {
     assessments: sled::Tree,
     tokens: sled::Tree,
     audit: sled::Tree,
+    mentorships: sled::Tree,
     /// 128-bit hash of each stored assessment id → content fingerprint. A collision
     /// needs ~2^64 ids, far beyond any organisation.
     ids: AHashMap<u128, u64>,
     batches_by_person: AHashMap<PersonId, Vec<u64>>,
     next_batch: u64,
     next_audit: u64,
+}
+
+/// Key of a mentoring relationship: mentee, a zero byte (never in an id), mentor.
+fn mentorship_key(mentee: &PersonId, mentor: &PersonId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(mentee.as_str().len() + mentor.as_str().len() + 1);
+    key.extend_from_slice(mentee.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(mentor.as_str().as_bytes());
+    key
 }
 
 fn id_key(id: &str) -> u128 {
@@ -256,6 +268,7 @@ impl Store {
             assessments: db.open_tree("assessments")?,
             tokens: db.open_tree("tokens")?,
             audit: db.open_tree("audit")?,
+            mentorships: db.open_tree("mentorships")?,
             db,
             ids: AHashMap::new(),
             batches_by_person: AHashMap::new(),
@@ -274,10 +287,17 @@ impl Store {
         if let Some((key, _)) = store.audit.last()? {
             store.next_audit = seq_of(&key, "audit")? + 1;
         }
+        let mentorships = store
+            .mentorships
+            .iter()
+            .values()
+            .map(|v| decode::<MentorshipRecord>("mentorships", &v?)?.into_domain())
+            .collect::<Result<Vec<_>>>()?;
         Ok(Opened {
             store,
             directory,
             tokens,
+            mentorships,
         })
     }
 
@@ -293,6 +313,7 @@ impl Store {
                     &self.assessments,
                     &self.tokens,
                     &self.audit,
+                    &self.mentorships,
                 ];
                 if trees.iter().any(|t| !t.is_empty()) {
                     return Err(Error::DataDir(
@@ -544,6 +565,21 @@ impl Store {
         Ok(())
     }
 
+    /// Stages a mentoring relationship (durable after `flush`).
+    pub fn put_mentorship(&self, m: &Mentorship) -> Result<()> {
+        self.mentorships.insert(
+            mentorship_key(&m.mentee, &m.mentor),
+            encode(&MentorshipRecord::from(m)),
+        )?;
+        Ok(())
+    }
+
+    /// Stages the end of a mentoring relationship (durable after `flush`).
+    pub fn remove_mentorship(&self, mentee: &PersonId, mentor: &PersonId) -> Result<()> {
+        self.mentorships.remove(mentorship_key(mentee, mentor))?;
+        Ok(())
+    }
+
     /// Stages audit events, assigning their sequence numbers (durable after `flush`).
     /// Plain inserts, not a sled batch: events need no cross-key atomicity, and a batch
     /// would make sled seal and write out its IO buffer on every call.
@@ -655,8 +691,8 @@ impl Store {
     }
 
     /// Atomically removes a person's record, every assessment about them, their id from
-    /// assessments they made, and writes the teams they no longer manage (durable after
-    /// `flush`).
+    /// assessments they made and their mentoring relationships, and writes the teams they
+    /// no longer manage (durable after `flush`).
     pub fn erase_person(&mut self, erasure: &Erasure) -> Result<ErasureCounts> {
         let id = erasure.person.id.as_str();
         let revoked_tokens = self.tombstone(id, Timestamp::now())?;
@@ -666,9 +702,27 @@ impl Store {
             .iter()
             .map(|t| (t.id.as_str(), encode(&TeamRecord::from(t))))
             .collect();
-        let (erased_ids, cleared) = (&self.people, &self.teams, &self.assessments)
-            .transaction(|(people, team_tree, log)| {
+        // Mentoring relationships on either side (keys `mentee \0 mentor`).
+        let mut mentoring_keys = Vec::new();
+        for key in self.mentorships.iter().keys() {
+            let key = key?;
+            let mut sides = key.splitn(2, |&b| b == 0);
+            let (mentee, mentor) = (sides.next(), sides.next());
+            if mentee == Some(id.as_bytes()) || mentor == Some(id.as_bytes()) {
+                mentoring_keys.push(key);
+            }
+        }
+        let (erased_ids, cleared) = (
+            &self.people,
+            &self.teams,
+            &self.assessments,
+            &self.mentorships,
+        )
+            .transaction(|(people, team_tree, log, mentoring)| {
                 people.remove(id.as_bytes())?;
+                for key in &mentoring_keys {
+                    mentoring.remove(key)?;
+                }
                 for (key, value) in &teams {
                     team_tree.insert(key.as_bytes(), value.as_slice())?;
                 }

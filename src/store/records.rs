@@ -7,8 +7,8 @@ use prost::Message;
 use super::StoredToken;
 use crate::domain::{
     AccessRole, Assessment, AssessmentId, AuditEvent, Availability, FieldViolation, Grant,
-    Indicator, Level, Person, PersonId, Requirement, Role, RoleId, Skill, SkillCategory, SkillId,
-    Source, Team, TeamId, Text, Timestamp, TokenId, TokenInfo, Weight,
+    Indicator, Level, Mentorship, Person, PersonId, Requirement, Role, RoleId, Skill,
+    SkillCategory, SkillId, Source, Team, TeamId, Text, Timestamp, TokenId, TokenInfo, Weight,
 };
 use crate::error::Error;
 
@@ -561,6 +561,46 @@ impl AuditRecord {
             rpc: self.rpc,
             subjects: self.subjects,
             outcome: self.outcome,
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub(super) struct MentorshipRecord {
+    #[prost(string, tag = "1")]
+    mentee_id: String,
+    #[prost(string, tag = "2")]
+    mentor_id: String,
+    #[prost(string, repeated, tag = "3")]
+    skill_ids: Vec<String>,
+    #[prost(int64, tag = "4")]
+    started_at_ms: i64,
+}
+
+impl From<&Mentorship> for MentorshipRecord {
+    fn from(m: &Mentorship) -> Self {
+        Self {
+            mentee_id: m.mentee.to_string(),
+            mentor_id: m.mentor.to_string(),
+            skill_ids: m.skills.iter().map(ToString::to_string).collect(),
+            started_at_ms: m.started.unix_millis(),
+        }
+    }
+}
+
+impl MentorshipRecord {
+    pub(super) fn into_domain(self) -> Result<Mentorship, Error> {
+        let bad = invalid("mentorships");
+        Ok(Mentorship {
+            mentee: PersonId::parse(&self.mentee_id).map_err(&bad)?,
+            mentor: PersonId::parse(&self.mentor_id).map_err(&bad)?,
+            skills: self
+                .skill_ids
+                .iter()
+                .map(|s| SkillId::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(&bad)?,
+            started: Timestamp::from_unix_millis(self.started_at_ms),
         })
     }
 }

@@ -358,6 +358,69 @@ fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "/capsight.v1.TalentService/StartMentoring",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let started = me
+                    .talent
+                    .clone()
+                    .start_mentoring(pb::StartMentoringRequest {
+                        mentee_id: subject.clone(),
+                        mentor_id: "carol".into(),
+                        ..Default::default()
+                    })
+                    .await;
+                // Leave nothing behind for the next caller.
+                let _ = admin
+                    .talent
+                    .clone()
+                    .end_mentoring(pb::EndMentoringRequest {
+                        mentee_id: subject,
+                        mentor_id: "carol".into(),
+                    })
+                    .await;
+                started
+            }
+        ),
+        case!(
+            "/capsight.v1.TalentService/EndMentoring",
+            &[Admin, Manager, Planner],
+            true,
+            |me, admin, subject| {
+                let pair = pb::EndMentoringRequest {
+                    mentee_id: subject.clone(),
+                    mentor_id: "carol".into(),
+                };
+                admin
+                    .talent
+                    .clone()
+                    .start_mentoring(pb::StartMentoringRequest {
+                        mentee_id: subject,
+                        mentor_id: "carol".into(),
+                        ..Default::default()
+                    })
+                    .await?;
+                let ended = me.talent.clone().end_mentoring(pair.clone()).await;
+                let _ = admin.talent.clone().end_mentoring(pair).await;
+                ended
+            }
+        ),
+        case!(
+            "/capsight.v1.TalentService/ListMentorships",
+            &[Admin, Manager, Planner, Person],
+            true,
+            |me, admin, subject| {
+                me.talent
+                    .clone()
+                    .list_mentorships(pb::ListMentorshipsRequest {
+                        person_id: subject,
+                        ..Default::default()
+                    })
+                    .await
+            }
+        ),
+        case!(
             "/capsight.v1.TalentService/ComposeTeam",
             &[Admin, Manager, Planner],
             true,

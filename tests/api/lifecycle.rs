@@ -90,6 +90,19 @@ async fn erasure_removes_the_person_and_every_trace_of_their_id_from_the_store()
         .record_assessments(pb::RecordAssessmentsRequest { assessments: items })
         .await
         .unwrap();
+    // bob mentors alice and is mentored by carol: both relationships go with him.
+    let mut talent = app.clients(&app.admin_token.clone()).talent;
+    for (mentee, mentor) in [("alice", "bob"), ("bob", "carol")] {
+        talent
+            .start_mentoring(pb::StartMentoringRequest {
+                mentee_id: mentee.into(),
+                mentor_id: mentor.into(),
+                skill_ids: vec!["rust".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
 
     let report = app
         .directory

@@ -9,5 +9,6 @@ mod import;
 mod ingest;
 mod insights;
 mod lifecycle;
+mod mentoring;
 mod teams;
 mod web;

@@ -45,7 +45,13 @@ export async function mentorsPage(root: HTMLElement, params: string[]): Promise<
             { class: "card mentor" },
             h("h3", {}, `${rank + 1}. ${mentor.displayName}`, h("small", {}, ` · ${teamName(m, mentor.teamId)}`)),
             h("p", { class: "rationale" }, mentor.rationale),
-            h("p", { class: "legend" }, `Expected gain ${mentor.expectedGain.toFixed(2)} levels · profile similarity ${pct(mentor.similarity)}`),
+            h(
+              "p",
+              { class: "legend" },
+              `Expected gain ${mentor.expectedGain.toFixed(2)} levels · profile similarity ${pct(mentor.similarity)} · ` +
+                `${mentor.currentMentees} current mentee(s)`,
+            ),
+            agree(mentor.personId, mentor.skills.map((s) => s.skillId)),
             table(
               ["Skill", "Mentee", "Mentor", "Target", "Expected gain", "Confidence"],
               mentor.skills.map((s) => [
@@ -63,6 +69,22 @@ export async function mentorsPage(root: HTMLElement, params: string[]): Promise<
     } catch (e) {
       results.replaceChildren(notice(explain(e), "error"));
     }
+  };
+  // Records the agreed pair; the mentor's load then counts against their capacity.
+  const agree = (mentorId: string, skillIds: string[]): HTMLElement => {
+    const status = h("span", { class: "legend" });
+    const button = h("button", { type: "button", class: "agree" }, "Agree mentoring");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const res = await talent.startMentoring({ menteeId: person.value.trim(), mentorId, skillIds });
+        status.replaceChildren(notice(`Recorded: the mentor now has ${res.mentorLoad} mentee(s).`, "ok"));
+      } catch (e) {
+        button.disabled = false;
+        status.replaceChildren(notice(explain(e), "error"));
+      }
+    });
+    return h("div", { class: "row" }, button, status);
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();

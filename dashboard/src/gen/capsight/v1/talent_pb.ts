@@ -4,13 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Mentorship } from "./types_pb";
+import { file_capsight_v1_types } from "./types_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file capsight/v1/talent.proto.
  */
 export const file_capsight_v1_talent: GenFile = /*@__PURE__*/
-  fileDesc("ChhjYXBzaWdodC92MS90YWxlbnQucHJvdG8SC2NhcHNpZ2h0LnYxInsKEkZpbmRNZW50b3JzUmVxdWVzdBIRCglwZXJzb25faWQYASABKAkSEQoJc2tpbGxfaWRzGAIgAygJEhcKD3VzZV90YXJnZXRfcm9sZRgDIAEoCBINCgVsaW1pdBgEIAEoDRIXCg9hbGxvd19zYW1lX3RlYW0YBSABKAgiuAEKC01lbnRvclNraWxsEhAKCHNraWxsX2lkGAEgASgJEhkKDG1lbnRlZV9sZXZlbBgCIAEoAUgAiAEBEhQKDG1lbnRvcl9sZXZlbBgDIAEoARISCgpjb25maWRlbmNlGAQgASgBEhkKDHRhcmdldF9sZXZlbBgFIAEoAUgBiAEBEhUKDWV4cGVjdGVkX2dhaW4YBiABKAFCDwoNX21lbnRlZV9sZXZlbEIPCg1fdGFyZ2V0X2xldmVsIsMBChBNZW50b3JTdWdnZXN0aW9uEhEKCXBlcnNvbl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRIVCg1leHBlY3RlZF9nYWluGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESDQoFc2NvcmUYBiABKAESKAoGc2tpbGxzGAcgAygLMhguY2Fwc2lnaHQudjEuTWVudG9yU2tpbGwSEQoJcmF0aW9uYWxlGAggASgJIlgKE0ZpbmRNZW50b3JzUmVzcG9uc2USLgoHbWVudG9ycxgBIAMoCzIdLmNhcHNpZ2h0LnYxLk1lbnRvclN1Z2dlc3Rpb24SEQoJc2tpbGxfaWRzGAIgAygJIsABChRQbGFuTWVudG9yaW5nUmVxdWVzdBIVCg1zY29wZV90ZWFtX2lkGAEgASgJEiAKE2NhcGFjaXR5X3Blcl9tZW50b3IYAiABKA1IAIgBARIjChZtYXhfbWVudG9yc19wZXJfbWVudGVlGAMgASgNSAGIAQESFwoPYWxsb3dfc2FtZV90ZWFtGAQgASgIQhYKFF9jYXBhY2l0eV9wZXJfbWVudG9yQhkKF19tYXhfbWVudG9yc19wZXJfbWVudGVlIl8KDU1lbnRvcmluZ1BhaXISEQoJbWVudGVlX2lkGAEgASgJEhEKCW1lbnRvcl9pZBgCIAEoCRIVCg1leHBlY3RlZF9nYWluGAMgASgBEhEKCXNraWxsX2lkcxgEIAMoCSLBAQoVUGxhbk1lbnRvcmluZ1Jlc3BvbnNlEikKBXBhaXJzGAEgAygLMhouY2Fwc2lnaHQudjEuTWVudG9yaW5nUGFpchISCgp0b3RhbF9nYWluGAIgASgBEhkKEWdyZWVkeV90b3RhbF9nYWluGAMgASgBEhwKFG1lbnRlZXNfd2l0aF9vcHRpb25zGAQgASgNEhcKD21lbnRlZXNfbWF0Y2hlZBgFIAEoDRIXCg9jYW5kaWRhdGVfcGFpcnMYBiABKA0iXwoUVGVhbVNraWxsUmVxdWlyZW1lbnQSEAoIc2tpbGxfaWQYASABKAkSEQoJbWluX2xldmVsGAIgASgBEhIKCm1pbl9wZW9wbGUYAyABKA0SDgoGd2VpZ2h0GAQgASgBIqUDChJDb21wb3NlVGVhbVJlcXVlc3QSNwoMcmVxdWlyZW1lbnRzGAEgAygLMiEuY2Fwc2lnaHQudjEuVGVhbVNraWxsUmVxdWlyZW1lbnQSEAoIbWluX3NpemUYAiABKA0SEAoIbWF4X3NpemUYAyABKA0SFQoNcG9vbF90ZWFtX2lkcxgEIAMoCRIaChJpbmNsdWRlX3BlcnNvbl9pZHMYBSADKAkSGgoSZXhjbHVkZV9wZXJzb25faWRzGAYgAygJEhgKEG1pbl9hdmFpbGFiaWxpdHkYByABKAESFgoObWluX2NvbmZpZGVuY2UYCCABKAESHwoXbXVzdF9pbmNsdWRlX3BlcnNvbl9pZHMYCSADKAkSIAoTbWF4X3Blcl9zb3VyY2VfdGVhbRgKIAEoDUgAiAEBEhwKFHByb3RlY3Rfc291cmNlX3RlYW1zGAsgASgIEhQKDGFsdGVybmF0aXZlcxgMIAEoDRIiChpwcmVmZXJfYXJjaGV0eXBlX2RpdmVyc2l0eRgNIAEoCEIWChRfbWF4X3Blcl9zb3VyY2VfdGVhbSJ7ChNSZXF1aXJlbWVudENvdmVyYWdlEhAKCHNraWxsX2lkGAEgASgJEhEKCW1pbl9sZXZlbBgCIAEoARIOCgZ3YW50ZWQYAyABKA0SCwoDbWV0GAQgASgNEg4KBndlaWdodBgFIAEoARISCgpwZXJzb25faWRzGAYgAygJIqQBChJNZW1iZXJDb250cmlidXRpb24SEQoJcGVyc29uX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIPCgd0ZWFtX2lkGAMgASgJEhQKDGF2YWlsYWJpbGl0eRgEIAEoARIbChNzYXRpc2ZpZXNfc2tpbGxfaWRzGAUgAygJEg4KBnJlYXNvbhgGIAEoCRIRCglhcmNoZXR5cGUYByABKAkiQgoPQnVzRmFjdG9yQ2hhbmdlEhAKCHNraWxsX2lkGAEgASgJEg4KBmJlZm9yZRgCIAEoDRINCgVhZnRlchgDIAEoDSJ+ChBTb3VyY2VUZWFtSW1wYWN0Eg8KB3RlYW1faWQYASABKAkSEgoKcGVyc29uX2lkcxgCIAMoCRIwCgpidXNfZmFjdG9yGAMgAygLMhwuY2Fwc2lnaHQudjEuQnVzRmFjdG9yQ2hhbmdlEhMKC3NraWxsc19sb3N0GAQgAygJIs0BCgxQcm9wb3NlZFRlYW0SMAoHbWVtYmVycxgBIAMoCzIfLmNhcHNpZ2h0LnYxLk1lbWJlckNvbnRyaWJ1dGlvbhIQCghjb3ZlcmFnZRgCIAEoARIRCglvYmplY3RpdmUYAyABKAESNgoMcmVxdWlyZW1lbnRzGAQgAygLMiAuY2Fwc2lnaHQudjEuUmVxdWlyZW1lbnRDb3ZlcmFnZRIuCgdpbXBhY3RzGAUgAygLMh0uY2Fwc2lnaHQudjEuU291cmNlVGVhbUltcGFjdCJLChJQcm90ZWN0aW9uQ29uZmxpY3QSEQoJcGVyc29uX2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSEQoJc2tpbGxfaWRzGAMgAygJIq4CChNDb21wb3NlVGVhbVJlc3BvbnNlEicKBGJlc3QYASABKAsyGS5jYXBzaWdodC52MS5Qcm9wb3NlZFRlYW0SLwoMYWx0ZXJuYXRpdmVzGAIgAygLMhkuY2Fwc2lnaHQudjEuUHJvcG9zZWRUZWFtEisKCm9wdGltYWxpdHkYAyABKA4yFy5jYXBzaWdodC52MS5PcHRpbWFsaXR5EhMKC3VwcGVyX2JvdW5kGAQgASgBEgsKA2dhcBgFIAEoARIcChRvcHRpbWFsaXR5X3N0YXRlbWVudBgGIAEoCRI9ChRwcm90ZWN0aW9uX2NvbmZsaWN0cxgHIAMoCzIfLmNhcHNpZ2h0LnYxLlByb3RlY3Rpb25Db25mbGljdBIRCglwb29sX3NpemUYCCABKA0qXwoKT3B0aW1hbGl0eRIaChZPUFRJTUFMSVRZX1VOU1BFQ0lGSUVEEAASHQoZT1BUSU1BTElUWV9QUk9WRU5fT1BUSU1BTBABEhYKEk9QVElNQUxJVFlfQk9VTkRFRBACMosCCg1UYWxlbnRTZXJ2aWNlElAKC0ZpbmRNZW50b3JzEh8uY2Fwc2lnaHQudjEuRmluZE1lbnRvcnNSZXF1ZXN0GiAuY2Fwc2lnaHQudjEuRmluZE1lbnRvcnNSZXNwb25zZRJWCg1QbGFuTWVudG9yaW5nEiEuY2Fwc2lnaHQudjEuUGxhbk1lbnRvcmluZ1JlcXVlc3QaIi5jYXBzaWdodC52MS5QbGFuTWVudG9yaW5nUmVzcG9uc2USUAoLQ29tcG9zZVRlYW0SHy5jYXBzaWdodC52MS5Db21wb3NlVGVhbVJlcXVlc3QaIC5jYXBzaWdodC52MS5Db21wb3NlVGVhbVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChhjYXBzaWdodC92MS90YWxlbnQucHJvdG8SC2NhcHNpZ2h0LnYxIq0BChJGaW5kTWVudG9yc1JlcXVlc3QSEQoJcGVyc29uX2lkGAEgASgJEhEKCXNraWxsX2lkcxgCIAMoCRIXCg91c2VfdGFyZ2V0X3JvbGUYAyABKAgSDQoFbGltaXQYBCABKA0SFwoPYWxsb3dfc2FtZV90ZWFtGAUgASgIEhwKD21lbnRvcl9jYXBhY2l0eRgGIAEoDUgAiAEBQhIKEF9tZW50b3JfY2FwYWNpdHkiuAEKC01lbnRvclNraWxsEhAKCHNraWxsX2lkGAEgASgJEhkKDG1lbnRlZV9sZXZlbBgCIAEoAUgAiAEBEhQKDG1lbnRvcl9sZXZlbBgDIAEoARISCgpjb25maWRlbmNlGAQgASgBEhkKDHRhcmdldF9sZXZlbBgFIAEoAUgBiAEBEhUKDWV4cGVjdGVkX2dhaW4YBiABKAFCDwoNX21lbnRlZV9sZXZlbEIPCg1fdGFyZ2V0X2xldmVsItwBChBNZW50b3JTdWdnZXN0aW9uEhEKCXBlcnNvbl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRIVCg1leHBlY3RlZF9nYWluGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESDQoFc2NvcmUYBiABKAESKAoGc2tpbGxzGAcgAygLMhguY2Fwc2lnaHQudjEuTWVudG9yU2tpbGwSEQoJcmF0aW9uYWxlGAggASgJEhcKD2N1cnJlbnRfbWVudGVlcxgJIAEoDSJYChNGaW5kTWVudG9yc1Jlc3BvbnNlEi4KB21lbnRvcnMYASADKAsyHS5jYXBzaWdodC52MS5NZW50b3JTdWdnZXN0aW9uEhEKCXNraWxsX2lkcxgCIAMoCSLAAQoUUGxhbk1lbnRvcmluZ1JlcXVlc3QSFQoNc2NvcGVfdGVhbV9pZBgBIAEoCRIgChNjYXBhY2l0eV9wZXJfbWVudG9yGAIgASgNSACIAQESIwoWbWF4X21lbnRvcnNfcGVyX21lbnRlZRgDIAEoDUgBiAEBEhcKD2FsbG93X3NhbWVfdGVhbRgEIAEoCEIWChRfY2FwYWNpdHlfcGVyX21lbnRvckIZChdfbWF4X21lbnRvcnNfcGVyX21lbnRlZSJfCg1NZW50b3JpbmdQYWlyEhEKCW1lbnRlZV9pZBgBIAEoCRIRCgltZW50b3JfaWQYAiABKAkSFQoNZXhwZWN0ZWRfZ2FpbhgDIAEoARIRCglza2lsbF9pZHMYBCADKAkiwQEKFVBsYW5NZW50b3JpbmdSZXNwb25zZRIpCgVwYWlycxgBIAMoCzIaLmNhcHNpZ2h0LnYxLk1lbnRvcmluZ1BhaXISEgoKdG90YWxfZ2FpbhgCIAEoARIZChFncmVlZHlfdG90YWxfZ2FpbhgDIAEoARIcChRtZW50ZWVzX3dpdGhfb3B0aW9ucxgEIAEoDRIXCg9tZW50ZWVzX21hdGNoZWQYBSABKA0SFwoPY2FuZGlkYXRlX3BhaXJzGAYgASgNIl8KFFRlYW1Ta2lsbFJlcXVpcmVtZW50EhAKCHNraWxsX2lkGAEgASgJEhEKCW1pbl9sZXZlbBgCIAEoARISCgptaW5fcGVvcGxlGAMgASgNEg4KBndlaWdodBgEIAEoASKlAwoSQ29tcG9zZVRlYW1SZXF1ZXN0EjcKDHJlcXVpcmVtZW50cxgBIAMoCzIhLmNhcHNpZ2h0LnYxLlRlYW1Ta2lsbFJlcXVpcmVtZW50EhAKCG1pbl9zaXplGAIgASgNEhAKCG1heF9zaXplGAMgASgNEhUKDXBvb2xfdGVhbV9pZHMYBCADKAkSGgoSaW5jbHVkZV9wZXJzb25faWRzGAUgAygJEhoKEmV4Y2x1ZGVfcGVyc29uX2lkcxgGIAMoCRIYChBtaW5fYXZhaWxhYmlsaXR5GAcgASgBEhYKDm1pbl9jb25maWRlbmNlGAggASgBEh8KF211c3RfaW5jbHVkZV9wZXJzb25faWRzGAkgAygJEiAKE21heF9wZXJfc291cmNlX3RlYW0YCiABKA1IAIgBARIcChRwcm90ZWN0X3NvdXJjZV90ZWFtcxgLIAEoCBIUCgxhbHRlcm5hdGl2ZXMYDCABKA0SIgoacHJlZmVyX2FyY2hldHlwZV9kaXZlcnNpdHkYDSABKAhCFgoUX21heF9wZXJfc291cmNlX3RlYW0iewoTUmVxdWlyZW1lbnRDb3ZlcmFnZRIQCghza2lsbF9pZBgBIAEoCRIRCgltaW5fbGV2ZWwYAiABKAESDgoGd2FudGVkGAMgASgNEgsKA21ldBgEIAEoDRIOCgZ3ZWlnaHQYBSABKAESEgoKcGVyc29uX2lkcxgGIAMoCSKkAQoSTWVtYmVyQ29udHJpYnV0aW9uEhEKCXBlcnNvbl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRIUCgxhdmFpbGFiaWxpdHkYBCABKAESGwoTc2F0aXNmaWVzX3NraWxsX2lkcxgFIAMoCRIOCgZyZWFzb24YBiABKAkSEQoJYXJjaGV0eXBlGAcgASgJIkIKD0J1c0ZhY3RvckNoYW5nZRIQCghza2lsbF9pZBgBIAEoCRIOCgZiZWZvcmUYAiABKA0SDQoFYWZ0ZXIYAyABKA0ifgoQU291cmNlVGVhbUltcGFjdBIPCgd0ZWFtX2lkGAEgASgJEhIKCnBlcnNvbl9pZHMYAiADKAkSMAoKYnVzX2ZhY3RvchgDIAMoCzIcLmNhcHNpZ2h0LnYxLkJ1c0ZhY3RvckNoYW5nZRITCgtza2lsbHNfbG9zdBgEIAMoCSLNAQoMUHJvcG9zZWRUZWFtEjAKB21lbWJlcnMYASADKAsyHy5jYXBzaWdodC52MS5NZW1iZXJDb250cmlidXRpb24SEAoIY292ZXJhZ2UYAiABKAESEQoJb2JqZWN0aXZlGAMgASgBEjYKDHJlcXVpcmVtZW50cxgEIAMoCzIgLmNhcHNpZ2h0LnYxLlJlcXVpcmVtZW50Q292ZXJhZ2USLgoHaW1wYWN0cxgFIAMoCzIdLmNhcHNpZ2h0LnYxLlNvdXJjZVRlYW1JbXBhY3QiSwoSUHJvdGVjdGlvbkNvbmZsaWN0EhEKCXBlcnNvbl9pZBgBIAEoCRIPCgd0ZWFtX2lkGAIgASgJEhEKCXNraWxsX2lkcxgDIAMoCSKuAgoTQ29tcG9zZVRlYW1SZXNwb25zZRInCgRiZXN0GAEgASgLMhkuY2Fwc2lnaHQudjEuUHJvcG9zZWRUZWFtEi8KDGFsdGVybmF0aXZlcxgCIAMoCzIZLmNhcHNpZ2h0LnYxLlByb3Bvc2VkVGVhbRIrCgpvcHRpbWFsaXR5GAMgASgOMhcuY2Fwc2lnaHQudjEuT3B0aW1hbGl0eRITCgt1cHBlcl9ib3VuZBgEIAEoARILCgNnYXAYBSABKAESHAoUb3B0aW1hbGl0eV9zdGF0ZW1lbnQYBiABKAkSPQoUcHJvdGVjdGlvbl9jb25mbGljdHMYByADKAsyHy5jYXBzaWdodC52MS5Qcm90ZWN0aW9uQ29uZmxpY3QSEQoJcG9vbF9zaXplGAggASgNIoIBChVTdGFydE1lbnRvcmluZ1JlcXVlc3QSEQoJbWVudGVlX2lkGAEgASgJEhEKCW1lbnRvcl9pZBgCIAEoCRIRCglza2lsbF9pZHMYAyADKAkSHAoPbWVudG9yX2NhcGFjaXR5GAQgASgNSACIAQFCEgoQX21lbnRvcl9jYXBhY2l0eSJaChZTdGFydE1lbnRvcmluZ1Jlc3BvbnNlEisKCm1lbnRvcnNoaXAYASABKAsyFy5jYXBzaWdodC52MS5NZW50b3JzaGlwEhMKC21lbnRvcl9sb2FkGAIgASgNIjsKE0VuZE1lbnRvcmluZ1JlcXVlc3QSEQoJbWVudGVlX2lkGAEgASgJEhEKCW1lbnRvcl9pZBgCIAEoCSJDChRFbmRNZW50b3JpbmdSZXNwb25zZRIrCgptZW50b3JzaGlwGAEgASgLMhcuY2Fwc2lnaHQudjEuTWVudG9yc2hpcCJpChZMaXN0TWVudG9yc2hpcHNSZXF1ZXN0EhUKDXNjb3BlX3RlYW1faWQYASABKAkSEQoJcGVyc29uX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJImAKF0xpc3RNZW50b3JzaGlwc1Jlc3BvbnNlEiwKC21lbnRvcnNoaXBzGAEgAygLMhcuY2Fwc2lnaHQudjEuTWVudG9yc2hpcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqXwoKT3B0aW1hbGl0eRIaChZPUFRJTUFMSVRZX1VOU1BFQ0lGSUVEEAASHQoZT1BUSU1BTElUWV9QUk9WRU5fT1BUSU1BTBABEhYKEk9QVElNQUxJVFlfQk9VTkRFRBACMpkECg1UYWxlbnRTZXJ2aWNlElAKC0ZpbmRNZW50b3JzEh8uY2Fwc2lnaHQudjEuRmluZE1lbnRvcnNSZXF1ZXN0GiAuY2Fwc2lnaHQudjEuRmluZE1lbnRvcnNSZXNwb25zZRJWCg1QbGFuTWVudG9yaW5nEiEuY2Fwc2lnaHQudjEuUGxhbk1lbnRvcmluZ1JlcXVlc3QaIi5jYXBzaWdodC52MS5QbGFuTWVudG9yaW5nUmVzcG9uc2USWQoOU3RhcnRNZW50b3JpbmcSIi5jYXBzaWdodC52MS5TdGFydE1lbnRvcmluZ1JlcXVlc3QaIy5jYXBzaWdodC52MS5TdGFydE1lbnRvcmluZ1Jlc3BvbnNlElMKDEVuZE1lbnRvcmluZxIgLmNhcHNpZ2h0LnYxLkVuZE1lbnRvcmluZ1JlcXVlc3QaIS5jYXBzaWdodC52MS5FbmRNZW50b3JpbmdSZXNwb25zZRJcCg9MaXN0TWVudG9yc2hpcHMSIy5jYXBzaWdodC52MS5MaXN0TWVudG9yc2hpcHNSZXF1ZXN0GiQuY2Fwc2lnaHQudjEuTGlzdE1lbnRvcnNoaXBzUmVzcG9uc2USUAoLQ29tcG9zZVRlYW0SHy5jYXBzaWdodC52MS5Db21wb3NlVGVhbVJlcXVlc3QaIC5jYXBzaWdodC52MS5Db21wb3NlVGVhbVJlc3BvbnNlYgZwcm90bzM", [file_capsight_v1_types]);
 
 /**
  * @generated from message capsight.v1.FindMentorsRequest
@@ -48,6 +50,13 @@ export type FindMentorsRequest = Message<"capsight.v1.FindMentorsRequest"> & {
    * @generated from field: bool allow_same_team = 5;
    */
   allowSameTeam: boolean;
+
+  /**
+   * Leave out mentors with this many active mentees or more (default 3, at most 50).
+   *
+   * @generated from field: optional uint32 mentor_capacity = 6;
+   */
+  mentorCapacity?: number | undefined;
 };
 
 /**
@@ -156,6 +165,13 @@ export type MentorSuggestion = Message<"capsight.v1.MentorSuggestion"> & {
    * @generated from field: string rationale = 8;
    */
   rationale: string;
+
+  /**
+   * Active mentees the mentor has now.
+   *
+   * @generated from field: uint32 current_mentees = 9;
+   */
+  currentMentees: number;
 };
 
 /**
@@ -740,6 +756,168 @@ export const ComposeTeamResponseSchema: GenMessage<ComposeTeamResponse> = /*@__P
   messageDesc(file_capsight_v1_talent, 15);
 
 /**
+ * @generated from message capsight.v1.StartMentoringRequest
+ */
+export type StartMentoringRequest = Message<"capsight.v1.StartMentoringRequest"> & {
+  /**
+   * @generated from field: string mentee_id = 1;
+   */
+  menteeId: string;
+
+  /**
+   * @generated from field: string mentor_id = 2;
+   */
+  mentorId: string;
+
+  /**
+   * @generated from field: repeated string skill_ids = 3;
+   */
+  skillIds: string[];
+
+  /**
+   * The mentor's capacity (default 3, at most 50).
+   *
+   * @generated from field: optional uint32 mentor_capacity = 4;
+   */
+  mentorCapacity?: number | undefined;
+};
+
+/**
+ * Describes the message capsight.v1.StartMentoringRequest.
+ * Use `create(StartMentoringRequestSchema)` to create a new message.
+ */
+export const StartMentoringRequestSchema: GenMessage<StartMentoringRequest> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_talent, 16);
+
+/**
+ * @generated from message capsight.v1.StartMentoringResponse
+ */
+export type StartMentoringResponse = Message<"capsight.v1.StartMentoringResponse"> & {
+  /**
+   * @generated from field: capsight.v1.Mentorship mentorship = 1;
+   */
+  mentorship?: Mentorship | undefined;
+
+  /**
+   * The mentor's active mentees, this one included.
+   *
+   * @generated from field: uint32 mentor_load = 2;
+   */
+  mentorLoad: number;
+};
+
+/**
+ * Describes the message capsight.v1.StartMentoringResponse.
+ * Use `create(StartMentoringResponseSchema)` to create a new message.
+ */
+export const StartMentoringResponseSchema: GenMessage<StartMentoringResponse> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_talent, 17);
+
+/**
+ * @generated from message capsight.v1.EndMentoringRequest
+ */
+export type EndMentoringRequest = Message<"capsight.v1.EndMentoringRequest"> & {
+  /**
+   * @generated from field: string mentee_id = 1;
+   */
+  menteeId: string;
+
+  /**
+   * @generated from field: string mentor_id = 2;
+   */
+  mentorId: string;
+};
+
+/**
+ * Describes the message capsight.v1.EndMentoringRequest.
+ * Use `create(EndMentoringRequestSchema)` to create a new message.
+ */
+export const EndMentoringRequestSchema: GenMessage<EndMentoringRequest> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_talent, 18);
+
+/**
+ * @generated from message capsight.v1.EndMentoringResponse
+ */
+export type EndMentoringResponse = Message<"capsight.v1.EndMentoringResponse"> & {
+  /**
+   * The relationship that ended.
+   *
+   * @generated from field: capsight.v1.Mentorship mentorship = 1;
+   */
+  mentorship?: Mentorship | undefined;
+};
+
+/**
+ * Describes the message capsight.v1.EndMentoringResponse.
+ * Use `create(EndMentoringResponseSchema)` to create a new message.
+ */
+export const EndMentoringResponseSchema: GenMessage<EndMentoringResponse> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_talent, 19);
+
+/**
+ * @generated from message capsight.v1.ListMentorshipsRequest
+ */
+export type ListMentorshipsRequest = Message<"capsight.v1.ListMentorshipsRequest"> & {
+  /**
+   * Relationships whose mentee is in this subtree; empty with `person_id` unset for
+   * every relationship the caller may see.
+   *
+   * @generated from field: string scope_team_id = 1;
+   */
+  scopeTeamId: string;
+
+  /**
+   * Only this person's relationships, as mentee or mentor.
+   *
+   * @generated from field: string person_id = 2;
+   */
+  personId: string;
+
+  /**
+   * Maximum items (1-1,000; 0 means 100).
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message capsight.v1.ListMentorshipsRequest.
+ * Use `create(ListMentorshipsRequestSchema)` to create a new message.
+ */
+export const ListMentorshipsRequestSchema: GenMessage<ListMentorshipsRequest> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_talent, 20);
+
+/**
+ * @generated from message capsight.v1.ListMentorshipsResponse
+ */
+export type ListMentorshipsResponse = Message<"capsight.v1.ListMentorshipsResponse"> & {
+  /**
+   * @generated from field: repeated capsight.v1.Mentorship mentorships = 1;
+   */
+  mentorships: Mentorship[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message capsight.v1.ListMentorshipsResponse.
+ * Use `create(ListMentorshipsResponseSchema)` to create a new message.
+ */
+export const ListMentorshipsResponseSchema: GenMessage<ListMentorshipsResponse> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_talent, 21);
+
+/**
  * @generated from enum capsight.v1.Optimality
  */
 export enum Optimality {
@@ -778,8 +956,8 @@ export const OptimalitySchema: GenEnum<Optimality> = /*@__PURE__*/
 export const TalentService: GenService<{
   /**
    * Ranked mentors for a person's gap skills (against their role, or target role) or
-   * for the skills given. Mentor capacity is enforced by PlanMentoring; capsight does not
-   * yet record agreed mentoring pairs, so FindMentors cannot know a mentor's current load.
+   * for the skills given. Mentors who already have `mentor_capacity` active mentees
+   * (see StartMentoring), or who already mentor the person, are not suggested.
    *
    * @generated from rpc capsight.v1.TalentService.FindMentors
    */
@@ -791,6 +969,7 @@ export const TalentService: GenService<{
   /**
    * The assignment of mentors to mentees in a scope that maximises the total expected
    * gain under mentor capacities (min-cost flow), with the greedy baseline's total.
+   * Active mentoring relationships use up capacity and are not proposed again.
    *
    * @generated from rpc capsight.v1.TalentService.PlanMentoring
    */
@@ -798,6 +977,38 @@ export const TalentService: GenService<{
     methodKind: "unary";
     input: typeof PlanMentoringRequestSchema;
     output: typeof PlanMentoringResponseSchema;
+  },
+  /**
+   * Records an agreed mentoring relationship. FAILED_PRECONDITION when the mentor
+   * already has `mentor_capacity` mentees; ALREADY_EXISTS when the pair is active.
+   *
+   * @generated from rpc capsight.v1.TalentService.StartMentoring
+   */
+  startMentoring: {
+    methodKind: "unary";
+    input: typeof StartMentoringRequestSchema;
+    output: typeof StartMentoringResponseSchema;
+  },
+  /**
+   * Ends an active mentoring relationship (NOT_FOUND when there is none).
+   *
+   * @generated from rpc capsight.v1.TalentService.EndMentoring
+   */
+  endMentoring: {
+    methodKind: "unary";
+    input: typeof EndMentoringRequestSchema;
+    output: typeof EndMentoringResponseSchema;
+  },
+  /**
+   * Active mentoring relationships whose mentee is in a team subtree, or of one person
+   * on either side.
+   *
+   * @generated from rpc capsight.v1.TalentService.ListMentorships
+   */
+  listMentorships: {
+    methodKind: "unary";
+    input: typeof ListMentorshipsRequestSchema;
+    output: typeof ListMentorshipsResponseSchema;
   },
   /**
    * Assembles a team covering skill requirements from a candidate pool under
