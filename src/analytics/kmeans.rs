@@ -6,12 +6,20 @@
 //! chunk done in parallel (rayon) and reduced once. The stopping rule is scikit-learn's
 //! (`lloyd`): stop when no label changes ("strict convergence"), or when the total
 //! squared centroid shift is at most `tolerance × mean column variance`, or after
-//! `max_iterations`. The reported inertia is computed exactly, as Σ‖x − c‖², from the
-//! final centroids. An empty cluster keeps its previous centroid.
+//! `max_iterations`. The reported inertia, Σ‖x − c‖² to the final centroids, comes from
+//! the per-cluster sums in f64 (taken about the first row, so data far from the origin
+//! loses no precision) rather than from another pass over the data; a test holds it to
+//! the direct sum. An empty cluster keeps its previous centroid.
+//!
+//! Hamerly's bounds skip rows that cannot have changed cluster. When a bounded step
+//! still has to examine most rows (overlapping clusters), the next step is a full pass,
+//! whose blocked products are cheaper per row; tightening a row's upper bound before a
+//! full examination is switched off while it rarely spares one. Row norms, the
+//! variance that scales the tolerance and the finiteness check come from one pass.
 
 use linfa::dataset::DatasetBase;
 use linfa::traits::{Fit, PredictInplace};
-use ndarray::{Array1, Array2, ArrayBase, ArrayView1, ArrayView2, Data, Ix2, s};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView1, ArrayView2, Data, Ix2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -128,7 +136,7 @@ impl<D: Data<Elem = f32>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for KMeansPa
 
 impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for KMeans {
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
-        let step = assign(x.view(), self.centroids.view(), None);
+        let step = assign(x.view(), None, None, self.centroids.view(), None);
         y.assign(&Array1::from(step.labels));
     }
 
@@ -145,15 +153,13 @@ fn fit(params: &KMeansParams, x: ArrayView2<f32>) -> Result<KMeans, KMeansError>
             params.k
         )));
     }
-    let finite = match x.as_slice() {
-        Some(values) => values
-            .par_chunks(1 << 16)
-            .all(|c| c.iter().all(|v| v.is_finite())),
-        None => x.iter().all(|v| v.is_finite()),
-    };
-    if !finite {
+    // ‖x‖² of every row: needed by every step, and finite exactly when the row is (a
+    // value too large to square is refused with NaN and infinity).
+    let profile = profile_rows(x);
+    let norms = profile.norms;
+    if norms.iter().any(|v| !v.is_finite()) {
         return Err(KMeansError::InvalidParams(
-            "the data holds NaN or infinite values; impute them first".into(),
+            "the data holds NaN, infinite or out-of-range values; impute them first".into(),
         ));
     }
     let mut centroids = match &params.init {
@@ -169,8 +175,12 @@ fn fit(params: &KMeansParams, x: ArrayView2<f32>) -> Result<KMeans, KMeansError>
             c.clone()
         }
     };
-    let tolerance = f64::from(params.tolerance) * mean_variance(x);
-    let mut state = Lloyd::new(n, params.bounds);
+    let tolerance = f64::from(params.tolerance) * profile.mean_variance;
+    let mut state = Lloyd::new(
+        norms,
+        profile.shift.iter().map(|&v| v as f32).collect(),
+        params.bounds,
+    );
     let mut iterations = 0;
     let mut converged = false;
     // True when the labels are the assignment to the current centroids.
@@ -209,8 +219,17 @@ fn fit(params: &KMeansParams, x: ArrayView2<f32>) -> Result<KMeans, KMeansError>
     if !consistent {
         state.assign(x, centroids.view());
     }
+    // Σ‖x − c‖² from the per-cluster sums, which match the final labels: about the
+    // shift x₀, Σ‖x − x₀‖² − 2 Σ_c (c − x₀)·(S_c − n_c x₀) + Σ_c n_c ‖c − x₀‖². No
+    // further pass over the data; the tests hold it to the direct computation.
+    let inertia = inertia_from_sums(
+        &profile.shift,
+        profile.shifted_square_sum,
+        centroids.view(),
+        &state.sums,
+        &state.counts,
+    );
     let labels = Array1::from(state.labels);
-    let inertia = exact_inertia(x, centroids.view(), &labels);
     Ok(KMeans {
         centroids,
         inertia,
@@ -228,28 +247,48 @@ struct Lloyd {
     sums: Array2<f64>,
     counts: Vec<u64>,
     bounds: Option<(Vec<f32>, Vec<f32>)>,
-    /// ‖x‖² of each row, for the bounded steps.
-    norms: Option<Vec<f32>>,
+    /// ‖x‖² of each row.
+    norms: Vec<f32>,
+    /// Full passes sum rows about this point (the first row).
+    shift: Vec<f32>,
     fresh: bool,
+    /// Whether bounded steps tighten upper bounds first (see `hamerly_step`).
+    tighten: bool,
+    /// Bounded steps so far.
+    steps: usize,
+    /// Rows the last bounded step examined in full.
+    last_examined: usize,
 }
 
 impl Lloyd {
-    fn new(n: usize, bounds: bool) -> Self {
+    fn new(norms: Vec<f32>, shift: Vec<f32>, bounds: bool) -> Self {
+        let n = norms.len();
         Self {
+            shift,
             labels: vec![0; n],
             sums: Array2::zeros((0, 0)),
             counts: Vec::new(),
             bounds: bounds.then(|| (vec![0f32; n], vec![0f32; n])),
-            norms: None,
+            norms,
             fresh: true,
+            tighten: true,
+            steps: 0,
+            last_examined: 0,
         }
     }
 
     /// Assigns every row to its nearest centroid; returns how many labels changed.
     fn assign(&mut self, x: ArrayView2<f32>, centroids: ArrayView2<f32>) -> usize {
-        if self.fresh || self.bounds.is_none() {
+        let norms: &[f32] = &self.norms;
+        // A full pass when there are no bounds yet, or when the last bounded step had to
+        // examine most rows anyway (clusters overlap): the full pass computes the
+        // products of blocks of rows at once, which is cheaper per row, and makes the
+        // bounds exact again.
+        let full_pass =
+            self.fresh || self.bounds.is_none() || self.last_examined * 5 > x.nrows() * 3;
+        if full_pass {
             let previous = (!self.fresh).then_some(self.labels.as_slice());
-            let step = assign(x, centroids, previous);
+            let step = assign(x, Some(norms), Some(&self.shift), centroids, previous);
             if let Some((upper, lower)) = &mut self.bounds {
                 upper.copy_from_slice(&step.nearest);
                 lower.copy_from_slice(&step.second);
@@ -258,25 +297,30 @@ impl Lloyd {
             self.sums = step.sums;
             self.counts = step.counts;
             self.fresh = false;
+            // Bounded again next time, to see whether they now spare work.
+            self.last_examined = 0;
             return step.changed;
         }
         let Some((upper, lower)) = &mut self.bounds else {
             return 0;
         };
-        let norms = self.norms.get_or_insert_with(|| {
-            (0..x.nrows())
-                .into_par_iter()
-                .map(|i| x.row(i).dot(&x.row(i)))
-                .collect()
-        });
-        hamerly_step(
+        // While tightening is off, try it again every few steps: clusters separate as
+        // the centroids settle.
+        self.steps += 1;
+        if self.steps.is_multiple_of(8) {
+            self.tighten = true;
+        }
+        let (changed, examined) = hamerly_step(
             x,
             norms,
             centroids,
             (&mut self.labels, upper, lower),
             &mut self.sums,
             &mut self.counts,
-        )
+            &mut self.tighten,
+        );
+        self.last_examined = examined;
+        changed
     }
 
     /// Loosens the bounds after each centroid moved by `moves[c]`.
@@ -318,7 +362,8 @@ fn hamerly_step(
     (labels, upper, lower): (&mut [usize], &mut [f32], &mut [f32]),
     sums: &mut Array2<f64>,
     counts: &mut [u64],
-) -> usize {
+    tighten: &mut bool,
+) -> (usize, usize) {
     let (k, features) = centroids.dim();
     let data = x.as_standard_layout();
     let values = data.as_slice().unwrap_or(&[]);
@@ -356,25 +401,47 @@ fn hamerly_step(
                 ct: &ct,
                 padded,
                 centroid_norms: &centroid_norms,
+                tighten: *tighten,
             };
             chunk.examine(labels, upper, lower)
         })
         .collect();
     let mut changed = 0;
-    for (delta, moved, ch) in deltas {
-        changed += ch;
-        for (count, m) in counts.iter_mut().zip(moved) {
+    let (mut tightened, mut saved) = (0, 0);
+    let examined: usize = deltas.iter().map(|d| d.full).sum();
+    for delta in deltas {
+        changed += delta.changed;
+        tightened += delta.tightened;
+        saved += delta.saved;
+        for (count, m) in counts.iter_mut().zip(delta.counts) {
             *count = count.saturating_add_signed(m);
         }
-        if let Some(delta) = delta {
+        if let Some(delta) = delta.sums {
             sums.iter_mut().zip(delta).for_each(|(s, d)| *s += d);
         }
     }
-    changed
+    // Tightening costs one distance per examined row; when it rarely spares the full
+    // examination (clusters overlap heavily), it is skipped in the next step.
+    if tightened > 0 {
+        *tighten = saved * 4 >= tightened;
+    }
+    (changed, examined)
 }
 
-/// Sum deltas (when any row moved), count deltas and rows moved, of one chunk.
-type Delta = (Option<Vec<f64>>, Vec<i64>, usize);
+/// What one chunk of a bounded step changed.
+struct Delta {
+    /// Sum deltas, when any row moved.
+    sums: Option<Vec<f64>>,
+    counts: Vec<i64>,
+    /// Rows that moved.
+    changed: usize,
+    /// Rows whose upper bound was tightened, and those the tightening spared a full
+    /// examination.
+    tightened: usize,
+    saved: usize,
+    /// Rows examined in full (every distance).
+    full: usize,
+}
 
 /// What a chunk of a bounded step reads.
 struct BoundedChunk<'a> {
@@ -389,6 +456,8 @@ struct BoundedChunk<'a> {
     ct: &'a [f32],
     padded: usize,
     centroid_norms: &'a [f32],
+    /// Tighten a row's upper bound (one distance) before examining it in full.
+    tighten: bool,
 }
 
 impl BoundedChunk<'_> {
@@ -419,6 +488,7 @@ impl BoundedChunk<'_> {
         let mut sums: Option<Vec<f64>> = None;
         let mut counts = vec![0i64; k];
         let mut changed = 0;
+        let (mut tightened, mut saved, mut full) = (0, 0, 0);
         let mut products = vec![0f32; self.padded];
         for i in 0..labels.len() {
             let a = labels[i];
@@ -427,24 +497,19 @@ impl BoundedChunk<'_> {
                 continue;
             }
             let row = &self.rows[i * features..(i + 1) * features];
-            upper[i] = distance(row, centroid(a));
-            if upper[i] <= bound {
-                continue;
+            if self.tighten {
+                tightened += 1;
+                upper[i] = distance(row, centroid(a));
+                if upper[i] <= bound {
+                    saved += 1;
+                    continue;
+                }
             }
+            full += 1;
             // Every distance, from one register-blocked product with all centroids.
             dots_row::<FUSED>(row, self.ct, self.padded, &mut products);
             let norm = self.norms[i];
-            let (mut best, mut best_d, mut second_d) = (a, f32::INFINITY, f32::INFINITY);
-            for (c, (&cn, &p)) in self.centroid_norms.iter().zip(&products).enumerate() {
-                let d = cn - 2.0 * p;
-                if d < best_d {
-                    second_d = best_d;
-                    best_d = d;
-                    best = c;
-                } else if d < second_d {
-                    second_d = d;
-                }
-            }
+            let (best, best_d, second_d) = nearest_two(self.centroid_norms, &products);
             upper[i] = (norm + best_d).max(0.0).sqrt();
             lower[i] = (norm + second_d).max(0.0).sqrt();
             if best != a {
@@ -460,7 +525,14 @@ impl BoundedChunk<'_> {
                 }
             }
         }
-        (sums, counts, changed)
+        Delta {
+            sums,
+            counts,
+            changed,
+            tightened,
+            saved,
+            full,
+        }
     }
 }
 
@@ -491,6 +563,50 @@ fn squared(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The nearest centroid and the two smallest values of ‖c‖² − 2x·c (‖x − c‖² − ‖x‖²),
+/// from the products `x·c`. Lane-wise minima instead of one running minimum: with
+/// overlapping clusters which centroid wins is unpredictable (branches mispredict), and a
+/// single running minimum is a chain of dependent operations; lanes vectorise.
+#[inline(always)]
+fn nearest_two(centroid_norms: &[f32], products: &[f32]) -> (usize, f32, f32) {
+    const W: usize = 8;
+    #[inline(always)]
+    fn less(a: f32, b: f32) -> f32 {
+        if a < b { a } else { b }
+    }
+    #[inline(always)]
+    fn more(a: f32, b: f32) -> f32 {
+        if a > b { a } else { b }
+    }
+    let k = centroid_norms.len();
+    let products = &products[..k];
+    let d = |c: usize| centroid_norms[c] - 2.0 * products[c];
+    // Per lane the smallest and second smallest value: second = min(second, max(v, first)).
+    let (mut first, mut second) = ([f32::INFINITY; W], [f32::INFINITY; W]);
+    let mut c = 0;
+    while c + W <= k {
+        for l in 0..W {
+            let v = d(c + l);
+            second[l] = less(second[l], more(v, first[l]));
+            first[l] = less(first[l], v);
+        }
+        c += W;
+    }
+    let (mut best_d, mut second_d) = (f32::INFINITY, f32::INFINITY);
+    for t in c..k {
+        let v = d(t);
+        second_d = less(second_d, more(v, best_d));
+        best_d = less(best_d, v);
+    }
+    for l in 0..W {
+        // Merging (a1, a2) with (b1, b2): min(a1, b1), and min(max(a1, b1), a2, b2).
+        second_d = less(less(second_d, second[l]), more(best_d, first[l]));
+        best_d = less(best_d, first[l]);
+    }
+    let best = (0..k).position(|c| d(c) == best_d).unwrap_or(0);
+    (best, best_d, second_d)
+}
+
 /// One assignment step: labels, per-cluster sums and counts, and how many labels changed.
 struct Step {
     labels: Vec<usize>,
@@ -502,9 +618,17 @@ struct Step {
     second: Vec<f32>,
 }
 
-fn assign(x: ArrayView2<f32>, centroids: ArrayView2<f32>, previous: Option<&[usize]>) -> Step {
+fn assign(
+    x: ArrayView2<f32>,
+    norms: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    centroids: ArrayView2<f32>,
+    previous: Option<&[usize]>,
+) -> Step {
     let (n, features) = x.dim();
     let k = centroids.nrows();
+    let no_shift = vec![0f32; features];
+    let shift = shift.unwrap_or(&no_shift);
     let centroid_norms: Array1<f32> = centroids.outer_iter().map(|c| c.dot(&c)).collect();
     let (ct, padded) = transpose_padded(centroids);
     let data = x.as_standard_layout();
@@ -512,6 +636,7 @@ fn assign(x: ArrayView2<f32>, centroids: ArrayView2<f32>, previous: Option<&[usi
     let mut labels = vec![0usize; n];
     let mut nearest = vec![0f32; n];
     let mut second = vec![0f32; n];
+    let centroid_norms = centroid_norms.as_slice().unwrap_or(&[]);
     let partials: Vec<(Vec<f32>, Vec<u64>, usize)> = labels
         .par_chunks_mut(CHUNK_ROWS)
         .zip(nearest.par_chunks_mut(CHUNK_ROWS))
@@ -519,39 +644,25 @@ fn assign(x: ArrayView2<f32>, centroids: ArrayView2<f32>, previous: Option<&[usi
         .enumerate()
         .map(|(chunk, ((out, near), far))| {
             let start = chunk * CHUNK_ROWS;
-            let rows = x.slice(s![start..start + out.len(), ..]);
+            let rows = &values[start * features..(start + out.len()) * features];
             let mut products = vec![0f32; out.len() * padded];
-            dots(
-                &values[start * features..(start + out.len()) * features],
-                features,
-                &ct,
-                padded,
-                &mut products,
-            );
-            // Chunk sums in f32 (at most CHUNK_ROWS terms each), merged in f64.
+            dots(rows, features, &ct, padded, &mut products);
+            // Chunk sums in f32 (at most CHUNK_ROWS terms each) about the shift, so that
+            // data far from the origin loses no precision; merged in f64.
             let mut sums = vec![0f32; k * features];
             let mut counts = vec![0u64; k];
             let mut changed = 0;
             for (i, (row, product)) in rows
-                .outer_iter()
+                .chunks_exact(features.max(1))
                 .zip(products.chunks_exact(padded))
                 .enumerate()
             {
-                let mut best = 0;
-                let mut best_distance = f32::INFINITY;
-                let mut second_distance = f32::INFINITY;
-                for j in 0..k {
-                    let d = centroid_norms[j] - 2.0 * product[j];
-                    if d < best_distance {
-                        second_distance = best_distance;
-                        best_distance = d;
-                        best = j;
-                    } else if d < second_distance {
-                        second_distance = d;
-                    }
-                }
+                let (best, best_distance, second_distance) = nearest_two(centroid_norms, product);
                 out[i] = best;
-                let norm: f32 = row.dot(&row);
+                let norm = match norms {
+                    Some(norms) => norms[start + i],
+                    None => row.iter().map(|v| v * v).sum(),
+                };
                 near[i] = (norm + best_distance).max(0.0).sqrt();
                 far[i] = (norm + second_distance).max(0.0).sqrt();
                 if previous.is_some_and(|p| p[start + i] != best) {
@@ -559,10 +670,10 @@ fn assign(x: ArrayView2<f32>, centroids: ArrayView2<f32>, previous: Option<&[usi
                 }
                 counts[best] += 1;
                 let acc = &mut sums[best * features..(best + 1) * features];
-                match row.as_slice() {
-                    Some(values) => acc.iter_mut().zip(values).for_each(|(a, &v)| *a += v),
-                    None => acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v),
-                }
+                acc.iter_mut()
+                    .zip(row)
+                    .zip(shift)
+                    .for_each(|((a, &v), &c)| *a += v - c);
             }
             (sums, counts, changed)
         })
@@ -574,6 +685,12 @@ fn assign(x: ArrayView2<f32>, centroids: ArrayView2<f32>, previous: Option<&[usi
         sums.iter_mut().zip(s).for_each(|(a, b)| *a += f64::from(b));
         counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
         changed += ch;
+    }
+    // Back from sums about the shift to plain sums, in f64.
+    for (mut sum, &count) in sums.outer_iter_mut().zip(&counts) {
+        for (s, &c) in sum.iter_mut().zip(shift) {
+            *s += count as f64 * f64::from(c);
+        }
     }
     if previous.is_none() {
         changed = n;
@@ -752,40 +869,108 @@ fn squared_distance(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f64 {
         .sum()
 }
 
-fn mean_variance(x: ArrayView2<f32>) -> f64 {
+/// What one pass over the rows tells before clustering.
+struct RowProfile {
+    /// ‖x‖² of every row.
+    norms: Vec<f32>,
+    /// Mean over columns of each column's variance (scikit-learn's tolerance scale).
+    mean_variance: f64,
+    /// The first row: moments are taken about it, so that f32 partial sums of data far
+    /// from the origin do not cancel.
+    shift: Vec<f64>,
+    /// Σ‖x − x₀‖².
+    shifted_square_sum: f64,
+}
+
+/// Rows per f32 block of `profile_rows`.
+const PROFILE_BLOCK_ROWS: usize = 256;
+
+/// Row norms and column moments in one parallel pass: f32 within blocks of rows
+/// (vectorised), f64 across blocks.
+fn profile_rows(x: ArrayView2<f32>) -> RowProfile {
     let (n, d) = x.dim();
-    if n == 0 || d == 0 {
-        return 0.0;
+    let data = x.as_standard_layout();
+    let values = data.as_slice().unwrap_or(&[]);
+    let mut norms = vec![0f32; n];
+    if n == 0 || d == 0 || values.len() != n * d {
+        return RowProfile {
+            norms,
+            mean_variance: 0.0,
+            shift: vec![0.0; d],
+            shifted_square_sum: 0.0,
+        };
     }
-    // Row-wise (cache-friendly) sums and sums of squares per column, in parallel.
-    let (sum, sq) = (0..n)
-        .into_par_iter()
-        .fold(
-            || (vec![0f64; d], vec![0f64; d]),
-            |(mut sum, mut sq), i| {
-                for (j, &v) in x.row(i).iter().enumerate() {
-                    let v = f64::from(v);
-                    sum[j] += v;
-                    sq[j] += v * v;
+    let shift = &values[..d];
+    let zero = || (vec![0f64; d], vec![0f64; d]);
+    let (sum, sq) = norms
+        .par_chunks_mut(PROFILE_BLOCK_ROWS)
+        .zip(values.par_chunks(PROFILE_BLOCK_ROWS * d))
+        .map(|(out, block)| {
+            let (mut sum, mut sq) = (vec![0f32; d], vec![0f32; d]);
+            for (norm, row) in out.iter_mut().zip(block.chunks_exact(d)) {
+                *norm = squared_norm(row);
+                for (((s, q), &v), &c) in sum.iter_mut().zip(sq.iter_mut()).zip(row).zip(shift) {
+                    let v = v - c;
+                    *s += v;
+                    *q += v * v;
                 }
-                (sum, sq)
-            },
-        )
-        .reduce(
-            || (vec![0f64; d], vec![0f64; d]),
-            |(mut a, mut b), (c, e)| {
-                a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
-                b.iter_mut().zip(e).for_each(|(b, e)| *b += e);
-                (a, b)
-            },
-        );
-    let n = n as f64;
+            }
+            (sum, sq)
+        })
+        .fold(zero, |(mut a, mut b), (s, q)| {
+            a.iter_mut().zip(s).for_each(|(a, s)| *a += f64::from(s));
+            b.iter_mut().zip(q).for_each(|(b, q)| *b += f64::from(q));
+            (a, b)
+        })
+        .reduce(zero, |(mut a, mut b), (c, e)| {
+            a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
+            b.iter_mut().zip(e).for_each(|(b, e)| *b += e);
+            (a, b)
+        });
+    let rows = n as f64;
     let total: f64 = sum
         .iter()
         .zip(&sq)
-        .map(|(s, q)| (q / n - (s / n).powi(2)).max(0.0))
+        .map(|(s, q)| (q / rows - (s / rows).powi(2)).max(0.0))
         .sum();
-    total / d as f64
+    RowProfile {
+        norms,
+        mean_variance: total / d as f64,
+        shift: shift.iter().map(|&v| f64::from(v)).collect(),
+        shifted_square_sum: sq.iter().sum(),
+    }
+}
+
+/// Σ‖x − c(x)‖² from cluster sums and counts, about `shift` (see `fit`).
+fn inertia_from_sums(
+    shift: &[f64],
+    shifted_square_sum: f64,
+    centroids: ArrayView2<f32>,
+    sums: &Array2<f64>,
+    counts: &[u64],
+) -> f64 {
+    let mut inertia = shifted_square_sum;
+    for ((centroid, sum), &count) in centroids.outer_iter().zip(sums.outer_iter()).zip(counts) {
+        let count = count as f64;
+        for ((&c, &s), &x0) in centroid.iter().zip(sum).zip(shift) {
+            let c = f64::from(c) - x0;
+            inertia += -2.0 * c * (s - count * x0) + count * c * c;
+        }
+    }
+    inertia.max(0.0)
+}
+
+#[inline(always)]
+fn squared_norm(row: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l] * c[l];
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Greedy k-means++: each new centroid is the best (lowest resulting potential) of
@@ -899,6 +1084,25 @@ mod tests {
             assert_eq!(plain.labels, bounded.labels, "seed {seed}");
             assert_eq!(plain.iterations, bounded.iterations, "seed {seed}");
             assert!((plain.inertia / bounded.inertia - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn inertia_from_cluster_sums_equals_the_direct_sum_even_far_from_the_origin() {
+        for (offset, max_iterations) in [(0.0f32, 300), (1_000.0, 300), (0.0, 2), (-5e4, 3)] {
+            let x = blobs(3_000, 12, 6, 11).mapv(|v| v + offset);
+            let fit = KMeansParams::new(6)
+                .seed(3)
+                .max_iterations(max_iterations)
+                .fit(&DatasetBase::from(x.view()))
+                .unwrap();
+            let direct = exact_inertia(x.view(), fit.centroids.view(), &fit.labels);
+            let relative = (fit.inertia / direct - 1.0).abs();
+            assert!(
+                relative < 1e-5,
+                "offset {offset}: {} vs {direct}",
+                fit.inertia
+            );
         }
     }
 
