@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use capsight::demo::{DemoConfig, DemoOrg};
-use capsight::domain::{Assessment, AssessmentId, Level, Source, TeamId, Text, Timestamp};
+use capsight::domain::{Assessment, AssessmentId, Level, Source, Team, TeamId, Text, Timestamp};
 use capsight::engine::queries::team_capability;
 use capsight::engine::{Engine, EngineOptions};
 
@@ -117,6 +117,41 @@ fn main() {
     let team = TeamId::parse("team-00001").expect("team id");
     let (p50, p99, members) = time_queries(&engine, &team, false, queries);
     println!("GetTeamCapability in-process, {members}-person team: p50 {p50:.1?}, p99 {p99:.1?}");
+    // A 2,000-person division: the demo has departments and teams only, so the first
+    // teams of dept-01 are moved under a new unit through the normal write path.
+    let division = TeamId::parse("div-01").expect("division id");
+    let mut units = vec![Team {
+        id: division.clone(),
+        name: Text::name("Division 1").expect("name"),
+        parent: Some(TeamId::parse("dept-01").expect("department id")),
+        manager: None,
+    }];
+    {
+        let snapshot = engine.snapshot();
+        let directory = &snapshot.directory;
+        let mut people = 0;
+        for team in directory
+            .teams()
+            .values()
+            .filter(|t| t.parent.as_ref().is_some_and(|p| p.as_str() == "dept-01"))
+        {
+            if people >= 2_000.min(directory.people().len() / 10) {
+                break;
+            }
+            people += directory.members(team.id.as_str()).count();
+            units.push(Team {
+                parent: Some(division.clone()),
+                ..team.clone()
+            });
+        }
+    }
+    runtime
+        .block_on(engine.upsert_teams(units))
+        .expect("division");
+    let (p50, p99, members) = time_queries(&engine, &division, true, (queries / 5).max(5));
+    println!(
+        "GetTeamCapability in-process, {members}-person division: p50 {p50:.1?}, p99 {p99:.1?}"
+    );
     let department = TeamId::parse("dept-01").expect("department id");
     let (p50, p99, members) = time_queries(&engine, &department, true, (queries / 20).max(5));
     println!(

@@ -98,6 +98,9 @@ impl Writer {
             }
             self.commit(replies);
             if let Some(reply) = close {
+                if let Err(e) = self.store.save_count_hint() {
+                    tracing::warn!(error = %e, "assessment count hint not saved");
+                }
                 let _ = reply.send(self.store.flush());
                 return;
             }

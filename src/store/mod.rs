@@ -6,6 +6,7 @@
 //! | tree          | key                          | value                                  |
 //! |---------------|------------------------------|----------------------------------------|
 //! | `meta`        | `schema_version`             | u32, big-endian                        |
+//! | `meta`        | `assessment_count`           | u64 BE: a sizing hint written at close |
 //! | `skills`      | skill id (UTF-8)             | `SkillRecord`                          |
 //! | `roles`       | role id                      | `RoleRecord`                           |
 //! | `teams`       | team id                      | `TeamRecord`                           |
@@ -13,6 +14,7 @@
 //! | `assessments` | batch sequence, u64 BE       | `BatchRecord`: the items one write accepted |
 //! | `tokens`      | token id                     | `TokenRecord` (SHA-256 of the secret, never the secret) |
 //! | `audit`       | event sequence, u64 BE       | `AuditRecord`                          |
+//! | `mentorships` | mentee id, 0, mentor id      | `MentorshipRecord`                     |
 //!
 //! Values are a format byte followed by a prost message (see `records`).
 //!
@@ -46,6 +48,9 @@ use records::{
 /// Layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// How many assessments the store held at the last close: sizes the id index at open
+/// (a hint only; a crash leaves it stale, which costs a few rehashes, nothing more).
+const COUNT_HINT_KEY: &[u8] = b"assessment_count";
 
 /// How the store is opened.
 #[derive(Clone, Debug)]
@@ -400,19 +405,38 @@ impl Store {
             .collect();
         let mut batches: Vec<Vec<u64>> = vec![Vec::new(); people.len()];
         let tree = self.assessments.clone();
-        std::thread::scope(|scope| -> Result<()> {
+        let hint = self
+            .db
+            .open_tree("meta")?
+            .get(COUNT_HINT_KEY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let mut ids = std::mem::take(&mut self.ids);
+        // The decoding thread also builds the id index (it needs nothing from the
+        // directory), which leaves the indexing on this thread less to do.
+        let ids = std::thread::scope(|scope| -> Result<AHashMap<u128, u64>> {
             let (decoded, received) =
                 std::sync::mpsc::sync_channel::<Result<(u64, BatchRecord)>>(64);
-            scope.spawn(move || {
+            let decoder = scope.spawn(move || {
+                ids.reserve(usize::try_from(hint).unwrap_or(0));
                 for entry in tree.iter() {
                     let item = entry.map_err(Error::from).and_then(|(key, value)| {
-                        Ok((seq_of(&key, "assessments")?, decode("assessments", &value)?))
+                        Ok((
+                            seq_of(&key, "assessments")?,
+                            decode::<BatchRecord>("assessments", &value)?,
+                        ))
                     });
+                    if let Ok((_, batch)) = &item {
+                        for record in &batch.items {
+                            ids.insert(id_key(&record.id), record.fingerprint);
+                        }
+                    }
                     let failed = item.is_err();
                     if decoded.send(item).is_err() || failed {
                         break;
                     }
                 }
+                ids
             });
             for item in received {
                 let (seq, batch) = item?;
@@ -428,7 +452,6 @@ impl Store {
                         "" => None,
                         id => Some(people.get(id).ok_or_else(|| dangling("assessor"))?.0),
                     };
-                    self.ids.insert(id_key(&record.id), record.fingerprint);
                     for who in std::iter::once(index).chain(assessor) {
                         let list = &mut batches[who as usize];
                         if list.last() != Some(&seq) {
@@ -448,8 +471,11 @@ impl Store {
                 }
                 self.next_batch = seq + 1;
             }
-            Ok(())
+            decoder
+                .join()
+                .map_err(|_| Error::Internal("assessment decoder panicked".into()))
         })?;
+        self.ids = ids;
         self.batches_by_person = directory
             .people()
             .keys()
@@ -765,6 +791,14 @@ impl Store {
             assessor_references_cleared: cleared,
             revoked_tokens,
         })
+    }
+
+    /// Records how many assessments the store holds, to size the index at next open.
+    pub fn save_count_hint(&self) -> Result<()> {
+        self.db
+            .open_tree("meta")?
+            .insert(COUNT_HINT_KEY, &(self.ids.len() as u64).to_be_bytes())?;
+        Ok(())
     }
 
     /// Makes every staged write durable (sled flush + fsync).
