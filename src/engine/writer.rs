@@ -18,6 +18,9 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// Longest a read's audit event waits for a flush of its own (see `Writer::commit`).
+const AUDIT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Most writes committed by one flush; bounds the latency a group adds.
 const MAX_GROUP: usize = 256;
 
@@ -42,6 +45,10 @@ pub(crate) struct Writer {
     erasures: u64,
     /// Something was written to sled since the last flush.
     staged: bool,
+    /// Something other than read-audit events was written since the last flush.
+    data_staged: bool,
+    /// When sled was last flushed by a commit.
+    last_flush: std::time::Instant,
     /// Something visible to readers changed since the last publication.
     changed: bool,
     poisoned: bool,
@@ -71,6 +78,8 @@ impl Writer {
             version: current.version,
             erasures: current.erasures,
             staged: false,
+            data_staged: false,
+            last_flush: std::time::Instant::now(),
             changed: false,
             poisoned: false,
             ack_before_flush,
@@ -118,14 +127,23 @@ impl Writer {
             replies.into_iter().for_each(|reply| reply(Ok(())));
             return;
         }
-        let durable = if self.staged {
+        // Groups holding only audit events of reads are not flushed on their own more
+        // often than every AUDIT_FLUSH_INTERVAL: under read load they would otherwise cost
+        // an fsync per group. Such events become durable with the next flush (a write's,
+        // the next interval's, or sled's background flush every 500 ms).
+        let due = self.data_staged || self.last_flush.elapsed() >= AUDIT_FLUSH_INTERVAL;
+        let durable = if self.staged && due {
             self.store.flush()
         } else {
             Ok(())
         };
         match durable {
             Ok(()) => {
-                self.staged = false;
+                if due {
+                    self.staged = false;
+                    self.data_staged = false;
+                    self.last_flush = std::time::Instant::now();
+                }
                 self.publish();
                 replies.into_iter().for_each(|reply| reply(Ok(())));
             }
@@ -160,6 +178,7 @@ impl Writer {
     /// Marks a change that must be flushed and then published.
     fn touch(&mut self) {
         self.staged = true;
+        self.data_staged = true;
         self.changed = true;
     }
 
