@@ -55,6 +55,10 @@ fn time_queries(
     )
 }
 
+// The allocator the capsight binary ships with (see src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let people = if smoke {

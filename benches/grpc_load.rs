@@ -77,6 +77,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+// The allocator the capsight binary ships with (see src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let secs = if smoke {
