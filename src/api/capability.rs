@@ -162,7 +162,7 @@ impl TeamQuery {
             self.include_subteams,
             self.skills.clone(),
         );
-        let view = match cache.get(snapshot.version, &key) {
+        let view = match cache.get(snapshot.data_version, &key) {
             Some(view) => view,
             None => {
                 let now = Timestamp::now();
@@ -174,7 +174,7 @@ impl TeamQuery {
                     now,
                 )?;
                 let view = Arc::new(to_pb(&self.team, view));
-                cache.put(snapshot.version, key, Arc::clone(&view));
+                cache.put(snapshot.data_version, key, Arc::clone(&view));
                 view
             }
         };

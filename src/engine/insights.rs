@@ -121,7 +121,7 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
             snapshot = self.snapshot.load_full();
             usable = self.usable(&key, &snapshot);
         }
-        let current_version = snapshot.version;
+        let current_version = snapshot.data_version;
         let computed = match usable {
             Some((computed, refresh)) => {
                 if refresh {
@@ -161,7 +161,7 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
         if c.erasures != snapshot.erasures {
             return None;
         }
-        let refresh = c.version != snapshot.version && !slot.refreshing;
+        let refresh = c.version != snapshot.data_version && !slot.refreshing;
         if refresh {
             slot.refreshing = true;
         }
@@ -180,7 +180,7 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
         slot.refreshing = false;
         let computed = value.map(|value| Computed {
             value: Arc::new(value),
-            version: from.version,
+            version: from.data_version,
             erasures: from.erasures,
             at: Timestamp::now(),
         });

@@ -34,6 +34,10 @@ use writer::{Job, Writer};
 pub struct Snapshot {
     /// Increases with every published change.
     pub version: u64,
+    /// Increases when the directory or the evidence changes: what every analysis is
+    /// computed from. Tokens and mentoring relationships do not move it, so they do not
+    /// make cached results stale.
+    pub data_version: u64,
     /// Competency model, org tree and people.
     pub directory: Arc<Directory>,
     /// Effective proficiency of everyone, and the evidence behind it.
@@ -160,6 +164,7 @@ impl Engine {
         let audit = store.audit_reader();
         let initial = Snapshot {
             version: 0,
+            data_version: 0,
             directory: Arc::new(opened.directory),
             assessment_total: store.assessment_count() as u64,
             capability: builder.finish(Timestamp::now()),

@@ -194,7 +194,7 @@ fn team_view(
         summary: team_summary(levels.view(), &requirements),
         members,
         cells,
-        version: snapshot.version,
+        version: snapshot.data_version,
     })
 }
 

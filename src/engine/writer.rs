@@ -51,6 +51,9 @@ pub(crate) struct Writer {
     last_flush: std::time::Instant,
     /// Something visible to readers changed since the last publication.
     changed: bool,
+    /// The directory or the evidence changed since the last publication.
+    data_changed: bool,
+    data_version: u64,
     poisoned: bool,
     ack_before_flush: bool,
     published: Arc<ArcSwap<Snapshot>>,
@@ -76,6 +79,8 @@ impl Writer {
             mentorships: Arc::clone(&current.mentorships),
             total: current.assessment_total,
             version: current.version,
+            data_version: current.data_version,
+            data_changed: false,
             erasures: current.erasures,
             staged: false,
             data_staged: false,
@@ -163,8 +168,13 @@ impl Writer {
         }
         self.changed = false;
         self.version += 1;
+        if self.data_changed {
+            self.data_changed = false;
+            self.data_version += 1;
+        }
         self.published.store(Arc::new(Snapshot {
             version: self.version,
+            data_version: self.data_version,
             directory: Arc::clone(&self.directory),
             capability: self.capability.clone(),
             assessment_total: self.total,
@@ -173,6 +183,13 @@ impl Writer {
             mentorships: Arc::clone(&self.mentorships),
         }));
         self.notify.send_replace(self.version);
+    }
+
+    /// Marks a change to the directory or the evidence (what analyses are computed
+    /// from): flushed, published, and a new data version.
+    fn touch_data(&mut self) {
+        self.data_changed = true;
+        self.touch();
     }
 
     /// Marks a change that must be flushed and then published.
@@ -204,7 +221,7 @@ impl Writer {
             let axis = super::SkillAxis::new(self.directory.skills().keys().cloned());
             self.capability = self.capability.with_axis(axis, Timestamp::now());
         }
-        self.touch();
+        self.touch_data();
         Ok(count)
     }
 
@@ -213,7 +230,7 @@ impl Writer {
         self.store.put_roles(&roles)?;
         let count = roles.len();
         Arc::make_mut(&mut self.directory).upsert_roles(roles);
-        self.touch();
+        self.touch_data();
         Ok(count)
     }
 
@@ -222,7 +239,7 @@ impl Writer {
         self.store.put_teams(&teams)?;
         let count = teams.len();
         Arc::make_mut(&mut self.directory).upsert_teams(teams);
-        self.touch();
+        self.touch_data();
         Ok(count)
     }
 
@@ -231,7 +248,7 @@ impl Writer {
         self.store.put_people(&people)?;
         let count = people.len();
         Arc::make_mut(&mut self.directory).upsert_people(people);
-        self.touch();
+        self.touch_data();
         Ok(count)
     }
 
@@ -272,7 +289,7 @@ impl Writer {
             let accepted: Vec<&Assessment> = appended.accepted.iter().map(|&p| &valid[p]).collect();
             self.capability.add(&accepted, Timestamp::now());
             self.total += u64::from(outcome.accepted);
-            self.touch();
+            self.touch_data();
         }
         Ok(outcome)
     }
@@ -295,7 +312,7 @@ impl Writer {
         }
         self.erasures += 1;
         self.total -= counts.assessments_erased;
-        self.touch();
+        self.touch_data();
         Ok(ErasureReport {
             assessments_erased: counts.assessments_erased,
             assessor_references_cleared: counts.assessor_references_cleared,

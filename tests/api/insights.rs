@@ -171,6 +171,19 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
         .into_inner();
     assert_eq!(patterns.total.unwrap().size as usize, demo.people.len() - 1);
 
+    // Tokens are not data: creating one leaves the cached result current.
+    let before = after.freshness.unwrap();
+    app.token(AccessRole::Manager, &["team-00001"], "").await;
+    let fresh = insights
+        .get_skill_archetypes(archetypes_request(false))
+        .await
+        .unwrap()
+        .into_inner()
+        .freshness
+        .unwrap();
+    assert!(!fresh.stale, "{fresh:?}");
+    assert_eq!(fresh.computed_version, before.computed_version);
+
     // Data changes without an erasure: the last result is served at once, marked stale.
     admin
         .ingest
