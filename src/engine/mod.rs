@@ -314,13 +314,20 @@ impl Engine {
         }
     }
 
-    /// A page of audit events, newest first.
+    /// Waits until every audit event recorded so far is in the store (they are queued
+    /// to the writer in order, so an empty job behind them does).
+    async fn settle_audit(&self) -> Result<()> {
+        self.write(|_| Ok(())).await
+    }
+
+    /// A page of audit events, newest first, including every event recorded before.
     pub async fn audit_page(
         &self,
         filter: AuditFilter,
         before: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<AuditEvent>, Option<u64>)> {
+        self.settle_audit().await?;
         let reader = self.audit.clone();
         tokio::task::spawn_blocking(move || reader.page(&filter, before, limit))
             .await
@@ -330,6 +337,7 @@ impl Engine {
     /// Everything held about one person.
     pub async fn export_person(&self, id: PersonId) -> Result<PersonExport> {
         let export = self.write(move |w| w.export_person(&id)).await?;
+        self.settle_audit().await?;
         let reader = self.audit.clone();
         let subject = export.person.id.to_string();
         let count = tokio::task::spawn_blocking(move || reader.count_subject(&subject))
