@@ -7,10 +7,12 @@ use ndarray::{ArrayView1, Axis};
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::convert::{category_from_pb, category_to_pb, required_id, timestamp_to_pb};
+use super::convert::{
+    category_from_pb, category_to_pb, known_skill_ids, required_id, timestamp_to_pb,
+};
 use super::pb;
 use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, Suppression, suppress};
-use crate::domain::{AccessRole, Directory, FieldViolation, Scope, SkillId, TeamId};
+use crate::domain::{AccessRole, Directory, FieldViolation, Scope, TeamId};
 use crate::engine::Engine;
 use crate::engine::insights::{CellSums, Fresh, GroupBy, GroupData, PatternData};
 use crate::error::{Error, Result};
@@ -259,17 +261,7 @@ impl OrgInsightsApi {
             }
         };
         let mut violations = Vec::new();
-        let mut skills: Vec<SkillId> = Vec::new();
-        for (i, raw) in r.skill_ids.iter().enumerate() {
-            match SkillId::parse(raw) {
-                Ok(id) if snapshot.directory.skills().contains_key(&id) => skills.push(id),
-                Ok(_) => violations.push(FieldViolation::new(
-                    format!("skill_ids[{i}]"),
-                    "no such skill",
-                )),
-                Err(v) => violations.push(v.under(&format!("skill_ids[{i}]"))),
-            }
-        }
+        let skills = known_skill_ids(&r.skill_ids, &snapshot.directory, &mut violations);
         let mut categories = Vec::new();
         for (i, &raw) in r.categories.iter().enumerate() {
             match category_from_pb(raw) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::convert::{required_id, timestamp_to_pb};
+use super::convert::{known_skill_ids, required_id, timestamp_to_pb};
 use super::insights::aggregate_scope;
 use super::page::PageRequest;
 use super::pb;
@@ -74,17 +74,7 @@ impl TalentApi {
             "mentor_capacity",
         )?;
         let mut violations = Vec::new();
-        let mut skills = Vec::new();
-        for (i, raw) in r.skill_ids.iter().enumerate() {
-            match SkillId::parse(raw) {
-                Ok(s) if directory.skills().contains_key(&s) => skills.push(s),
-                Ok(_) => violations.push(FieldViolation::new(
-                    format!("skill_ids[{i}]"),
-                    "no such skill",
-                )),
-                Err(v) => violations.push(v.under(&format!("skill_ids[{i}]"))),
-            }
-        }
+        let skills = known_skill_ids(&r.skill_ids, directory, &mut violations);
         let role_id = if r.use_target_role {
             match &mentee.target_role {
                 Some(role) => role,
@@ -262,13 +252,11 @@ impl TalentApi {
             return Err(invalid("skill_ids", "at most 50 skills"));
         }
         let mut violations = Vec::new();
-        let mut skills = Vec::new();
-        for (i, raw) in r.skill_ids.iter().enumerate() {
-            match SkillId::parse(raw) {
-                Ok(s) => skills.push(s),
-                Err(v) => violations.push(v.under(&format!("skill_ids[{i}]"))),
-            }
-        }
+        let skills = known_skill_ids(
+            &r.skill_ids,
+            &self.engine.snapshot().directory,
+            &mut violations,
+        );
         if !violations.is_empty() {
             return Err(Error::InvalidArgument(violations));
         }
@@ -279,18 +267,15 @@ impl TalentApi {
             started: Timestamp::now(),
         };
         let subjects = vec![mentorship.mentee.to_string(), mentorship.mentor.to_string()];
-        let response = pb::StartMentoringResponse {
-            mentorship: Some(mentorship_to_pb(&mentorship)),
-            mentor_load: 0,
-        };
+        let recorded = mentorship_to_pb(&mentorship);
         let load = self
             .engine
             .start_mentoring(mentorship, capacity as usize)
             .await?;
         Ok((
             pb::StartMentoringResponse {
+                mentorship: Some(recorded),
                 mentor_load: load as u32,
-                ..response
             },
             subjects,
         ))
