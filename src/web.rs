@@ -1,6 +1,6 @@
-//! Browsers: the reference dashboard (`dashboard/`, built by `npm run build` and embedded
-//! here, so `capsight serve` shows it with no npm step) and CORS for dashboards served
-//! from other origins. gRPC-Web itself is tonic-web's layer, installed by `server`.
+//! Browsers: the reference dashboard (`dashboard/`: page and styles from `src/`, the
+//! script bundled into `dist/` by `npm run build`; all embedded here, so `capsight serve`
+//! shows it with no npm step) and CORS for dashboards served from other origins. gRPC-Web itself is tonic-web's layer, installed by `server`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +25,7 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/index.html",
         content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../dashboard/dist/index.html"),
+        body: include_bytes!("../dashboard/src/index.html"),
     },
     Asset {
         path: "/app.js",
@@ -35,7 +35,7 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/style.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../dashboard/dist/style.css"),
+        body: include_bytes!("../dashboard/src/style.css"),
     },
 ];
 

@@ -915,12 +915,8 @@ fn profile_rows(x: ArrayView2<f32>) -> RowProfile {
                     *q += v * v;
                 }
             }
-            (sum, sq)
-        })
-        .fold(zero, |(mut a, mut b), (s, q)| {
-            a.iter_mut().zip(s).for_each(|(a, s)| *a += f64::from(s));
-            b.iter_mut().zip(q).for_each(|(b, q)| *b += f64::from(q));
-            (a, b)
+            let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+            (wide(sum), wide(sq))
         })
         .reduce(zero, |(mut a, mut b), (c, e)| {
             a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
