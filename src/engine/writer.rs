@@ -9,11 +9,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::tokens::{self, TokenTable};
-use super::{ErasureReport, IngestOutcome, PersonExport, Snapshot};
+use super::{AuditQueue, ErasureReport, IngestOutcome, PersonExport, Snapshot};
 use crate::domain::{
-    AccessRole, Assessment, AuditEvent, Directory, FieldViolation, Grant, Mentorship, Mentorships,
-    Person, PersonId, Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId,
-    TokenInfo,
+    AccessRole, Assessment, Directory, FieldViolation, Grant, Mentorship, Mentorships, Person,
+    PersonId, Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -31,6 +30,8 @@ pub(super) type Job = Box<dyn FnOnce(&mut Writer) -> Reply + Send>;
 
 pub(super) enum Command {
     Write(Job),
+    /// Take the queued audit events now (they are otherwise taken with the next group).
+    DrainAudit,
     Close(oneshot::Sender<Result<()>>),
 }
 
@@ -40,6 +41,8 @@ pub(crate) struct Writer {
     capability: super::CapabilityIndex,
     tokens: Arc<TokenTable>,
     mentorships: Arc<Mentorships>,
+    /// Audit events recorded since the last commit, stored as one block at the next.
+    audit_queue: Arc<AuditQueue>,
     total: u64,
     version: u64,
     erasures: u64,
@@ -65,6 +68,7 @@ impl Writer {
         store: Store,
         published: Arc<ArcSwap<Snapshot>>,
         notify: watch::Sender<u64>,
+        audit_queue: Arc<AuditQueue>,
         ack_before_flush: bool,
     ) -> Self {
         let current = published.load_full();
@@ -77,6 +81,7 @@ impl Writer {
             capability: current.capability.clone(),
             tokens: Arc::clone(&current.tokens),
             mentorships: Arc::clone(&current.mentorships),
+            audit_queue,
             total: current.assessment_total,
             version: current.version,
             data_version: current.data_version,
@@ -98,15 +103,19 @@ impl Writer {
             let mut replies: Vec<Reply> = Vec::new();
             let mut close = None;
             let mut next = Some(first);
+            let mut taken = 0;
             while let Some(command) = next.take() {
+                taken += 1;
                 match command {
                     Command::Write(job) => replies.push(job(&mut self)),
+                    // The commit below stores the queue.
+                    Command::DrainAudit => {}
                     Command::Close(reply) => {
                         close = Some(reply);
                         break;
                     }
                 }
-                if replies.len() < MAX_GROUP {
+                if taken < MAX_GROUP {
                     next = commands.try_recv().ok();
                 }
             }
@@ -127,6 +136,10 @@ impl Writer {
 
     /// Flushes what the group staged, then publishes and acknowledges, in that order.
     fn commit(&mut self, replies: Vec<Reply>) {
+        if let Err(e) = self.stage_audit() {
+            tracing::error!(error = %e, "audit events not stored; refusing further writes");
+            self.poisoned = true;
+        }
         if self.ack_before_flush {
             self.publish();
             replies.into_iter().for_each(|reply| reply(Ok(())));
@@ -295,6 +308,8 @@ impl Writer {
     }
 
     pub(super) fn delete_person(&mut self, id: &PersonId) -> Result<ErasureReport> {
+        // Events queued in this group may name the person: tombstone them too.
+        self.stage_audit()?;
         let erasure = self
             .directory
             .erasure_of(id.as_str())
@@ -399,8 +414,22 @@ impl Writer {
         Ok(ended)
     }
 
-    pub(super) fn append_audit(&mut self, mut event: AuditEvent) -> Result<()> {
-        self.store.append_audit(std::slice::from_mut(&mut event))?;
+    /// Writes the queued audit events to the store as one block (one sled insert for
+    /// the whole group rather than one per event); they become durable with the flush
+    /// that follows. Anything that reads or rewrites the audit tree stages them first.
+    fn stage_audit(&mut self) -> Result<()> {
+        let mut events = self.audit_queue.take();
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.poisoned {
+            tracing::warn!(
+                events = events.len(),
+                "audit events dropped: storage refuses writes"
+            );
+            return Ok(());
+        }
+        self.store.append_audit(&mut events)?;
         self.staged = true;
         Ok(())
     }

@@ -13,7 +13,7 @@
 //! | `people`      | person id                    | `PersonRecord`                         |
 //! | `assessments` | batch sequence, u64 BE       | `BatchRecord`: the items one write accepted |
 //! | `tokens`      | token id                     | `TokenRecord` (SHA-256 of the secret, never the secret) |
-//! | `audit`       | event sequence, u64 BE       | `AuditRecord`                          |
+//! | `audit`       | first event's sequence, u64 BE | `AuditBlock`: events appended together (older values: one `AuditRecord`) |
 //! | `mentorships` | mentee id, 0, mentor id      | `MentorshipRecord`                     |
 //!
 //! Values are a format byte followed by a prost message (see `records`).
@@ -41,8 +41,8 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use records::{
-    AssessmentRecord, AuditRecord, BatchRecord, MentorshipRecord, PersonRecord, RoleRecord,
-    SkillRecord, TeamRecord, TokenRecord, decode, encode,
+    AssessmentRecord, AuditBlock, AuditRecord, BatchRecord, MentorshipRecord, PersonRecord,
+    RoleRecord, SkillRecord, TeamRecord, TokenRecord, decode, decode_audit, encode,
 };
 
 /// Layout version this build reads and writes.
@@ -181,15 +181,21 @@ impl AuditReader {
         let mut events = Vec::new();
         for entry in self.tree.range((std::ops::Bound::Unbounded, end)).rev() {
             let (key, value) = entry?;
-            let sequence = seq_of(&key, "audit")?;
-            let event = decode::<AuditRecord>("audit", &value)?.into_domain(sequence)?;
-            if !filter.matches(&event) {
-                continue;
+            let first = seq_of(&key, "audit")?;
+            for (offset, record) in decode_audit(&value)?.into_iter().enumerate().rev() {
+                let sequence = first + offset as u64;
+                if before.is_some_and(|b| sequence >= b) {
+                    continue;
+                }
+                let event = record.into_domain(sequence)?;
+                if !filter.matches(&event) {
+                    continue;
+                }
+                if events.len() == limit {
+                    return Ok((events, Some(sequence + 1)));
+                }
+                events.push(event);
             }
-            if events.len() == limit {
-                return Ok((events, Some(sequence + 1)));
-            }
-            events.push(event);
         }
         Ok((events, None))
     }
@@ -198,8 +204,9 @@ impl AuditReader {
     pub fn count_subject(&self, subject: &str) -> Result<u64> {
         let mut count = 0;
         for value in self.tree.iter().values() {
-            let record: AuditRecord = decode("audit", &value?)?;
-            count += u64::from(record.subjects.iter().any(|s| s == subject));
+            for record in decode_audit(&value?)? {
+                count += u64::from(record.subjects.iter().any(|s| s == subject));
+            }
         }
         Ok(count)
     }
@@ -289,8 +296,8 @@ impl Store {
             .values()
             .map(|v| decode::<TokenRecord>("tokens", &v?)?.into_domain())
             .collect::<Result<Vec<_>>>()?;
-        if let Some((key, _)) = store.audit.last()? {
-            store.next_audit = seq_of(&key, "audit")? + 1;
+        if let Some((key, value)) = store.audit.last()? {
+            store.next_audit = seq_of(&key, "audit")? + decode_audit(&value)?.len() as u64;
         }
         let mentorships = store
             .mentorships
@@ -606,18 +613,23 @@ impl Store {
         Ok(())
     }
 
-    /// Stages audit events, assigning their sequence numbers (durable after `flush`).
+    /// Stages audit events as one block, assigning their sequence numbers (durable after
+    /// `flush`).
     /// Plain inserts, not a sled batch: events need no cross-key atomicity, and a batch
     /// would make sled seal and write out its IO buffer on every call.
     pub fn append_audit(&mut self, events: &mut [AuditEvent]) -> Result<()> {
-        for event in events.iter_mut() {
-            event.sequence = self.next_audit;
-            self.audit.insert(
-                event.sequence.to_be_bytes(),
-                encode(&AuditRecord::from(&*event)),
-            )?;
-            self.next_audit += 1;
+        let Some(count) = std::num::NonZeroU64::new(events.len() as u64) else {
+            return Ok(());
+        };
+        let first = self.next_audit;
+        for (sequence, event) in (first..).zip(events.iter_mut()) {
+            event.sequence = sequence;
         }
+        let block = AuditBlock {
+            events: events.iter().map(AuditRecord::from).collect(),
+        };
+        self.audit.insert(first.to_be_bytes(), encode(&block))?;
+        self.next_audit = first + count.get();
         Ok(())
     }
 
@@ -689,12 +701,18 @@ impl Store {
     fn tombstone(&self, person: &str, now: Timestamp) -> Result<Vec<StoredToken>> {
         for entry in self.audit.iter() {
             let (key, value) = entry?;
-            let mut record: AuditRecord = decode("audit", &value)?;
-            if record.subjects.iter().any(|s| s == person) {
-                for subject in record.subjects.iter_mut().filter(|s| *s == person) {
-                    AuditEvent::ERASED.clone_into(subject);
-                }
-                self.audit.insert(key, encode(&record))?;
+            let mut events = decode_audit(&value)?;
+            let mut named = false;
+            for subject in events
+                .iter_mut()
+                .flat_map(|e| e.subjects.iter_mut())
+                .filter(|s| *s == person)
+            {
+                AuditEvent::ERASED.clone_into(subject);
+                named = true;
+            }
+            if named {
+                self.audit.insert(key, encode(&AuditBlock { events }))?;
             }
         }
         let mut revoked = Vec::new();
@@ -842,4 +860,91 @@ fn put_all<'a>(tree: &sled::Tree, entries: impl Iterator<Item = (&'a str, Vec<u8
     }
     tree.apply_batch(batch)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(rpc: &str, subjects: &[&str]) -> AuditEvent {
+        AuditEvent {
+            sequence: 0,
+            at: Timestamp::from_unix_millis(1_700_000_000_000),
+            token: None,
+            role: None,
+            rpc: rpc.to_owned(),
+            subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            outcome: "OK".to_owned(),
+        }
+    }
+
+    fn open(dir: &Path) -> Store {
+        Store::open(dir, &StoreOptions::default(), |_, _| {})
+            .unwrap()
+            .store
+    }
+
+    fn sequences(events: &[AuditEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.sequence).collect()
+    }
+
+    #[test]
+    fn audit_blocks_page_count_and_continue_after_a_reopen_beside_older_single_records() {
+        let temp = tempfile::tempdir().unwrap();
+        {
+            let mut store = open(temp.path());
+            // A value as written before blocks: one bare record under sequence 0.
+            let legacy = AuditRecord::from(&event("/old", &["p1"]));
+            store
+                .audit
+                .insert(0u64.to_be_bytes(), encode(&legacy))
+                .unwrap();
+            store.next_audit = 1;
+            let mut block = vec![
+                event("/a", &["p1", "p2"]),
+                event("/b", &[]),
+                event("/c", &["p2"]),
+            ];
+            store.append_audit(&mut block).unwrap();
+            assert_eq!(sequences(&block), [1, 2, 3]);
+            store.append_audit(&mut []).unwrap();
+            let mut block = vec![event("/d", &["p1"]), event("/e", &["p3"])];
+            store.append_audit(&mut block).unwrap();
+            assert_eq!(sequences(&block), [4, 5]);
+            assert_eq!(store.audit.len(), 3, "one record per block");
+            store.flush().unwrap();
+        }
+        let mut store = open(temp.path());
+        let reader = store.audit_reader();
+        let all = AuditFilter::default();
+
+        // Pages run newest first across and inside blocks.
+        let (page, next) = reader.page(&all, None, 2).unwrap();
+        assert_eq!((sequences(&page), next), (vec![5, 4], Some(4)));
+        let (page, next) = reader.page(&all, next, 2).unwrap();
+        assert_eq!((sequences(&page), next), (vec![3, 2], Some(2)));
+        let (page, next) = reader.page(&all, next, 2).unwrap();
+        assert_eq!((sequences(&page), next), (vec![1, 0], None));
+        assert_eq!(page[1].rpc, "/old");
+
+        let p1 = AuditFilter {
+            subject: Some("p1".to_owned()),
+            ..AuditFilter::default()
+        };
+        let (page, _) = reader.page(&p1, None, 10).unwrap();
+        assert_eq!(sequences(&page), [4, 1, 0]);
+        assert_eq!(reader.count_subject("p1").unwrap(), 3);
+        assert_eq!(reader.count_subject("p2").unwrap(), 2);
+
+        // The reopened store carries on after the last block's last event.
+        let mut block = vec![event("/f", &["p2"])];
+        store.append_audit(&mut block).unwrap();
+        assert_eq!(sequences(&block), [6]);
+
+        // Tombstoning rewrites the events naming the person in every kind of value.
+        store.tombstone("p1", Timestamp::now()).unwrap();
+        assert_eq!(reader.count_subject("p1").unwrap(), 0);
+        assert_eq!(reader.count_subject(AuditEvent::ERASED).unwrap(), 3);
+        assert_eq!(reader.count_subject("p2").unwrap(), 3);
+    }
 }

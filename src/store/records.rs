@@ -463,6 +463,26 @@ pub(super) struct AuditRecord {
     outcome: String,
 }
 
+/// Audit events appended together, stored under the first one's sequence (the others
+/// follow it in order): one sled insert per writer group instead of one per event.
+#[derive(Clone, PartialEq, Message)]
+pub(super) struct AuditBlock {
+    /// Field 16, so that an older value holding one bare `AuditRecord` (fields 1-6)
+    /// decodes as an empty block and is recognised.
+    #[prost(message, repeated, tag = "16")]
+    pub(super) events: Vec<AuditRecord>,
+}
+
+/// The events of an `audit` value, in sequence order.
+pub(super) fn decode_audit(bytes: &[u8]) -> Result<Vec<AuditRecord>, Error> {
+    let block: AuditBlock = decode("audit", bytes)?;
+    if block.events.is_empty() {
+        Ok(vec![decode("audit", bytes)?])
+    } else {
+        Ok(block.events)
+    }
+}
+
 fn millis_or_none(ms: i64) -> Option<Timestamp> {
     (ms != 0).then(|| Timestamp::from_unix_millis(ms))
 }
