@@ -32,6 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // The dense matrix's arrays are shared, not copied, by clones of a cached view.
+        .bytes(".capsight.v1.DenseMatrix")
         .compile_fds(descriptors)?;
     Ok(())
 }

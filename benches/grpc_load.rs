@@ -27,7 +27,7 @@ fn env(name: &str, default: u64) -> u64 {
 #[derive(Clone, Copy)]
 enum Rpc {
     Health,
-    TeamCapability,
+    TeamCapability(pb::MatrixLayout),
 }
 
 /// Calls `rpc` from `concurrency` tasks for `secs`; returns completed calls per second.
@@ -47,7 +47,7 @@ async fn rate(channels: &[Channel], token: &str, rpc: Rpc, concurrency: u64, sec
                 n += 1;
                 let ok = match rpc {
                     Rpc::Health => health.check(HealthCheckRequest::default()).await.is_ok(),
-                    Rpc::TeamCapability => {
+                    Rpc::TeamCapability(layout) => {
                         let team_id = format!("team-{:05}", n % 150 + 1);
                         let skill_ids = std::env::var("LOAD_SKILLS")
                             .map(|s| s.split(",").map(String::from).collect())
@@ -55,6 +55,7 @@ async fn rate(channels: &[Channel], token: &str, rpc: Rpc, concurrency: u64, sec
                         let request = pb::GetTeamCapabilityRequest {
                             team_id,
                             skill_ids,
+                            layout: layout.into(),
                             ..Default::default()
                         };
                         capability.get_team_capability(request).await.is_ok()
@@ -120,20 +121,30 @@ fn main() {
         for _ in 0..4 {
             channels.push(Channel::from_shared(address.clone()).expect("url").connect().await.expect("connect"));
         }
-        let (mut health, mut team, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let cells = Rpc::TeamCapability(pb::MatrixLayout::Cells);
+        let dense = Rpc::TeamCapability(pb::MatrixLayout::Dense);
+        // Warm-up, not measured: connections, caches, and the demo's start-up analyses.
+        for rpc in [Rpc::Health, cells, dense] {
+            rate(&channels, &token, rpc, concurrency, secs.min(1.0)).await;
+        }
+        let mut rates: [Vec<f64>; 5] = Default::default();
         for round in 0..rounds {
             let h = rate(&channels, &token, Rpc::Health, concurrency, secs).await;
-            let t = rate(&channels, &token, Rpc::TeamCapability, concurrency, secs).await;
-            println!("round {round}: health {h:.0}/s, GetTeamCapability {t:.0}/s, ratio {:.2}", t / h);
-            health.push(h);
-            team.push(t);
-            ratios.push(t / h);
+            let c = rate(&channels, &token, cells, concurrency, secs).await;
+            let d = rate(&channels, &token, dense, concurrency, secs).await;
+            println!(
+                "round {round}: health {h:.0}/s; GetTeamCapability cells {c:.0}/s (ratio {:.2}), dense {d:.0}/s (ratio {:.2})",
+                c / h,
+                d / h
+            );
+            for (series, value) in rates.iter_mut().zip([h, c, d, c / h, d / h]) {
+                series.push(value);
+            }
         }
+        let [h, c, d, rc, rd] = rates.map(median);
         println!(
-            "median of {rounds} ({concurrency} concurrent calls, 13-person teams): health {:.0}/s, GetTeamCapability {:.0}/s, ratio {:.2}",
-            median(health),
-            median(team),
-            median(ratios)
+            "median of {rounds} ({concurrency} concurrent calls, 13-person teams): health {h:.0}/s; \
+             GetTeamCapability cells layout {c:.0}/s, ratio {rc:.2}; dense layout {d:.0}/s, ratio {rd:.2}"
         );
         let _ = stop.send(());
         server.await.expect("server task").expect("server stopped");

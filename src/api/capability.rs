@@ -56,7 +56,8 @@ impl CapabilityApi {
     }
 }
 
-type TeamKey = (TeamId, bool, Vec<SkillId>);
+/// Team, include subteams, skills, dense layout.
+type TeamKey = (TeamId, bool, Vec<SkillId>, bool);
 
 /// Team views of the current snapshot version, by question. A view is the same for every
 /// caller allowed to see the team, so views are shared; access is checked before lookup.
@@ -104,25 +105,53 @@ struct TeamQuery {
     team: TeamId,
     include_subteams: bool,
     skills: Vec<SkillId>,
+    /// The DENSE matrix layout rather than CELLS.
+    dense: bool,
 }
 
 impl TeamQuery {
-    fn parse(team_id: &str, include_subteams: bool, skill_ids: &[String]) -> Result<Self> {
+    fn parse(
+        team_id: &str,
+        include_subteams: bool,
+        skill_ids: &[String],
+        layout: i32,
+    ) -> Result<Self> {
         let team = required_id(team_id, "team_id", TeamId::parse)?;
         let skills = skill_ids
             .iter()
             .enumerate()
             .map(|(i, s)| required_id(s, &format!("skill_ids[{i}]"), SkillId::parse))
             .collect::<Result<_>>()?;
+        let dense = match pb::MatrixLayout::try_from(layout) {
+            Ok(pb::MatrixLayout::Unspecified | pb::MatrixLayout::Cells) => false,
+            Ok(pb::MatrixLayout::Dense) => true,
+            Err(_) => return Err(invalid("layout", "must be a known matrix layout")),
+        };
         Ok(Self {
             team,
             include_subteams,
             skills,
+            dense,
         })
     }
 
-    /// The view, if the caller may see the team: a scoped caller asking for a team outside
-    /// its scope is denied whether or not the team exists.
+    /// The same question in the CELLS layout.
+    fn cells(&self) -> Self {
+        Self {
+            dense: false,
+            ..self.clone()
+        }
+    }
+
+    /// `view` (in the CELLS layout) in the layout asked for.
+    fn lay_out(&self, view: Arc<pb::TeamCapability>) -> Arc<pb::TeamCapability> {
+        if self.dense {
+            Arc::new(to_dense(&view))
+        } else {
+            view
+        }
+    }
+
     /// The view at a past date, from the members' raw evidence (not cached).
     async fn answer_as_of(
         &self,
@@ -146,9 +175,11 @@ impl TeamQuery {
             &evidence,
         )?;
         let subjects = view.members.iter().map(|p| p.id.to_string()).collect();
-        Ok((Arc::new(to_pb(&self.team, view)), subjects))
+        Ok((self.lay_out(Arc::new(to_pb(&self.team, view))), subjects))
     }
 
+    /// The view, if the caller may see the team: a scoped caller asking for a team outside
+    /// its scope is denied whether or not the team exists.
     fn answer(
         &self,
         engine: &Engine,
@@ -161,6 +192,7 @@ impl TeamQuery {
             self.team.clone(),
             self.include_subteams,
             self.skills.clone(),
+            self.dense,
         );
         let view = match cache.get(snapshot.data_version, &key) {
             Some(view) => view,
@@ -173,7 +205,7 @@ impl TeamQuery {
                     &self.skills,
                     now,
                 )?;
-                let view = Arc::new(to_pb(&self.team, view));
+                let view = self.lay_out(Arc::new(to_pb(&self.team, view)));
                 cache.put(snapshot.data_version, key, Arc::clone(&view));
                 view
             }
@@ -194,6 +226,43 @@ fn check_team(scope: &Scope, team: &TeamId) -> Result<()> {
         Ok(())
     } else {
         Err(Error::PermissionDenied)
+    }
+}
+
+/// A CELLS-layout view in the DENSE layout: the same figures as little-endian arrays.
+fn to_dense(view: &pb::TeamCapability) -> pb::TeamCapability {
+    let size = view.members.len() * view.skill_ids.len();
+    let (mut levels, mut confidences, mut counts, mut times) = (
+        Vec::with_capacity(size * 4),
+        Vec::with_capacity(size * 4),
+        Vec::with_capacity(size * 4),
+        Vec::with_capacity(size * 8),
+    );
+    for cell in view.members.iter().flat_map(|m| &m.cells) {
+        // Levels and confidences are f32 in the index, so nothing is lost.
+        let level = cell.level.map_or(f32::NAN, |l| l as f32);
+        levels.extend_from_slice(&level.to_le_bytes());
+        confidences.extend_from_slice(&(cell.confidence as f32).to_le_bytes());
+        counts.extend_from_slice(&cell.evidence_count.to_le_bytes());
+        let seconds = cell.last_assessed.map_or(0, |t| t.seconds);
+        times.extend_from_slice(&seconds.to_le_bytes());
+    }
+    pb::TeamCapability {
+        members: view
+            .members
+            .iter()
+            .map(|m| pb::MemberCapability {
+                cells: Vec::new(),
+                ..m.clone()
+            })
+            .collect(),
+        dense: Some(pb::DenseMatrix {
+            levels_f32le: levels.into(),
+            confidences_f32le: confidences.into(),
+            evidence_counts_u32le: counts.into(),
+            last_assessed_seconds_i64le: times.into(),
+        }),
+        ..view.clone()
     }
 }
 
@@ -249,6 +318,7 @@ fn to_pb(team: &TeamId, view: TeamCapabilityView) -> pb::TeamCapability {
         skills: skill_summaries,
         readiness: summary.readiness.map(f64::from),
         data_version: version,
+        dense: None,
     }
 }
 
@@ -261,7 +331,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
     ) -> Result<Response<pb::GetTeamCapabilityResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.get_ref();
-        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids)?;
+        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids, r.layout)?;
         let answer = match r.as_of {
             None => query.answer(&self.engine, &caller, &self.cache),
             Some(raw) => query.answer_as_of(&self.engine, &caller, raw).await,
@@ -288,8 +358,10 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
     ) -> Result<Response<Self::WatchTeamCapabilityStream>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.get_ref();
-        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids)?;
-        let (first, subjects) = query.answer(&self.engine, &caller, &self.cache)?;
+        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids, r.layout)?;
+        // Changes are judged on the CELLS layout (NaN, the DENSE layout's unknown level,
+        // never equals itself); each update is sent in the layout asked for.
+        let (first, subjects) = query.cells().answer(&self.engine, &caller, &self.cache)?;
         let first = (*first).clone();
         let cache = Arc::clone(&self.cache);
         caller
@@ -304,7 +376,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             let mut last = first.clone();
             if updates
                 .send(Ok(pb::WatchTeamCapabilityResponse {
-                    capability: Some(first),
+                    capability: Some((*query.lay_out(Arc::new(first))).clone()),
                 }))
                 .await
                 .is_err()
@@ -329,7 +401,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                         .await;
                     break;
                 }
-                let current = match query.answer(&engine, &caller, &cache) {
+                let current = match query.cells().answer(&engine, &caller, &cache) {
                     Ok((current, _)) => (*current).clone(),
                     Err(e) => {
                         let _ = updates.send(Err(e.into())).await;
@@ -347,7 +419,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 }
                 last = current.clone();
                 let update = pb::WatchTeamCapabilityResponse {
-                    capability: Some(current),
+                    capability: Some((*query.lay_out(Arc::new(current))).clone()),
                 };
                 if updates.send(Ok(update)).await.is_err() {
                     break;

@@ -7,7 +7,7 @@ use capsight::api::pb;
 use capsight::api::pb::AccessRole;
 use tonic::Code;
 
-use crate::helpers::{TestApp, seed_org};
+use crate::helpers::{TestApp, seed_org, violations};
 
 /// An objective test of `person` in `skill`, assessed a second ago (so decay is nil and
 /// each counts with weight 1).
@@ -109,7 +109,7 @@ async fn team_capability_matches_the_hand_computed_numbers() {
             team_id: "eng".into(),
             include_subteams: true,
             skill_ids: vec!["sql".into()],
-            as_of: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -161,6 +161,133 @@ async fn a_write_is_visible_to_the_next_read() {
         .unwrap();
     assert!(close(after.members[0].cells[0].level, 3.5));
     assert!(after.data_version > before.data_version);
+}
+
+/// The DENSE layout's arrays, decoded: (level, confidence, evidence count, seconds).
+fn dense_cells(view: &pb::TeamCapability) -> Vec<(f32, f32, u32, i64)> {
+    let dense = view.dense.as_ref().expect("a dense matrix");
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let (levels, confidences) = (f32s(&dense.levels_f32le), f32s(&dense.confidences_f32le));
+    let counts: Vec<u32> = dense
+        .evidence_counts_u32le
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let seconds: Vec<i64> = dense
+        .last_assessed_seconds_i64le
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let size = view.members.len() * view.skill_ids.len();
+    assert_eq!(
+        [levels.len(), confidences.len(), counts.len(), seconds.len()],
+        [size; 4]
+    );
+    (0..size)
+        .map(|i| (levels[i], confidences[i], counts[i], seconds[i]))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_dense_layout_carries_the_cells_figures_and_stays_quiet_for_other_teams() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    record(
+        &mut app,
+        vec![
+            fresh("a1", "alice", "rust", 4.0),
+            fresh("a2", "alice", "sql", 2.0),
+            fresh("b1", "bob", "rust", 3.0),
+            fresh("b2", "bob", "rust", 2.0),
+        ],
+    )
+    .await;
+    let mut capability = app.clients(&app.admin_token).capability;
+    let ask = |layout: pb::MatrixLayout| pb::GetTeamCapabilityRequest {
+        team_id: "backend".into(),
+        layout: layout.into(),
+        ..Default::default()
+    };
+    let get = |response: tonic::Response<pb::GetTeamCapabilityResponse>| {
+        response.into_inner().capability.unwrap()
+    };
+    let cells = get(capability
+        .get_team_capability(ask(pb::MatrixLayout::Cells))
+        .await
+        .unwrap());
+    let dense = get(capability
+        .get_team_capability(ask(pb::MatrixLayout::Dense))
+        .await
+        .unwrap());
+    assert!(cells.dense.is_none());
+    assert!(dense.members.iter().all(|m| m.cells.is_empty()));
+    assert_eq!(dense.skill_ids, cells.skill_ids);
+    assert_eq!(dense.skills, cells.skills);
+    assert_eq!(dense.readiness, cells.readiness);
+
+    // Row-major, member by member: alice (rust 4, sql 2), then bob (rust 2.5, sql unknown).
+    let laid_out = dense_cells(&dense);
+    let expected: Vec<&pb::CapabilityCell> = cells.members.iter().flat_map(|m| &m.cells).collect();
+    assert_eq!(laid_out.len(), 4);
+    for ((level, confidence, count, seconds), cell) in laid_out.iter().zip(&expected) {
+        match cell.level {
+            Some(l) => assert_eq!(*level, l as f32),
+            None => assert!(level.is_nan(), "unknown is NaN, not {level}"),
+        }
+        assert_eq!(*confidence, cell.confidence as f32);
+        assert_eq!(*count, cell.evidence_count);
+        assert_eq!(*seconds, cell.last_assessed.map_or(0, |t| t.seconds));
+    }
+    assert_eq!((laid_out[0].0, laid_out[2].0), (4.0, 2.5));
+    assert!(laid_out[3].0.is_nan() && laid_out[3].2 == 0 && laid_out[3].3 == 0);
+
+    let bad = capability
+        .get_team_capability(pb::GetTeamCapabilityRequest {
+            layout: 9,
+            ..ask(pb::MatrixLayout::Dense)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(violations(&bad)[0].0, "layout");
+
+    // A dense watch: NaN cells must not make every other team's write look like news.
+    let mut updates = capability
+        .watch_team_capability(pb::WatchTeamCapabilityRequest {
+            team_id: "backend".into(),
+            layout: pb::MatrixLayout::Dense.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = updates
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .capability
+        .unwrap();
+    assert_eq!(dense_cells(&first)[0].0, 4.0);
+    record(&mut app, vec![fresh("s1", "dan", "rust", 4.0)]).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(800), updates.message()).await;
+    assert!(
+        quiet.is_err(),
+        "an update for another team's write: {quiet:?}"
+    );
+    record(&mut app, vec![fresh("w1", "bob", "sql", 3.0)]).await;
+    let update = tokio::time::timeout(Duration::from_secs(5), updates.message())
+        .await
+        .expect("an update in time")
+        .unwrap()
+        .unwrap()
+        .capability
+        .unwrap();
+    assert_eq!(dense_cells(&update)[3].0, 3.0, "bob's sql, now known");
 }
 
 #[tokio::test]

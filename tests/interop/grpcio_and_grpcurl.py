@@ -14,6 +14,7 @@
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,17 @@ def main() -> int:
         # Readiness: each member's share of the role met (min(level / required, 1)), averaged:
         # Ana 4/3 -> 1, Bo 2/3 -> (1 + 2/3) / 2.
         check(abs(view.readiness - 5 / 6) < 1e-6, f"readiness 83.3% ({view.readiness})")
+
+        # The dense layout: the same levels as raw little-endian float32, read with the
+        # standard library (numpy.frombuffer(b, "<f4") does the same).
+        dense = capability.GetTeamCapability(
+            c.GetTeamCapabilityRequest(team_id="core", layout=c.MATRIX_LAYOUT_DENSE), metadata=auth
+        ).capability
+        raw = dense.dense.levels_f32le
+        dense_levels = dict(zip((m.person_id for m in dense.members), struct.unpack(f"<{len(raw) // 4}f", raw)))
+        check(dense_levels == {p: struct.unpack("<f", struct.pack("<f", v))[0] for p, v in levels.items()}
+              and all(not m.cells for m in dense.members),
+              f"the dense layout carries the same levels as float32 ({dense_levels})")
 
         try:
             capability.GetTeamCapability(c.GetTeamCapabilityRequest(team_id="core"))

@@ -1,8 +1,8 @@
 // Team heatmap: members × skills coloured by level, confidence as a bar in each cell,
-// the team's requirement per skill, kept live by WatchTeamCapability.
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+// the team's requirement per skill, kept live by WatchTeamCapability in the dense layout
+// (the matrix as little-endian arrays: a fraction of the cost of one message per cell).
 import { capability, explain, loadModel, type Model, skillName } from "../api";
-import type { TeamCapability } from "../gen/capsight/v1/capability_pb";
+import { MatrixLayout, type TeamCapability } from "../gen/capsight/v1/capability_pb";
 import { fmtLevel, h, inkOn, levelColour, notice, pct, loading } from "../ui";
 import { chosenTeam, teamPicker } from "./common";
 
@@ -14,7 +14,10 @@ export async function teamPage(root: HTMLElement, params: string[], signal: Abor
   root.replaceChildren(teamPicker(m, "team", teamId), live, view);
   let updates = 0;
   try {
-    const stream = capability.watchTeamCapability({ teamId, includeSubteams: true }, { signal });
+    const stream = capability.watchTeamCapability(
+      { teamId, includeSubteams: true, layout: MatrixLayout.DENSE },
+      { signal },
+    );
     for await (const message of stream) {
       if (!message.capability) continue;
       updates += 1;
@@ -35,7 +38,44 @@ export async function teamPage(root: HTMLElement, params: string[], signal: Abor
   }
 }
 
+/** One cell of the matrix. */
+interface Cell {
+  /** Unknown (no evidence) is undefined, never 0. */
+  level?: number;
+  confidence: number;
+  evidenceCount: number;
+  lastAssessed?: Date;
+}
+
+/** The rows of a DENSE-layout matrix (row-major, one row per member). */
+function denseRows(c: TeamCapability): Cell[][] {
+  const d = c.dense;
+  const width = c.skillIds.length;
+  if (!d) return c.members.map(() => []);
+  const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const [levels, confidences, counts, times] = [
+    view(d.levelsF32le),
+    view(d.confidencesF32le),
+    view(d.evidenceCountsU32le),
+    view(d.lastAssessedSecondsI64le),
+  ];
+  return c.members.map((_, i) =>
+    Array.from({ length: width }, (_, j) => {
+      const k = i * width + j;
+      const level = levels.getFloat32(4 * k, true);
+      const seconds = Number(times.getBigInt64(8 * k, true));
+      return {
+        level: Number.isNaN(level) ? undefined : level,
+        confidence: confidences.getFloat32(4 * k, true),
+        evidenceCount: counts.getUint32(4 * k, true),
+        lastAssessed: seconds === 0 ? undefined : new Date(seconds * 1000),
+      };
+    }),
+  );
+}
+
 function heatmap(m: Model, c: TeamCapability): HTMLElement {
+  const matrix = denseRows(c);
   const head = h(
     "tr",
     {},
@@ -43,13 +83,13 @@ function heatmap(m: Model, c: TeamCapability): HTMLElement {
     h("th", {}, "Readiness"),
     c.skillIds.map((id) => h("th", { class: "skill", title: id }, h("span", {}, skillName(m, id)))),
   );
-  const rows = c.members.map((member) =>
+  const rows = c.members.map((member, row) =>
     h(
       "tr",
       { "data-person": member.personId },
       h("th", { class: "member", title: `${member.personId} · ${member.roleId}` }, member.displayName),
       h("td", { class: "readiness" }, pct(member.readiness)),
-      member.cells.map((cell, i) => {
+      matrix[row].map((cell, i) => {
         const td = h("td", { class: "cell", "data-skill": c.skillIds[i] });
         if (cell.level === undefined) {
           td.classList.add("unknown");
@@ -59,7 +99,7 @@ function heatmap(m: Model, c: TeamCapability): HTMLElement {
         }
         td.style.background = levelColour(cell.level);
         td.style.color = inkOn(cell.level);
-        const last = cell.lastAssessed ? timestampDate(cell.lastAssessed).toISOString().slice(0, 10) : "–";
+        const last = cell.lastAssessed ? cell.lastAssessed.toISOString().slice(0, 10) : "–";
         td.title = `${skillName(m, c.skillIds[i])}: level ${cell.level.toFixed(2)}, confidence ${pct(
           cell.confidence,
         )}, ${cell.evidenceCount} assessment(s), last ${last}`;

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file capsight/v1/capability.proto.
  */
 export const file_capsight_v1_capability: GenFile = /*@__PURE__*/
-  fileDesc("ChxjYXBzaWdodC92MS9jYXBhYmlsaXR5LnByb3RvEgtjYXBzaWdodC52MSKNAQoOQ2FwYWJpbGl0eUNlbGwSEgoFbGV2ZWwYASABKAFIAIgBARISCgpjb25maWRlbmNlGAIgASgBEhYKDmV2aWRlbmNlX2NvdW50GAMgASgNEjEKDWxhc3RfYXNzZXNzZWQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBl9sZXZlbCKeAQoQTWVtYmVyQ2FwYWJpbGl0eRIRCglwZXJzb25faWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB3JvbGVfaWQYAyABKAkSKgoFY2VsbHMYBCADKAsyGy5jYXBzaWdodC52MS5DYXBhYmlsaXR5Q2VsbBIWCglyZWFkaW5lc3MYBSABKAFIAIgBAUIMCgpfcmVhZGluZXNzIooCCgxTa2lsbFN1bW1hcnkSEAoIc2tpbGxfaWQYASABKAkSFwoKbWVhbl9sZXZlbBgCIAEoAUgAiAEBEhYKCW1heF9sZXZlbBgDIAEoAUgBiAEBEhMKC2tub3duX2NvdW50GAQgASgNEhgKEHByb2ZpY2llbnRfY291bnQYBSABKA0SGwoOcmVxdWlyZWRfbGV2ZWwYBiABKAFIAogBARIQCgNnYXAYByABKAFIA4gBARIhChltZW1iZXJzX2JlbG93X3JlcXVpcmVtZW50GAggASgNQg0KC19tZWFuX2xldmVsQgwKCl9tYXhfbGV2ZWxCEQoPX3JlcXVpcmVkX2xldmVsQgYKBF9nYXAiywEKDlRlYW1DYXBhYmlsaXR5Eg8KB3RlYW1faWQYASABKAkSEQoJc2tpbGxfaWRzGAIgAygJEi4KB21lbWJlcnMYAyADKAsyHS5jYXBzaWdodC52MS5NZW1iZXJDYXBhYmlsaXR5EikKBnNraWxscxgEIAMoCzIZLmNhcHNpZ2h0LnYxLlNraWxsU3VtbWFyeRIWCglyZWFkaW5lc3MYBSABKAFIAIgBARIUCgxkYXRhX3ZlcnNpb24YBiABKARCDAoKX3JlYWRpbmVzcyKDAQoYR2V0VGVhbUNhcGFiaWxpdHlSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSGAoQaW5jbHVkZV9zdWJ0ZWFtcxgCIAEoCBIRCglza2lsbF9pZHMYAyADKAkSKQoFYXNfb2YYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkwKGUdldFRlYW1DYXBhYmlsaXR5UmVzcG9uc2USLwoKY2FwYWJpbGl0eRgBIAEoCzIbLmNhcHNpZ2h0LnYxLlRlYW1DYXBhYmlsaXR5IloKGldhdGNoVGVhbUNhcGFiaWxpdHlSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSGAoQaW5jbHVkZV9zdWJ0ZWFtcxgCIAEoCBIRCglza2lsbF9pZHMYAyADKAkiTgobV2F0Y2hUZWFtQ2FwYWJpbGl0eVJlc3BvbnNlEi8KCmNhcGFiaWxpdHkYASABKAsyGy5jYXBzaWdodC52MS5UZWFtQ2FwYWJpbGl0eSK5AQoMRXZpZGVuY2VJdGVtEhUKDWFzc2Vzc21lbnRfaWQYASABKAkSLQoGc291cmNlGAIgASgOMh0uY2Fwc2lnaHQudjEuQXNzZXNzbWVudFNvdXJjZRINCgVzY29yZRgDIAEoARIvCgthc3Nlc3NlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLYXNzZXNzb3JfaWQYBSABKAkSDgoGd2VpZ2h0GAYgASgBItoBChBTa2lsbFByb2ZpY2llbmN5EhAKCHNraWxsX2lkGAEgASgJEhIKBWxldmVsGAIgASgBSACIAQESEgoKY29uZmlkZW5jZRgDIAEoARIxCg1sYXN0X2Fzc2Vzc2VkGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCghzZWxmX2dhcBgFIAEoAUgBiAEBEisKCGV2aWRlbmNlGAYgAygLMhkuY2Fwc2lnaHQudjEuRXZpZGVuY2VJdGVtQggKBl9sZXZlbEILCglfc2VsZl9nYXAiLAoXR2V0UGVyc29uUHJvZmlsZVJlcXVlc3QSEQoJcGVyc29uX2lkGAEgASgJIpgBChhHZXRQZXJzb25Qcm9maWxlUmVzcG9uc2USIwoGcGVyc29uGAEgASgLMhMuY2Fwc2lnaHQudjEuUGVyc29uEi0KBnNraWxscxgCIAMoCzIdLmNhcHNpZ2h0LnYxLlNraWxsUHJvZmljaWVuY3kSGAoLY2FsaWJyYXRpb24YAyABKAFIAIgBAUIOCgxfY2FsaWJyYXRpb24iTwoUR2V0UGVyc29uR2Fwc1JlcXVlc3QSEQoJcGVyc29uX2lkGAEgASgJEg8KB3JvbGVfaWQYAiABKAkSEwoLdGFyZ2V0X3JvbGUYAyABKAgilQEKCFNraWxsR2FwEhAKCHNraWxsX2lkGAEgASgJEhYKDnJlcXVpcmVkX2xldmVsGAIgASgBEhIKBWxldmVsGAMgASgBSACIAQESCwoDZ2FwGAQgASgBEg4KBndlaWdodBgFIAEoARIQCghwcmlvcml0eRgGIAEoARISCgpjb25maWRlbmNlGAcgASgBQggKBl9sZXZlbCJgChVHZXRQZXJzb25HYXBzUmVzcG9uc2USDwoHcm9sZV9pZBgBIAEoCRIjCgRnYXBzGAIgAygLMhUuY2Fwc2lnaHQudjEuU2tpbGxHYXASEQoJcmVhZGluZXNzGAMgASgBIjcKEFNraWxsUmVxdWlyZW1lbnQSEAoIc2tpbGxfaWQYASABKAkSEQoJbWluX2xldmVsGAIgASgBIp8BChJGaW5kRXhwZXJ0c1JlcXVlc3QSMwoMcmVxdWlyZW1lbnRzGAEgAygLMh0uY2Fwc2lnaHQudjEuU2tpbGxSZXF1aXJlbWVudBIVCg1zY29wZV90ZWFtX2lkGAIgASgJEhYKDm1pbl9jb25maWRlbmNlGAMgASgBEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJInkKBkV4cGVydBIRCglwZXJzb25faWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB3RlYW1faWQYAyABKAkSDgoGbGV2ZWxzGAQgAygBEhYKDm1pbl9jb25maWRlbmNlGAUgASgBEg0KBXNjb3JlGAYgASgBImMKE0ZpbmRFeHBlcnRzUmVzcG9uc2USJAoHZXhwZXJ0cxgBIAMoCzITLmNhcHNpZ2h0LnYxLkV4cGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSDQoFdG90YWwYAyABKA0ioQEKCVNraWxsUmlzaxIQCghza2lsbF9pZBgBIAEoCRIjCgRraW5kGAIgASgOMhUuY2Fwc2lnaHQudjEuUmlza0tpbmQSFgoOcmVxdWlyZWRfbGV2ZWwYAyABKAESGAoQcHJvZmljaWVudF9jb3VudBgEIAEoDRIRCglob2xkZXJfaWQYBSABKAkSGAoQcGVvcGxlX3JlcXVpcmluZxgGIAEoDSInChRHZXRTa2lsbFJpc2tzUmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJIj4KFUdldFNraWxsUmlza3NSZXNwb25zZRIlCgVyaXNrcxgBIAMoCzIWLmNhcHNpZ2h0LnYxLlNraWxsUmlzayKoAQoZR2V0Q2FwYWJpbGl0eVRyZW5kUmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEhEKCXNraWxsX2lkcxgCIAMoCRIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNaW50ZXJ2YWxfZGF5cxgFIAEoDSKdAQoKVHJlbmRQb2ludBImCgJhdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc2tpbGxfaWQYAiABKAkSFwoKbWVhbl9sZXZlbBgDIAEoAUgAiAEBEhMKC2tub3duX2NvdW50GAQgASgNEhgKEHByb2ZpY2llbnRfY291bnQYBSABKA1CDQoLX21lYW5fbGV2ZWwiZwoLSW1wcm92ZW1lbnQSEQoJcGVyc29uX2lkGAEgASgJEhAKCHNraWxsX2lkGAIgASgJEhIKCmZyb21fbGV2ZWwYAyABKAESEAoIdG9fbGV2ZWwYBCABKAESDQoFZGVsdGEYBSABKAEidQoaR2V0Q2FwYWJpbGl0eVRyZW5kUmVzcG9uc2USJwoGcG9pbnRzGAEgAygLMhcuY2Fwc2lnaHQudjEuVHJlbmRQb2ludBIuCgxpbXByb3ZlbWVudHMYAiADKAsyGC5jYXBzaWdodC52MS5JbXByb3ZlbWVudCpYCghSaXNrS2luZBIZChVSSVNLX0tJTkRfVU5TUEVDSUZJRUQQABIaChZSSVNLX0tJTkRfU0lOR0xFX1BPSU5UEAESFQoRUklTS19LSU5EX01JU1NJTkcQAjKtBQoRQ2FwYWJpbGl0eVNlcnZpY2USYgoRR2V0VGVhbUNhcGFiaWxpdHkSJS5jYXBzaWdodC52MS5HZXRUZWFtQ2FwYWJpbGl0eVJlcXVlc3QaJi5jYXBzaWdodC52MS5HZXRUZWFtQ2FwYWJpbGl0eVJlc3BvbnNlEmoKE1dhdGNoVGVhbUNhcGFiaWxpdHkSJy5jYXBzaWdodC52MS5XYXRjaFRlYW1DYXBhYmlsaXR5UmVxdWVzdBooLmNhcHNpZ2h0LnYxLldhdGNoVGVhbUNhcGFiaWxpdHlSZXNwb25zZTABEl8KEEdldFBlcnNvblByb2ZpbGUSJC5jYXBzaWdodC52MS5HZXRQZXJzb25Qcm9maWxlUmVxdWVzdBolLmNhcHNpZ2h0LnYxLkdldFBlcnNvblByb2ZpbGVSZXNwb25zZRJWCg1HZXRQZXJzb25HYXBzEiEuY2Fwc2lnaHQudjEuR2V0UGVyc29uR2Fwc1JlcXVlc3QaIi5jYXBzaWdodC52MS5HZXRQZXJzb25HYXBzUmVzcG9uc2USUAoLRmluZEV4cGVydHMSHy5jYXBzaWdodC52MS5GaW5kRXhwZXJ0c1JlcXVlc3QaIC5jYXBzaWdodC52MS5GaW5kRXhwZXJ0c1Jlc3BvbnNlElYKDUdldFNraWxsUmlza3MSIS5jYXBzaWdodC52MS5HZXRTa2lsbFJpc2tzUmVxdWVzdBoiLmNhcHNpZ2h0LnYxLkdldFNraWxsUmlza3NSZXNwb25zZRJlChJHZXRDYXBhYmlsaXR5VHJlbmQSJi5jYXBzaWdodC52MS5HZXRDYXBhYmlsaXR5VHJlbmRSZXF1ZXN0GicuY2Fwc2lnaHQudjEuR2V0Q2FwYWJpbGl0eVRyZW5kUmVzcG9uc2ViBnByb3RvMw", [file_capsight_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("ChxjYXBzaWdodC92MS9jYXBhYmlsaXR5LnByb3RvEgtjYXBzaWdodC52MSKNAQoOQ2FwYWJpbGl0eUNlbGwSEgoFbGV2ZWwYASABKAFIAIgBARISCgpjb25maWRlbmNlGAIgASgBEhYKDmV2aWRlbmNlX2NvdW50GAMgASgNEjEKDWxhc3RfYXNzZXNzZWQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBl9sZXZlbCKCAQoLRGVuc2VNYXRyaXgSFAoMbGV2ZWxzX2YzMmxlGAEgASgMEhkKEWNvbmZpZGVuY2VzX2YzMmxlGAIgASgMEh0KFWV2aWRlbmNlX2NvdW50c191MzJsZRgDIAEoDBIjChtsYXN0X2Fzc2Vzc2VkX3NlY29uZHNfaTY0bGUYBCABKAwingEKEE1lbWJlckNhcGFiaWxpdHkSEQoJcGVyc29uX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIPCgdyb2xlX2lkGAMgASgJEioKBWNlbGxzGAQgAygLMhsuY2Fwc2lnaHQudjEuQ2FwYWJpbGl0eUNlbGwSFgoJcmVhZGluZXNzGAUgASgBSACIAQFCDAoKX3JlYWRpbmVzcyKKAgoMU2tpbGxTdW1tYXJ5EhAKCHNraWxsX2lkGAEgASgJEhcKCm1lYW5fbGV2ZWwYAiABKAFIAIgBARIWCgltYXhfbGV2ZWwYAyABKAFIAYgBARITCgtrbm93bl9jb3VudBgEIAEoDRIYChBwcm9maWNpZW50X2NvdW50GAUgASgNEhsKDnJlcXVpcmVkX2xldmVsGAYgASgBSAKIAQESEAoDZ2FwGAcgASgBSAOIAQESIQoZbWVtYmVyc19iZWxvd19yZXF1aXJlbWVudBgIIAEoDUINCgtfbWVhbl9sZXZlbEIMCgpfbWF4X2xldmVsQhEKD19yZXF1aXJlZF9sZXZlbEIGCgRfZ2FwIvQBCg5UZWFtQ2FwYWJpbGl0eRIPCgd0ZWFtX2lkGAEgASgJEhEKCXNraWxsX2lkcxgCIAMoCRIuCgdtZW1iZXJzGAMgAygLMh0uY2Fwc2lnaHQudjEuTWVtYmVyQ2FwYWJpbGl0eRIpCgZza2lsbHMYBCADKAsyGS5jYXBzaWdodC52MS5Ta2lsbFN1bW1hcnkSFgoJcmVhZGluZXNzGAUgASgBSACIAQESFAoMZGF0YV92ZXJzaW9uGAYgASgEEicKBWRlbnNlGAcgASgLMhguY2Fwc2lnaHQudjEuRGVuc2VNYXRyaXhCDAoKX3JlYWRpbmVzcyKuAQoYR2V0VGVhbUNhcGFiaWxpdHlSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSGAoQaW5jbHVkZV9zdWJ0ZWFtcxgCIAEoCBIRCglza2lsbF9pZHMYAyADKAkSKQoFYXNfb2YYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBmxheW91dBgFIAEoDjIZLmNhcHNpZ2h0LnYxLk1hdHJpeExheW91dCJMChlHZXRUZWFtQ2FwYWJpbGl0eVJlc3BvbnNlEi8KCmNhcGFiaWxpdHkYASABKAsyGy5jYXBzaWdodC52MS5UZWFtQ2FwYWJpbGl0eSKFAQoaV2F0Y2hUZWFtQ2FwYWJpbGl0eVJlcXVlc3QSDwoHdGVhbV9pZBgBIAEoCRIYChBpbmNsdWRlX3N1YnRlYW1zGAIgASgIEhEKCXNraWxsX2lkcxgDIAMoCRIpCgZsYXlvdXQYBCABKA4yGS5jYXBzaWdodC52MS5NYXRyaXhMYXlvdXQiTgobV2F0Y2hUZWFtQ2FwYWJpbGl0eVJlc3BvbnNlEi8KCmNhcGFiaWxpdHkYASABKAsyGy5jYXBzaWdodC52MS5UZWFtQ2FwYWJpbGl0eSK5AQoMRXZpZGVuY2VJdGVtEhUKDWFzc2Vzc21lbnRfaWQYASABKAkSLQoGc291cmNlGAIgASgOMh0uY2Fwc2lnaHQudjEuQXNzZXNzbWVudFNvdXJjZRINCgVzY29yZRgDIAEoARIvCgthc3Nlc3NlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLYXNzZXNzb3JfaWQYBSABKAkSDgoGd2VpZ2h0GAYgASgBItoBChBTa2lsbFByb2ZpY2llbmN5EhAKCHNraWxsX2lkGAEgASgJEhIKBWxldmVsGAIgASgBSACIAQESEgoKY29uZmlkZW5jZRgDIAEoARIxCg1sYXN0X2Fzc2Vzc2VkGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCghzZWxmX2dhcBgFIAEoAUgBiAEBEisKCGV2aWRlbmNlGAYgAygLMhkuY2Fwc2lnaHQudjEuRXZpZGVuY2VJdGVtQggKBl9sZXZlbEILCglfc2VsZl9nYXAiLAoXR2V0UGVyc29uUHJvZmlsZVJlcXVlc3QSEQoJcGVyc29uX2lkGAEgASgJIpgBChhHZXRQZXJzb25Qcm9maWxlUmVzcG9uc2USIwoGcGVyc29uGAEgASgLMhMuY2Fwc2lnaHQudjEuUGVyc29uEi0KBnNraWxscxgCIAMoCzIdLmNhcHNpZ2h0LnYxLlNraWxsUHJvZmljaWVuY3kSGAoLY2FsaWJyYXRpb24YAyABKAFIAIgBAUIOCgxfY2FsaWJyYXRpb24iTwoUR2V0UGVyc29uR2Fwc1JlcXVlc3QSEQoJcGVyc29uX2lkGAEgASgJEg8KB3JvbGVfaWQYAiABKAkSEwoLdGFyZ2V0X3JvbGUYAyABKAgilQEKCFNraWxsR2FwEhAKCHNraWxsX2lkGAEgASgJEhYKDnJlcXVpcmVkX2xldmVsGAIgASgBEhIKBWxldmVsGAMgASgBSACIAQESCwoDZ2FwGAQgASgBEg4KBndlaWdodBgFIAEoARIQCghwcmlvcml0eRgGIAEoARISCgpjb25maWRlbmNlGAcgASgBQggKBl9sZXZlbCJgChVHZXRQZXJzb25HYXBzUmVzcG9uc2USDwoHcm9sZV9pZBgBIAEoCRIjCgRnYXBzGAIgAygLMhUuY2Fwc2lnaHQudjEuU2tpbGxHYXASEQoJcmVhZGluZXNzGAMgASgBIjcKEFNraWxsUmVxdWlyZW1lbnQSEAoIc2tpbGxfaWQYASABKAkSEQoJbWluX2xldmVsGAIgASgBIp8BChJGaW5kRXhwZXJ0c1JlcXVlc3QSMwoMcmVxdWlyZW1lbnRzGAEgAygLMh0uY2Fwc2lnaHQudjEuU2tpbGxSZXF1aXJlbWVudBIVCg1zY29wZV90ZWFtX2lkGAIgASgJEhYKDm1pbl9jb25maWRlbmNlGAMgASgBEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJInkKBkV4cGVydBIRCglwZXJzb25faWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB3RlYW1faWQYAyABKAkSDgoGbGV2ZWxzGAQgAygBEhYKDm1pbl9jb25maWRlbmNlGAUgASgBEg0KBXNjb3JlGAYgASgBImMKE0ZpbmRFeHBlcnRzUmVzcG9uc2USJAoHZXhwZXJ0cxgBIAMoCzITLmNhcHNpZ2h0LnYxLkV4cGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSDQoFdG90YWwYAyABKA0ioQEKCVNraWxsUmlzaxIQCghza2lsbF9pZBgBIAEoCRIjCgRraW5kGAIgASgOMhUuY2Fwc2lnaHQudjEuUmlza0tpbmQSFgoOcmVxdWlyZWRfbGV2ZWwYAyABKAESGAoQcHJvZmljaWVudF9jb3VudBgEIAEoDRIRCglob2xkZXJfaWQYBSABKAkSGAoQcGVvcGxlX3JlcXVpcmluZxgGIAEoDSInChRHZXRTa2lsbFJpc2tzUmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJIj4KFUdldFNraWxsUmlza3NSZXNwb25zZRIlCgVyaXNrcxgBIAMoCzIWLmNhcHNpZ2h0LnYxLlNraWxsUmlzayKoAQoZR2V0Q2FwYWJpbGl0eVRyZW5kUmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEhEKCXNraWxsX2lkcxgCIAMoCRIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNaW50ZXJ2YWxfZGF5cxgFIAEoDSKdAQoKVHJlbmRQb2ludBImCgJhdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc2tpbGxfaWQYAiABKAkSFwoKbWVhbl9sZXZlbBgDIAEoAUgAiAEBEhMKC2tub3duX2NvdW50GAQgASgNEhgKEHByb2ZpY2llbnRfY291bnQYBSABKA1CDQoLX21lYW5fbGV2ZWwiZwoLSW1wcm92ZW1lbnQSEQoJcGVyc29uX2lkGAEgASgJEhAKCHNraWxsX2lkGAIgASgJEhIKCmZyb21fbGV2ZWwYAyABKAESEAoIdG9fbGV2ZWwYBCABKAESDQoFZGVsdGEYBSABKAEidQoaR2V0Q2FwYWJpbGl0eVRyZW5kUmVzcG9uc2USJwoGcG9pbnRzGAEgAygLMhcuY2Fwc2lnaHQudjEuVHJlbmRQb2ludBIuCgxpbXByb3ZlbWVudHMYAiADKAsyGC5jYXBzaWdodC52MS5JbXByb3ZlbWVudCpfCgxNYXRyaXhMYXlvdXQSHQoZTUFUUklYX0xBWU9VVF9VTlNQRUNJRklFRBAAEhcKE01BVFJJWF9MQVlPVVRfQ0VMTFMQARIXChNNQVRSSVhfTEFZT1VUX0RFTlNFEAIqWAoIUmlza0tpbmQSGQoVUklTS19LSU5EX1VOU1BFQ0lGSUVEEAASGgoWUklTS19LSU5EX1NJTkdMRV9QT0lOVBABEhUKEVJJU0tfS0lORF9NSVNTSU5HEAIyrQUKEUNhcGFiaWxpdHlTZXJ2aWNlEmIKEUdldFRlYW1DYXBhYmlsaXR5EiUuY2Fwc2lnaHQudjEuR2V0VGVhbUNhcGFiaWxpdHlSZXF1ZXN0GiYuY2Fwc2lnaHQudjEuR2V0VGVhbUNhcGFiaWxpdHlSZXNwb25zZRJqChNXYXRjaFRlYW1DYXBhYmlsaXR5EicuY2Fwc2lnaHQudjEuV2F0Y2hUZWFtQ2FwYWJpbGl0eVJlcXVlc3QaKC5jYXBzaWdodC52MS5XYXRjaFRlYW1DYXBhYmlsaXR5UmVzcG9uc2UwARJfChBHZXRQZXJzb25Qcm9maWxlEiQuY2Fwc2lnaHQudjEuR2V0UGVyc29uUHJvZmlsZVJlcXVlc3QaJS5jYXBzaWdodC52MS5HZXRQZXJzb25Qcm9maWxlUmVzcG9uc2USVgoNR2V0UGVyc29uR2FwcxIhLmNhcHNpZ2h0LnYxLkdldFBlcnNvbkdhcHNSZXF1ZXN0GiIuY2Fwc2lnaHQudjEuR2V0UGVyc29uR2Fwc1Jlc3BvbnNlElAKC0ZpbmRFeHBlcnRzEh8uY2Fwc2lnaHQudjEuRmluZEV4cGVydHNSZXF1ZXN0GiAuY2Fwc2lnaHQudjEuRmluZEV4cGVydHNSZXNwb25zZRJWCg1HZXRTa2lsbFJpc2tzEiEuY2Fwc2lnaHQudjEuR2V0U2tpbGxSaXNrc1JlcXVlc3QaIi5jYXBzaWdodC52MS5HZXRTa2lsbFJpc2tzUmVzcG9uc2USZQoSR2V0Q2FwYWJpbGl0eVRyZW5kEiYuY2Fwc2lnaHQudjEuR2V0Q2FwYWJpbGl0eVRyZW5kUmVxdWVzdBonLmNhcHNpZ2h0LnYxLkdldENhcGFiaWxpdHlUcmVuZFJlc3BvbnNlYgZwcm90bzM", [file_capsight_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * One (person, skill) cell.
@@ -59,6 +59,54 @@ export const CapabilityCellSchema: GenMessage<CapabilityCell> = /*@__PURE__*/
   messageDesc(file_capsight_v1_capability, 0);
 
 /**
+ * The members × skills matrix as raw little-endian arrays, row-major: element
+ * i × (number of skills) + j is member i (in TeamCapability.members order) and skill j (in
+ * skill_ids order). Raw arrays rather than packed repeated fields, as TensorFlow's
+ * TensorProto.tensor_content does, because they cost a copy to encode and decode instead
+ * of a step per number: read them with numpy.frombuffer(b, "<f4"), a JavaScript DataView,
+ * or bytemuck/from_le_bytes in Rust.
+ *
+ * @generated from message capsight.v1.DenseMatrix
+ */
+export type DenseMatrix = Message<"capsight.v1.DenseMatrix"> & {
+  /**
+   * Effective level 0-5 as float32; NaN when unknown (no evidence), which is not level 0.
+   *
+   * @generated from field: bytes levels_f32le = 1;
+   */
+  levelsF32le: Uint8Array;
+
+  /**
+   * Confidence 0-1 in the level as float32; 0 when unknown.
+   *
+   * @generated from field: bytes confidences_f32le = 2;
+   */
+  confidencesF32le: Uint8Array;
+
+  /**
+   * Pieces of evidence behind the level, as uint32.
+   *
+   * @generated from field: bytes evidence_counts_u32le = 3;
+   */
+  evidenceCountsU32le: Uint8Array;
+
+  /**
+   * Most recent assessment behind the level, seconds since the Unix epoch as int64; 0 when
+   * unknown.
+   *
+   * @generated from field: bytes last_assessed_seconds_i64le = 4;
+   */
+  lastAssessedSecondsI64le: Uint8Array;
+};
+
+/**
+ * Describes the message capsight.v1.DenseMatrix.
+ * Use `create(DenseMatrixSchema)` to create a new message.
+ */
+export const DenseMatrixSchema: GenMessage<DenseMatrix> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_capability, 1);
+
+/**
  * One member's row of the matrix.
  *
  * @generated from message capsight.v1.MemberCapability
@@ -86,7 +134,8 @@ export type MemberCapability = Message<"capsight.v1.MemberCapability"> & {
   roleId: string;
 
   /**
-   * One cell per skill, in the order of TeamCapability.skill_ids.
+   * One cell per skill, in the order of TeamCapability.skill_ids (CELLS layout; empty
+   * in the DENSE layout).
    *
    * @generated from field: repeated capsight.v1.CapabilityCell cells = 4;
    */
@@ -105,7 +154,7 @@ export type MemberCapability = Message<"capsight.v1.MemberCapability"> & {
  * Use `create(MemberCapabilitySchema)` to create a new message.
  */
 export const MemberCapabilitySchema: GenMessage<MemberCapability> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 1);
+  messageDesc(file_capsight_v1_capability, 2);
 
 /**
  * Statistics of one skill across the team.
@@ -175,7 +224,7 @@ export type SkillSummary = Message<"capsight.v1.SkillSummary"> & {
  * Use `create(SkillSummarySchema)` to create a new message.
  */
 export const SkillSummarySchema: GenMessage<SkillSummary> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 2);
+  messageDesc(file_capsight_v1_capability, 3);
 
 /**
  * A team's capability.
@@ -224,6 +273,13 @@ export type TeamCapability = Message<"capsight.v1.TeamCapability"> & {
    * @generated from field: uint64 data_version = 6;
    */
   dataVersion: bigint;
+
+  /**
+   * The matrix in the DENSE layout; unset in the CELLS layout.
+   *
+   * @generated from field: capsight.v1.DenseMatrix dense = 7;
+   */
+  dense?: DenseMatrix | undefined;
 };
 
 /**
@@ -231,7 +287,7 @@ export type TeamCapability = Message<"capsight.v1.TeamCapability"> & {
  * Use `create(TeamCapabilitySchema)` to create a new message.
  */
 export const TeamCapabilitySchema: GenMessage<TeamCapability> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 3);
+  messageDesc(file_capsight_v1_capability, 4);
 
 /**
  * Request of GetTeamCapability.
@@ -268,6 +324,13 @@ export type GetTeamCapabilityRequest = Message<"capsight.v1.GetTeamCapabilityReq
    * @generated from field: google.protobuf.Timestamp as_of = 4;
    */
   asOf?: Timestamp | undefined;
+
+  /**
+   * Layout of the matrix; unspecified means CELLS.
+   *
+   * @generated from field: capsight.v1.MatrixLayout layout = 5;
+   */
+  layout: MatrixLayout;
 };
 
 /**
@@ -275,7 +338,7 @@ export type GetTeamCapabilityRequest = Message<"capsight.v1.GetTeamCapabilityReq
  * Use `create(GetTeamCapabilityRequestSchema)` to create a new message.
  */
 export const GetTeamCapabilityRequestSchema: GenMessage<GetTeamCapabilityRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 4);
+  messageDesc(file_capsight_v1_capability, 5);
 
 /**
  * Response of GetTeamCapability.
@@ -296,7 +359,7 @@ export type GetTeamCapabilityResponse = Message<"capsight.v1.GetTeamCapabilityRe
  * Use `create(GetTeamCapabilityResponseSchema)` to create a new message.
  */
 export const GetTeamCapabilityResponseSchema: GenMessage<GetTeamCapabilityResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 5);
+  messageDesc(file_capsight_v1_capability, 6);
 
 /**
  * Request of WatchTeamCapability.
@@ -324,6 +387,13 @@ export type WatchTeamCapabilityRequest = Message<"capsight.v1.WatchTeamCapabilit
    * @generated from field: repeated string skill_ids = 3;
    */
   skillIds: string[];
+
+  /**
+   * Layout of the matrix; unspecified means CELLS.
+   *
+   * @generated from field: capsight.v1.MatrixLayout layout = 4;
+   */
+  layout: MatrixLayout;
 };
 
 /**
@@ -331,7 +401,7 @@ export type WatchTeamCapabilityRequest = Message<"capsight.v1.WatchTeamCapabilit
  * Use `create(WatchTeamCapabilityRequestSchema)` to create a new message.
  */
 export const WatchTeamCapabilityRequestSchema: GenMessage<WatchTeamCapabilityRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 6);
+  messageDesc(file_capsight_v1_capability, 7);
 
 /**
  * One update of WatchTeamCapability.
@@ -352,7 +422,7 @@ export type WatchTeamCapabilityResponse = Message<"capsight.v1.WatchTeamCapabili
  * Use `create(WatchTeamCapabilityResponseSchema)` to create a new message.
  */
 export const WatchTeamCapabilityResponseSchema: GenMessage<WatchTeamCapabilityResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 7);
+  messageDesc(file_capsight_v1_capability, 8);
 
 /**
  * One piece of evidence behind a level.
@@ -408,7 +478,7 @@ export type EvidenceItem = Message<"capsight.v1.EvidenceItem"> & {
  * Use `create(EvidenceItemSchema)` to create a new message.
  */
 export const EvidenceItemSchema: GenMessage<EvidenceItem> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 8);
+  messageDesc(file_capsight_v1_capability, 9);
 
 /**
  * One skill of a person's profile.
@@ -464,7 +534,7 @@ export type SkillProficiency = Message<"capsight.v1.SkillProficiency"> & {
  * Use `create(SkillProficiencySchema)` to create a new message.
  */
 export const SkillProficiencySchema: GenMessage<SkillProficiency> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 9);
+  messageDesc(file_capsight_v1_capability, 10);
 
 /**
  * Request of GetPersonProfile.
@@ -485,7 +555,7 @@ export type GetPersonProfileRequest = Message<"capsight.v1.GetPersonProfileReque
  * Use `create(GetPersonProfileRequestSchema)` to create a new message.
  */
 export const GetPersonProfileRequestSchema: GenMessage<GetPersonProfileRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 10);
+  messageDesc(file_capsight_v1_capability, 11);
 
 /**
  * Response of GetPersonProfile.
@@ -520,7 +590,7 @@ export type GetPersonProfileResponse = Message<"capsight.v1.GetPersonProfileResp
  * Use `create(GetPersonProfileResponseSchema)` to create a new message.
  */
 export const GetPersonProfileResponseSchema: GenMessage<GetPersonProfileResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 11);
+  messageDesc(file_capsight_v1_capability, 12);
 
 /**
  * Request of GetPersonGaps.
@@ -555,7 +625,7 @@ export type GetPersonGapsRequest = Message<"capsight.v1.GetPersonGapsRequest"> &
  * Use `create(GetPersonGapsRequestSchema)` to create a new message.
  */
 export const GetPersonGapsRequestSchema: GenMessage<GetPersonGapsRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 12);
+  messageDesc(file_capsight_v1_capability, 13);
 
 /**
  * One requirement and how far the person is from it.
@@ -618,7 +688,7 @@ export type SkillGap = Message<"capsight.v1.SkillGap"> & {
  * Use `create(SkillGapSchema)` to create a new message.
  */
 export const SkillGapSchema: GenMessage<SkillGap> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 13);
+  messageDesc(file_capsight_v1_capability, 14);
 
 /**
  * Response of GetPersonGaps.
@@ -653,7 +723,7 @@ export type GetPersonGapsResponse = Message<"capsight.v1.GetPersonGapsResponse">
  * Use `create(GetPersonGapsResponseSchema)` to create a new message.
  */
 export const GetPersonGapsResponseSchema: GenMessage<GetPersonGapsResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 14);
+  messageDesc(file_capsight_v1_capability, 15);
 
 /**
  * A minimum level in one skill.
@@ -681,7 +751,7 @@ export type SkillRequirement = Message<"capsight.v1.SkillRequirement"> & {
  * Use `create(SkillRequirementSchema)` to create a new message.
  */
 export const SkillRequirementSchema: GenMessage<SkillRequirement> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 15);
+  messageDesc(file_capsight_v1_capability, 16);
 
 /**
  * Request of FindExperts.
@@ -730,7 +800,7 @@ export type FindExpertsRequest = Message<"capsight.v1.FindExpertsRequest"> & {
  * Use `create(FindExpertsRequestSchema)` to create a new message.
  */
 export const FindExpertsRequestSchema: GenMessage<FindExpertsRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 16);
+  messageDesc(file_capsight_v1_capability, 17);
 
 /**
  * One person who meets the requirements.
@@ -786,7 +856,7 @@ export type Expert = Message<"capsight.v1.Expert"> & {
  * Use `create(ExpertSchema)` to create a new message.
  */
 export const ExpertSchema: GenMessage<Expert> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 17);
+  messageDesc(file_capsight_v1_capability, 18);
 
 /**
  * Response of FindExperts.
@@ -821,7 +891,7 @@ export type FindExpertsResponse = Message<"capsight.v1.FindExpertsResponse"> & {
  * Use `create(FindExpertsResponseSchema)` to create a new message.
  */
 export const FindExpertsResponseSchema: GenMessage<FindExpertsResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 18);
+  messageDesc(file_capsight_v1_capability, 19);
 
 /**
  * One risky skill.
@@ -877,7 +947,7 @@ export type SkillRisk = Message<"capsight.v1.SkillRisk"> & {
  * Use `create(SkillRiskSchema)` to create a new message.
  */
 export const SkillRiskSchema: GenMessage<SkillRisk> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 19);
+  messageDesc(file_capsight_v1_capability, 20);
 
 /**
  * Request of GetSkillRisks.
@@ -898,7 +968,7 @@ export type GetSkillRisksRequest = Message<"capsight.v1.GetSkillRisksRequest"> &
  * Use `create(GetSkillRisksRequestSchema)` to create a new message.
  */
 export const GetSkillRisksRequestSchema: GenMessage<GetSkillRisksRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 20);
+  messageDesc(file_capsight_v1_capability, 21);
 
 /**
  * Response of GetSkillRisks.
@@ -919,7 +989,7 @@ export type GetSkillRisksResponse = Message<"capsight.v1.GetSkillRisksResponse">
  * Use `create(GetSkillRisksResponseSchema)` to create a new message.
  */
 export const GetSkillRisksResponseSchema: GenMessage<GetSkillRisksResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 21);
+  messageDesc(file_capsight_v1_capability, 22);
 
 /**
  * Request of GetCapabilityTrend.
@@ -968,7 +1038,7 @@ export type GetCapabilityTrendRequest = Message<"capsight.v1.GetCapabilityTrendR
  * Use `create(GetCapabilityTrendRequestSchema)` to create a new message.
  */
 export const GetCapabilityTrendRequestSchema: GenMessage<GetCapabilityTrendRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 22);
+  messageDesc(file_capsight_v1_capability, 23);
 
 /**
  * One skill at one point in time, with levels as of that date.
@@ -1017,7 +1087,7 @@ export type TrendPoint = Message<"capsight.v1.TrendPoint"> & {
  * Use `create(TrendPointSchema)` to create a new message.
  */
 export const TrendPointSchema: GenMessage<TrendPoint> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 23);
+  messageDesc(file_capsight_v1_capability, 24);
 
 /**
  * One person's progress in one skill over the period.
@@ -1066,7 +1136,7 @@ export type Improvement = Message<"capsight.v1.Improvement"> & {
  * Use `create(ImprovementSchema)` to create a new message.
  */
 export const ImprovementSchema: GenMessage<Improvement> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 24);
+  messageDesc(file_capsight_v1_capability, 25);
 
 /**
  * Response of GetCapabilityTrend.
@@ -1094,7 +1164,43 @@ export type GetCapabilityTrendResponse = Message<"capsight.v1.GetCapabilityTrend
  * Use `create(GetCapabilityTrendResponseSchema)` to create a new message.
  */
 export const GetCapabilityTrendResponseSchema: GenMessage<GetCapabilityTrendResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_capability, 25);
+  messageDesc(file_capsight_v1_capability, 26);
+
+/**
+ * How the members × skills matrix of a TeamCapability is laid out.
+ *
+ * @generated from enum capsight.v1.MatrixLayout
+ */
+export enum MatrixLayout {
+  /**
+   * The default: CELLS.
+   *
+   * @generated from enum value: MATRIX_LAYOUT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One CapabilityCell per member and skill, in MemberCapability.cells.
+   *
+   * @generated from enum value: MATRIX_LAYOUT_CELLS = 1;
+   */
+  CELLS = 1,
+
+  /**
+   * Packed arrays in TeamCapability.dense, MemberCapability.cells left empty: the same
+   * figures in about half the bytes, and far cheaper to encode and decode (heatmaps of
+   * large units, dashboards under load).
+   *
+   * @generated from enum value: MATRIX_LAYOUT_DENSE = 2;
+   */
+  DENSE = 2,
+}
+
+/**
+ * Describes the enum capsight.v1.MatrixLayout.
+ */
+export const MatrixLayoutSchema: GenEnum<MatrixLayout> = /*@__PURE__*/
+  enumDesc(file_capsight_v1_capability, 0);
 
 /**
  * Why a skill is a risk.
@@ -1126,7 +1232,7 @@ export enum RiskKind {
  * Describes the enum capsight.v1.RiskKind.
  */
 export const RiskKindSchema: GenEnum<RiskKind> = /*@__PURE__*/
-  enumDesc(file_capsight_v1_capability, 0);
+  enumDesc(file_capsight_v1_capability, 1);
 
 /**
  * What teams can do, computed from the live capability index. Managers and planners see
