@@ -24,7 +24,8 @@ use crate::api::pb::ingest_service_server::IngestServiceServer;
 use crate::api::pb::org_insights_service_server::OrgInsightsServiceServer;
 use crate::api::pb::talent_service_server::TalentServiceServer;
 use crate::api::{
-    AccessApi, AuthLayer, CapabilityApi, DirectoryApi, IngestApi, OrgInsightsApi, TalentApi, pb,
+    AccessApi, AuthLayer, CapabilityApi, CapabilityRoutes, DirectoryApi, IngestApi, OrgInsightsApi,
+    TalentApi, pb,
 };
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::{Engine, EngineOptions};
@@ -129,11 +130,10 @@ pub async fn run(
     let directory = DirectoryServiceServer::new(DirectoryApi::new(Arc::clone(&engine)))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    let capability = CapabilityServiceServer::new(CapabilityApi::new(
-        Arc::clone(&engine),
-        streams_stopped.clone(),
-    ))
-    .max_encoding_message_size(limit);
+    let capability = CapabilityRoutes::new(
+        CapabilityApi::new(Arc::clone(&engine), streams_stopped.clone()),
+        limit,
+    );
     let ingest = IngestServiceServer::new(IngestApi::new(Arc::clone(&engine), streams_stopped))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);

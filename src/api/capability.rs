@@ -1,16 +1,21 @@
 //! `capsight.v1.CapabilityService`: team capability, once or as a live stream.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::BoxFuture;
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{required_id, source_to_pb, timestamp_from_pb_any, timestamp_to_pb};
 use super::pb;
+use super::pb::capability_service_server::CapabilityServiceServer;
 use crate::analytics::proficiency::Evidence;
 use crate::analytics::trends;
 use crate::domain::{FieldViolation, Level, PersonId, RoleId, Scope, SkillId, TeamId, Timestamp};
@@ -54,6 +59,139 @@ impl CapabilityApi {
             cache,
         }
     }
+
+    /// GetTeamCapability's answer, audited.
+    #[tracing::instrument(skip_all)]
+    async fn team_capability(
+        &self,
+        request: &Request<pb::GetTeamCapabilityRequest>,
+    ) -> Result<Arc<TeamAnswer>, Status> {
+        let caller = Caller::of(request)?;
+        let r = request.get_ref();
+        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids, r.layout)?;
+        let answer = match r.as_of {
+            None => query.answer(&self.engine, &caller, &self.cache),
+            Some(raw) => query.answer_as_of(&self.engine, &caller, raw).await,
+        };
+        let subjects = answer.as_ref().map(|a| a.subjects()).unwrap_or_default();
+        let result = answer.map_err(Status::from);
+        caller.audit(&self.engine, subjects, &result).await;
+        result
+    }
+}
+
+/// `capsight.v1.CapabilityService` as mounted on the server: `GetTeamCapability`, the
+/// dashboard read under load, is answered with the cached encoded response (a cache hit
+/// copies no message and encodes nothing); every other method goes to the generated
+/// server.
+#[derive(Clone)]
+pub struct CapabilityRoutes {
+    generated: CapabilityServiceServer<CapabilityApi>,
+    api: Arc<CapabilityApi>,
+    max_encoding: usize,
+}
+
+const GET_TEAM_CAPABILITY: &str = "/capsight.v1.CapabilityService/GetTeamCapability";
+
+impl CapabilityRoutes {
+    /// Mounts `api`, refusing to send messages over `max_encoding` bytes.
+    pub fn new(api: CapabilityApi, max_encoding: usize) -> Self {
+        let api = Arc::new(api);
+        Self {
+            generated: CapabilityServiceServer::from_arc(Arc::clone(&api))
+                .max_encoding_message_size(max_encoding),
+            api,
+            max_encoding,
+        }
+    }
+}
+
+impl NamedService for CapabilityRoutes {
+    const NAME: &'static str = <CapabilityServiceServer<CapabilityApi> as NamedService>::NAME;
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for CapabilityRoutes {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() != GET_TEAM_CAPABILITY {
+            return self.generated.call(request);
+        }
+        let method = EncodedTeamCapability(Arc::clone(&self.api));
+        let max_encoding = self.max_encoding;
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(PreEncoded)
+                .apply_max_message_size_config(None, Some(max_encoding));
+            Ok(grpc.unary(method, request).await)
+        })
+    }
+}
+
+/// GetTeamCapability answering with the encoded response.
+struct EncodedTeamCapability(Arc<CapabilityApi>);
+
+impl tonic::server::UnaryService<pb::GetTeamCapabilityRequest> for EncodedTeamCapability {
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
+
+    fn call(&mut self, request: Request<pb::GetTeamCapabilityRequest>) -> Self::Future {
+        let api = Arc::clone(&self.0);
+        Box::pin(async move {
+            let answer = api.team_capability(&request).await?;
+            Ok(Response::new(answer.encoded()))
+        })
+    }
+}
+
+/// GetTeamCapability's server codec: the request is decoded with prost, as the generated
+/// code does; the response goes out as the bytes `TeamAnswer::encoded` holds.
+#[derive(Clone, Copy, Default)]
+struct PreEncoded;
+
+impl Codec for PreEncoded {
+    type Encode = Bytes;
+    type Decode = pb::GetTeamCapabilityRequest;
+    type Encoder = Self;
+    type Decoder = Self;
+
+    fn encoder(&mut self) -> Self {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self {
+        *self
+    }
+}
+
+impl Encoder for PreEncoded {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for PreEncoded {
+    type Item = pb::GetTeamCapabilityRequest;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        // tonic-prost answers an undecodable request the same way.
+        prost::Message::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
 }
 
 /// Team, include subteams, skills, dense layout.
@@ -63,7 +201,46 @@ type TeamKey = (TeamId, bool, Vec<SkillId>, bool);
 /// caller allowed to see the team, so views are shared; access is checked before lookup.
 #[derive(Default)]
 struct TeamCache {
-    entries: std::sync::Mutex<(u64, HashMap<TeamKey, Arc<pb::TeamCapability>>)>,
+    entries: std::sync::Mutex<(u64, HashMap<TeamKey, Arc<TeamAnswer>>)>,
+}
+
+/// A team view ready to send, shared by every caller who asks the same question.
+struct TeamAnswer {
+    view: pb::TeamCapability,
+    /// The encoded `GetTeamCapabilityResponse` carrying `view`, made on first use: a
+    /// cached answer is then sent without being copied or encoded again.
+    encoded: OnceLock<Bytes>,
+}
+
+impl TeamAnswer {
+    fn new(view: pb::TeamCapability) -> Arc<Self> {
+        Arc::new(Self {
+            view,
+            encoded: OnceLock::new(),
+        })
+    }
+
+    /// The people the view reveals (the audit event's subjects).
+    fn subjects(&self) -> Vec<String> {
+        self.view
+            .members
+            .iter()
+            .map(|m| m.person_id.clone())
+            .collect()
+    }
+
+    /// `GetTeamCapabilityResponse { capability: view }`, encoded.
+    fn encoded(&self) -> Bytes {
+        self.encoded
+            .get_or_init(|| {
+                // The response's only field (1) is the view.
+                let mut bytes =
+                    Vec::with_capacity(prost::encoding::message::encoded_len(1, &self.view));
+                prost::encoding::message::encode(1, &self.view, &mut bytes);
+                bytes.into()
+            })
+            .clone()
+    }
 }
 
 /// Distinct questions kept per version; a dashboard fleet asks far fewer.
@@ -77,7 +254,7 @@ impl TeamCache {
         }
     }
 
-    fn get(&self, version: u64, key: &TeamKey) -> Option<Arc<pb::TeamCapability>> {
+    fn get(&self, version: u64, key: &TeamKey) -> Option<Arc<TeamAnswer>> {
         let entries = self.entries.lock().ok()?;
         if entries.0 != version {
             return None;
@@ -85,7 +262,7 @@ impl TeamCache {
         entries.1.get(key).cloned()
     }
 
-    fn put(&self, version: u64, key: TeamKey, view: Arc<pb::TeamCapability>) {
+    fn put(&self, version: u64, key: TeamKey, view: Arc<TeamAnswer>) {
         if let Ok(mut entries) = self.entries.lock() {
             // A slow request computed on an older snapshot must not evict newer views.
             if version < entries.0 {
@@ -144,12 +321,8 @@ impl TeamQuery {
     }
 
     /// `view` (in the CELLS layout) in the layout asked for.
-    fn lay_out(&self, view: Arc<pb::TeamCapability>) -> Arc<pb::TeamCapability> {
-        if self.dense {
-            Arc::new(to_dense(&view))
-        } else {
-            view
-        }
+    fn lay_out(&self, view: pb::TeamCapability) -> Arc<TeamAnswer> {
+        TeamAnswer::new(if self.dense { to_dense(&view) } else { view })
     }
 
     /// The view at a past date, from the members' raw evidence (not cached).
@@ -158,7 +331,7 @@ impl TeamQuery {
         engine: &Engine,
         caller: &Caller,
         raw: prost_types::Timestamp,
-    ) -> Result<(Arc<pb::TeamCapability>, Vec<String>)> {
+    ) -> Result<Arc<TeamAnswer>> {
         let as_of = timestamp_from_pb_any(raw)
             .map_err(|v| Error::InvalidArgument(vec![v.under("as_of")]))?;
         let snapshot = engine.snapshot();
@@ -174,8 +347,7 @@ impl TeamQuery {
             as_of,
             &evidence,
         )?;
-        let subjects = view.members.iter().map(|p| p.id.to_string()).collect();
-        Ok((self.lay_out(Arc::new(to_pb(&self.team, view))), subjects))
+        Ok(self.lay_out(to_pb(&self.team, view)))
     }
 
     /// The view, if the caller may see the team: a scoped caller asking for a team outside
@@ -185,7 +357,7 @@ impl TeamQuery {
         engine: &Engine,
         caller: &Caller,
         cache: &TeamCache,
-    ) -> Result<(Arc<pb::TeamCapability>, Vec<String>)> {
+    ) -> Result<Arc<TeamAnswer>> {
         let snapshot = engine.snapshot();
         check_team(&caller.scope(&snapshot.directory), &self.team)?;
         let key = (
@@ -205,13 +377,12 @@ impl TeamQuery {
                     &self.skills,
                     now,
                 )?;
-                let view = self.lay_out(Arc::new(to_pb(&self.team, view)));
-                cache.put(snapshot.data_version, key, Arc::clone(&view));
-                view
+                let answer = self.lay_out(to_pb(&self.team, view));
+                cache.put(snapshot.data_version, key, Arc::clone(&answer));
+                answer
             }
         };
-        let subjects = view.members.iter().map(|m| m.person_id.clone()).collect();
-        Ok((view, subjects))
+        Ok(view)
     }
 }
 
@@ -324,28 +495,16 @@ fn to_pb(team: &TeamId, view: TeamCapabilityView) -> pb::TeamCapability {
 
 #[tonic::async_trait]
 impl pb::capability_service_server::CapabilityService for CapabilityApi {
-    #[tracing::instrument(skip_all)]
+    /// Served by `CapabilityRoutes` from the encoded answer; this typed form is the
+    /// same answer for in-process callers of the trait.
     async fn get_team_capability(
         &self,
         request: Request<pb::GetTeamCapabilityRequest>,
     ) -> Result<Response<pb::GetTeamCapabilityResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let r = request.get_ref();
-        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids, r.layout)?;
-        let answer = match r.as_of {
-            None => query.answer(&self.engine, &caller, &self.cache),
-            Some(raw) => query.answer_as_of(&self.engine, &caller, raw).await,
-        };
-        let subjects = answer.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-        let result = answer
-            .map(|(capability, _)| {
-                Response::new(pb::GetTeamCapabilityResponse {
-                    capability: Some((*capability).clone()),
-                })
-            })
-            .map_err(Status::from);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        let answer = self.team_capability(&request).await?;
+        Ok(Response::new(pb::GetTeamCapabilityResponse {
+            capability: Some(answer.view.clone()),
+        }))
     }
 
     type WatchTeamCapabilityStream =
@@ -361,8 +520,9 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids, r.layout)?;
         // Changes are judged on the CELLS layout (NaN, the DENSE layout's unknown level,
         // never equals itself); each update is sent in the layout asked for.
-        let (first, subjects) = query.cells().answer(&self.engine, &caller, &self.cache)?;
-        let first = (*first).clone();
+        let first = query.cells().answer(&self.engine, &caller, &self.cache)?;
+        let subjects = first.subjects();
+        let first = first.view.clone();
         let cache = Arc::clone(&self.cache);
         caller
             .audit(&self.engine, subjects, &Ok::<(), Status>(()))
@@ -376,7 +536,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             let mut last = first.clone();
             if updates
                 .send(Ok(pb::WatchTeamCapabilityResponse {
-                    capability: Some((*query.lay_out(Arc::new(first))).clone()),
+                    capability: Some(query.lay_out(first).view.clone()),
                 }))
                 .await
                 .is_err()
@@ -402,7 +562,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                     break;
                 }
                 let current = match query.cells().answer(&engine, &caller, &cache) {
-                    Ok((current, _)) => (*current).clone(),
+                    Ok(current) => current.view.clone(),
                     Err(e) => {
                         let _ = updates.send(Err(e.into())).await;
                         break;
@@ -419,7 +579,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 }
                 last = current.clone();
                 let update = pb::WatchTeamCapabilityResponse {
-                    capability: Some((*query.lay_out(Arc::new(current))).clone()),
+                    capability: Some(query.lay_out(current).view.clone()),
                 };
                 if updates.send(Ok(update)).await.is_err() {
                     break;

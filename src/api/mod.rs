@@ -16,7 +16,7 @@ mod talent;
 
 pub use access::AccessApi;
 pub use auth::{AuthLayer, BearerToken, Caller};
-pub use capability::CapabilityApi;
+pub use capability::{CapabilityApi, CapabilityRoutes};
 pub use directory::DirectoryApi;
 pub use ingest::IngestApi;
 pub use insights::OrgInsightsApi;
