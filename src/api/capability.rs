@@ -400,19 +400,23 @@ fn check_team(scope: &Scope, team: &TeamId) -> Result<()> {
     }
 }
 
-/// A CELLS-layout view in the DENSE layout: the same figures as little-endian arrays.
+/// A CELLS-layout view in the DENSE layout: the known cells' figures as little-endian
+/// arrays, and a bitmap of which cells are known.
 fn to_dense(view: &pb::TeamCapability) -> pb::TeamCapability {
-    let size = view.members.len() * view.skill_ids.len();
+    let cells = view.members.iter().flat_map(|m| &m.cells);
+    let known = cells.clone().filter(|c| c.level.is_some()).count();
+    let mut bitmap = vec![0u8; (view.members.len() * view.skill_ids.len()).div_ceil(8)];
     let (mut levels, mut confidences, mut counts, mut times) = (
-        Vec::with_capacity(size * 4),
-        Vec::with_capacity(size * 4),
-        Vec::with_capacity(size * 4),
-        Vec::with_capacity(size * 8),
+        Vec::with_capacity(known * 4),
+        Vec::with_capacity(known * 4),
+        Vec::with_capacity(known * 4),
+        Vec::with_capacity(known * 8),
     );
-    for cell in view.members.iter().flat_map(|m| &m.cells) {
+    for (k, cell) in cells.enumerate() {
+        let Some(level) = cell.level else { continue };
+        bitmap[k / 8] |= 1 << (k % 8);
         // Levels and confidences are f32 in the index, so nothing is lost.
-        let level = cell.level.map_or(f32::NAN, |l| l as f32);
-        levels.extend_from_slice(&level.to_le_bytes());
+        levels.extend_from_slice(&(level as f32).to_le_bytes());
         confidences.extend_from_slice(&(cell.confidence as f32).to_le_bytes());
         counts.extend_from_slice(&cell.evidence_count.to_le_bytes());
         let seconds = cell.last_assessed.map_or(0, |t| t.seconds);
@@ -432,6 +436,7 @@ fn to_dense(view: &pb::TeamCapability) -> pb::TeamCapability {
             confidences_f32le: confidences.into(),
             evidence_counts_u32le: counts.into(),
             last_assessed_seconds_i64le: times.into(),
+            known_bitmap: bitmap.into(),
         }),
         ..view.clone()
     }

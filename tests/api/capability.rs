@@ -163,33 +163,41 @@ async fn a_write_is_visible_to_the_next_read() {
     assert!(after.data_version > before.data_version);
 }
 
-/// The DENSE layout's arrays, decoded: (level, confidence, evidence count, seconds).
+/// The DENSE layout decoded cell by cell: (level, confidence, evidence count, seconds),
+/// the level NaN where the bitmap says unknown.
 fn dense_cells(view: &pb::TeamCapability) -> Vec<(f32, f32, u32, i64)> {
     let dense = view.dense.as_ref().expect("a dense matrix");
-    let f32s = |b: &[u8]| -> Vec<f32> {
-        b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let (levels, confidences) = (f32s(&dense.levels_f32le), f32s(&dense.confidences_f32le));
-    let counts: Vec<u32> = dense
-        .evidence_counts_u32le
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let words =
+        |b: &[u8]| -> Vec<[u8; 4]> { b.chunks_exact(4).map(|c| c.try_into().unwrap()).collect() };
+    let levels = words(&dense.levels_f32le);
+    let confidences = words(&dense.confidences_f32le);
+    let counts = words(&dense.evidence_counts_u32le);
     let seconds: Vec<i64> = dense
         .last_assessed_seconds_i64le
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
         .collect();
     let size = view.members.len() * view.skill_ids.len();
-    assert_eq!(
-        [levels.len(), confidences.len(), counts.len(), seconds.len()],
-        [size; 4]
-    );
-    (0..size)
-        .map(|i| (levels[i], confidences[i], counts[i], seconds[i]))
-        .collect()
+    assert_eq!(dense.known_bitmap.len(), size.div_ceil(8));
+    let mut next = 0;
+    let cells = (0..size)
+        .map(|k| {
+            if dense.known_bitmap[k / 8] & (1 << (k % 8)) == 0 {
+                return (f32::NAN, 0.0, 0, 0);
+            }
+            next += 1;
+            let i = next - 1;
+            (
+                f32::from_le_bytes(levels[i]),
+                f32::from_le_bytes(confidences[i]),
+                u32::from_le_bytes(counts[i]),
+                seconds[i],
+            )
+        })
+        .collect();
+    let known = [levels.len(), confidences.len(), counts.len(), seconds.len()];
+    assert_eq!(known, [next; 4], "one entry per known cell");
+    cells
 }
 
 #[tokio::test]

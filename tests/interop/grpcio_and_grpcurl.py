@@ -128,7 +128,9 @@ def main() -> int:
         dense = capability.GetTeamCapability(
             c.GetTeamCapabilityRequest(team_id="core", layout=c.MATRIX_LAYOUT_DENSE), metadata=auth
         ).capability
+        # One skill column, both members known: bits 0 and 1, one entry each.
         raw = dense.dense.levels_f32le
+        check(dense.dense.known_bitmap == b"\x03", f"both cells known ({dense.dense.known_bitmap!r})")
         dense_levels = dict(zip((m.person_id for m in dense.members), struct.unpack(f"<{len(raw) // 4}f", raw)))
         check(dense_levels == {p: struct.unpack("<f", struct.pack("<f", v))[0] for p, v in levels.items()}
               and all(not m.cells for m in dense.members),

@@ -47,7 +47,7 @@ interface Cell {
   lastAssessed?: Date;
 }
 
-/** The rows of a DENSE-layout matrix (row-major, one row per member). */
+/** The rows of a DENSE-layout matrix: cells row-major, entries for known cells only. */
 function denseRows(c: TeamCapability): Cell[][] {
   const d = c.dense;
   const width = c.skillIds.length;
@@ -59,16 +59,17 @@ function denseRows(c: TeamCapability): Cell[][] {
     view(d.evidenceCountsU32le),
     view(d.lastAssessedSecondsI64le),
   ];
+  let next = 0; // entry of the next known cell
   return c.members.map((_, i) =>
     Array.from({ length: width }, (_, j) => {
       const k = i * width + j;
-      const level = levels.getFloat32(4 * k, true);
-      const seconds = Number(times.getBigInt64(8 * k, true));
+      if ((d.knownBitmap[k >> 3] & (1 << (k & 7))) === 0) return { confidence: 0, evidenceCount: 0 };
+      const e = next++;
       return {
-        level: Number.isNaN(level) ? undefined : level,
-        confidence: confidences.getFloat32(4 * k, true),
-        evidenceCount: counts.getUint32(4 * k, true),
-        lastAssessed: seconds === 0 ? undefined : new Date(seconds * 1000),
+        level: levels.getFloat32(4 * e, true),
+        confidence: confidences.getFloat32(4 * e, true),
+        evidenceCount: counts.getUint32(4 * e, true),
+        lastAssessed: new Date(Number(times.getBigInt64(8 * e, true)) * 1000),
       };
     }),
   );
