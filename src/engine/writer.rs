@@ -418,7 +418,7 @@ impl Writer {
     /// the whole group rather than one per event); they become durable with the flush
     /// that follows. Anything that reads or rewrites the audit tree stages them first.
     fn stage_audit(&mut self) -> Result<()> {
-        let mut events = self.audit_queue.take();
+        let events = self.audit_queue.take();
         if events.is_empty() {
             return Ok(());
         }
@@ -429,7 +429,7 @@ impl Writer {
             );
             return Ok(());
         }
-        self.store.append_audit(&mut events)?;
+        self.store.append_audit(events)?;
         self.staged = true;
         Ok(())
     }

@@ -29,6 +29,7 @@ mod records;
 use std::collections::HashMap;
 use std::path::Path;
 
+use prost::Message;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use xxhash_rust::xxh3::xxh3_128;
@@ -44,6 +45,11 @@ use records::{
     AssessmentRecord, AuditBlock, AuditRecord, BatchRecord, MentorshipRecord, PersonRecord,
     RoleRecord, SkillRecord, TeamRecord, TokenRecord, decode, decode_audit, encode,
 };
+
+/// Size an audit block reaches before the next starts. sled keeps up to 16 values in a
+/// leaf and writes a leaf over 128 KiB as a blob file of its own; 4 KiB blocks keep the
+/// audit tree's leaves inline in the log.
+const AUDIT_BLOCK_BYTES: usize = 4 * 1024;
 
 /// Layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -613,24 +619,31 @@ impl Store {
         Ok(())
     }
 
-    /// Stages audit events as one block, assigning their sequence numbers (durable after
-    /// `flush`).
+    /// Stages audit events in blocks of about `AUDIT_BLOCK_BYTES`, numbering them in order
+    /// from the next sequence; returns the sequences given (durable after `flush`).
     /// Plain inserts, not a sled batch: events need no cross-key atomicity, and a batch
     /// would make sled seal and write out its IO buffer on every call.
-    pub fn append_audit(&mut self, events: &mut [AuditEvent]) -> Result<()> {
-        let Some(count) = std::num::NonZeroU64::new(events.len() as u64) else {
-            return Ok(());
-        };
+    pub fn append_audit(&mut self, events: Vec<AuditEvent>) -> Result<std::ops::Range<u64>> {
         let first = self.next_audit;
-        for (sequence, event) in (first..).zip(events.iter_mut()) {
-            event.sequence = sequence;
+        let mut block = AuditBlock::default();
+        let mut block_bytes = 0;
+        let mut block_first = first;
+        let total = events.len();
+        for (i, event) in events.into_iter().enumerate() {
+            let record = AuditRecord::from(event);
+            block_bytes += record.encoded_len();
+            block.events.push(record);
+            if block_bytes >= AUDIT_BLOCK_BYTES || i + 1 == total {
+                let count = block.events.len() as u64;
+                self.audit
+                    .insert(block_first.to_be_bytes(), encode(&block))?;
+                self.next_audit = block_first + count;
+                block_first = self.next_audit;
+                block = AuditBlock::default();
+                block_bytes = 0;
+            }
         }
-        let block = AuditBlock {
-            events: events.iter().map(AuditRecord::from).collect(),
-        };
-        self.audit.insert(first.to_be_bytes(), encode(&block))?;
-        self.next_audit = first + count.get();
-        Ok(())
+        Ok(first..self.next_audit)
     }
 
     /// A read handle on the audit log.
@@ -894,23 +907,21 @@ mod tests {
         {
             let mut store = open(temp.path());
             // A value as written before blocks: one bare record under sequence 0.
-            let legacy = AuditRecord::from(&event("/old", &["p1"]));
+            let legacy = AuditRecord::from(event("/old", &["p1"]));
             store
                 .audit
                 .insert(0u64.to_be_bytes(), encode(&legacy))
                 .unwrap();
             store.next_audit = 1;
-            let mut block = vec![
+            let block = vec![
                 event("/a", &["p1", "p2"]),
                 event("/b", &[]),
                 event("/c", &["p2"]),
             ];
-            store.append_audit(&mut block).unwrap();
-            assert_eq!(sequences(&block), [1, 2, 3]);
-            store.append_audit(&mut []).unwrap();
-            let mut block = vec![event("/d", &["p1"]), event("/e", &["p3"])];
-            store.append_audit(&mut block).unwrap();
-            assert_eq!(sequences(&block), [4, 5]);
+            assert_eq!(store.append_audit(block).unwrap(), 1..4);
+            assert_eq!(store.append_audit(Vec::new()).unwrap(), 4..4);
+            let block = vec![event("/d", &["p1"]), event("/e", &["p3"])];
+            assert_eq!(store.append_audit(block).unwrap(), 4..6);
             assert_eq!(store.audit.len(), 3, "one record per block");
             store.flush().unwrap();
         }
@@ -937,9 +948,30 @@ mod tests {
         assert_eq!(reader.count_subject("p2").unwrap(), 2);
 
         // The reopened store carries on after the last block's last event.
-        let mut block = vec![event("/f", &["p2"])];
-        store.append_audit(&mut block).unwrap();
-        assert_eq!(sequences(&block), [6]);
+        assert_eq!(
+            store.append_audit(vec![event("/f", &["p2"])]).unwrap(),
+            6..7
+        );
+
+        // A large group is cut into blocks of about AUDIT_BLOCK_BYTES, numbered on.
+        let team: Vec<String> = (0..13).map(|i| format!("person-{i:06}")).collect();
+        let team: Vec<&str> = team.iter().map(String::as_str).collect();
+        let many =
+            (0..200).map(|_| event("/capsight.v1.CapabilityService/GetTeamCapability", &team));
+        let before = store.audit.len();
+        assert_eq!(store.append_audit(many.collect()).unwrap(), 7..207);
+        let blocks = store.audit.len() - before;
+        assert!(blocks > 1, "{blocks} blocks");
+        for value in store.audit.iter().values().skip(before) {
+            let size = value.unwrap().len();
+            assert!(size < AUDIT_BLOCK_BYTES + 512, "a {size}-byte block");
+        }
+        let (page, next) = reader.page(&all, None, 205).unwrap();
+        assert_eq!(page.len(), 205);
+        assert_eq!(
+            (page[0].sequence, page[204].sequence, next),
+            (206, 2, Some(2))
+        );
 
         // Tombstoning rewrites the events naming the person in every kind of value.
         store.tombstone("p1", Timestamp::now()).unwrap();

@@ -551,8 +551,8 @@ impl TokenRecord {
     }
 }
 
-impl From<&AuditEvent> for AuditRecord {
-    fn from(event: &AuditEvent) -> Self {
+impl From<AuditEvent> for AuditRecord {
+    fn from(event: AuditEvent) -> Self {
         Self {
             at_ms: event.at.unix_millis(),
             token_id: event
@@ -561,9 +561,9 @@ impl From<&AuditEvent> for AuditRecord {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
             role: event.role.map_or(0, |r| u32::from(r.code())),
-            rpc: event.rpc.clone(),
-            subjects: event.subjects.clone(),
-            outcome: event.outcome.clone(),
+            rpc: event.rpc,
+            subjects: event.subjects,
+            outcome: event.outcome,
         }
     }
 }
