@@ -163,6 +163,25 @@ async fn a_write_is_visible_to_the_next_read() {
     assert!(after.data_version > before.data_version);
 }
 
+type Updates = tonic::Streaming<pb::WatchTeamCapabilityResponse>;
+
+/// No update arrives for a while (longer than the watch's debounce).
+async fn assert_quiet(updates: &mut Updates) {
+    let quiet = tokio::time::timeout(Duration::from_millis(800), updates.message()).await;
+    assert!(quiet.is_err(), "an unexpected update: {quiet:?}");
+}
+
+/// The next update, which must come soon.
+async fn next_update(updates: &mut Updates) -> pb::TeamCapability {
+    tokio::time::timeout(Duration::from_secs(5), updates.message())
+        .await
+        .expect("an update in time")
+        .unwrap()
+        .unwrap()
+        .capability
+        .unwrap()
+}
+
 /// The DENSE layout decoded cell by cell: (level, confidence, evidence count, seconds),
 /// the level NaN where the bitmap says unknown.
 fn dense_cells(view: &pb::TeamCapability) -> Vec<(f32, f32, u32, i64)> {
@@ -273,28 +292,12 @@ async fn the_dense_layout_carries_the_cells_figures_and_stays_quiet_for_other_te
         .await
         .unwrap()
         .into_inner();
-    let first = updates
-        .message()
-        .await
-        .unwrap()
-        .unwrap()
-        .capability
-        .unwrap();
+    let first = next_update(&mut updates).await;
     assert_eq!(dense_cells(&first)[0].0, 4.0);
     record(&mut app, vec![fresh("s1", "dan", "rust", 4.0)]).await;
-    let quiet = tokio::time::timeout(Duration::from_millis(800), updates.message()).await;
-    assert!(
-        quiet.is_err(),
-        "an update for another team's write: {quiet:?}"
-    );
+    assert_quiet(&mut updates).await;
     record(&mut app, vec![fresh("w1", "bob", "sql", 3.0)]).await;
-    let update = tokio::time::timeout(Duration::from_secs(5), updates.message())
-        .await
-        .expect("an update in time")
-        .unwrap()
-        .unwrap()
-        .capability
-        .unwrap();
+    let update = next_update(&mut updates).await;
     assert_eq!(dense_cells(&update)[3].0, 3.0, "bob's sql, now known");
 }
 
@@ -313,32 +316,16 @@ async fn a_watcher_gets_updates_for_its_team_only_and_stops_when_its_token_is_re
         .await
         .unwrap()
         .into_inner();
-    let first = updates
-        .message()
-        .await
-        .unwrap()
-        .unwrap()
-        .capability
-        .unwrap();
+    let first = next_update(&mut updates).await;
     assert_eq!(first.members.len(), 2);
 
     // Another team's data changes: no update.
     record(&mut app, vec![fresh("s1", "dan", "rust", 4.0)]).await;
-    let quiet = tokio::time::timeout(Duration::from_millis(800), updates.message()).await;
-    assert!(
-        quiet.is_err(),
-        "an update for another team's write: {quiet:?}"
-    );
+    assert_quiet(&mut updates).await;
 
     // This team's data changes: an update with the new level.
     record(&mut app, vec![fresh("w1", "alice", "rust", 4.5)]).await;
-    let update = tokio::time::timeout(Duration::from_secs(5), updates.message())
-        .await
-        .expect("an update in time")
-        .unwrap()
-        .unwrap()
-        .capability
-        .unwrap();
+    let update = next_update(&mut updates).await;
     let rust = update.skill_ids.iter().position(|s| s == "rust").unwrap();
     assert!(close(update.members[0].cells[rust].level, 4.5));
 
