@@ -376,6 +376,10 @@ impl Engine {
     /// `AuditQueue`) without the caller waiting: reads pay neither a wake-up of the
     /// writer nor an fsync each. Every later audit read includes it.
     pub async fn record_audit(&self, event: AuditEvent) {
+        if self.commands.is_closed() {
+            tracing::warn!("audit event not recorded: the writer has stopped");
+            return;
+        }
         if self.audit_queue.push(event) >= AUDIT_QUEUE_WAKE {
             let queued = self.commands.send(writer::Command::DrainAudit).await;
             if queued.is_err() {
