@@ -7,6 +7,9 @@
 //! skill when their level is at least `max(min_level, mentee + min_lead)` (defaults 3.5
 //! and 1.5). A mentee's unknown level counts as 0, as in gap analysis.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use ndarray::ArrayView1;
 
 /// When someone may mentor a skill, and what it is expected to bring.
@@ -138,7 +141,9 @@ const SCALE: f64 = 1e6;
 /// mentor's; mentor → mentee, capacity 1, cost −gain; mentee → sink, capacity =
 /// `max_mentors`) solved by successive shortest paths, stopping when no path adds gain.
 /// Each augmentation along a shortest path keeps the flow of its size optimal, so the
-/// last one before the cost turns non-negative is the optimum.
+/// last one before the cost turns non-negative is the optimum. Paths are found with
+/// Dijkstra on costs reduced by node potentials (Johnson), which stay non-negative; the
+/// first potentials are the shortest distances in the initial graph, a DAG.
 pub fn plan_optimal(problem: &PlanProblem) -> Plan {
     let mentors = problem.capacity.len();
     let source = 0;
@@ -155,7 +160,19 @@ pub fn plan_optimal(problem: &PlanProblem) -> Plan {
     for e in 0..problem.mentees {
         graph.edge(1 + mentors + e, sink, i64::from(problem.max_mentors[e]), 0);
     }
-    while graph.augment(source, sink) {}
+    // Shortest distances from the source over every edge, capacities aside: source and
+    // mentors 0, a mentee its best pair's cost, the sink the best mentee's.
+    let mut potential = vec![0i64; graph.head.len()];
+    for &edge in &pair_edges {
+        let mentee = graph.to[edge];
+        potential[mentee] = potential[mentee].min(graph.cost[edge]);
+    }
+    potential[sink] = potential[1 + mentors..sink]
+        .iter()
+        .copied()
+        .min()
+        .unwrap_or(0);
+    while graph.augment(source, sink, &mut potential) {}
     let chosen = pair_edges
         .iter()
         .enumerate()
@@ -190,8 +207,7 @@ pub fn plan_greedy(problem: &PlanProblem) -> Plan {
     problem.plan_of(chosen)
 }
 
-/// A residual graph for successive shortest paths (Bellman–Ford with a queue, since
-/// pair edges have negative costs).
+/// A residual graph for successive shortest paths.
 struct Flow {
     head: Vec<Option<usize>>,
     next: Vec<Option<usize>>,
@@ -225,30 +241,49 @@ impl Flow {
     }
 
     /// Pushes flow along one cheapest path if it has negative cost; false otherwise.
-    fn augment(&mut self, source: usize, sink: usize) -> bool {
+    /// `potential` makes every residual edge's reduced cost `cost + p[u] - p[v]`
+    /// non-negative, and is updated so that it stays so after the augmentation.
+    fn augment(&mut self, source: usize, sink: usize, potential: &mut [i64]) -> bool {
         let n = self.head.len();
         let mut dist = vec![i64::MAX; n];
+        let mut done = vec![false; n];
         let mut via: Vec<Option<usize>> = vec![None; n];
-        let mut queued = vec![false; n];
-        let mut queue = std::collections::VecDeque::from([source]);
+        let mut heap = BinaryHeap::from([Reverse((0i64, source))]);
         dist[source] = 0;
-        while let Some(u) = queue.pop_front() {
-            queued[u] = false;
+        while let Some(Reverse((d, u))) = heap.pop() {
+            if done[u] {
+                continue;
+            }
+            done[u] = true;
+            if u == sink {
+                break;
+            }
             let mut e = self.head[u];
             while let Some(edge) = e {
                 let v = self.to[edge];
-                if self.cap[edge] > 0 && dist[u] + self.cost[edge] < dist[v] {
-                    dist[v] = dist[u] + self.cost[edge];
-                    via[v] = Some(edge);
-                    if !queued[v] {
-                        queued[v] = true;
-                        queue.push_back(v);
+                if self.cap[edge] > 0 && !done[v] {
+                    let reduced = self.cost[edge] + potential[u] - potential[v];
+                    debug_assert!(reduced >= 0, "negative reduced cost {reduced}");
+                    if d + reduced < dist[v] {
+                        dist[v] = d + reduced;
+                        via[v] = Some(edge);
+                        heap.push(Reverse((dist[v], v)));
                     }
                 }
                 e = self.next[edge];
             }
         }
-        if dist[sink] >= 0 {
+        if !done[sink] {
+            return false;
+        }
+        // Settled nodes move by their distance, the rest by the sink's: reduced costs
+        // stay non-negative on every residual edge, including the new reverse ones.
+        let reach = dist[sink];
+        for (p, (&d, &settled)) in potential.iter_mut().zip(dist.iter().zip(&done)) {
+            *p += if settled { d } else { reach };
+        }
+        // The path's true cost; the source's potential stays 0.
+        if potential[sink] - potential[source] >= 0 {
             return false;
         }
         let mut bottleneck = i64::MAX;
