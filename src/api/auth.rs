@@ -4,6 +4,7 @@
 //! a `Caller`. Handlers apply the subject-dependent part (is this person in the
 //! caller's scope?) and record audit events through `Caller::audit`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -90,6 +91,16 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListAuditEvents", ADMIN_ONLY),
 ];
+
+/// `RULES` by method path, for the lookup on every call.
+static RULE_INDEX: std::sync::LazyLock<HashMap<&'static str, usize>> =
+    std::sync::LazyLock::new(|| {
+        RULES
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| (*p, i))
+            .collect()
+    });
 
 /// Services any client may call without a token (health checks, reflection).
 const PUBLIC_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
@@ -240,7 +251,7 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
     if PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return Decision::Pass;
     }
-    let rule = RULES.iter().find(|(rpc, _)| *rpc == path);
+    let rule = RULE_INDEX.get(path).map(|&i| RULES[i]);
     if rule.is_none() && !path.starts_with(OWN_PREFIX) {
         // Not ours: let the router answer UNIMPLEMENTED.
         return Decision::Pass;
