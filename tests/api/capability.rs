@@ -39,21 +39,23 @@ fn close(actual: Option<f64>, expected: f64) -> bool {
     actual.is_some_and(|a| (a - expected).abs() < 1e-3)
 }
 
+/// The objective tests behind the hand-computed numbers: alice rust 4 and sql 2, bob rust
+/// 3 and 2 (sql unknown), carol (frontend) sql 5.
+fn hand_computed_evidence() -> Vec<pb::Assessment> {
+    vec![
+        fresh("a1", "alice", "rust", 4.0),
+        fresh("a2", "alice", "sql", 2.0),
+        fresh("b1", "bob", "rust", 3.0),
+        fresh("b2", "bob", "rust", 2.0),
+        fresh("c1", "carol", "sql", 5.0),
+    ]
+}
+
 #[tokio::test]
 async fn team_capability_matches_the_hand_computed_numbers() {
     let mut app = TestApp::spawn().await;
     seed_org(&mut app).await; // role dev requires rust 3 (w1) and sql 3 (w1)
-    record(
-        &mut app,
-        vec![
-            fresh("a1", "alice", "rust", 4.0),
-            fresh("a2", "alice", "sql", 2.0),
-            fresh("b1", "bob", "rust", 3.0),
-            fresh("b2", "bob", "rust", 2.0),
-            fresh("c1", "carol", "sql", 5.0),
-        ],
-    )
-    .await;
+    record(&mut app, hand_computed_evidence()).await;
     let view = app
         .clients(&app.admin_token)
         .capability
@@ -223,16 +225,7 @@ fn dense_cells(view: &pb::TeamCapability) -> Vec<(f32, f32, u32, i64)> {
 async fn the_dense_layout_carries_the_cells_figures_and_stays_quiet_for_other_teams() {
     let mut app = TestApp::spawn().await;
     seed_org(&mut app).await;
-    record(
-        &mut app,
-        vec![
-            fresh("a1", "alice", "rust", 4.0),
-            fresh("a2", "alice", "sql", 2.0),
-            fresh("b1", "bob", "rust", 3.0),
-            fresh("b2", "bob", "rust", 2.0),
-        ],
-    )
-    .await;
+    record(&mut app, hand_computed_evidence()).await;
     let mut capability = app.clients(&app.admin_token).capability;
     let ask = |layout: pb::MatrixLayout| pb::GetTeamCapabilityRequest {
         team_id: "backend".into(),
@@ -359,18 +352,9 @@ async fn seeded() -> TestApp {
     let mut self_rating = fresh("a3", "alice", "sql", 4.0);
     self_rating.source = pb::AssessmentSource::Self_.into();
     self_rating.assessor_id = "alice".into();
-    record(
-        &mut app,
-        vec![
-            fresh("a1", "alice", "rust", 4.0),
-            fresh("a2", "alice", "sql", 2.0),
-            self_rating,
-            fresh("b1", "bob", "rust", 3.0),
-            fresh("b2", "bob", "rust", 2.0),
-            fresh("c1", "carol", "sql", 5.0),
-        ],
-    )
-    .await;
+    let mut evidence = hand_computed_evidence();
+    evidence.push(self_rating);
+    record(&mut app, evidence).await;
     app
 }
 
