@@ -427,8 +427,11 @@ fn to_dense(view: &pb::TeamCapability) -> pb::TeamCapability {
             .members
             .iter()
             .map(|m| pb::MemberCapability {
+                person_id: m.person_id.clone(),
+                display_name: m.display_name.clone(),
+                role_id: m.role_id.clone(),
                 cells: Vec::new(),
-                ..m.clone()
+                readiness: m.readiness,
             })
             .collect(),
         dense: Some(pb::DenseMatrix {
@@ -438,7 +441,11 @@ fn to_dense(view: &pb::TeamCapability) -> pb::TeamCapability {
             last_assessed_seconds_i64le: times.into(),
             known_bitmap: bitmap.into(),
         }),
-        ..view.clone()
+        team_id: view.team_id.clone(),
+        skill_ids: view.skill_ids.clone(),
+        skills: view.skills.clone(),
+        readiness: view.readiness,
+        data_version: view.data_version,
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use capsight::analytics::archetypes::adjusted_rand_index;
 use capsight::api::pb;
 use capsight::api::pb::AccessRole;
+use capsight::api::pb::org_insights_service_client::OrgInsightsServiceClient;
 use capsight::demo::{DemoConfig, DemoOrg};
 use capsight::server::ServerConfig;
 use tonic::Code;
@@ -23,6 +24,19 @@ fn archetypes_request(members: bool) -> pb::GetSkillArchetypesRequest {
         include_members: members,
         ..Default::default()
     }
+}
+
+/// How current the archetypes served right now are.
+async fn archetypes_freshness(
+    insights: &mut OrgInsightsServiceClient<crate::helpers::Authed>,
+) -> pb::Freshness {
+    insights
+        .get_skill_archetypes(archetypes_request(false))
+        .await
+        .unwrap()
+        .into_inner()
+        .freshness
+        .unwrap()
 }
 
 #[tokio::test]
@@ -174,13 +188,7 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
     // Tokens are not data: creating one leaves the cached result current.
     let before = after.freshness.unwrap();
     app.token(AccessRole::Manager, &["team-00001"], "").await;
-    let fresh = insights
-        .get_skill_archetypes(archetypes_request(false))
-        .await
-        .unwrap()
-        .into_inner()
-        .freshness
-        .unwrap();
+    let fresh = archetypes_freshness(&mut insights).await;
     assert!(!fresh.stale, "{fresh:?}");
     assert_eq!(fresh.computed_version, before.computed_version);
 
@@ -198,13 +206,7 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
         })
         .await
         .unwrap();
-    let stale = insights
-        .get_skill_archetypes(archetypes_request(false))
-        .await
-        .unwrap()
-        .into_inner()
-        .freshness
-        .unwrap();
+    let stale = archetypes_freshness(&mut insights).await;
     assert!(stale.stale && stale.computed_version < stale.current_version);
 }
 
