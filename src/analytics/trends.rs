@@ -20,10 +20,10 @@ pub struct TrendPoint {
 /// The dates from `from` to `to` (inclusive) every `step_ms`.
 pub fn dates(from: Timestamp, to: Timestamp, step_ms: i64) -> Vec<Timestamp> {
     let mut dates = Vec::new();
-    let mut at = from.unix_millis();
-    while at <= to.unix_millis() && step_ms > 0 {
-        dates.push(Timestamp::from_unix_millis(at));
-        at += step_ms;
+    let mut at = Some(from.unix_millis());
+    while let Some(now) = at.filter(|&t| t <= to.unix_millis() && step_ms > 0) {
+        dates.push(Timestamp::from_unix_millis(now));
+        at = now.checked_add(step_ms);
     }
     dates
 }

@@ -13,6 +13,9 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::store::AuditFilter;
 
+/// Longest a token may live: 100 years, so that an expiry is always a valid timestamp.
+const MAX_TOKEN_TTL_SECONDS: u64 = 100 * 365 * 86_400;
+
 /// The access service, backed by the engine.
 pub struct AccessApi {
     engine: Arc<Engine>,
@@ -55,14 +58,15 @@ fn grant_from_pb(request: pb::CreateTokenRequest) -> Result<(Grant, Text, Option
             }
         }),
     );
-    let ttl_ms = match i64::try_from(ttl_seconds)
-        .ok()
-        .and_then(|s| s.checked_mul(1000))
-    {
-        _ if ttl_seconds == 0 => None,
-        Some(ms) => Some(ms),
-        None => {
-            v.push(FieldViolation::new("ttl_seconds", "is too large"));
+    // Capped so that an expiry is always a representable protobuf timestamp.
+    let ttl_ms = match ttl_seconds {
+        0 => None,
+        s if s <= MAX_TOKEN_TTL_SECONDS => Some(s as i64 * 1000),
+        _ => {
+            v.push(FieldViolation::new(
+                "ttl_seconds",
+                "must be at most 3,153,600,000 (100 years)",
+            ));
             None
         }
     };

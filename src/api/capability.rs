@@ -26,6 +26,9 @@ use crate::engine::queries::{
 };
 use crate::error::{Error, Result};
 
+/// Most points one skill's trend may have.
+const MAX_TREND_POINTS: i64 = 200;
+
 /// How long a watcher waits for more changes before sending, so a burst of writes
 /// yields one update.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
@@ -899,7 +902,9 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             } else {
                 request.interval_days
             }) * 86_400_000;
-            if (to.unix_millis() - from.unix_millis()) / step_ms >= 200 {
+            // Both times are within protobuf's range (parse_seconds), so the span
+            // cannot overflow; the point count is checked before anything is allocated.
+            if (to.unix_millis() - from.unix_millis()) / step_ms >= MAX_TREND_POINTS {
                 return Err(invalid(
                     "interval_days",
                     "gives more than 200 points; choose a longer interval",

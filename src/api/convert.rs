@@ -147,17 +147,7 @@ pub fn timestamp_to_pb(at: Timestamp) -> prost_types::Timestamp {
 pub(super) fn timestamp_from_pb_any(
     raw: prost_types::Timestamp,
 ) -> Result<Timestamp, FieldViolation> {
-    if !(0..1_000_000_000).contains(&raw.nanos) {
-        return Err(FieldViolation::new(
-            "",
-            "nanos must be from 0 to 999,999,999",
-        ));
-    }
-    raw.seconds
-        .checked_mul(1000)
-        .and_then(|ms| ms.checked_add(i64::from(raw.nanos / 1_000_000)))
-        .map(Timestamp::from_unix_millis)
-        .ok_or_else(|| FieldViolation::new("", "is out of range"))
+    Timestamp::parse_seconds(raw.seconds, raw.nanos)
 }
 
 pub(super) fn role_from_pb(raw: i32) -> Result<AccessRole, FieldViolation> {
@@ -233,18 +223,8 @@ fn timestamp_from_pb(
     now: Timestamp,
 ) -> Result<Timestamp, FieldViolation> {
     let raw = raw.ok_or_else(|| FieldViolation::new("", "is required"))?;
-    if !(0..1_000_000_000).contains(&raw.nanos) {
-        return Err(FieldViolation::new(
-            "",
-            "nanos must be from 0 to 999,999,999",
-        ));
-    }
-    let millis = raw
-        .seconds
-        .checked_mul(1000)
-        .and_then(|ms| ms.checked_add(i64::from(raw.nanos / 1_000_000)))
-        .ok_or_else(|| FieldViolation::new("", "is out of range"))?;
-    Timestamp::parse_assessed(millis, now)
+    let at = timestamp_from_pb_any(raw)?;
+    Timestamp::parse_assessed(at.unix_millis(), now)
 }
 
 /// Widens a stored f32 to the f64 with the same shortest decimal form, so that a

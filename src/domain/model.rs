@@ -110,6 +110,32 @@ impl Timestamp {
     /// How far in the future an assessment may be dated (clock skew between systems).
     pub const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
 
+    /// Earliest time a protobuf `Timestamp` may hold: 0001-01-01T00:00:00Z, in seconds.
+    pub const MIN_SECONDS: i64 = -62_135_596_800;
+
+    /// Latest time a protobuf `Timestamp` may hold: 9999-12-31T23:59:59Z, in seconds.
+    pub const MAX_SECONDS: i64 = 253_402_300_799;
+
+    /// A timestamp from protobuf's seconds and nanos, within the range the protobuf
+    /// specification allows (years 1 to 9999). Every request time passes through here, so
+    /// differences of two request times and sums with bounded durations cannot overflow.
+    pub fn parse_seconds(seconds: i64, nanos: i32) -> Result<Self, FieldViolation> {
+        if !(0..1_000_000_000).contains(&nanos) {
+            return Err(FieldViolation::new(
+                "",
+                "nanos must be from 0 to 999,999,999",
+            ));
+        }
+        if !(Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(&seconds) {
+            return Err(FieldViolation::new(
+                "",
+                "must be between 0001-01-01 and 9999-12-31",
+            ));
+        }
+        // In range, seconds * 1000 is below 2^59: no overflow.
+        Ok(Self(seconds * 1000 + i64::from(nanos / 1_000_000)))
+    }
+
     /// The timestamp `millis` after the epoch.
     pub fn from_unix_millis(millis: i64) -> Self {
         Self(millis)
@@ -496,5 +522,35 @@ mod tests {
             requirements: vec![requirement.clone(), requirement],
         };
         assert_eq!(role.check()[0].field, "requirements[1].skill_id");
+    }
+
+    proptest::proptest! {
+        /// Any seconds/nanos pair either parses to a time whose millisecond differences
+        /// with any other parsed time cannot overflow, or is refused; never a panic.
+        #[test]
+        fn protobuf_times_parse_within_the_spec_range_or_are_refused(
+            a in proptest::num::i64::ANY, an in proptest::num::i32::ANY,
+            b in proptest::num::i64::ANY, bn in proptest::num::i32::ANY,
+        ) {
+            let (x, y) = (Timestamp::parse_seconds(a, an), Timestamp::parse_seconds(b, bn));
+            let in_range = |s: i64, n: i32| {
+                (Timestamp::MIN_SECONDS..=Timestamp::MAX_SECONDS).contains(&s)
+                    && (0..1_000_000_000).contains(&n)
+            };
+            proptest::prop_assert_eq!(x.is_ok(), in_range(a, an));
+            if let (Ok(x), Ok(y)) = (x, y) {
+                let span = x.unix_millis().checked_sub(y.unix_millis());
+                proptest::prop_assert!(span.is_some_and(|d| d.abs() < 320_000_000_000_000));
+            }
+        }
+    }
+
+    #[test]
+    fn the_ends_of_the_protobuf_range_parse_and_one_second_beyond_does_not() {
+        assert!(Timestamp::parse_seconds(Timestamp::MIN_SECONDS, 0).is_ok());
+        assert!(Timestamp::parse_seconds(Timestamp::MAX_SECONDS, 999_999_999).is_ok());
+        assert!(Timestamp::parse_seconds(Timestamp::MIN_SECONDS - 1, 0).is_err());
+        assert!(Timestamp::parse_seconds(Timestamp::MAX_SECONDS + 1, 0).is_err());
+        assert!(Timestamp::parse_seconds(0, -1).is_err());
     }
 }

@@ -619,3 +619,46 @@ async fn an_erased_person_disappears_from_cached_team_views() {
         "bob's rust 4.0 is gone too"
     );
 }
+
+#[tokio::test]
+async fn trend_times_at_the_limits_of_timestamp_are_refused_and_the_server_lives_on() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let mut capability = app.clients(&app.admin_token).capability;
+    let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+    let far = 9_223_372_036_854_775;
+    let cases = [
+        // (from, to, interval_days, the field the error names)
+        (-far + 1, far, 0, "from"),
+        (far - 100 * 86_400, far, 1, "from"),
+        (253_402_300_799 - 100 * 86_400, 253_402_300_800, 1, "to"),
+        (-62_135_596_800, 253_402_300_799, 1, "interval_days"),
+    ];
+    for (from, to, interval_days, field) in cases {
+        let refused = capability
+            .get_capability_trend(pb::GetCapabilityTrendRequest {
+                team_id: "backend".into(),
+                skill_ids: vec!["rust".into()],
+                from: at(from),
+                to: at(to),
+                interval_days,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{from} {to}");
+        assert_eq!(crate::helpers::violations(&refused)[0].0, field);
+    }
+    // The whole range in one step of 11.7 million years: a valid, one-point answer.
+    let widest = capability
+        .get_capability_trend(pb::GetCapabilityTrendRequest {
+            team_id: "backend".into(),
+            skill_ids: vec!["rust".into()],
+            from: at(-62_135_596_800),
+            to: at(253_402_300_799),
+            interval_days: u32::MAX,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(widest.points.len(), 1);
+}
