@@ -34,6 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         // The dense matrix's arrays are shared, not copied, by clones of a cached view.
         .bytes(".capsight.v1.DenseMatrix")
+        // prost's codec, except that an undecodable message is INVALID_ARGUMENT.
+        .codec_path("crate::api::codec::ProtoCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -3,8 +3,9 @@
 
 use crate::domain::FieldViolation;
 
-/// Every failure capsight reports.
-#[derive(Debug, thiserror::Error)]
+/// Every failure capsight reports. `Clone` so that one shared computation can answer
+/// every caller waiting for it, failures included.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed or references what does not exist; nothing was written.
     #[error("invalid request ({} field violation(s))", .0.len())]
@@ -55,6 +56,21 @@ pub enum Error {
     /// The server is shutting down and accepts no more work.
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// Past an admission limit: the server is busy with other work and refused this
+    /// call before starting it. Retry after `retry_after`.
+    #[error("the server is busy; retry in {} ms", .retry_after.as_millis())]
+    Overloaded {
+        /// When a retry is likely to be admitted.
+        retry_after: std::time::Duration,
+    },
+    /// The caller's deadline passed before the answer was ready. Shared work goes on and
+    /// its result is kept for the next caller.
+    #[error("deadline exceeded")]
+    DeadlineExceeded,
+    /// A computation stopped because no one needs its result any more (superseded, or
+    /// the server is stopping).
+    #[error("the computation was cancelled")]
+    Cancelled,
     /// An earlier flush failed; writes are refused until restart so that no write is
     /// acknowledged on a store whose durability is unknown.
     #[error("storage is unavailable after an earlier failure; restart the server")]

@@ -17,6 +17,9 @@
 //! tried first; its LOBPCG-based truncated SVD panics on rank-deficient data (many
 //! identical profiles), which real skill data can be.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use linfa::DatasetBase;
 use linfa::metrics::SilhouetteScore;
 use linfa::traits::Fit;
@@ -46,6 +49,9 @@ pub struct ArchetypeParams {
     pub silhouette_sample: usize,
     /// Iteration cap of each fit.
     pub max_iterations: usize,
+    /// Checked between fits: once set, clustering stops with `KMeansError::Stopped`
+    /// (the caller no longer needs the result).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for ArchetypeParams {
@@ -59,6 +65,7 @@ impl Default for ArchetypeParams {
             selection_sample: 4_000,
             silhouette_sample: 1_000,
             max_iterations: 300,
+            stop: None,
         }
     }
 }
@@ -219,6 +226,13 @@ pub fn find_archetypes(
             let scored = silhouette_rows(selection.len(), params.silhouette_sample, params.seed);
             let k_max = params.k_max.min(selection.len() - 1).max(params.k_min);
             for k in params.k_min..=k_max {
+                if params
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed))
+                {
+                    return Err(KMeansError::Stopped);
+                }
                 let model = fit(xs.view(), k, params)?;
                 let score = silhouette(&xs, &model.labels, &scored)?;
                 k_scores.push((k, score));

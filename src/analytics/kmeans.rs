@@ -36,6 +36,9 @@ pub enum KMeansError {
     /// An error from linfa.
     #[error(transparent)]
     Linfa(#[from] linfa::Error),
+    /// The caller's stop flag was set; nothing was computed.
+    #[error("stopped before the end")]
+    Stopped,
 }
 
 /// How the first centroids are chosen.

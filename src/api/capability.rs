@@ -190,10 +190,10 @@ impl Decoder for PreEncoded {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        // tonic-prost answers an undecodable request the same way.
+        // Answered as every generated service answers it (`codec::ProtoCodec`).
         prost::Message::decode(src)
             .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
+            .map_err(|_| super::codec::undecodable())
     }
 }
 
@@ -614,7 +614,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         let snapshot = self.engine.snapshot();
         let result = async {
             let person = caller.readable_person(&snapshot.directory, &id)?.clone();
-            let assessments = self.engine.assessments_about(id.clone()).await?;
+            let assessments = self.engine.assessments_about(&id)?;
             let view = person_profile(snapshot.capability.model(), assessments, Timestamp::now());
             let skills = view
                 .skills

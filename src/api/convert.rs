@@ -9,7 +9,7 @@ use crate::domain::{
     Skill, SkillCategory, SkillId, Source, Team, TeamId, Text, Timestamp, TokenInfo, Violations,
     Weight,
 };
-use crate::engine::IngestOutcome;
+use crate::engine::{IngestOutcome, Want};
 use crate::error::Error;
 
 use super::pb;
@@ -576,6 +576,19 @@ pub(super) fn merge_rejections(
         .map(rejection_to_pb)
         .collect();
     (outcome.accepted, outcome.duplicates, rejections)
+}
+
+/// The engine's choice of cached result for a request's policy, `default` when unset.
+pub(super) fn want_from_pb(raw: i32, default: Want) -> Result<Want, FieldViolation> {
+    match pb::ResultPolicy::try_from(raw) {
+        Ok(pb::ResultPolicy::Unspecified) => Ok(default),
+        Ok(pb::ResultPolicy::Latest) => Ok(Want::Latest),
+        Ok(pb::ResultPolicy::Current) => Ok(Want::Current),
+        Err(_) => Err(FieldViolation::new(
+            "result_policy",
+            "must be a known policy",
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -8,13 +8,14 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{
-    category_from_pb, category_to_pb, known_skill_ids, required_id, timestamp_to_pb,
+    category_from_pb, category_to_pb, known_skill_ids, required_id, timestamp_to_pb, want_from_pb,
 };
 use super::pb;
 use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, Suppression, suppress};
 use crate::domain::{AccessRole, Directory, FieldViolation, Scope, TeamId};
 use crate::engine::Engine;
-use crate::engine::insights::{CellSums, Fresh, GroupBy, GroupData, PatternData};
+use crate::engine::insights::{CellSums, GroupBy, GroupData, PatternData};
+use crate::engine::{Fresh, Want};
 use crate::error::{Error, Result};
 
 /// Default trend period of skill patterns.
@@ -67,12 +68,13 @@ pub(super) fn aggregate_scope(
     }
 }
 
-fn freshness<T>(fresh: &Fresh<T>) -> pb::Freshness {
+pub(super) fn freshness<T>(fresh: &Fresh<T>) -> pb::Freshness {
     pb::Freshness {
         computed_version: fresh.computed_version,
         current_version: fresh.current_version,
         stale: fresh.computed_version != fresh.current_version,
         computed_at: Some(timestamp_to_pb(fresh.computed_at)),
+        refreshing: fresh.refreshing,
     }
 }
 
@@ -123,7 +125,9 @@ impl OrgInsightsApi {
             }
             k => k.map(|k| k as usize),
         };
-        let fresh = self.engine.archetypes(scope, k).await?;
+        let want = want_from_pb(r.result_policy, Want::Latest)
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let fresh = self.engine.archetypes(scope, k, want).await?;
         let view = &fresh.value;
         let minimum = self.min_group_size;
         let sizes: Vec<(usize, usize)> = view.set.archetypes.iter().map(|a| (0, a.size)).collect();
@@ -280,7 +284,12 @@ impl OrgInsightsApi {
             return Err(Error::InvalidArgument(violations));
         }
         let minimum = self.minimum(r.min_group_size);
-        let fresh = self.engine.patterns(group_by, scope, trend_days).await?;
+        let want = want_from_pb(r.result_policy, Want::Latest)
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let fresh = self
+            .engine
+            .patterns(group_by, scope, trend_days, want)
+            .await?;
         let data = &fresh.value;
         let selected: Vec<usize> = (0..data.skills.len())
             .filter(|&c| {

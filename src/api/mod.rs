@@ -6,6 +6,7 @@
 mod access;
 pub mod auth;
 mod capability;
+pub mod codec;
 mod convert;
 mod directory;
 mod error;

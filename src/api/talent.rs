@@ -6,8 +6,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::convert::{known_skill_ids, required_id, timestamp_to_pb};
+use super::convert::{known_skill_ids, required_id, timestamp_to_pb, want_from_pb};
 use super::insights::aggregate_scope;
+use super::insights::freshness;
 use super::page::PageRequest;
 use super::pb;
 use crate::domain::TeamId;
@@ -17,7 +18,8 @@ use crate::domain::{
 };
 use crate::engine::Engine;
 use crate::engine::compose::{Composition, Proposal, SkillAsk, TeamAsk, compose_team};
-use crate::engine::insights::{find_mentors, mentee_needs, people_in, plan_mentoring};
+use crate::engine::insights::{find_mentors, mentee_needs};
+use crate::engine::{Cancel, Want};
 use crate::error::{Error, Result};
 
 const DEFAULT_LIMIT: u32 = 5;
@@ -170,19 +172,13 @@ impl TalentApi {
             MAX_MENTORS_PER_MENTEE,
             "max_mentors_per_mentee",
         )?;
-        let allow_same_team = r.allow_same_team;
-        let plan = tokio::task::spawn_blocking(move || {
-            let people = people_in(&snapshot, scope.as_ref())?;
-            Ok::<_, Error>(plan_mentoring(
-                &snapshot,
-                &people,
-                capacity,
-                max_mentors,
-                allow_same_team,
-            ))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("mentoring plan panicked: {e}")))??;
+        let want = want_from_pb(r.result_policy, Want::Current)
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let fresh = self
+            .engine
+            .mentoring_plan(scope, capacity, max_mentors, r.allow_same_team, want)
+            .await?;
+        let plan = &fresh.value;
         let mut subjects: Vec<String> = plan
             .pairs
             .iter()
@@ -209,6 +205,7 @@ impl TalentApi {
                 greedy_total_gain: plan.greedy_total,
                 mentees_with_options: plan.mentees_with_options,
                 candidate_pairs: plan.candidate_pairs,
+                freshness: Some(freshness(&fresh)),
             },
             subjects,
         ))
@@ -515,7 +512,7 @@ impl TalentApi {
         let mut ask = self.team_ask(caller, r)?;
         if r.prefer_archetype_diversity {
             // The organisation's archetypes (cached); too little evidence means none.
-            match self.engine.archetypes(None, None).await {
+            match self.engine.archetypes(None, None, Want::Latest).await {
                 Ok(fresh) => {
                     let view = &fresh.value;
                     ask.archetypes = Some(
@@ -538,10 +535,13 @@ impl TalentApi {
         }
         let snapshot = self.engine.snapshot();
         let scope = caller.scope(&snapshot.directory);
-        let composition =
-            tokio::task::spawn_blocking(move || compose_team(&snapshot, &ask, &scope))
-                .await
-                .map_err(|e| Error::Internal(format!("composition panicked: {e}")))??;
+        let composition = self
+            .engine
+            .jobs()
+            .run(Cancel::new(), move |_| {
+                compose_team(&snapshot, &ask, &scope)
+            })
+            .await?;
         let mut subjects: Vec<String> = std::iter::once(&composition.best)
             .chain(&composition.alternatives)
             .flat_map(|p| p.members.iter().map(|m| m.person.id.to_string()))

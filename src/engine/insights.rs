@@ -7,16 +7,16 @@
 //! person clears every cache, and results computed on older snapshots are discarded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::hash::Hash;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ndarray::{Array1, Array2};
 
+use super::cache::{Cache, Fresh, Want};
+use super::jobs::Cancel;
 use super::{Engine, Snapshot};
 use crate::analytics::archetypes::{ArchetypeParams, ArchetypeSet, find_archetypes};
+use crate::analytics::kmeans::KMeansError;
 use crate::analytics::mentors::{
     MentorRules, Need, Plan, PlanProblem, plan_greedy, plan_optimal, similarity,
 };
@@ -26,199 +26,37 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 
-/// A cached result and how current it is.
-#[derive(Debug)]
-pub struct Fresh<T> {
-    /// The result.
-    pub value: Arc<T>,
-    /// Data version it was computed from.
-    pub computed_version: u64,
-    /// When.
-    pub computed_at: Timestamp,
-    /// Data version now.
-    pub current_version: u64,
-}
-
-struct Computed<T> {
-    value: Arc<T>,
-    version: u64,
-    erasures: u64,
-    at: Timestamp,
-}
-
-impl<T> Clone for Computed<T> {
-    fn clone(&self) -> Self {
-        Self {
-            value: Arc::clone(&self.value),
-            version: self.version,
-            erasures: self.erasures,
-            at: self.at,
-        }
-    }
-}
-
-struct Slot<T> {
-    latest: Option<Computed<T>>,
-    refreshing: bool,
-    /// Held while a request computes the first result, so that concurrent requests
-    /// (and the start-up warm-up) wait for it instead of computing it again.
-    gate: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl<T> Default for Slot<T> {
-    fn default() -> Self {
-        Self {
-            latest: None,
-            refreshing: false,
-            gate: Arc::default(),
-        }
-    }
-}
-
-type Job<T> = Pin<Box<dyn Future<Output = Result<T>> + Send>>;
-
-/// Results by question, each as of the data version it was computed from.
-pub(super) struct Cache<K, T> {
-    slots: Mutex<HashMap<K, Slot<T>>>,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-}
-
-/// Distinct questions kept per cache.
-const CACHE_LIMIT: usize = 256;
-
-impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T> {
-    pub(super) fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> Self {
-        Self {
-            slots: Mutex::new(HashMap::new()),
-            snapshot,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Slot<T>>> {
-        // A panic while holding the lock leaves at worst a missing entry.
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Forgets everything (after an erasure).
-    pub(super) fn clear(&self) {
-        self.lock().clear();
-    }
-
-    /// The result for `key`: the current one, or a stale one while `job` computes the
-    /// next in the background, or — when there is none — `job`'s result.
-    async fn get(
-        self: &Arc<Self>,
-        key: K,
-        job: impl FnOnce(Arc<Snapshot>) -> Job<T>,
-    ) -> Result<Fresh<T>> {
-        let mut snapshot = self.snapshot.load_full();
-        let mut usable = self.usable(&key, &snapshot);
-        let mut _gate = None;
-        if usable.is_none() {
-            let gate = Arc::clone(&self.lock().entry(key.clone()).or_default().gate);
-            _gate = Some(gate.lock_owned().await);
-            // Someone else may have computed it while this request waited.
-            snapshot = self.snapshot.load_full();
-            usable = self.usable(&key, &snapshot);
-        }
-        let current_version = snapshot.data_version;
-        let computed = match usable {
-            Some((computed, refresh)) => {
-                if refresh {
-                    let this = Arc::clone(self);
-                    let key = key.clone();
-                    let work = job(Arc::clone(&snapshot));
-                    tokio::spawn(async move {
-                        let result = work.await;
-                        if let Err(e) = &result {
-                            tracing::warn!(error = %e, "background insight refresh failed");
-                        }
-                        this.store(key, &snapshot, result.ok());
-                    });
-                }
-                computed
-            }
-            None => {
-                let value = job(Arc::clone(&snapshot)).await?;
-                self.store(key, &snapshot, Some(value))
-                    .ok_or_else(|| Error::Internal("insight cache lost its entry".into()))?
-            }
-        };
-        Ok(Fresh {
-            value: computed.value,
-            computed_version: computed.version,
-            computed_at: computed.at,
-            current_version,
-        })
-    }
-
-    /// The cached result for `key` if it may be served for `snapshot`, and whether this
-    /// caller should start its refresh.
-    fn usable(&self, key: &K, snapshot: &Snapshot) -> Option<(Computed<T>, bool)> {
-        let mut slots = self.lock();
-        let slot = slots.get_mut(key)?;
-        let c = slot.latest.as_ref()?;
-        if c.erasures != snapshot.erasures {
-            return None;
-        }
-        let refresh = c.version != snapshot.data_version && !slot.refreshing;
-        if refresh {
-            slot.refreshing = true;
-        }
-        Some((c.clone(), refresh))
-    }
-
-    /// Keeps `value` (computed from `from`) unless an erasure happened since or a newer
-    /// result is already there; returns what the slot holds afterwards.
-    fn store(&self, key: K, from: &Snapshot, value: Option<T>) -> Option<Computed<T>> {
-        let erasures_now = self.snapshot.load().erasures;
-        let mut slots = self.lock();
-        if slots.len() >= CACHE_LIMIT && !slots.contains_key(&key) {
-            slots.clear();
-        }
-        let slot = slots.entry(key).or_default();
-        slot.refreshing = false;
-        let computed = value.map(|value| Computed {
-            value: Arc::new(value),
-            version: from.data_version,
-            erasures: from.erasures,
-            at: Timestamp::now(),
-        });
-        match computed {
-            // Computed before an erasure: may hold the erased person. Still answer the
-            // request that waited for it (it read a snapshot that had them), never cache.
-            Some(c) if c.erasures != erasures_now => return Some(c),
-            Some(c) if slot.latest.as_ref().is_none_or(|l| l.version <= c.version) => {
-                slot.latest = Some(c);
-            }
-            _ => {}
-        }
-        slot.latest.clone()
-    }
-}
-
 /// Archetypes by (scope, k).
 type ArchetypeCache = Cache<(Option<TeamId>, Option<usize>), ArchetypeView>;
 /// Patterns by (grouping, scope, trend days).
 type PatternCache = Cache<(GroupBy, Option<TeamId>, u32), PatternData>;
 
+/// Mentoring plans by (scope, capacity per mentor, mentors per mentee, same team).
+type PlanCache = Cache<(Option<TeamId>, u32, u32, bool), MentoringPlan>;
+
 /// The insight caches of an engine.
 pub(super) struct Insights {
     archetypes: Arc<ArchetypeCache>,
     patterns: Arc<PatternCache>,
+    plans: Arc<PlanCache>,
 }
 
 impl Insights {
     pub(super) fn new(snapshot: &Arc<ArcSwap<Snapshot>>) -> Self {
+        let data = |s: &Snapshot| s.data_version;
+        // A plan also depends on the mentoring relationships, which move only `version`.
+        let any = |s: &Snapshot| s.version;
         Self {
-            archetypes: Arc::new(Cache::new(Arc::clone(snapshot))),
-            patterns: Arc::new(Cache::new(Arc::clone(snapshot))),
+            archetypes: Arc::new(Cache::new(Arc::clone(snapshot), data)),
+            patterns: Arc::new(Cache::new(Arc::clone(snapshot), data)),
+            plans: Arc::new(Cache::new(Arc::clone(snapshot), any)),
         }
     }
 
     pub(super) fn clear(&self) {
         self.archetypes.clear();
         self.patterns.clear();
+        self.plans.clear();
     }
 }
 
@@ -261,6 +99,7 @@ pub fn compute_archetypes(
     snapshot: &Snapshot,
     scope: Option<&TeamId>,
     k: Option<usize>,
+    cancel: &Cancel,
 ) -> Result<ArchetypeView> {
     let capability = &snapshot.capability;
     let axis = capability.axis();
@@ -307,11 +146,14 @@ pub fn compute_archetypes(
         .collect();
     let params = ArchetypeParams {
         k,
+        stop: Some(cancel.flag()),
         ..ArchetypeParams::default()
     };
     let started = std::time::Instant::now();
-    let set = find_archetypes(profiles.view(), &names, &params)
-        .map_err(|e| Error::Internal(format!("clustering failed: {e}")))?;
+    let set = find_archetypes(profiles.view(), &names, &params).map_err(|e| match e {
+        KMeansError::Stopped => Error::Cancelled,
+        e => Error::Internal(format!("clustering failed: {e}")),
+    })?;
     tracing::info!(
         people = rows.len(),
         skills = columns.len(),
@@ -860,17 +702,20 @@ impl Engine {
         self: &Arc<Self>,
         scope: Option<TeamId>,
         k: Option<usize>,
+        want: Want,
     ) -> Result<Fresh<ArchetypeView>> {
         let key = (scope.clone(), k);
+        let engine = Arc::clone(self);
         self.insights
             .archetypes
-            .get(key, move |snapshot| {
+            .get(key, want, move |snapshot, cancel| {
                 Box::pin(async move {
-                    tokio::task::spawn_blocking(move || {
-                        compute_archetypes(&snapshot, scope.as_ref(), k)
-                    })
-                    .await
-                    .map_err(|e| Error::Internal(format!("clustering panicked: {e}")))?
+                    engine
+                        .jobs
+                        .run(cancel, move |cancel| {
+                            compute_archetypes(&snapshot, scope.as_ref(), k, cancel)
+                        })
+                        .await
                 })
             })
             .await
@@ -882,39 +727,74 @@ impl Engine {
         group_by: GroupBy,
         scope: Option<TeamId>,
         trend_days: u32,
+        want: Want,
     ) -> Result<Fresh<PatternData>> {
         let key = (group_by, scope.clone(), trend_days);
         let engine = Arc::clone(self);
         self.insights
             .patterns
-            .get(key, move |snapshot| {
+            .get(key, want, move |snapshot, cancel| {
                 Box::pin(async move {
-                    let ids: Vec<PersonId> = people_in(&snapshot, scope.as_ref())?
-                        .into_iter()
-                        .map(|p| p.id.clone())
-                        .collect();
                     // Archetype mix is reported for every grouping; a scope where they
                     // cannot be computed (too few people with evidence) has none.
-                    let archetypes = match engine.archetypes(scope.clone(), None).await {
-                        Ok(a) => Some(a.value),
-                        Err(Error::FailedPrecondition(_)) => None,
-                        Err(e) => return Err(e),
-                    };
-                    let evidence = engine.assessments_about_many(ids).await?;
-                    tokio::task::spawn_blocking(move || {
-                        let people = people_in(&snapshot, scope.as_ref())?;
-                        Ok(compute_patterns(
-                            &snapshot,
-                            &people,
-                            group_by,
-                            &evidence,
-                            archetypes.as_deref(),
-                            trend_days,
-                            Timestamp::now(),
-                        ))
-                    })
-                    .await
-                    .map_err(|e| Error::Internal(format!("patterns panicked: {e}")))?
+                    let archetypes =
+                        match engine.archetypes(scope.clone(), None, Want::Current).await {
+                            Ok(a) => Some(a.value),
+                            Err(Error::FailedPrecondition(_)) => None,
+                            Err(e) => return Err(e),
+                        };
+                    let reader = engine.evidence();
+                    engine
+                        .jobs
+                        .run(cancel, move |cancel| {
+                            let people = people_in(&snapshot, scope.as_ref())?;
+                            let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
+                            let evidence = reader.assessments_about_many(&ids)?;
+                            cancel.check()?;
+                            Ok(compute_patterns(
+                                &snapshot,
+                                &people,
+                                group_by,
+                                &evidence,
+                                archetypes.as_deref(),
+                                trend_days,
+                                Timestamp::now(),
+                            ))
+                        })
+                        .await
+                })
+            })
+            .await
+    }
+
+    /// A mentoring plan for `scope`, from the cache when possible.
+    pub async fn mentoring_plan(
+        self: &Arc<Self>,
+        scope: Option<TeamId>,
+        capacity: u32,
+        max_mentors: u32,
+        allow_same_team: bool,
+        want: Want,
+    ) -> Result<Fresh<MentoringPlan>> {
+        let key = (scope.clone(), capacity, max_mentors, allow_same_team);
+        let engine = Arc::clone(self);
+        self.insights
+            .plans
+            .get(key, want, move |snapshot, cancel| {
+                Box::pin(async move {
+                    engine
+                        .jobs
+                        .run(cancel, move |_| {
+                            let people = people_in(&snapshot, scope.as_ref())?;
+                            Ok(plan_mentoring(
+                                &snapshot,
+                                &people,
+                                capacity,
+                                max_mentors,
+                                allow_same_team,
+                            ))
+                        })
+                        .await
                 })
             })
             .await

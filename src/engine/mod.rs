@@ -4,9 +4,11 @@
 //! commit), and only then publishes the next snapshot and acknowledges.
 //! Must never depend on tonic.
 
+pub mod cache;
 mod capability;
 pub mod compose;
 pub mod insights;
+pub mod jobs;
 pub mod queries;
 mod tokens;
 mod writer;
@@ -24,8 +26,10 @@ use crate::domain::{
     Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
-use crate::store::{AuditFilter, AuditReader, Store, StoreOptions};
+use crate::store::{AuditFilter, AuditReader, EvidenceReader, Store, StoreOptions};
+pub use cache::{Fresh, Want};
 pub use capability::{CapabilityBuilder, CapabilityIndex, PersonCapability, SkillAxis};
+pub use jobs::{Cancel, JobRunner, RunnerLoad};
 pub use tokens::{AuthFailure, TokenTable};
 use writer::{Job, Writer};
 
@@ -181,7 +185,10 @@ pub struct Engine {
     writer: Mutex<Option<JoinHandle<()>>>,
     changes: watch::Receiver<u64>,
     audit: AuditReader,
+    evidence: EvidenceReader,
     insights: insights::Insights,
+    /// The bounded pool that runs CPU-heavy derived results.
+    jobs: JobRunner,
 }
 
 impl Engine {
@@ -222,6 +229,7 @@ impl Engine {
         });
         let store = opened.store;
         let audit = store.audit_reader();
+        let evidence = store.evidence_reader();
         let initial = Snapshot {
             version: 0,
             data_version: 0,
@@ -258,6 +266,8 @@ impl Engine {
             writer: Mutex::new(Some(handle)),
             changes,
             audit,
+            evidence,
+            jobs: JobRunner::with_core_count()?,
         })
     }
 
@@ -423,22 +433,40 @@ impl Engine {
         })
     }
 
-    /// Every assessment about each of `people`, read from the store.
+    /// A handle that reads assessments from the store without the writer thread.
+    pub fn evidence(&self) -> EvidenceReader {
+        self.evidence.clone()
+    }
+
+    /// Every assessment about each of `people`, read from the store as a job of the
+    /// runner (a department's evidence is megabytes to decode).
     pub async fn assessments_about_many(
         &self,
         people: Vec<PersonId>,
     ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
-        self.write(move |w| w.store().assessments_about_many(&people))
+        let reader = self.evidence();
+        self.jobs
+            .run(Cancel::new(), move |_| {
+                reader.assessments_about_many(&people)
+            })
             .await
     }
 
-    /// Every assessment about one person, read from the store.
-    pub async fn assessments_about(&self, id: PersonId) -> Result<Vec<Assessment>> {
-        self.write(move |w| w.assessments_about(&id)).await
+    /// Every assessment about one person, read from the store (a few batches: cheap
+    /// enough for the calling task, and never behind the writer).
+    pub fn assessments_about(&self, id: &PersonId) -> Result<Vec<Assessment>> {
+        Ok(self.evidence.assessments_of(id.as_str())?.0)
     }
 
-    /// Flushes and stops the writer; later writes fail with `ShuttingDown`.
+    /// The bounded pool for CPU-heavy work.
+    pub fn jobs(&self) -> &JobRunner {
+        &self.jobs
+    }
+
+    /// Cancels every derived computation, flushes and stops the writer; later writes
+    /// fail with `ShuttingDown`.
     pub async fn close(&self) -> Result<()> {
+        self.jobs.shutdown();
         let (reply, done) = oneshot::channel();
         if self
             .commands

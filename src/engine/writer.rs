@@ -434,10 +434,6 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn assessments_about(&mut self, id: &PersonId) -> Result<Vec<Assessment>> {
-        Ok(self.store.assessments_of(id.as_str())?.0)
-    }
-
     pub(super) fn export_person(&mut self, id: &PersonId) -> Result<PersonExport> {
         let person = self
             .directory

@@ -28,6 +28,7 @@ mod records;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use prost::Message;
 use sled::Transactional;
@@ -235,7 +236,8 @@ pub struct Store {
     /// 128-bit hash of each stored assessment id → content fingerprint. A collision
     /// needs ~2^64 ids, far beyond any organisation.
     ids: AHashMap<u128, u64>,
-    batches_by_person: AHashMap<PersonId, Vec<u64>>,
+    /// Batches that mention each person, shared with `EvidenceReader`s.
+    batches_by_person: BatchIndex,
     next_batch: u64,
     next_audit: u64,
 }
@@ -289,7 +291,7 @@ impl Store {
             mentorships: db.open_tree("mentorships")?,
             db,
             ids: AHashMap::new(),
-            batches_by_person: AHashMap::new(),
+            batches_by_person: BatchIndex::default(),
             next_batch: 0,
             next_audit: 0,
         };
@@ -489,7 +491,7 @@ impl Store {
                 .map_err(|_| Error::Internal("assessment decoder panicked".into()))
         })?;
         self.ids = ids;
-        self.batches_by_person = directory
+        *self.batches_by_person.write() = directory
             .people()
             .keys()
             .zip(batches)
@@ -499,11 +501,17 @@ impl Store {
         Ok(())
     }
 
-    fn index(&mut self, record: &AssessmentRecord, batch: u64, assessment: &Assessment) {
+    fn index(
+        &mut self,
+        by_person: &mut AHashMap<PersonId, Vec<u64>>,
+        record: &AssessmentRecord,
+        batch: u64,
+        assessment: &Assessment,
+    ) {
         self.ids.insert(id_key(&record.id), record.fingerprint);
         let people = std::iter::once(&assessment.person).chain(assessment.assessor.as_ref());
         for person in people {
-            let batches = self.batches_by_person.entry(person.clone()).or_default();
+            let batches = by_person.entry(person.clone()).or_default();
             if batches.last() != Some(&batch) {
                 batches.push(batch);
             }
@@ -589,8 +597,11 @@ impl Store {
         let batch = BatchRecord { items: records };
         self.assessments.insert(seq.to_be_bytes(), encode(&batch))?;
         self.next_batch += 1;
+        let shared = self.batches_by_person.clone();
+        // One short write lock per batch: readers copy a person's list and let go.
+        let mut by_person = shared.write();
         for (record, &position) in batch.items.iter().zip(&outcome.accepted) {
-            self.index(record, seq, &items[position]);
+            self.index(&mut by_person, record, seq, &items[position]);
         }
         Ok(outcome)
     }
@@ -653,58 +664,25 @@ impl Store {
         }
     }
 
-    /// Every assessment about `person` and every assessment they made, reading only the
-    /// batches that mention them.
-    pub fn assessments_of(&self, person: &str) -> Result<(Vec<Assessment>, Vec<Assessment>)> {
-        let (mut about, mut by) = (Vec::new(), Vec::new());
-        for seq in self.batches_by_person.get(person).into_iter().flatten() {
-            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
-                continue;
-            };
-            let batch: BatchRecord = decode("assessments", &bytes)?;
-            for record in &batch.items {
-                if record.person_id == person {
-                    about.push(record.to_domain()?);
-                } else if record.assessor_id == person {
-                    by.push(record.to_domain()?);
-                }
-            }
+    /// A read handle on the assessments, usable from any thread while the writer writes.
+    pub fn evidence_reader(&self) -> EvidenceReader {
+        EvidenceReader {
+            assessments: self.assessments.clone(),
+            batches_by_person: self.batches_by_person.clone(),
         }
-        Ok((about, by))
     }
 
-    /// Assessments about each of `people`, in the order given; every stored batch is
-    /// read and decoded at most once however many of them it mentions.
+    /// Every assessment about `person` and every assessment they made.
+    pub fn assessments_of(&self, person: &str) -> Result<(Vec<Assessment>, Vec<Assessment>)> {
+        self.evidence_reader().assessments_of(person)
+    }
+
+    /// Assessments about each of `people`, in the order given.
     pub fn assessments_about_many(
         &self,
         people: &[PersonId],
     ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
-        let position: AHashMap<&str, usize> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.as_str(), i))
-            .collect();
-        let mut batches: Vec<u64> = people
-            .iter()
-            .flat_map(|p| self.batches_by_person.get(p.as_str()).into_iter().flatten())
-            .copied()
-            .collect();
-        batches.sort_unstable();
-        batches.dedup();
-        let mut out: Vec<(PersonId, Vec<Assessment>)> =
-            people.iter().map(|p| (p.clone(), Vec::new())).collect();
-        for seq in batches {
-            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
-                continue;
-            };
-            let batch: BatchRecord = decode("assessments", &bytes)?;
-            for record in &batch.items {
-                if let Some(&i) = position.get(record.person_id.as_str()) {
-                    out[i].1.push(record.to_domain()?);
-                }
-            }
-        }
-        Ok(out)
+        self.evidence_reader().assessments_about_many(people)
     }
 
     /// Replaces `person` by a tombstone in every audit event and revokes and unbinds the
@@ -753,7 +731,7 @@ impl Store {
     pub fn erase_person(&mut self, erasure: &Erasure) -> Result<ErasureCounts> {
         let id = erasure.person.id.as_str();
         let revoked_tokens = self.tombstone(id, Timestamp::now())?;
-        let batches = self.batches_by_person.get(id).cloned().unwrap_or_default();
+        let batches = self.batches_by_person.of(id);
         let teams: Vec<(&str, Vec<u8>)> = erasure
             .unmanaged_teams
             .iter()
@@ -816,7 +794,7 @@ impl Store {
         for erased in &erased_ids {
             self.ids.remove(&id_key(erased));
         }
-        self.batches_by_person.remove(id);
+        self.batches_by_person.write().remove(id);
         Ok(ErasureCounts {
             assessments_erased: erased_ids.len() as u64,
             assessor_references_cleared: cleared,
@@ -978,5 +956,94 @@ mod tests {
         assert_eq!(reader.count_subject("p1").unwrap(), 0);
         assert_eq!(reader.count_subject(AuditEvent::ERASED).unwrap(), 3);
         assert_eq!(reader.count_subject("p2").unwrap(), 3);
+    }
+}
+
+/// Batch sequence numbers that mention each person, shared by the writer (which updates
+/// it under a short write lock per batch) and every `EvidenceReader`.
+#[derive(Clone, Default)]
+struct BatchIndex(Arc<RwLock<AHashMap<PersonId, Vec<u64>>>>);
+
+impl BatchIndex {
+    fn read(&self) -> RwLockReadGuard<'_, AHashMap<PersonId, Vec<u64>>> {
+        // Updates are plain inserts and removals; a poisoned map is still coherent.
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, AHashMap<PersonId, Vec<u64>>> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The batches that mention `person`, copied so that no lock is held while reading.
+    fn of(&self, person: &str) -> Vec<u64> {
+        self.read().get(person).cloned().unwrap_or_default()
+    }
+}
+
+/// Reads assessments without going through the writer thread: sled trees are safe to
+/// read concurrently with writes, and the batch index is shared. A read sees every
+/// acknowledged batch; a batch rewritten by an erasure is read as rewritten.
+#[derive(Clone)]
+pub struct EvidenceReader {
+    assessments: sled::Tree,
+    batches_by_person: BatchIndex,
+}
+
+impl EvidenceReader {
+    /// Every assessment about `person` and every assessment they made, reading only the
+    /// batches that mention them.
+    pub fn assessments_of(&self, person: &str) -> Result<(Vec<Assessment>, Vec<Assessment>)> {
+        let (mut about, mut by) = (Vec::new(), Vec::new());
+        for seq in self.batches_by_person.of(person) {
+            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
+                continue;
+            };
+            let batch: BatchRecord = decode("assessments", &bytes)?;
+            for record in &batch.items {
+                if record.person_id == person {
+                    about.push(record.to_domain()?);
+                } else if record.assessor_id == person {
+                    by.push(record.to_domain()?);
+                }
+            }
+        }
+        Ok((about, by))
+    }
+
+    /// Assessments about each of `people`, in the order given; every stored batch is
+    /// read and decoded at most once however many of them it mentions.
+    pub fn assessments_about_many(
+        &self,
+        people: &[PersonId],
+    ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
+        let position: AHashMap<&str, usize> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let mut batches: Vec<u64> = {
+            let index = self.batches_by_person.read();
+            people
+                .iter()
+                .flat_map(|p| index.get(p.as_str()).into_iter().flatten())
+                .copied()
+                .collect()
+        };
+        batches.sort_unstable();
+        batches.dedup();
+        let mut out: Vec<(PersonId, Vec<Assessment>)> =
+            people.iter().map(|p| (p.clone(), Vec::new())).collect();
+        for seq in batches {
+            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
+                continue;
+            };
+            let batch: BatchRecord = decode("assessments", &bytes)?;
+            for record in &batch.items {
+                if let Some(&i) = position.get(record.person_id.as_str()) {
+                    out[i].1.push(record.to_domain()?);
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -10,5 +10,6 @@ mod ingest;
 mod insights;
 mod lifecycle;
 mod mentoring;
+mod overload;
 mod teams;
 mod web;

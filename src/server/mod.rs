@@ -32,6 +32,10 @@ use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
 use crate::web::DashboardLayer;
 
+mod admission;
+use admission::{Admission, AdmissionLayer};
+pub use admission::{AdmissionLimits, Class, class_of};
+
 /// Everything `run` needs besides the listener.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -54,6 +58,8 @@ pub struct ServerConfig {
     /// Browser origins allowed to call over gRPC-Web (`*`: any); the embedded
     /// dashboard is same-origin and needs none.
     pub cors_origins: Vec<String>,
+    /// Concurrency limits per class of call (see `admission`).
+    pub admission: AdmissionLimits,
 }
 
 /// Every capsight service, by its gRPC name (for per-service health).
@@ -97,6 +103,7 @@ impl ServerConfig {
             tls: None,
             min_group_size: DEFAULT_MIN_GROUP_SIZE,
             cors_origins: Vec::new(),
+            admission: AdmissionLimits::default(),
         }
     }
 }
@@ -149,7 +156,10 @@ pub async fn run(
     // so that the first culture-review query does not wait for clustering.
     let warm = Arc::clone(&engine);
     tokio::spawn(async move {
-        if let Err(e) = warm.archetypes(None, None).await {
+        if let Err(e) = warm
+            .archetypes(None, None, crate::engine::Want::Latest)
+            .await
+        {
             tracing::debug!(error = %e, "archetypes not precomputed");
         }
     });
@@ -194,7 +204,6 @@ pub async fn run(
     // HTTP/1.1 is accepted for gRPC-Web and the dashboard; gRPC proper stays on HTTP/2.
     let serve = builder
         .accept_http1(true)
-        .timeout(config.request_timeout)
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .initial_stream_window_size(Some(2 * 1024 * 1024))
         .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
@@ -202,6 +211,10 @@ pub async fn run(
         .layer(cors)
         .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(Arc::clone(&engine)))
+        .layer(AdmissionLayer::new(Arc::new(Admission::new(
+            config.admission,
+            config.request_timeout,
+        ))))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -1,0 +1,309 @@
+//! The job runner: CPU-heavy derived results (archetypes, patterns, mentoring plans,
+//! team composition) run on a fixed pool of worker threads off the async runtime, behind
+//! a bounded queue. A full queue refuses new work at once (`Error::Overloaded`) instead
+//! of growing without bound; a job carries the caller's tracing span and a `Cancel` flag
+//! it polls between steps; shutdown cancels everything queued or running.
+//! Must never depend on tonic.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+/// How long a refused caller is told to wait before retrying.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// A flag a job polls between steps; set when no one needs its result any more.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A flag that is not set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the job to stop at its next check.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the job was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for pure code that polls an `AtomicBool`.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+
+    /// `Err(Error::Cancelled)` once the job was asked to stop.
+    pub fn check(&self) -> Result<()> {
+        match self.is_cancelled() {
+            true => Err(Error::Cancelled),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Work waiting for a worker.
+struct Task {
+    run: Box<dyn FnOnce() + Send>,
+    cancel: Cancel,
+}
+
+#[derive(Default)]
+struct Queue {
+    tasks: VecDeque<Task>,
+    /// Flags of the jobs running now, so that shutdown can cancel them.
+    running: Vec<Cancel>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    capacity: usize,
+    busy: AtomicUsize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Tasks run outside the lock (and panics are caught), so a poisoned lock only
+        // means a panic between two plain field updates: the queue is still coherent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Load of the runner, for metrics and the overload benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunnerLoad {
+    /// Jobs waiting for a worker.
+    pub queued: usize,
+    /// Jobs running.
+    pub running: usize,
+}
+
+/// A fixed pool of worker threads with a bounded queue.
+pub struct JobRunner {
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl JobRunner {
+    /// Starts `workers` threads (at least one) that take jobs from a queue holding at most
+    /// `capacity` waiting jobs.
+    pub fn new(workers: usize, capacity: usize) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            capacity,
+            busy: AtomicUsize::new(0),
+        });
+        let handles = (0..workers.max(1))
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("capsight-job-{i}"))
+                    .spawn(move || work(&shared))
+                    .map_err(|e| Error::Internal(format!("cannot start job worker: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            shared,
+            workers: Mutex::new(handles),
+        })
+    }
+
+    /// A runner with one worker per core and a queue of eight jobs per worker.
+    pub fn with_core_count() -> Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::new(cores, cores * 8)
+    }
+
+    /// Queues `job`; the receiver gets its result. Refused at once with
+    /// `Error::Overloaded` when the queue is full, `Error::ShuttingDown` after shutdown.
+    /// The job runs in the caller's tracing span; a panic in it becomes `Error::Internal`.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        cancel: Cancel,
+        job: impl FnOnce(&Cancel) -> Result<T> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<T>>> {
+        let (reply, result) = oneshot::channel();
+        let span = tracing::Span::current();
+        let flag = cancel.clone();
+        let run = Box::new(move || {
+            let _entered = span.enter();
+            let outcome = match flag.check() {
+                Err(e) => Err(e),
+                Ok(()) => std::panic::catch_unwind(AssertUnwindSafe(|| job(&flag)))
+                    .unwrap_or_else(|_| Err(Error::Internal("a job panicked".into()))),
+            };
+            // The caller may have left; the result is then dropped (caches keep theirs).
+            let _ = reply.send(outcome);
+        });
+        let mut queue = self.shared.lock();
+        if queue.closed {
+            return Err(Error::ShuttingDown);
+        }
+        if queue.tasks.len() >= self.shared.capacity {
+            return Err(Error::Overloaded {
+                retry_after: RETRY_AFTER,
+            });
+        }
+        queue.tasks.push_back(Task { run, cancel });
+        drop(queue);
+        self.shared.ready.notify_one();
+        Ok(result)
+    }
+
+    /// Queues `job` and waits for its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        cancel: Cancel,
+        job: impl FnOnce(&Cancel) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.submit(cancel, job)?
+            .await
+            .map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// How many jobs wait and run now.
+    pub fn load(&self) -> RunnerLoad {
+        RunnerLoad {
+            queued: self.shared.lock().tasks.len(),
+            running: self.shared.busy.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Refuses new jobs, cancels every queued and running one, and lets the workers
+    /// exit once their current job has seen its flag. Does not wait for them.
+    pub fn shutdown(&self) {
+        let mut queue = self.shared.lock();
+        queue.closed = true;
+        for task in queue.tasks.drain(..) {
+            task.cancel.cancel();
+            // Running the cancelled task answers its caller with `Cancelled` at once.
+            (task.run)();
+        }
+        for flag in &queue.running {
+            flag.cancel();
+        }
+        drop(queue);
+        self.shared.ready.notify_all();
+        // Workers are detached: a job that ignores its flag must not hold up the exit.
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+impl Drop for JobRunner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A worker's loop: take a task, run it outside the lock, until the queue closes.
+fn work(shared: &Shared) {
+    loop {
+        let mut queue = shared.lock();
+        let task = loop {
+            if let Some(task) = queue.tasks.pop_front() {
+                break task;
+            }
+            if queue.closed {
+                return;
+            }
+            queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+        };
+        queue.running.push(task.cancel.clone());
+        drop(queue);
+        shared.busy.fetch_add(1, Ordering::Relaxed);
+        (task.run)();
+        shared.busy.fetch_sub(1, Ordering::Relaxed);
+        let mut queue = shared.lock();
+        if let Some(at) = queue
+            .running
+            .iter()
+            .position(|c| Arc::ptr_eq(&c.0, &task.cancel.0))
+        {
+            queue.running.swap_remove(at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[tokio::test]
+    async fn a_job_runs_and_answers() {
+        let runner = JobRunner::new(1, 1).unwrap();
+        assert_eq!(runner.run(Cancel::new(), |_| Ok(6 * 7)).await.unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_a_panic_is_an_error() {
+        let runner = JobRunner::new(1, 1).unwrap();
+        let (release, hold) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel::<()>();
+        let first = runner
+            .submit(Cancel::new(), move |_| {
+                started.send(()).unwrap();
+                hold.recv().unwrap();
+                Ok(1)
+            })
+            .unwrap();
+        running.recv().unwrap();
+        let queued = runner.submit(Cancel::new(), |_| -> Result<i32> { panic!("boom") });
+        let refused = runner.submit(Cancel::new(), |_| Ok(3));
+        assert!(matches!(refused, Err(Error::Overloaded { .. })));
+        assert_eq!(
+            runner.load(),
+            RunnerLoad {
+                queued: 1,
+                running: 1
+            }
+        );
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert!(matches!(
+            queued.unwrap().await.unwrap(),
+            Err(Error::Internal(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn shutdown_cancels_running_and_queued_jobs() {
+        let runner = JobRunner::new(1, 4).unwrap();
+        let (started, running) = mpsc::channel::<()>();
+        let spinning = runner
+            .submit(Cancel::new(), move |cancel| {
+                started.send(()).unwrap();
+                while !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                cancel.check().map(|()| 0)
+            })
+            .unwrap();
+        let queued = runner.submit(Cancel::new(), |_| Ok(2)).unwrap();
+        running.recv().unwrap();
+        runner.shutdown();
+        assert!(matches!(queued.await.unwrap(), Err(Error::Cancelled)));
+        assert!(matches!(spinning.await.unwrap(), Err(Error::Cancelled)));
+        assert!(matches!(
+            runner.submit(Cancel::new(), |_| Ok(3)),
+            Err(Error::ShuttingDown)
+        ));
+    }
+}
