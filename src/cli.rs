@@ -14,7 +14,7 @@ use crate::api::pb::access_service_client::AccessServiceClient;
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::EngineOptions;
 use crate::import::{self, ImportFiles};
-use crate::server::{self, ServerConfig};
+use crate::server::{self, AdmissionLimits, ServerConfig};
 use crate::store::StoreOptions;
 
 /// capsight: team-capability insights from skill assessments, over gRPC.
@@ -210,10 +210,32 @@ struct ServeArgs {
     /// PEM private key to serve TLS with (needs --tls-cert).
     #[arg(long, env = "CAPSIGHT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Heavy reads (archetypes, patterns, plans, composition, trends) running at once;
+    /// past them and a short queue, calls are answered RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CAPSIGHT_MAX_HEAVY_CALLS")]
+    max_heavy_calls: Option<usize>,
+    /// Cheap reads running at once (same rule).
+    #[arg(long, env = "CAPSIGHT_MAX_CHEAP_CALLS")]
+    max_cheap_calls: Option<usize>,
+    /// Writes in flight at once (same rule).
+    #[arg(long, env = "CAPSIGHT_MAX_WRITE_CALLS")]
+    max_write_calls: Option<usize>,
     /// TEST ONLY: acknowledge writes before they are flushed and disable background
-    /// flushing (loses acknowledged data on a crash).
+    /// flushing (loses acknowledged data on a crash). Exists only in debug builds, for
+    /// the crash test to show it detects loss; a release binary has no such switch.
+    #[cfg(debug_assertions)]
     #[arg(long, hide = true)]
     unsafe_ack_before_flush: bool,
+}
+
+impl ServeArgs {
+    /// Whether the test-only early acknowledgement was asked for (never in release).
+    fn unsafe_ack_before_flush(&self) -> bool {
+        #[cfg(debug_assertions)]
+        return self.unsafe_ack_before_flush;
+        #[cfg(not(debug_assertions))]
+        false
+    }
 }
 
 #[derive(Debug, Args)]
@@ -293,10 +315,19 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    let ack_before_flush = args.unsafe_ack_before_flush();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let defaults = AdmissionLimits::default();
+    let admission = AdmissionLimits {
+        heavy: args.max_heavy_calls.unwrap_or(defaults.heavy).max(1),
+        cheap: args.max_cheap_calls.unwrap_or(defaults.cheap).max(1),
+        write: args.max_write_calls.unwrap_or(defaults.write).max(1),
+        ..defaults
+    };
     let config = ServerConfig {
+        admission,
         data_dir: args.data_dir,
         demo: args.demo.then(|| args.shape.config()),
         min_group_size: args.min_group_size as usize,
@@ -309,7 +340,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
                 cache_bytes: args.cache_mb * 1024 * 1024,
                 ..StoreOptions::default()
             },
-            ack_before_flush: args.unsafe_ack_before_flush,
+            ack_before_flush,
         },
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(server::TlsFiles { cert, key }),

@@ -35,6 +35,11 @@ struct Child_ {
 
 /// Starts `capsight serve` on a free port and connects to it.
 async fn start(data_dir: &std::path::Path, unsafe_ack: bool) -> Child_ {
+    start_with(data_dir, unsafe_ack, &[]).await
+}
+
+/// Starts `capsight serve` with `extra` arguments.
+async fn start_with(data_dir: &std::path::Path, unsafe_ack: bool, extra: &[&str]) -> Child_ {
     let mut command = Command::new(env!("CARGO_BIN_EXE_capsight"));
     command
         .args([
@@ -46,6 +51,7 @@ async fn start(data_dir: &std::path::Path, unsafe_ack: bool) -> Child_ {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -276,4 +282,47 @@ async fn the_crash_test_detects_loss_when_acknowledging_before_flush() {
         lossy > 0 && lost > 0,
         "ack-before-flush lost nothing; the crash test would not bite"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_computations_exits_within_the_grace_period() {
+    use capsight::api::pb::org_insights_service_client::OrgInsightsServiceClient;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data = temp.path().join("data");
+    let args = ["--demo", "--shutdown-grace-secs", "1"];
+    let mut server = start_with(&data, false, &args).await;
+    // Clusterings of 2,000 people for many k: far more work than the grace period.
+    let calls: Vec<_> = (2..40)
+        .map(|k| {
+            let mut insights = OrgInsightsServiceClient::new(server.channel.clone());
+            tokio::spawn(async move {
+                let request = pb::GetSkillArchetypesRequest {
+                    k: Some(k),
+                    result_policy: pb::ResultPolicy::Current.into(),
+                    ..Default::default()
+                };
+                insights.get_skill_archetypes(request).await.map(drop)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.process.id().expect("running") as i32;
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let exited = tokio::time::timeout(Duration::from_secs(10), server.process.wait()).await;
+    let status = exited.expect("exited in time").expect("wait");
+    assert!(status.success(), "clean exit: {status:?}");
+    // Grace (1 s) plus the store's flush; never the computations' length.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    for call in calls {
+        let _ = call.await;
+    }
 }
