@@ -14,7 +14,7 @@ use crate::api::pb::access_service_client::AccessServiceClient;
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::EngineOptions;
 use crate::import::{self, ImportFiles};
-use crate::server::{self, AdmissionLimits, ServerConfig};
+use crate::server::{self, AdmissionLimits, ConnectionLimits, ServerConfig};
 use crate::store::StoreOptions;
 
 /// capsight: team-capability insights from skill assessments, over gRPC.
@@ -220,6 +220,20 @@ struct ServeArgs {
     /// Writes in flight at once (same rule).
     #[arg(long, env = "CAPSIGHT_MAX_WRITE_CALLS")]
     max_write_calls: Option<usize>,
+    /// Most open connections; by default 4,096, never more than the open-file limit
+    /// (raised to its hard limit at start) minus 128 descriptors kept for the store.
+    #[arg(long, env = "CAPSIGHT_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Close a connection with no call in flight for this long, in seconds.
+    #[arg(long, env = "CAPSIGHT_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    idle_timeout_secs: u64,
+    /// Most concurrent calls one HTTP/2 connection may open.
+    #[arg(
+        long,
+        env = "CAPSIGHT_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 256
+    )]
+    max_streams_per_connection: u32,
     /// TEST ONLY: acknowledge writes before they are flushed and disable background
     /// flushing (loses acknowledged data on a crash). Exists only in debug builds, for
     /// the crash test to show it detects loss; a release binary has no such switch.
@@ -326,8 +340,15 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         write: args.max_write_calls.unwrap_or(defaults.write).max(1),
         ..defaults
     };
+    let open_files = server::raise_open_file_limit();
+    tracing::debug!(open_files, "open-file limit");
     let config = ServerConfig {
         admission,
+        connections: ConnectionLimits {
+            max_connections: args.max_connections,
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        },
+        max_streams_per_connection: args.max_streams_per_connection.max(1),
         data_dir: args.data_dir,
         demo: args.demo.then(|| args.shape.config()),
         min_group_size: args.min_group_size as usize,

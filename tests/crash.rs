@@ -31,6 +31,8 @@ const BATCH: usize = 250;
 struct Child_ {
     process: Child,
     channel: Authed,
+    /// host:port the server listens on.
+    address: String,
 }
 
 /// Starts `capsight serve` on a free port and connects to it.
@@ -40,7 +42,22 @@ async fn start(data_dir: &std::path::Path, unsafe_ack: bool) -> Child_ {
 
 /// Starts `capsight serve` with `extra` arguments.
 async fn start_with(data_dir: &std::path::Path, unsafe_ack: bool, extra: &[&str]) -> Child_ {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_capsight"));
+    start_command(
+        data_dir,
+        unsafe_ack,
+        extra,
+        Command::new(env!("CARGO_BIN_EXE_capsight")),
+    )
+    .await
+}
+
+/// Starts `command` (capsight, perhaps behind a wrapper) as `serve` and connects to it.
+async fn start_command(
+    data_dir: &std::path::Path,
+    unsafe_ack: bool,
+    extra: &[&str],
+    mut command: Command,
+) -> Child_ {
     command
         .args([
             "--log-format",
@@ -75,6 +92,16 @@ async fn start_with(data_dir: &std::path::Path, unsafe_ack: bool, extra: &[&str]
     };
     // Keep draining the log so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let channel = connect(&address, data_dir).await;
+    Child_ {
+        process,
+        channel,
+        address,
+    }
+}
+
+/// A channel to the server at `address` carrying the admin token of `data_dir`.
+async fn connect(address: &str, data_dir: &std::path::Path) -> Authed {
     let channel = Channel::from_shared(format!("http://{address}"))
         .expect("url")
         .connect()
@@ -82,8 +109,12 @@ async fn start_with(data_dir: &std::path::Path, unsafe_ack: bool, extra: &[&str]
         .expect("connect");
     let token = std::fs::read_to_string(data_dir.join(capsight::server::ADMIN_TOKEN_FILE))
         .expect("admin token written before serving");
-    let channel = InterceptedService::new(channel, BearerToken::new(&token).expect("ascii"));
-    Child_ { process, channel }
+    InterceptedService::new(channel, BearerToken::new(&token).expect("ascii"))
+}
+
+/// Assessments `prefix-i` for each `i` of `range`.
+fn batch(prefix: &str, range: std::ops::Range<u32>) -> Vec<pb::Assessment> {
+    range.map(|i| assessment(format!("{prefix}-{i}"))).collect()
 }
 
 async fn seed_org(channel: Authed) {
@@ -325,4 +356,82 @@ async fn sigterm_during_computations_exits_within_the_grace_period() {
     for call in calls {
         let _ = call.await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_past_the_open_file_limit_never_stall_writes_or_shutdown() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data = temp.path().join("data");
+    // The common default limit of 1,024 open files, hard and soft, for the server only.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -n 1024 && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_capsight"),
+    ]);
+    let args = ["--shutdown-grace-secs", "2"];
+    let mut server = start_command(&data, false, &args, command).await;
+    seed_org(server.channel.clone()).await;
+    let address = server.address.clone();
+
+    // 1,100 idle connections (no token needed), held open.
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        match tokio::net::TcpStream::connect(&address).await {
+            Ok(stream) => idle.push(stream),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The existing client still writes and reads. A batch this large is stored by sled
+    // as a blob file of its own: the write needs a new descriptor.
+    let mut ingest = IngestServiceClient::new(server.channel.clone());
+    let during: Vec<_> = batch("flood-during", 0..60)
+        .into_iter()
+        .map(|a| pb::Assessment {
+            evidence: "x".repeat(4_000),
+            ..a
+        })
+        .collect();
+    let written = ingest
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: during,
+        })
+        .await
+        .expect("a write during the flood");
+    assert_eq!(written.get_ref().accepted, 60);
+    let mut directory = DirectoryServiceClient::new(server.channel.clone());
+    directory
+        .get_person(pb::GetPersonRequest {
+            person_id: "p".into(),
+        })
+        .await
+        .expect("a read during the flood");
+
+    // Once the idle connections close, a new client writes.
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh = connect(&address, &data).await;
+    let written = IngestServiceClient::new(fresh)
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: batch("flood-after", 0..10),
+        })
+        .await
+        .expect("a write after the flood");
+    assert_eq!(written.get_ref().accepted, 10);
+
+    let pid = server.process.id().expect("running") as i32;
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let exited = tokio::time::timeout(Duration::from_secs(8), server.process.wait()).await;
+    assert!(
+        exited
+            .expect("exited within the grace period")
+            .expect("wait")
+            .success()
+    );
 }

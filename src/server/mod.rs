@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::server::NamedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_web::GrpcWebLayer;
 
 use crate::analytics::privacy::DEFAULT_MIN_GROUP_SIZE;
@@ -33,8 +32,10 @@ use crate::error::{Error, Result};
 use crate::web::DashboardLayer;
 
 mod admission;
+mod connections;
 use admission::{Admission, AdmissionLayer};
 pub use admission::{AdmissionLimits, Class, class_of};
+pub use connections::{ConnInfo, ConnectionLimits, raise_open_file_limit};
 
 /// Everything `run` needs besides the listener.
 #[derive(Clone, Debug)]
@@ -60,6 +61,10 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Concurrency limits per class of call (see `admission`).
     pub admission: AdmissionLimits,
+    /// Connection limit and idle timeout (see `connections`).
+    pub connections: ConnectionLimits,
+    /// Most concurrent calls (HTTP/2 streams) one connection may open.
+    pub max_streams_per_connection: u32,
 }
 
 /// Every capsight service, by its gRPC name (for per-service health).
@@ -104,6 +109,8 @@ impl ServerConfig {
             min_group_size: DEFAULT_MIN_GROUP_SIZE,
             cors_origins: Vec::new(),
             admission: AdmissionLimits::default(),
+            connections: ConnectionLimits::default(),
+            max_streams_per_connection: 256,
         }
     }
 }
@@ -194,7 +201,7 @@ pub async fn run(
         "query with the admin token: grpcurl {scheme}-H \"authorization: Bearer $(cat {})\" {local} list",
         token_file.display()
     );
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = connections::incoming(listener, config.connections);
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
         builder = builder
@@ -204,9 +211,14 @@ pub async fn run(
     // HTTP/1.1 is accepted for gRPC-Web and the dashboard; gRPC proper stays on HTTP/2.
     let serve = builder
         .accept_http1(true)
+        .max_concurrent_streams(Some(config.max_streams_per_connection))
+        // Pings find dead peers; `connections` closes live but idle ones.
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .initial_stream_window_size(Some(2 * 1024 * 1024))
         .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+        .layer(connections::ActivityLayer)
         .layer(DashboardLayer)
         .layer(cors)
         .layer(GrpcWebLayer::new())

@@ -253,3 +253,48 @@ async fn a_stop_during_a_computation_ends_within_the_grace_period() {
         let _ = call.await;
     }
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_but_a_watch_stream_is_not() {
+    use tokio::io::AsyncReadExt;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::new(temp.path().join("data"));
+    config.connections.idle_timeout = Duration::from_secs(1);
+    let mut app = TestApp::start(config).await;
+    crate::helpers::seed_org(&mut app).await;
+    // A separate channel, so that only the stream keeps its connection busy.
+    let channel = tonic::transport::Channel::from_shared(app.address.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut watcher = crate::helpers::Clients::new(&channel, &app.admin_token).capability;
+    let mut updates = watcher
+        .watch_team_capability(pb::WatchTeamCapabilityRequest {
+            team_id: "backend".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    updates.message().await.unwrap().expect("the first view");
+
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection is closed: {closed:?}"
+    );
+
+    // Well past the idle timeout, the stream still delivers.
+    app.ingest
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: vec![crate::helpers::assessment("idle-1", "alice", "rust", 4.0)],
+        })
+        .await
+        .unwrap();
+    let update = tokio::time::timeout(Duration::from_secs(5), updates.message()).await;
+    assert!(matches!(update, Ok(Ok(Some(_)))), "{update:?}");
+}
