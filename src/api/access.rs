@@ -102,8 +102,7 @@ impl pb::access_service_server::AccessService for AccessApi {
             }))
         }
         .await;
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer_ok(result, subjects)
     }
 
     #[tracing::instrument(skip_all)]
@@ -121,8 +120,7 @@ impl pb::access_service_server::AccessService for AccessApi {
             }))
         }
         .await;
-        caller.audit(&self.engine, vec![raw], &result).await;
-        result
+        caller.answer_ok(result, vec![raw])
     }
 
     #[tracing::instrument(skip_all)]

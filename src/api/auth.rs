@@ -2,7 +2,9 @@
 //! bearer token and admits the call by its method path against `RULES` — deny by
 //! default, so an rpc without a rule cannot be called by anyone — then hands the handler
 //! a `Caller`. Handlers apply the subject-dependent part (is this person in the
-//! caller's scope?) and record audit events through `Caller::audit`.
+//! caller's scope?) and name the call's subjects (`Caller::answer`); the layer records
+//! every call's audit event once the handler has answered — one path for every rpc, so
+//! none can forget it — and refuses a read whose event cannot be recorded.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -92,6 +94,42 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
     ("/capsight.v1.AccessService/ListAuditEvents", ADMIN_ONLY),
 ];
 
+/// What a call costs the server, by rpc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Answered from the snapshot or caches in well under a millisecond of CPU.
+    CheapRead,
+    /// May compute over a department or the whole organisation (jobs of the runner).
+    HeavyRead,
+    /// Goes through the writer and waits for a flush.
+    Write,
+    /// Long-lived streams, health, reflection, the dashboard: not limited here.
+    Unlimited,
+}
+
+/// The class of the rpc at `path` (`/capsight.v1.Service/Method`).
+pub fn class_of(path: &str) -> Class {
+    let Some(method) = path.strip_prefix("/capsight.v1.") else {
+        return Class::Unlimited;
+    };
+    let method = method.split_once('/').map_or("", |(_, m)| m);
+    match method {
+        "WatchTeamCapability" | "StreamAssessments" => Class::Unlimited,
+        "GetSkillArchetypes"
+        | "GetOrgSkillPatterns"
+        | "PlanMentoring"
+        | "ComposeTeam"
+        | "GetCapabilityTrend"
+        | "GetSkillRisks"
+        | "ListAuditEvents"
+        | "ExportPerson" => Class::HeavyRead,
+        "CreateToken" | "RevokeToken" | "UpsertSkills" | "UpsertRoles" | "UpsertTeams"
+        | "UpsertPeople" | "DeletePerson" | "RecordAssessments" | "StartMentoring"
+        | "EndMentoring" => Class::Write,
+        _ => Class::CheapRead,
+    }
+}
+
 /// `RULES` by method path, for the lookup on every call.
 static RULE_INDEX: std::sync::LazyLock<HashMap<&'static str, usize>> =
     std::sync::LazyLock::new(|| {
@@ -116,6 +154,9 @@ pub struct Caller {
     pub grant: Grant,
     /// Full rpc path.
     pub rpc: &'static str,
+    /// Who the call concerns, named by the handler for the call's audit event (shared by
+    /// the clones the layer and the handler hold).
+    subjects: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Caller {
@@ -159,13 +200,16 @@ impl Caller {
             .collect()
     }
 
-    /// Records an audit event for this call, with `subjects` and the call's outcome.
-    pub async fn audit<T>(
+    /// Records an audit event of this call with `subjects` and the outcome `code`:
+    /// the one way capsight writes the audit trail (`AuthLayer` for every call, and
+    /// streams for each batch they take). Subjects are capped at `MAX_SUBJECTS`.
+    pub async fn audit(
         &self,
         engine: &Engine,
-        subjects: Vec<String>,
-        outcome: &Result<T, Status>,
-    ) {
+        mut subjects: Vec<String>,
+        code: tonic::Code,
+    ) -> Result<(), Error> {
+        subjects.truncate(MAX_SUBJECTS);
         engine
             .record_audit(AuditEvent {
                 sequence: 0,
@@ -174,26 +218,86 @@ impl Caller {
                 role: Some(self.grant.role),
                 rpc: self.rpc.to_owned(),
                 subjects,
-                outcome: code_name(outcome.as_ref().err().map_or(tonic::Code::Ok, Status::code)),
+                outcome: code_name(code),
             })
-            .await;
+            .await
     }
 }
 
+/// Most subjects one audit event records (a page of 1,000 people is the largest answer).
+pub const MAX_SUBJECTS: usize = 1_000;
+
 impl Caller {
-    /// Turns a handler's answer — the response and the person ids it reveals — into the
-    /// rpc's result, recording the audit event (subjects only when it succeeded).
-    pub async fn respond<T>(
+    /// Names the people, teams or tokens this call concerns (validated ids only; the
+    /// handler decides which, e.g. an existing person a denied read aimed at), for the
+    /// call's audit event; returns `result` unchanged.
+    pub fn answer<T>(&self, result: Result<T, Status>, subjects: Vec<String>) -> Result<T, Status> {
+        *self.subjects.lock().unwrap_or_else(|e| e.into_inner()) = subjects;
+        result
+    }
+
+    /// As `answer`, naming `subjects` only if the call succeeded (a write's ids are
+    /// validated only when it is taken).
+    pub fn answer_ok<T>(
         &self,
-        engine: &Engine,
+        result: Result<T, Status>,
+        subjects: Vec<String>,
+    ) -> Result<T, Status> {
+        match result {
+            Ok(_) => self.answer(result, subjects),
+            Err(_) => result,
+        }
+    }
+
+    /// A handler's answer — the response and the ids it reveals — as the rpc's result.
+    pub fn respond<T>(
+        &self,
         answer: Result<(T, Vec<String>), Error>,
     ) -> Result<tonic::Response<T>, Status> {
-        let (result, subjects) = match answer {
-            Ok((response, subjects)) => (Ok(tonic::Response::new(response)), subjects),
-            Err(e) => (Err(Status::from(e)), Vec::new()),
-        };
-        self.audit(engine, subjects, &result).await;
-        result
+        match answer {
+            Ok((response, subjects)) => self.answer(Ok(tonic::Response::new(response)), subjects),
+            Err(e) => Err(Status::from(e)),
+        }
+    }
+
+    /// The subjects the handler named, taken once.
+    fn take_subjects(&self) -> Vec<String> {
+        std::mem::take(&mut *self.subjects.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The grpc-status of a response: in its headers when it failed before any message
+/// (trailers-only), otherwise OK (an error while streaming the body is not seen here).
+fn response_code(response: &http::Response<Body>) -> tonic::Code {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from_i32)
+}
+
+/// Records `caller`'s audit event for `response`. If the event cannot be recorded, a
+/// read that revealed anyone is refused instead (fail closed); a write, already
+/// durable, is answered as it was.
+async fn audited(
+    engine: &Engine,
+    caller: &Caller,
+    response: http::Response<Body>,
+) -> http::Response<Body> {
+    let code = response_code(&response);
+    let subjects = caller.take_subjects();
+    let reveals = !subjects.is_empty() && class_of(caller.rpc) != Class::Write;
+    match caller.audit(engine, subjects, code).await {
+        Ok(()) => response,
+        Err(e) if reveals => {
+            tracing::warn!(error = %e, "audit event not recorded; read refused");
+            Status::unavailable("the audit trail cannot be written; retry later").into_http()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "audit event not recorded");
+            response
+        }
     }
 }
 
@@ -286,6 +390,7 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
             token: info.id.clone(),
             grant: info.grant.clone(),
             rpc,
+            subjects: Arc::default(),
         }),
         Some(_) => Decision::Deny(
             Status::permission_denied("permission denied"),
@@ -327,14 +432,18 @@ where
         match decide(&self.engine, request.uri().path(), request.headers()) {
             Decision::Pass => Box::pin(inner.call(request)),
             Decision::Admit(caller) => {
-                request.extensions_mut().insert(caller);
-                Box::pin(inner.call(request))
+                request.extensions_mut().insert(caller.clone());
+                let engine = Arc::clone(&self.engine);
+                Box::pin(async move {
+                    let response = inner.call(request).await?;
+                    Ok(audited(&engine, &caller, response).await)
+                })
             }
             Decision::Deny(status, token, rpc) => {
                 let engine = Arc::clone(&self.engine);
                 let outcome = code_name(status.code());
                 tokio::spawn(async move {
-                    engine
+                    let _ = engine
                         .record_audit(AuditEvent {
                             sequence: 0,
                             at: Timestamp::now(),
@@ -393,5 +502,26 @@ mod tests {
         paths.dedup();
         assert_eq!(paths.len(), RULES.len());
         assert!(paths.iter().all(|p| p.starts_with(OWN_PREFIX)));
+    }
+
+    #[test]
+    fn rpcs_fall_into_their_classes() {
+        assert_eq!(
+            class_of("/capsight.v1.OrgInsightsService/GetSkillArchetypes"),
+            Class::HeavyRead
+        );
+        assert_eq!(
+            class_of("/capsight.v1.CapabilityService/GetPersonGaps"),
+            Class::CheapRead
+        );
+        assert_eq!(
+            class_of("/capsight.v1.IngestService/RecordAssessments"),
+            Class::Write
+        );
+        assert_eq!(class_of("/grpc.health.v1.Health/Check"), Class::Unlimited);
+        assert_eq!(
+            class_of("/capsight.v1.IngestService/StreamAssessments"),
+            Class::Unlimited
+        );
     }
 }

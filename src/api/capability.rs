@@ -63,7 +63,7 @@ impl CapabilityApi {
         }
     }
 
-    /// GetTeamCapability's answer, audited. Not instrumented: the server's per-request
+    /// GetTeamCapability's answer and the people it shows. Not instrumented: the server's per-request
     /// `rpc` span already names it, and a second span costs the dashboard read ~1.5%.
     async fn team_capability(
         &self,
@@ -77,9 +77,7 @@ impl CapabilityApi {
             Some(raw) => query.answer_as_of(&self.engine, &caller, raw).await,
         };
         let subjects = answer.as_ref().map(|a| a.subjects()).unwrap_or_default();
-        let result = answer.map_err(Status::from);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer(answer.map_err(Status::from), subjects)
     }
 }
 
@@ -536,12 +534,10 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         // Changes are judged on the CELLS layout (NaN, the DENSE layout's unknown level,
         // never equals itself); each update is sent in the layout asked for.
         let first = query.cells().answer(&self.engine, &caller, &self.cache)?;
+        let answered = caller.clone();
         let subjects = first.subjects();
         let first = first.view.clone();
         let cache = Arc::clone(&self.cache);
-        caller
-            .audit(&self.engine, subjects, &Ok::<(), Status>(()))
-            .await;
 
         let (updates, stream) = mpsc::channel(4);
         let engine = Arc::clone(&self.engine);
@@ -601,7 +597,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(stream)))
+        answered.answer(Ok(Response::new(ReceiverStream::new(stream))), subjects)
     }
 
     #[tracing::instrument(skip_all)]
@@ -648,8 +644,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         .await
         .map_err(|e: Error| Status::from(e));
         let subjects = Caller::subject_if_exists(&snapshot.directory, &id);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer(result, subjects)
     }
 
     #[tracing::instrument(skip_all)]
@@ -700,8 +695,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         })()
         .map_err(|e: Error| Status::from(e));
         let subjects = Caller::subject_if_exists(&snapshot.directory, &id);
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer(result, subjects)
     }
 
     #[tracing::instrument(skip_all)]
@@ -816,8 +810,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer(result, subjects)
     }
 
     #[tracing::instrument(skip_all)]
@@ -860,8 +853,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer(result, subjects)
     }
 
     #[tracing::instrument(skip_all)]
@@ -1001,7 +993,6 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer(result, subjects)
     }
 }

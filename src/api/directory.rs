@@ -26,27 +26,23 @@ impl DirectoryApi {
 
     /// The one shape of every upsert: convert the batch (all or nothing), write it through
     /// the engine, audit the ids written, answer with the count.
-    async fn upsert<P, D, Fut>(
+    async fn upsert<P, D, Fut, R>(
         &self,
         caller: Caller,
         items: Vec<P>,
         list: &str,
         id: impl Fn(&P) -> &String,
         write: impl FnOnce(Arc<Engine>, Vec<D>) -> Fut,
-    ) -> Result<u32, Status>
+        answer: impl FnOnce(u32) -> R,
+    ) -> Result<Response<R>, Status>
     where
         D: TryFrom<P, Error = Vec<crate::domain::FieldViolation>>,
         Fut: std::future::Future<Output = crate::error::Result<usize>>,
     {
         let subjects = items.iter().map(|item| id(item).clone()).collect();
-        let result = async {
-            let converted = batch(items, list)?;
-            Ok(count(write(Arc::clone(&self.engine), converted).await?))
-        }
-        .await
-        .map_err(|e: Error| Status::from(e));
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        let converted = batch(items, list)?;
+        let upserted = count(write(Arc::clone(&self.engine), converted).await?);
+        caller.answer(Ok(Response::new(answer(upserted))), subjects)
     }
 }
 
@@ -84,16 +80,15 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::UpsertSkillsResponse>, Status> {
         let caller = Caller::of(&request)?;
         let skills = request.into_inner().skills;
-        let upserted = self
-            .upsert(
-                caller,
-                skills,
-                "skills",
-                |s| &s.id,
-                |engine, v| async move { engine.upsert_skills(v).await },
-            )
-            .await?;
-        Ok(Response::new(pb::UpsertSkillsResponse { upserted }))
+        self.upsert(
+            caller,
+            skills,
+            "skills",
+            |s| &s.id,
+            |engine, v| async move { engine.upsert_skills(v).await },
+            |upserted| pb::UpsertSkillsResponse { upserted },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().roles.len()))]
@@ -103,16 +98,15 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::UpsertRolesResponse>, Status> {
         let caller = Caller::of(&request)?;
         let roles = request.into_inner().roles;
-        let upserted = self
-            .upsert(
-                caller,
-                roles,
-                "roles",
-                |r| &r.id,
-                |engine, v| async move { engine.upsert_roles(v).await },
-            )
-            .await?;
-        Ok(Response::new(pb::UpsertRolesResponse { upserted }))
+        self.upsert(
+            caller,
+            roles,
+            "roles",
+            |r| &r.id,
+            |engine, v| async move { engine.upsert_roles(v).await },
+            |upserted| pb::UpsertRolesResponse { upserted },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().teams.len()))]
@@ -122,16 +116,15 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::UpsertTeamsResponse>, Status> {
         let caller = Caller::of(&request)?;
         let teams = request.into_inner().teams;
-        let upserted = self
-            .upsert(
-                caller,
-                teams,
-                "teams",
-                |t| &t.id,
-                |engine, v| async move { engine.upsert_teams(v).await },
-            )
-            .await?;
-        Ok(Response::new(pb::UpsertTeamsResponse { upserted }))
+        self.upsert(
+            caller,
+            teams,
+            "teams",
+            |t| &t.id,
+            |engine, v| async move { engine.upsert_teams(v).await },
+            |upserted| pb::UpsertTeamsResponse { upserted },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(items = request.get_ref().people.len()))]
@@ -141,16 +134,15 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::UpsertPeopleResponse>, Status> {
         let caller = Caller::of(&request)?;
         let people = request.into_inner().people;
-        let upserted = self
-            .upsert(
-                caller,
-                people,
-                "people",
-                |p| &p.id,
-                |engine, v| async move { engine.upsert_people(v).await },
-            )
-            .await?;
-        Ok(Response::new(pb::UpsertPeopleResponse { upserted }))
+        self.upsert(
+            caller,
+            people,
+            "people",
+            |p| &p.id,
+            |engine, v| async move { engine.upsert_people(v).await },
+            |upserted| pb::UpsertPeopleResponse { upserted },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -170,14 +162,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                 })
             })
             .map_err(Status::from);
-        caller
-            .audit(
-                &self.engine,
-                Caller::subject_if_exists(&snapshot.directory, &id),
-                &result,
-            )
-            .await;
-        result
+        caller.answer(result, Caller::subject_if_exists(&snapshot.directory, &id))
     }
 
     #[tracing::instrument(skip_all)]
@@ -284,8 +269,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                 .collect(),
             Err(_) => vec![request.subtree_team_id.clone()],
         };
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer(result, subjects)
     }
 
     #[tracing::instrument(skip_all)]
@@ -303,19 +287,16 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             );
         }
         // The erased id is not written into the audit trail it was just removed from.
-        caller
-            .audit(
-                &self.engine,
-                vec![crate::domain::AuditEvent::ERASED.to_owned()],
-                &result,
-            )
-            .await;
         let report = result?;
-        Ok(Response::new(pb::DeletePersonResponse {
+        let response = Response::new(pb::DeletePersonResponse {
             assessments_erased: report.assessments_erased,
             assessor_references_cleared: report.assessor_references_cleared,
             teams_unmanaged: report.teams_unmanaged,
-        }))
+        });
+        caller.answer(
+            Ok(response),
+            vec![crate::domain::AuditEvent::ERASED.to_owned()],
+        )
     }
 
     #[tracing::instrument(skip_all)]
@@ -344,13 +325,6 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             Err(e) => Err(e),
         }
         .map_err(Status::from);
-        caller
-            .audit(
-                &self.engine,
-                Caller::subject_if_exists(&snapshot.directory, &id),
-                &result,
-            )
-            .await;
-        result
+        caller.answer(result, Caller::subject_if_exists(&snapshot.directory, &id))
     }
 }

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::Caller;
 use super::convert::{assessment_batch, check_batch_len, merge_rejections};
 use super::pb;
-use crate::domain::{Rejection, Timestamp};
+use crate::domain::{PersonId, Rejection, Timestamp};
 use crate::engine::{Engine, IngestOutcome, Pending};
 
 /// Batches of one stream that may be queued behind the one being committed. Enough to
@@ -67,8 +67,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
             }))
         }
         .await;
-        caller.audit(&self.engine, subjects, &result).await;
-        result
+        caller.answer_ok(result, subjects)
     }
 
     type StreamAssessmentsStream = ReceiverStream<Result<pb::StreamAssessmentsResponse, Status>>;
@@ -116,8 +115,15 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                 };
                 let subjects = people_of(&batch.assessments);
                 let item = queue_batch(&engine, batch).await;
-                let outcome = item.as_ref().map(|_| ()).map_err(Clone::clone);
-                caller.audit(&engine, subjects, &outcome).await;
+                // Each batch is audited as the call itself would be: subjects only when
+                // it was taken; a batch whose event cannot be recorded still stands.
+                let (code, subjects) = match &item {
+                    Ok(_) => (tonic::Code::Ok, subjects),
+                    Err(status) => (status.code(), Vec::new()),
+                };
+                if let Err(e) = caller.audit(&engine, subjects, code).await {
+                    tracing::warn!(error = %e, "audit event of a streamed batch not recorded");
+                }
                 let failed = item.is_err();
                 if queue.send(item).await.is_err() || failed {
                     break;
@@ -150,8 +156,14 @@ fn token_active(engine: &Engine, caller: &Caller) -> bool {
 }
 
 /// The distinct people a batch is about, for the audit trail (never scores).
+/// The well-formed person ids a batch names, once each (audit subjects: a malformed id,
+/// however long, is never recorded).
 fn people_of(items: &[pb::Assessment]) -> Vec<String> {
-    let mut people: Vec<String> = items.iter().map(|a| a.person_id.clone()).collect();
+    let mut people: Vec<String> = items
+        .iter()
+        .filter(|a| PersonId::parse(&a.person_id).is_ok())
+        .map(|a| a.person_id.clone())
+        .collect();
     people.sort_unstable();
     people.dedup();
     people

@@ -420,7 +420,7 @@ impl pb::org_insights_service_server::OrgInsightsService for OrgInsightsApi {
     ) -> Result<Response<pb::GetSkillArchetypesResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.archetypes(&caller, request.get_ref()).await;
-        caller.respond(&self.engine, answer).await
+        caller.respond(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -434,8 +434,7 @@ impl pb::org_insights_service_server::OrgInsightsService for OrgInsightsApi {
             .await
             .map(Response::new)
             .map_err(Status::from);
-        caller.audit(&self.engine, Vec::new(), &result).await;
-        result
+        caller.answer(result, Vec::new())
     }
 }
 

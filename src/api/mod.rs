@@ -16,7 +16,7 @@ mod page;
 mod talent;
 
 pub use access::AccessApi;
-pub use auth::{AuthLayer, BearerToken, Caller};
+pub use auth::{AuthLayer, BearerToken, Caller, Class, class_of};
 pub use capability::{CapabilityApi, CapabilityRoutes};
 pub use directory::DirectoryApi;
 pub use ingest::IngestApi;

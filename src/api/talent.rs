@@ -660,7 +660,7 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::ComposeTeamResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.compose(&caller, request.get_ref()).await;
-        caller.respond(&self.engine, answer).await
+        caller.respond(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -670,7 +670,7 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::FindMentorsResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.mentors(&caller, request.get_ref());
-        caller.respond(&self.engine, answer).await
+        caller.respond(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -680,7 +680,7 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::StartMentoringResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.start(&caller, request.get_ref()).await;
-        caller.respond(&self.engine, answer).await
+        caller.respond(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -690,7 +690,7 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::EndMentoringResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.end(&caller, request.get_ref()).await;
-        caller.respond(&self.engine, answer).await
+        caller.respond(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -700,7 +700,7 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::ListMentorshipsResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.list(&caller, request.get_ref());
-        caller.respond(&self.engine, answer).await
+        caller.respond(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -710,6 +710,6 @@ impl pb::talent_service_server::TalentService for TalentApi {
     ) -> Result<Response<pb::PlanMentoringResponse>, Status> {
         let caller = Caller::of(&request)?;
         let answer = self.plan(&caller, request.get_ref()).await;
-        caller.respond(&self.engine, answer).await
+        caller.respond(answer)
     }
 }

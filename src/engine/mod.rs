@@ -385,17 +385,17 @@ impl Engine {
     /// Appends an audit event. The writer stores it with its next group (see
     /// `AuditQueue`) without the caller waiting: reads pay neither a wake-up of the
     /// writer nor an fsync each. Every later audit read includes it.
-    pub async fn record_audit(&self, event: AuditEvent) {
+    pub async fn record_audit(&self, event: AuditEvent) -> Result<()> {
         if self.commands.is_closed() {
-            tracing::warn!("audit event not recorded: the writer has stopped");
-            return;
+            return Err(Error::ShuttingDown);
         }
         if self.audit_queue.push(event) >= AUDIT_QUEUE_WAKE {
-            let queued = self.commands.send(writer::Command::DrainAudit).await;
-            if queued.is_err() {
-                tracing::warn!("audit events not recorded: the writer has stopped");
-            }
+            self.commands
+                .send(writer::Command::DrainAudit)
+                .await
+                .map_err(|_| Error::ShuttingDown)?;
         }
+        Ok(())
     }
 
     /// Waits until every audit event recorded so far is in the store (they are queued

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::body::Body;
 
+use crate::api::{Class, class_of};
 use crate::error::Error;
 
 /// How long a refused caller is told to wait before retrying.
@@ -28,42 +29,6 @@ const RETRY_AFTER: Duration = Duration::from_millis(250);
 /// How much earlier than the caller's deadline this layer answers: tonic's own timeout
 /// layer, outside ours, would otherwise answer the same instant with CANCELLED.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
-
-/// What a call costs the server, by rpc.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    /// Answered from the snapshot or caches in well under a millisecond of CPU.
-    CheapRead,
-    /// May compute over a department or the whole organisation (jobs of the runner).
-    HeavyRead,
-    /// Goes through the writer and waits for a flush.
-    Write,
-    /// Long-lived streams, health, reflection, the dashboard: not limited here.
-    Unlimited,
-}
-
-/// The class of the rpc at `path` (`/capsight.v1.Service/Method`).
-pub fn class_of(path: &str) -> Class {
-    let Some(method) = path.strip_prefix("/capsight.v1.") else {
-        return Class::Unlimited;
-    };
-    let method = method.split_once('/').map_or("", |(_, m)| m);
-    match method {
-        "WatchTeamCapability" | "StreamAssessments" => Class::Unlimited,
-        "GetSkillArchetypes"
-        | "GetOrgSkillPatterns"
-        | "PlanMentoring"
-        | "ComposeTeam"
-        | "GetCapabilityTrend"
-        | "GetSkillRisks"
-        | "ListAuditEvents"
-        | "ExportPerson" => Class::HeavyRead,
-        "CreateToken" | "RevokeToken" | "UpsertSkills" | "UpsertRoles" | "UpsertTeams"
-        | "UpsertPeople" | "DeletePerson" | "RecordAssessments" | "StartMentoring"
-        | "EndMentoring" => Class::Write,
-        _ => Class::CheapRead,
-    }
-}
 
 /// Concurrency limits of each class: calls running, and calls waiting beyond them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,27 +225,6 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rpcs_fall_into_their_classes() {
-        assert_eq!(
-            class_of("/capsight.v1.OrgInsightsService/GetSkillArchetypes"),
-            Class::HeavyRead
-        );
-        assert_eq!(
-            class_of("/capsight.v1.CapabilityService/GetPersonGaps"),
-            Class::CheapRead
-        );
-        assert_eq!(
-            class_of("/capsight.v1.IngestService/RecordAssessments"),
-            Class::Write
-        );
-        assert_eq!(class_of("/grpc.health.v1.Health/Check"), Class::Unlimited);
-        assert_eq!(
-            class_of("/capsight.v1.IngestService/StreamAssessments"),
-            Class::Unlimited
-        );
-    }
 
     #[test]
     fn grpc_timeouts_parse_in_every_unit_and_nonsense_is_ignored() {

@@ -33,8 +33,8 @@ use crate::web::DashboardLayer;
 
 mod admission;
 mod connections;
+pub use admission::AdmissionLimits;
 use admission::{Admission, AdmissionLayer};
-pub use admission::{AdmissionLimits, Class, class_of};
 pub use connections::{ConnInfo, ConnectionLimits, raise_open_file_limit};
 
 /// Everything `run` needs besides the listener.
