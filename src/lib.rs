@@ -6,6 +6,7 @@
 //! - [`analytics`]: pure functions: effective proficiency, calibration.
 //! - [`store`]: sled trees, record encoding, durable batched writes, erasure.
 //! - [`engine`]: the live snapshot, the single writer and its group commit.
+//! - [`service`]: policy without transport: scope admission (more to move from `api`).
 //! - [`api`]: generated protobuf code, conversions, error mapping, gRPC services.
 //! - [`server`]: assembling the tonic server: health, reflection, limits, shutdown.
 //! - [`web`]: the embedded reference dashboard and CORS for browser clients.
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod import;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod web;
 

@@ -182,12 +182,7 @@ impl Caller {
         directory: &'a Directory,
         id: &PersonId,
     ) -> Result<&'a Person, Error> {
-        let scope = self.scope(directory);
-        match directory.person(id.as_str()) {
-            Some(person) if scope.covers_person(person) => Ok(person),
-            None if scope == Scope::Everything => Err(Error::NotFound { kind: "person" }),
-            _ => Err(Error::PermissionDenied),
-        }
+        crate::service::scope::admit_person(&self.scope(directory), directory, id)
     }
 
     /// `id` as an audit subject if the person exists. Ids that resolve to no one are

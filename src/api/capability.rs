@@ -18,13 +18,14 @@ use super::pb;
 use super::pb::capability_service_server::CapabilityServiceServer;
 use crate::analytics::proficiency::Evidence;
 use crate::analytics::trends;
-use crate::domain::{FieldViolation, Level, PersonId, RoleId, Scope, SkillId, TeamId, Timestamp};
+use crate::domain::{FieldViolation, Level, PersonId, RoleId, SkillId, TeamId, Timestamp};
 use crate::engine::Engine;
 use crate::engine::queries::{
     RiskKind, TeamCapabilityView, find_experts, person_gaps, person_profile, skill_risks,
     team_capability, team_capability_as_of, team_members,
 };
 use crate::error::{Error, Result};
+use crate::service::scope::admit_team;
 
 /// Most points one skill's trend may have.
 const MAX_TREND_POINTS: i64 = 200;
@@ -336,7 +337,11 @@ impl TeamQuery {
         let as_of = timestamp_from_pb_any(raw)
             .map_err(|v| Error::InvalidArgument(vec![v.under("as_of")]))?;
         let snapshot = engine.snapshot();
-        check_team(&caller.scope(&snapshot.directory), &self.team)?;
+        admit_team(
+            &caller.scope(&snapshot.directory),
+            &snapshot.directory,
+            &self.team,
+        )?;
         let members = team_members(&snapshot, &self.team, self.include_subteams)?;
         let ids = members.iter().map(|p| p.id.clone()).collect();
         let evidence = engine.assessments_about_many(ids).await?;
@@ -360,7 +365,11 @@ impl TeamQuery {
         cache: &TeamCache,
     ) -> Result<Arc<TeamAnswer>> {
         let snapshot = engine.snapshot();
-        check_team(&caller.scope(&snapshot.directory), &self.team)?;
+        admit_team(
+            &caller.scope(&snapshot.directory),
+            &snapshot.directory,
+            &self.team,
+        )?;
         let key = (
             self.team.clone(),
             self.include_subteams,
@@ -389,16 +398,6 @@ impl TeamQuery {
 
 fn invalid(field: impl Into<String>, reason: &str) -> Error {
     Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
-}
-
-/// A scoped caller may only name teams inside its scope; anything else is denied without
-/// saying whether the team exists.
-fn check_team(scope: &Scope, team: &TeamId) -> Result<()> {
-    if *scope == Scope::Everything || scope.covers_team(team) {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied)
-    }
 }
 
 /// A CELLS-layout view in the DENSE layout: the known cells' figures as little-endian
@@ -753,7 +752,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 "" => None,
                 raw => {
                     let team = required_id(raw, "scope_team_id", TeamId::parse)?;
-                    check_team(&scope, &team)?;
+                    admit_team(&scope, &snapshot.directory, &team)?;
                     Some(
                         snapshot
                             .directory
@@ -822,7 +821,11 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
         let team = required_id(&request.get_ref().team_id, "team_id", TeamId::parse)?;
         let snapshot = self.engine.snapshot();
         let result = (|| {
-            check_team(&caller.scope(&snapshot.directory), &team)?;
+            admit_team(
+                &caller.scope(&snapshot.directory),
+                &snapshot.directory,
+                &team,
+            )?;
             let risks = skill_risks(&snapshot, &team, Timestamp::now())?;
             Ok(Response::new(pb::GetSkillRisksResponse {
                 risks: risks
@@ -902,7 +905,11 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                     "gives more than 200 points; choose a longer interval",
                 ));
             }
-            check_team(&caller.scope(&snapshot.directory), &team)?;
+            admit_team(
+                &caller.scope(&snapshot.directory),
+                &snapshot.directory,
+                &team,
+            )?;
             let teams = snapshot
                 .directory
                 .subtree(team.as_str())

@@ -58,9 +58,7 @@ fn subtree_filter(
         return Ok(None);
     }
     let root = required_id(raw, "subtree_team_id", TeamId::parse)?;
-    if matches!(scope, Scope::Teams(_)) && !scope.covers_team(&root) {
-        return Err(Error::PermissionDenied);
-    }
+    crate::service::scope::admit_team(scope, directory, &root)?;
     directory
         .subtree(root.as_str())
         .map(Some)

@@ -12,7 +12,7 @@ use super::convert::{
 };
 use super::pb;
 use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, Suppression, suppress};
-use crate::domain::{AccessRole, Directory, FieldViolation, Scope, TeamId};
+use crate::domain::{AccessRole, Directory, FieldViolation, TeamId};
 use crate::engine::Engine;
 use crate::engine::insights::{CellSums, GroupBy, GroupData, PatternData};
 use crate::engine::{Fresh, Want};
@@ -43,29 +43,17 @@ fn invalid(field: &str, reason: &str) -> Error {
     Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
 }
 
-/// The scope of an aggregate question, if the caller may ask it: analysts only ever ask
-/// about the whole organisation (so that nested scopes cannot be differenced); scoped
-/// callers only about teams inside their scope; the whole organisation needs admin.
+/// The scope of an aggregate question named by `raw` (empty: the whole organisation),
+/// if the caller may ask it (`service::scope::admit_aggregate`).
 pub(super) fn aggregate_scope(
     caller: &Caller,
     directory: &Directory,
     raw: &str,
 ) -> Result<Option<TeamId>> {
-    let scope = caller.scope(directory);
-    if raw.is_empty() {
-        return match (caller.grant.role, &scope) {
-            (AccessRole::Analyst, _) | (_, Scope::Everything) => Ok(None),
-            _ => Err(Error::PermissionDenied),
-        };
-    }
-    let team = required_id(raw, "scope_team_id", TeamId::parse)?;
-    match (caller.grant.role, &scope) {
-        (AccessRole::Analyst, _) => Err(Error::PermissionDenied),
-        (_, Scope::Everything) if directory.teams().contains_key(&team) => Ok(Some(team)),
-        (_, Scope::Everything) => Err(Error::NotFound { kind: "team" }),
-        (_, s) if s.covers_team(&team) => Ok(Some(team)),
-        _ => Err(Error::PermissionDenied),
-    }
+    let team = (!raw.is_empty())
+        .then(|| required_id(raw, "scope_team_id", TeamId::parse))
+        .transpose()?;
+    crate::service::scope::admit_aggregate(&caller.grant, directory, team.as_ref())
 }
 
 pub(super) fn freshness<T>(fresh: &Fresh<T>) -> pb::Freshness {

@@ -316,12 +316,7 @@ impl TalentApi {
             None
         } else {
             let team = required_id(&r.scope_team_id, "scope_team_id", TeamId::parse)?;
-            match &scope {
-                Scope::Everything if directory.teams().contains_key(&team) => {}
-                Scope::Everything => return Err(Error::NotFound { kind: "team" }),
-                s if s.covers_team(&team) => {}
-                _ => return Err(Error::PermissionDenied),
-            }
+            crate::service::scope::admit_team(&scope, directory, &team)?;
             directory.subtree(team.as_str())
         };
         let visible = |id: &PersonId| {
@@ -456,13 +451,10 @@ impl TalentApi {
         for (i, raw) in r.pool_team_ids.iter().enumerate() {
             match TeamId::parse(raw) {
                 Err(e) => v.push(e.under(&format!("pool_team_ids[{i}]"))),
-                Ok(t) if scope == Scope::Everything && !directory.teams().contains_key(&t) => {
-                    return Err(Error::NotFound { kind: "team" });
+                Ok(t) => {
+                    crate::service::scope::admit_team(&scope, directory, &t)?;
+                    pool_teams.push(t);
                 }
-                Ok(t) if scope != Scope::Everything && !scope.covers_team(&t) => {
-                    return Err(Error::PermissionDenied);
-                }
-                Ok(t) => pool_teams.push(t),
             }
         }
         let people =
