@@ -1,0 +1,165 @@
+//! Organisation-wide insights — archetypes and skill patterns — computed off the request
+//! path and cached by data version, plus mentor matching over one snapshot.
+//!
+//! A cached result is served at once while data has changed since (the response says how
+//! stale it is) and its successor is computed in the background; a query waits only when
+//! nothing usable exists. A result computed before an erasure is never served: erasing a
+//! person clears every cache, and results computed on older snapshots are discarded.
+
+mod archetypes;
+mod mentoring;
+mod patterns;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::cache::{Cache, Fresh, Want};
+use super::{Engine, Snapshot};
+use crate::domain::{PersonId, TeamId, Timestamp};
+use crate::error::{Error, Result};
+pub use archetypes::{ArchetypeView, compute_archetypes, people_in};
+pub use mentoring::{
+    MentorSkillView, MentorView, MentoringPlan, PlannedPair, find_mentors, mentee_needs,
+    plan_mentoring,
+};
+pub use patterns::{CellSums, GroupBy, GroupData, PatternData, compute_patterns};
+
+/// Archetypes by (scope, k).
+type ArchetypeCache = Cache<(Option<TeamId>, Option<usize>), ArchetypeView>;
+/// Patterns by (grouping, scope, trend days).
+type PatternCache = Cache<(GroupBy, Option<TeamId>, u32), PatternData>;
+
+/// Mentoring plans by (scope, capacity per mentor, mentors per mentee, same team).
+type PlanCache = Cache<(Option<TeamId>, u32, u32, bool), MentoringPlan>;
+
+/// The insight caches of an engine.
+pub(super) struct Insights {
+    archetypes: Arc<ArchetypeCache>,
+    patterns: Arc<PatternCache>,
+    plans: Arc<PlanCache>,
+}
+
+impl Insights {
+    pub(super) fn new(snapshot: &Arc<ArcSwap<Snapshot>>) -> Self {
+        let data = |s: &Snapshot| s.data_version;
+        // A plan also depends on the mentoring relationships, which move only `version`.
+        let any = |s: &Snapshot| s.version;
+        Self {
+            archetypes: Arc::new(Cache::new(Arc::clone(snapshot), data)),
+            patterns: Arc::new(Cache::new(Arc::clone(snapshot), data)),
+            plans: Arc::new(Cache::new(Arc::clone(snapshot), any)),
+        }
+    }
+
+    pub(super) fn clear(&self) {
+        self.archetypes.clear();
+        self.patterns.clear();
+        self.plans.clear();
+    }
+}
+
+impl Engine {
+    /// Archetypes of `scope` (everyone when `None`), from the cache when possible.
+    pub async fn archetypes(
+        self: &Arc<Self>,
+        scope: Option<TeamId>,
+        k: Option<usize>,
+        want: Want,
+    ) -> Result<Fresh<ArchetypeView>> {
+        let key = (scope.clone(), k);
+        let engine = Arc::clone(self);
+        self.insights
+            .archetypes
+            .get(key, want, move |snapshot, cancel| {
+                Box::pin(async move {
+                    engine
+                        .jobs
+                        .run(cancel, move |cancel| {
+                            compute_archetypes(&snapshot, scope.as_ref(), k, cancel)
+                        })
+                        .await
+                })
+            })
+            .await
+    }
+
+    /// Skill patterns of `scope` grouped by `group_by`, from the cache when possible.
+    pub async fn patterns(
+        self: &Arc<Self>,
+        group_by: GroupBy,
+        scope: Option<TeamId>,
+        trend_days: u32,
+        want: Want,
+    ) -> Result<Fresh<PatternData>> {
+        let key = (group_by, scope.clone(), trend_days);
+        let engine = Arc::clone(self);
+        self.insights
+            .patterns
+            .get(key, want, move |snapshot, cancel| {
+                Box::pin(async move {
+                    // Archetype mix is reported for every grouping; a scope where they
+                    // cannot be computed (too few people with evidence) has none.
+                    let archetypes =
+                        match engine.archetypes(scope.clone(), None, Want::Current).await {
+                            Ok(a) => Some(a.value),
+                            Err(Error::FailedPrecondition(_)) => None,
+                            Err(e) => return Err(e),
+                        };
+                    let reader = engine.evidence();
+                    engine
+                        .jobs
+                        .run(cancel, move |cancel| {
+                            let people = people_in(&snapshot, scope.as_ref())?;
+                            let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
+                            let evidence = reader.assessments_about_many(&ids)?;
+                            cancel.check()?;
+                            Ok(compute_patterns(
+                                &snapshot,
+                                &people,
+                                group_by,
+                                &evidence,
+                                archetypes.as_deref(),
+                                trend_days,
+                                Timestamp::now(),
+                            ))
+                        })
+                        .await
+                })
+            })
+            .await
+    }
+
+    /// A mentoring plan for `scope`, from the cache when possible.
+    pub async fn mentoring_plan(
+        self: &Arc<Self>,
+        scope: Option<TeamId>,
+        capacity: u32,
+        max_mentors: u32,
+        allow_same_team: bool,
+        want: Want,
+    ) -> Result<Fresh<MentoringPlan>> {
+        let key = (scope.clone(), capacity, max_mentors, allow_same_team);
+        let engine = Arc::clone(self);
+        self.insights
+            .plans
+            .get(key, want, move |snapshot, cancel| {
+                Box::pin(async move {
+                    engine
+                        .jobs
+                        .run(cancel, move |_| {
+                            let people = people_in(&snapshot, scope.as_ref())?;
+                            Ok(plan_mentoring(
+                                &snapshot,
+                                &people,
+                                capacity,
+                                max_mentors,
+                                allow_same_team,
+                            ))
+                        })
+                        .await
+                })
+            })
+            .await
+    }
+}
