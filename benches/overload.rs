@@ -194,13 +194,13 @@ async fn run(callers: u64, secs: u64) {
             .await
             .expect("log")
             .expect("server exited");
-        if let Some(at) = line.find("127.0.0.1:") {
-            if line.contains("capsight serving") {
-                let end = line[at..]
-                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                    .map_or(line.len(), |e| at + e);
-                break line[at..end].to_owned();
-            }
+        if let Some(at) = line.find("127.0.0.1:")
+            && line.contains("capsight serving")
+        {
+            let end = line[at..]
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .map_or(line.len(), |e| at + e);
+            break line[at..end].to_owned();
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
