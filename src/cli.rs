@@ -307,6 +307,8 @@ pub fn main() -> ExitCode {
             Command::Token(args) => run_token(args).await,
         }
     });
+    // A writer stuck inside sled after a storage failure must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_secs(2));
     match outcome {
         Ok(code) => code,
         Err(message) => {
@@ -362,6 +364,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
                 ..StoreOptions::default()
             },
             ack_before_flush,
+            ..EngineOptions::default()
         },
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(server::TlsFiles { cert, key }),

@@ -7,6 +7,7 @@
 pub mod cache;
 mod capability;
 pub mod compose;
+pub mod health;
 pub mod insights;
 pub mod jobs;
 pub mod queries;
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::store::{AuditFilter, AuditReader, EvidenceReader, Store, StoreOptions};
 pub use cache::{Fresh, Want};
 pub use capability::{CapabilityBuilder, CapabilityIndex, PersonCapability, SkillAxis};
+use health::StorageHealth;
 pub use jobs::{Cancel, JobRunner, RunnerLoad};
 pub use tokens::{AuthFailure, TokenTable};
 use writer::{Job, Writer};
@@ -126,6 +128,8 @@ pub struct EngineOptions {
     /// fill. Exists so the crash test can show that it detects lost acknowledged writes;
     /// never use it for real data.
     pub ack_before_flush: bool,
+    /// How long one flush may take before storage is considered failed.
+    pub flush_stall: Option<std::time::Duration>,
 }
 
 /// Result of recording one batch of assessments.
@@ -168,12 +172,26 @@ pub struct PersonExport {
 }
 
 /// An acknowledgement that will arrive once the write is durable.
-pub struct Pending<T>(oneshot::Receiver<Result<T>>);
+pub struct Pending<T> {
+    reply: oneshot::Receiver<Result<T>>,
+    health: Arc<StorageHealth>,
+}
+
+/// How often a waiting write looks whether storage failed meanwhile.
+const HEALTH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl<T> Pending<T> {
-    /// Waits for the write to be durable (or to fail).
+    /// Waits for the write to be durable (or to fail). Should storage fail meanwhile (a
+    /// flush that errs or never returns), answers `StoragePoisoned` without waiting for
+    /// the writer: the write's outcome is then unknown, never acknowledged.
     pub async fn durable(self) -> Result<T> {
-        self.0.await.map_err(|_| Error::ShuttingDown)?
+        let Self { mut reply, health } = self;
+        loop {
+            tokio::select! {
+                answer = &mut reply => return answer.map_err(|_| Error::ShuttingDown)?,
+                () = tokio::time::sleep(HEALTH_POLL) => health.check()?,
+            }
+        }
     }
 }
 
@@ -189,6 +207,8 @@ pub struct Engine {
     insights: insights::Insights,
     /// The bounded pool that runs CPU-heavy derived results.
     jobs: JobRunner,
+    /// Whether the store still takes writes.
+    health: Arc<StorageHealth>,
 }
 
 impl Engine {
@@ -244,12 +264,16 @@ impl Engine {
         let (commands, receiver) = mpsc::channel(1024);
         let (notify, changes) = watch::channel(0);
         let audit_queue = Arc::new(AuditQueue::default());
+        let health = Arc::new(StorageHealth::new(
+            options.flush_stall.unwrap_or(health::DEFAULT_STALL),
+        ));
         let writer = Writer::new(
             store,
             Arc::clone(&snapshot),
             notify,
             Arc::clone(&audit_queue),
             options.ack_before_flush,
+            Arc::clone(&health),
         );
         let handle = std::thread::Builder::new()
             .name("capsight-writer".into())
@@ -268,6 +292,7 @@ impl Engine {
             audit,
             evidence,
             jobs: JobRunner::with_core_count()?,
+            health,
         })
     }
 
@@ -280,6 +305,8 @@ impl Engine {
         &self,
         job: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static,
     ) -> Result<Pending<T>> {
+        // Refused at once, not queued behind a writer that may never return.
+        self.health.check()?;
         let (reply, pending) = oneshot::channel();
         let job: Job = Box::new(move |writer: &mut Writer| {
             let result = writer.guard().and_then(|()| job(writer));
@@ -292,7 +319,10 @@ impl Engine {
             .send(writer::Command::Write(job))
             .await
             .map_err(|_| Error::ShuttingDown)?;
-        Ok(Pending(pending))
+        Ok(Pending {
+            reply: pending,
+            health: Arc::clone(&self.health),
+        })
     }
 
     async fn write<T: Send + 'static>(
@@ -386,6 +416,7 @@ impl Engine {
     /// `AuditQueue`) without the caller waiting: reads pay neither a wake-up of the
     /// writer nor an fsync each. Every later audit read includes it.
     pub async fn record_audit(&self, event: AuditEvent) -> Result<()> {
+        self.health.check()?;
         if self.commands.is_closed() {
             return Err(Error::ShuttingDown);
         }
@@ -456,6 +487,12 @@ impl Engine {
     /// enough for the calling task, and never behind the writer).
     pub fn assessments_about(&self, id: &PersonId) -> Result<Vec<Assessment>> {
         Ok(self.evidence.assessments_of(id.as_str())?.0)
+    }
+
+    /// Why storage failed (a flush that erred or stalled), if it did: writes are then
+    /// refused and the server should stop.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.health.failure()
     }
 
     /// The bounded pool for CPU-heavy work.

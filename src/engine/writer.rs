@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::health::StorageHealth;
 use super::tokens::{self, TokenTable};
 use super::{AuditQueue, ErasureReport, IngestOutcome, PersonExport, Snapshot};
 use crate::domain::{
@@ -61,6 +62,8 @@ pub(crate) struct Writer {
     ack_before_flush: bool,
     published: Arc<ArcSwap<Snapshot>>,
     notify: watch::Sender<u64>,
+    /// Where flush outcomes are reported for everyone else.
+    health: Arc<StorageHealth>,
 }
 
 impl Writer {
@@ -70,6 +73,7 @@ impl Writer {
         notify: watch::Sender<u64>,
         audit_queue: Arc<AuditQueue>,
         ack_before_flush: bool,
+        health: Arc<StorageHealth>,
     ) -> Self {
         let current = published.load_full();
         if ack_before_flush {
@@ -95,7 +99,20 @@ impl Writer {
             ack_before_flush,
             published,
             notify,
+            health,
         }
+    }
+
+    /// Flushes sled, telling `health` when it starts, ends or fails.
+    fn flush(&mut self) -> Result<()> {
+        self.health.begin_flush();
+        let flushed = self.store.flush();
+        self.health.end_flush();
+        if let Err(e) = &flushed {
+            self.poisoned = true;
+            self.health.fail(format!("flush failed: {e}"));
+        }
+        flushed
     }
 
     pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
@@ -124,12 +141,12 @@ impl Writer {
                 if let Err(e) = self.store.save_count_hint() {
                     tracing::warn!(error = %e, "assessment count hint not saved");
                 }
-                let _ = reply.send(self.store.flush());
+                let _ = reply.send(self.flush());
                 return;
             }
         }
         // Every sender is gone: make sure nothing staged is left unflushed.
-        if let Err(e) = self.store.flush() {
+        if let Err(e) = self.flush() {
             tracing::error!(error = %e, "final flush failed");
         }
     }
@@ -139,6 +156,7 @@ impl Writer {
         if let Err(e) = self.stage_audit() {
             tracing::error!(error = %e, "audit events not stored; refusing further writes");
             self.poisoned = true;
+            self.health.fail(format!("audit events not stored: {e}"));
         }
         if self.ack_before_flush {
             self.publish();
@@ -151,7 +169,7 @@ impl Writer {
         // the next interval's, or sled's background flush every 500 ms).
         let due = self.data_staged || self.last_flush.elapsed() >= AUDIT_FLUSH_INTERVAL;
         let durable = if self.staged && due {
-            self.store.flush()
+            self.flush()
         } else {
             Ok(())
         };

@@ -173,9 +173,21 @@ pub async fn run(
 
     let (signalled, on_signal) = oneshot::channel();
     let signal_health = health.clone();
+    let failed = storage_failed(Arc::clone(&engine));
     let signal = async move {
-        shutdown.await;
-        tracing::info!("shutdown requested; draining");
+        tokio::select! {
+            () = shutdown => tracing::info!("shutdown requested; draining"),
+            reason = failed => {
+                tracing::error!(
+                    reason = %reason,
+                    "storage failed; writes are refused, stopping so that a supervisor restarts capsight"
+                );
+                // Report NOT_SERVING while still answering, so that health checks and
+                // load balancers see it before connections close.
+                set_health(&signal_health, tonic_health::ServingStatus::NotServing).await;
+                tokio::time::sleep(FAILURE_NOTICE).await;
+            }
+        }
         set_health(&signal_health, tonic_health::ServingStatus::NotServing).await;
         let _ = stop_streams.send(true);
         let _ = signalled.send(());
@@ -253,9 +265,31 @@ pub async fn run(
         }
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining calls"),
     }
+    if let Some(reason) = engine.storage_failure() {
+        // The writer may be stuck inside sled: close what can be closed, briefly.
+        let _ = tokio::time::timeout(grace, engine.close()).await;
+        return Err(Error::DataDir(format!(
+            "storage failed ({reason}); stopped. Restart capsight once the cause \
+             (disk space, permissions, open-file limit) is fixed"
+        )));
+    }
     engine.close().await?;
     tracing::info!("store flushed; stopped");
     Ok(())
+}
+
+/// How long a server whose storage failed keeps answering (NOT_SERVING, writes refused)
+/// before it stops.
+const FAILURE_NOTICE: Duration = Duration::from_secs(1);
+
+/// Resolves with the reason once storage has failed (checked four times a second).
+async fn storage_failed(engine: Arc<Engine>) -> String {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Some(reason) = engine.storage_failure() {
+            return reason;
+        }
+    }
 }
 
 /// Reflection over every service served, so that clients of either reflection version

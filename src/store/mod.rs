@@ -67,6 +67,8 @@ pub struct StoreOptions {
     /// sled's background flush period; `None` flushes only when asked. Writes are made
     /// durable by explicit `flush` calls either way.
     pub flush_every_ms: Option<u64>,
+    /// Test-only: faults injected into `flush` (debug builds).
+    pub fault: FlushFault,
 }
 
 impl Default for StoreOptions {
@@ -74,6 +76,7 @@ impl Default for StoreOptions {
         Self {
             cache_bytes: 256 * 1024 * 1024,
             flush_every_ms: Some(500),
+            fault: FlushFault::default(),
         }
     }
 }
@@ -240,6 +243,7 @@ pub struct Store {
     batches_by_person: BatchIndex,
     next_batch: u64,
     next_audit: u64,
+    fault: FlushFault,
 }
 
 /// Key of a mentoring relationship: mentee, a zero byte (never in an id), mentor.
@@ -294,6 +298,7 @@ impl Store {
             batches_by_person: BatchIndex::default(),
             next_batch: 0,
             next_audit: 0,
+            fault: options.fault.clone(),
         };
         store.check_schema()?;
         let directory = store.load_directory()?;
@@ -812,6 +817,7 @@ impl Store {
 
     /// Makes every staged write durable (sled flush + fsync).
     pub fn flush(&self) -> Result<()> {
+        self.fault.inject()?;
         self.db.flush()?;
         Ok(())
     }
@@ -1045,5 +1051,53 @@ impl EvidenceReader {
             }
         }
         Ok(out)
+    }
+}
+
+/// Test-only fault injection for `Store::flush`: set it to make flushes fail or hang.
+/// Exists in every build so that options stay one type; only debug builds consult it.
+#[derive(Clone, Debug, Default)]
+pub struct FlushFault(Arc<std::sync::atomic::AtomicU8>);
+
+/// What an injected fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Flushes work.
+    None = 0,
+    /// Flushes fail with an I/O error (like a full disk).
+    Error = 1,
+    /// Flushes block until the fault is cleared (like sled after some I/O errors).
+    Hang = 2,
+}
+
+impl FlushFault {
+    /// Makes later flushes behave as `fault` says.
+    pub fn set(&self, fault: Fault) {
+        self.0
+            .store(fault as u8, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn current(&self) -> Fault {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => Fault::Error,
+            2 => Fault::Hang,
+            _ => Fault::None,
+        }
+    }
+
+    /// Applies the injected fault, in debug builds only.
+    fn inject(&self) -> Result<()> {
+        if !cfg!(debug_assertions) {
+            return Ok(());
+        }
+        while self.current() == Fault::Hang {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        match self.current() {
+            Fault::Error => Err(Error::Storage(sled::Error::Io(std::io::Error::other(
+                "injected flush failure",
+            )))),
+            Fault::None | Fault::Hang => Ok(()),
+        }
     }
 }

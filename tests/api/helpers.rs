@@ -57,7 +57,7 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<capsight::Result<()>>>,
+    pub task: Option<JoinHandle<capsight::Result<()>>>,
 }
 
 fn init_logs() {
