@@ -142,6 +142,9 @@ static RULE_INDEX: std::sync::LazyLock<HashMap<&'static str, usize>> =
 
 /// Services any client may call without a token (health checks, reflection).
 const PUBLIC_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+/// What the audit trail records as the rpc of a call to a path that names none.
+pub const UNKNOWN_RPC: &str = "(unknown rpc)";
+
 /// Paths of capsight's own services: unknown ones here are denied, not passed on.
 const OWN_PREFIX: &str = "/capsight.";
 
@@ -343,7 +346,7 @@ pub struct Authenticated<S> {
 enum Decision {
     Pass,
     Admit(Caller),
-    Deny(Status, Option<(TokenId, AccessRole)>, String),
+    Deny(Status, Option<(TokenId, AccessRole)>, &'static str),
 }
 
 fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
@@ -355,6 +358,9 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
         // Not ours: let the router answer UNIMPLEMENTED.
         return Decision::Pass;
     }
+    // The name the audit trail records: a known rpc's, or one constant for any other
+    // path, so that a request cannot write a path of its choosing (of any length) there.
+    let rpc_name: &'static str = rule.map_or(UNKNOWN_RPC, |(rpc, _)| rpc);
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -364,7 +370,7 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
         return Decision::Deny(
             Status::unauthenticated("missing `authorization: Bearer <token>` metadata"),
             None,
-            path.to_owned(),
+            rpc_name,
         );
     };
     let snapshot = engine.snapshot();
@@ -377,7 +383,7 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
                 AuthFailure::Revoked => "token revoked",
                 AuthFailure::Expired => "token expired",
             };
-            return Decision::Deny(Status::unauthenticated(reason), None, path.to_owned());
+            return Decision::Deny(Status::unauthenticated(reason), None, rpc_name);
         }
     };
     match rule {
@@ -390,14 +396,16 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
         Some(_) => Decision::Deny(
             Status::permission_denied("permission denied"),
             Some((info.id.clone(), info.grant.role)),
-            path.to_owned(),
+            rpc_name,
         ),
         None => {
-            tracing::error!(rpc = path, "capsight rpc without an access rule; denied");
+            // Truncated: the path is the caller's to choose.
+            let shown: String = path.chars().take(120).collect();
+            tracing::warn!(rpc = %shown, "unknown capsight rpc; denied");
             Decision::Deny(
                 Status::permission_denied("permission denied"),
                 Some((info.id.clone(), info.grant.role)),
-                path.to_owned(),
+                rpc_name,
             )
         }
     }
@@ -444,7 +452,7 @@ where
                             at: Timestamp::now(),
                             token: token.as_ref().map(|(id, _)| id.clone()),
                             role: token.map(|(_, role)| role),
-                            rpc,
+                            rpc: rpc.to_owned(),
                             subjects: Vec::new(),
                             outcome,
                         })

@@ -1062,3 +1062,42 @@ async fn every_rpc_of_every_capsight_service_is_audited() {
     }
     assert!(unaudited.is_empty(), "not audited: {unaudited:?}");
 }
+
+#[tokio::test]
+async fn calls_to_unknown_paths_are_audited_under_one_constant_name_never_the_path() {
+    let app = TestApp::spawn().await;
+    let long: &'static str =
+        Box::leak(format!("/capsight.{}/X", "a".repeat(8_000)).into_boxed_str());
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    for _ in 0..50 {
+        grpc.ready().await.unwrap();
+        // No token: UNAUTHENTICATED, like a flood from anyone.
+        let status = grpc
+            .unary::<_, (), _>(
+                tonic::Request::new(Vec::new()),
+                http::uri::PathAndQuery::from_static(long),
+                crate::overload::RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    let events = app
+        .access
+        .clone()
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let denied: Vec<_> = events
+        .iter()
+        .filter(|e| e.outcome == "UNAUTHENTICATED")
+        .collect();
+    assert_eq!(denied.len(), 50);
+    assert!(
+        denied
+            .iter()
+            .all(|e| e.rpc == capsight::api::auth::UNKNOWN_RPC)
+    );
+}

@@ -181,7 +181,7 @@ async fn a_message_that_does_not_decode_is_invalid_argument_without_decoder_text
 
 /// Sends raw bytes; decodes any answer as nothing.
 #[derive(Clone, Copy)]
-struct RawCodec;
+pub struct RawCodec;
 
 impl tonic::codec::Codec for RawCodec {
     type Encode = Vec<u8>;
