@@ -379,7 +379,15 @@ impl Engine {
 
     /// Erases a person, every assessment about them and their id everywhere else.
     pub async fn delete_person(&self, id: PersonId) -> Result<ErasureReport> {
-        let report = self.write(move |w| w.delete_person(&id)).await;
+        // The audit log is searched beside the writer (it grows with every read); the
+        // writer then rewrites only the blocks found and those written since.
+        let reader = self.audit.clone();
+        let person = id.to_string();
+        let scan = self
+            .jobs
+            .run(Cancel::new(), move |_| reader.scan_for(&person))
+            .await?;
+        let report = self.write(move |w| w.delete_person(&id, &scan)).await;
         // Cached insights may hold the person; none survives an erasure.
         self.insights.clear();
         report

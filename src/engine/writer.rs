@@ -16,7 +16,7 @@ use crate::domain::{
     PersonId, Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{AuditScan, Store};
 
 /// Longest a read's audit event waits for a flush of its own (see `Writer::commit`).
 const AUDIT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -325,14 +325,18 @@ impl Writer {
         Ok(outcome)
     }
 
-    pub(super) fn delete_person(&mut self, id: &PersonId) -> Result<ErasureReport> {
+    pub(super) fn delete_person(
+        &mut self,
+        id: &PersonId,
+        scan: &AuditScan,
+    ) -> Result<ErasureReport> {
         // Events queued in this group may name the person: tombstone them too.
         self.stage_audit()?;
         let erasure = self
             .directory
             .erasure_of(id.as_str())
             .ok_or(Error::NotFound { kind: "person" })?;
-        let counts = self.store.erase_person(&erasure)?;
+        let counts = self.store.erase_person(&erasure, scan)?;
         Arc::make_mut(&mut self.directory).apply_erasure(&erasure);
         let table = Arc::make_mut(&mut self.tokens);
         for token in counts.revoked_tokens {

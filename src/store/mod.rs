@@ -176,7 +176,32 @@ pub struct AuditReader {
     tree: sled::Tree,
 }
 
+/// Which audit blocks name a person, found off the writer before an erasure, and how far
+/// the log was read: the erasure itself then reads only those blocks and the ones written
+/// since (blocks are append-only; a tombstone only removes names, never adds one).
+#[derive(Clone, Debug, Default)]
+pub struct AuditScan {
+    /// Keys of blocks whose bytes contain the person's id.
+    named: Vec<sled::IVec>,
+    /// The last key read; `None` when the log was empty.
+    upto: Option<sled::IVec>,
+}
+
 impl AuditReader {
+    /// The blocks that may name `person` (a byte search; the erasure decodes them).
+    pub fn scan_for(&self, person: &str) -> Result<AuditScan> {
+        let needle = person.as_bytes();
+        let mut scan = AuditScan::default();
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            if !needle.is_empty() && value.windows(needle.len()).any(|w| w == needle) {
+                scan.named.push(key.clone());
+            }
+            scan.upto = Some(key);
+        }
+        Ok(scan)
+    }
+
     /// Up to `limit` events matching `filter`, newest first, older than sequence
     /// `before` if given; and the sequence to continue from, if more may match.
     pub fn page(
@@ -694,9 +719,29 @@ impl Store {
     /// tokens bound to them, returning those tokens. Runs before the erasure
     /// transaction: should the process die in between, the person is merely
     /// over-redacted, and the erasure, never acknowledged, is retried by the client.
-    fn tombstone(&self, person: &str, now: Timestamp) -> Result<Vec<StoredToken>> {
-        for entry in self.audit.iter() {
-            let (key, value) = entry?;
+    fn tombstone(
+        &self,
+        person: &str,
+        scan: &AuditScan,
+        now: Timestamp,
+    ) -> Result<Vec<StoredToken>> {
+        let since = match &scan.upto {
+            Some(upto) => self.audit.range::<&[u8], _>((
+                std::ops::Bound::Excluded(upto.as_ref()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.audit.iter(),
+        };
+        let mut blocks: Vec<(sled::IVec, sled::IVec)> = Vec::new();
+        for key in &scan.named {
+            if let Some(value) = self.audit.get(key)? {
+                blocks.push((key.clone(), value));
+            }
+        }
+        for entry in since {
+            blocks.push(entry?);
+        }
+        for (key, value) in blocks {
             let mut events = decode_audit(&value)?;
             let mut named = false;
             for subject in events
@@ -733,9 +778,9 @@ impl Store {
     /// Atomically removes a person's record, every assessment about them, their id from
     /// assessments they made and their mentoring relationships, and writes the teams they
     /// no longer manage (durable after `flush`).
-    pub fn erase_person(&mut self, erasure: &Erasure) -> Result<ErasureCounts> {
+    pub fn erase_person(&mut self, erasure: &Erasure, scan: &AuditScan) -> Result<ErasureCounts> {
         let id = erasure.person.id.as_str();
-        let revoked_tokens = self.tombstone(id, Timestamp::now())?;
+        let revoked_tokens = self.tombstone(id, scan, Timestamp::now())?;
         let batches = self.batches_by_person.of(id);
         let teams: Vec<(&str, Vec<u8>)> = erasure
             .unmanaged_teams
@@ -957,10 +1002,18 @@ mod tests {
             (206, 2, Some(2))
         );
 
-        // Tombstoning rewrites the events naming the person in every kind of value.
-        store.tombstone("p1", Timestamp::now()).unwrap();
+        // Tombstoning rewrites the events naming the person in every kind of value: the
+        // blocks the scan found, and those written after it.
+        let scan = reader.scan_for("p1").unwrap();
+        store
+            .append_audit(vec![event(
+                "/capsight.v1.DirectoryService/GetPerson",
+                &["p1"],
+            )])
+            .unwrap();
+        store.tombstone("p1", &scan, Timestamp::now()).unwrap();
         assert_eq!(reader.count_subject("p1").unwrap(), 0);
-        assert_eq!(reader.count_subject(AuditEvent::ERASED).unwrap(), 3);
+        assert_eq!(reader.count_subject(AuditEvent::ERASED).unwrap(), 4);
         assert_eq!(reader.count_subject("p2").unwrap(), 3);
     }
 }
