@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{required_id, role_from_pb, timestamp_from_pb_any};
-use super::page::PageRequest;
+use super::page::{self, PageRequest};
 use super::pb;
 use crate::domain::{FieldViolation, Grant, PersonId, TeamId, Text, TokenId, Violations};
 use crate::engine::Engine;
@@ -15,6 +15,9 @@ use crate::store::AuditFilter;
 
 /// Longest a token may live: 100 years, so that an expiry is always a valid timestamp.
 const MAX_TOKEN_TTL_SECONDS: u64 = 100 * 365 * 86_400;
+
+/// Largest ListAuditEvents page, in encoded bytes (a quarter of the common 4 MiB limit).
+const MAX_AUDIT_PAGE_BYTES: usize = 1024 * 1024;
 
 /// The access service, backed by the engine.
 pub struct AccessApi {
@@ -129,7 +132,11 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
         let request = request.into_inner();
-        let page = PageRequest::parse(request.page_size, &request.page_token)?;
+        let page = PageRequest::parse(
+            request.page_size,
+            &request.page_token,
+            page::context(&["ListTokens"]),
+        )?;
         let infos = self.engine.snapshot().tokens.infos();
         let (tokens, next_page_token) = page.apply(&infos, |_| true);
         Ok(Response::new(pb::ListTokensResponse {
@@ -151,18 +158,14 @@ impl pb::access_service_server::AccessService for AccessApi {
             subject_id,
             since,
         } = request.into_inner();
-        let limit = match page_size {
-            0 => 100,
-            n @ 1..=1000 => n as usize,
-            _ => return Err(invalid("page_size", "must be at most 1000").into()),
-        };
-        let before = match page_token.as_str() {
-            "" => None,
-            raw => Some(
-                raw.parse::<u64>()
-                    .map_err(|_| invalid("page_token", "is not a token this server issued"))?,
-            ),
-        };
+        let limit = page::page_size_or_default(page_size)?;
+        let since_key = format!("{since:?}");
+        let bound_to =
+            page::context(&["ListAuditEvents", &token_id, &rpc, &subject_id, &since_key]);
+        let before = page::decode_token(&page_token, &bound_to)?
+            .map(|cursor| <[u8; 8]>::try_from(cursor.as_slice()).map(u64::from_be_bytes))
+            .transpose()
+            .map_err(|_| invalid("page_token", "is not a token this server issued"))?;
         let token = (!token_id.is_empty())
             .then(|| required_id(&token_id, "token_id", TokenId::parse))
             .transpose()?;
@@ -176,10 +179,25 @@ impl pb::access_service_server::AccessService for AccessApi {
             subject: (!subject_id.is_empty()).then_some(subject_id),
             since,
         };
-        let (events, next) = self.engine.audit_page(filter, before, limit).await?;
+        let (events, mut next) = self.engine.audit_page(filter, before, limit).await?;
+        // A page stops at MAX_AUDIT_PAGE_BYTES, whatever its size says, so that any
+        // client's default message limit (4 MiB) can take it.
+        let mut bytes = 0;
+        let mut page: Vec<pb::AuditEvent> = Vec::with_capacity(events.len());
+        for event in &events {
+            let listed = pb::AuditEvent::from(event);
+            bytes += prost::Message::encoded_len(&listed) + 4;
+            if bytes > MAX_AUDIT_PAGE_BYTES && !page.is_empty() {
+                next = Some(page.last().map_or(event.sequence, |e| e.sequence));
+                break;
+            }
+            page.push(listed);
+        }
         Ok(Response::new(pb::ListAuditEventsResponse {
-            events: events.iter().map(Into::into).collect(),
-            next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+            events: page,
+            next_page_token: next
+                .map(|n| page::encode_token(&bound_to, &n.to_be_bytes()))
+                .unwrap_or_default(),
         }))
     }
 }

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{required_id, source_to_pb, timestamp_from_pb_any, timestamp_to_pb};
+use super::page;
 use super::pb;
 use super::pb::capability_service_server::CapabilityServiceServer;
 use crate::analytics::proficiency::Evidence;
@@ -736,17 +737,21 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             if !(0.0..=1.0).contains(&request.min_confidence) {
                 return Err(invalid("min_confidence", "must be a number from 0 to 1"));
             }
-            let size = match request.page_size {
-                0 => 100,
-                n @ 1..=1000 => n as usize,
-                _ => return Err(invalid("page_size", "must be at most 1000")),
-            };
-            let offset = match request.page_token.as_str() {
-                "" => 0,
-                raw => raw
-                    .parse::<usize>()
-                    .map_err(|_| invalid("page_token", "is not a token this server issued"))?,
-            };
+            let size = page::page_size_or_default(request.page_size)?;
+            let question = format!(
+                "{:?}",
+                (
+                    &request.requirements,
+                    &request.scope_team_id,
+                    request.min_confidence
+                )
+            );
+            let bound_to = page::context(&["FindExperts", &question]);
+            let offset = page::decode_token(&request.page_token, &bound_to)?
+                .map(|cursor| <[u8; 8]>::try_from(cursor.as_slice()).map(u64::from_be_bytes))
+                .transpose()
+                .map_err(|_| invalid("page_token", "is not a token this server issued"))?
+                .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
             let scope = caller.scope(&snapshot.directory);
             let within = match request.scope_team_id.as_str() {
                 "" => None,
@@ -791,7 +796,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             let next = offset + experts.len();
             Ok(Response::new(pb::FindExpertsResponse {
                 next_page_token: if next < total {
-                    next.to_string()
+                    page::encode_token(&bound_to, &(next as u64).to_be_bytes())
                 } else {
                     String::new()
                 },

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{batch, required_id};
-use super::page::PageRequest;
+use super::page::{self, PageRequest};
 use super::pb;
 use crate::domain::{Directory, PersonId, Scope, TeamId};
 use crate::engine::Engine;
@@ -169,7 +169,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListSkillsRequest>,
     ) -> Result<Response<pb::ListSkillsResponse>, Status> {
         let request = request.into_inner();
-        let page = PageRequest::parse(request.page_size, &request.page_token)?;
+        let page = PageRequest::parse(
+            request.page_size,
+            &request.page_token,
+            page::context(&["ListSkills"]),
+        )?;
         let snapshot = self.engine.snapshot();
         let (skills, next_page_token) = page.apply(snapshot.directory.skills(), |_| true);
         Ok(Response::new(pb::ListSkillsResponse {
@@ -184,7 +188,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let request = request.into_inner();
-        let page = PageRequest::parse(request.page_size, &request.page_token)?;
+        let page = PageRequest::parse(
+            request.page_size,
+            &request.page_token,
+            page::context(&["ListRoles"]),
+        )?;
         let snapshot = self.engine.snapshot();
         let (roles, next_page_token) = page.apply(snapshot.directory.roles(), |_| true);
         Ok(Response::new(pb::ListRolesResponse {
@@ -202,7 +210,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let page = PageRequest::parse(request.page_size, &request.page_token)?;
+        let page = PageRequest::parse(
+            request.page_size,
+            &request.page_token,
+            page::context(&["ListTeams", &request.subtree_team_id]),
+        )?;
         let snapshot = self.engine.snapshot();
         let directory = &snapshot.directory;
         let scope = caller.scope(directory);
@@ -240,7 +252,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::ListPeopleResponse>, Status> {
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let page = PageRequest::parse(request.page_size, &request.page_token)?;
+        let page = PageRequest::parse(
+            request.page_size,
+            &request.page_token,
+            page::context(&["ListPeople", &request.subtree_team_id]),
+        )?;
         let snapshot = self.engine.snapshot();
         let directory = &snapshot.directory;
         let scope = caller.scope(directory);

@@ -1,9 +1,15 @@
-//! Cursor pagination over id-ordered maps. The page token is the last id returned,
-//! hex-encoded so that clients treat it as opaque.
+//! Cursor pagination. A page token is opaque: a cursor (the last id returned, or a
+//! position) plus a 64-bit tag over the cursor and the request it belongs to — the rpc
+//! and every filter field. A token is accepted only by the same rpc with the same
+//! filters, and an edited or foreign token is INVALID_ARGUMENT. The tag is a check, not a
+//! secret: a forged cursor could only move within what the caller may list anyway,
+//! because scope and filters are applied to every page.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::domain::FieldViolation;
 use crate::error::Error;
@@ -11,29 +17,71 @@ use crate::error::Error;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1_000;
 
+/// Longest page token accepted, in characters (a cursor is an id of at most 128 bytes).
+const MAX_TOKEN_CHARS: usize = 512;
+
+/// The rpc and filters a page token is bound to: `context(&["ListPeople", team])`.
+pub(super) fn context(parts: &[&str]) -> String {
+    parts.join("\u{1f}")
+}
+
+/// The page token continuing after `cursor` for requests with `context`.
+pub(super) fn encode_token(context: &str, cursor: &[u8]) -> String {
+    let tag = xxh3_64_with_seed(&[context.as_bytes(), b"\0", cursor].concat(), 0x00ca_5516);
+    tag.to_be_bytes()
+        .iter()
+        .chain(cursor)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The cursor of `token` (`None` when empty), if it was issued for `context`.
+pub(super) fn decode_token(token: &str, context: &str) -> Result<Option<Vec<u8>>, Error> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        invalid(
+            "page_token",
+            "is not a token this server issued for this request",
+        )
+    };
+    if token.len() > MAX_TOKEN_CHARS || !token.len().is_multiple_of(2) || token.len() < 16 {
+        return Err(bad());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let (_, cursor) = bytes.split_at(8);
+    if encode_token(context, cursor) != token.to_ascii_lowercase() {
+        return Err(bad());
+    }
+    Ok(Some(cursor.to_vec()))
+}
+
 /// Where a page starts and how long it is.
 pub(super) struct PageRequest {
     size: usize,
     after: Option<String>,
+    context: String,
 }
 
 impl PageRequest {
-    /// Parses `page_size` (0 = default) and `page_token`.
-    pub(super) fn parse(page_size: u32, page_token: &str) -> Result<Self, Error> {
-        let size = match page_size as usize {
-            0 => DEFAULT_PAGE,
-            n if n <= MAX_PAGE => n,
-            _ => return Err(invalid("page_size", "must be at most 1000")),
-        };
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            Some(
-                decode_token(page_token)
-                    .ok_or_else(|| invalid("page_token", "is not a token this server issued"))?,
-            )
-        };
-        Ok(Self { size, after })
+    /// Parses `page_size` (0 = default) and `page_token`, which must have been issued for
+    /// `context` (see `context`).
+    pub(super) fn parse(page_size: u32, page_token: &str, context: String) -> Result<Self, Error> {
+        let size = page_size_or_default(page_size)?;
+        let after = decode_token(page_token, &context)?
+            .map(String::from_utf8)
+            .transpose()
+            .map_err(|_| invalid("page_token", "is not a token this server issued"))?;
+        Ok(Self {
+            size,
+            after,
+            context,
+        })
     }
 
     /// One page of the values of `map` that `keep` accepts, and the next page's token
@@ -55,30 +103,24 @@ impl PageRequest {
             .filter(|(_, v)| keep(v));
         let page: Vec<(&K, &V)> = matching.by_ref().take(self.size).collect();
         let next = match (matching.next(), page.last()) {
-            (Some(_), Some((last, _))) => encode_token((*last).borrow()),
+            (Some(_), Some((last, _))) => encode_token(&self.context, (*last).borrow().as_bytes()),
             _ => String::new(),
         };
         (page.into_iter().map(|(_, v)| v).collect(), next)
     }
 }
 
+/// A page size: 0 means the default (100), at most 1,000.
+pub(super) fn page_size_or_default(page_size: u32) -> Result<usize, Error> {
+    match page_size as usize {
+        0 => Ok(DEFAULT_PAGE),
+        n if n <= MAX_PAGE => Ok(n),
+        _ => Err(invalid("page_size", "must be at most 1000")),
+    }
+}
+
 fn invalid(field: &str, reason: &str) -> Error {
     Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
-}
-
-fn encode_token(last: &str) -> String {
-    last.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_token(token: &str) -> Option<String> {
-    if !token.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -91,7 +133,7 @@ mod tests {
         let mut token = String::new();
         let mut seen = Vec::new();
         loop {
-            let request = PageRequest::parse(4, &token).unwrap();
+            let request = PageRequest::parse(4, &token, context(&["List"])).unwrap();
             let (page, next) = request.apply(&map, |v| v % 2 == 0);
             seen.extend(page.into_iter().copied());
             if next.is_empty() {
@@ -103,10 +145,24 @@ mod tests {
     }
 
     #[test]
-    fn bad_sizes_and_tokens_are_invalid_arguments() {
-        assert!(PageRequest::parse(1001, "").is_err());
-        assert!(PageRequest::parse(10, "zz").is_err());
-        assert!(PageRequest::parse(10, "abc").is_err());
-        assert_eq!(decode_token(&encode_token("p-7")).as_deref(), Some("p-7"));
+    fn tokens_are_bound_to_their_request_and_bad_ones_are_invalid_arguments() {
+        let people = context(&["ListPeople", "team-1"]);
+        let token = encode_token(&people, b"p-7");
+        assert_eq!(
+            decode_token(&token, &people).unwrap().as_deref(),
+            Some(&b"p-7"[..])
+        );
+        assert!(decode_token(&token, &context(&["ListPeople", "team-2"])).is_err());
+        assert!(decode_token(&token, &context(&["ListSkills"])).is_err());
+        let mut edited = token.clone();
+        edited.replace_range(token.len() - 2.., "38");
+        assert!(decode_token(&edited, &people).is_err());
+        assert!(
+            decode_token(&"ab".repeat(300), &people).is_err(),
+            "too long"
+        );
+        assert!(PageRequest::parse(1001, "", people.clone()).is_err());
+        assert!(PageRequest::parse(10, "zz", people.clone()).is_err());
+        assert!(PageRequest::parse(10, "abc", people).is_err());
     }
 }

@@ -9,7 +9,7 @@ use super::auth::Caller;
 use super::convert::{known_skill_ids, required_id, timestamp_to_pb, want_from_pb};
 use super::insights::aggregate_scope;
 use super::insights::freshness;
-use super::page::PageRequest;
+use super::page::{self, PageRequest};
 use super::pb;
 use crate::domain::TeamId;
 use crate::domain::{
@@ -303,7 +303,11 @@ impl TalentApi {
     ) -> Result<(pb::ListMentorshipsResponse, Vec<String>)> {
         let snapshot = self.engine.snapshot();
         let directory = &snapshot.directory;
-        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let page = PageRequest::parse(
+            r.page_size,
+            &r.page_token,
+            page::context(&["ListMentorships", &r.scope_team_id, &r.person_id]),
+        )?;
         let scope = caller.scope(directory);
         let person = if r.person_id.is_empty() {
             None

@@ -169,7 +169,7 @@ async fn read_admin_token(data_dir: &std::path::Path) -> String {
 
 async fn connect(address: &str) -> Channel {
     let endpoint = Channel::from_shared(address.to_owned()).expect("endpoint");
-    for _ in 0..100 {
+    for _ in 0..500 {
         if let Ok(channel) = endpoint.connect().await {
             return channel;
         }
