@@ -1101,3 +1101,61 @@ async fn calls_to_unknown_paths_are_audited_under_one_constant_name_never_the_pa
             .all(|e| e.rpc == capsight::api::auth::UNKNOWN_RPC)
     );
 }
+
+#[tokio::test]
+async fn an_audit_page_stays_under_a_mebibyte_and_the_pages_cover_every_event() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let people: Vec<pb::Person> = (0..1_000)
+        .map(|i| crate::helpers::person(&format!("bulk-person-{i:05}"), "backend"))
+        .collect();
+    app.directory
+        .upsert_people(pb::UpsertPeopleRequest { people })
+        .await
+        .unwrap();
+    // Each listing names 1,000 people: about 20 KB per audit event.
+    for _ in 0..80 {
+        app.directory
+            .list_people(pb::ListPeopleRequest {
+                page_size: 1_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut token = String::new();
+    let mut listings = 0;
+    let mut pages = 0;
+    loop {
+        let page = app
+            .access
+            .list_audit_events(pb::ListAuditEventsRequest {
+                page_size: 1_000,
+                page_token: token.clone(),
+                rpc: "/capsight.v1.DirectoryService/ListPeople".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(prost::Message::encoded_len(&page) <= 1024 * 1024 + 64 * 1024);
+        listings += page.events.len();
+        pages += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        // A token is bound to its filters.
+        let foreign = app
+            .access
+            .list_audit_events(pb::ListAuditEventsRequest {
+                page_token: page.next_page_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(foreign.code(), Code::InvalidArgument);
+        token = page.next_page_token;
+    }
+    assert_eq!(listings, 80);
+    assert!(pages >= 2, "{pages} pages");
+}
