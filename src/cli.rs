@@ -220,6 +220,13 @@ struct ServeArgs {
     /// Writes in flight at once (same rule).
     #[arg(long, env = "CAPSIGHT_MAX_WRITE_CALLS")]
     max_write_calls: Option<usize>,
+    /// Audit events older than this many days are removed (0: kept for ever).
+    #[arg(long, env = "CAPSIGHT_AUDIT_RETENTION_DAYS", default_value_t = 400)]
+    audit_retention_days: u64,
+    /// The oldest audit events are removed while the audit log is larger than this many
+    /// MiB (0: no limit).
+    #[arg(long, env = "CAPSIGHT_AUDIT_MAX_MB", default_value_t = 1024)]
+    audit_max_mb: u64,
     /// Most open connections; by default 4,096, never more than the open-file limit
     /// (raised to its hard limit at start) minus 128 descriptors kept for the store.
     #[arg(long, env = "CAPSIGHT_MAX_CONNECTIONS")]
@@ -361,6 +368,10 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         engine: EngineOptions {
             store: StoreOptions {
                 cache_bytes: args.cache_mb * 1024 * 1024,
+                audit_retention: (args.audit_retention_days > 0)
+                    .then(|| Duration::from_secs(args.audit_retention_days.saturating_mul(86_400))),
+                audit_max_bytes: (args.audit_max_mb > 0)
+                    .then(|| args.audit_max_mb.saturating_mul(1024 * 1024)),
                 ..StoreOptions::default()
             },
             ack_before_flush,

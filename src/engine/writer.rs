@@ -452,6 +452,10 @@ impl Writer {
             return Ok(());
         }
         self.store.append_audit(events)?;
+        let removed = self.store.retain_audit(Timestamp::now())?;
+        if removed > 0 {
+            tracing::debug!(blocks = removed, "old audit events removed (retention)");
+        }
         self.staged = true;
         Ok(())
     }

@@ -69,6 +69,11 @@ pub struct StoreOptions {
     pub flush_every_ms: Option<u64>,
     /// Test-only: faults injected into `flush` (debug builds).
     pub fault: FlushFault,
+    /// Audit events older than this are removed (`None`: kept).
+    pub audit_retention: Option<std::time::Duration>,
+    /// The oldest audit events are removed while the log is larger than this many bytes
+    /// (`None`: no limit).
+    pub audit_max_bytes: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -77,6 +82,8 @@ impl Default for StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
             flush_every_ms: Some(500),
             fault: FlushFault::default(),
+            audit_retention: Some(std::time::Duration::from_secs(400 * 86_400)),
+            audit_max_bytes: Some(1024 * 1024 * 1024),
         }
     }
 }
@@ -269,6 +276,10 @@ pub struct Store {
     next_batch: u64,
     next_audit: u64,
     fault: FlushFault,
+    /// Bytes of the `audit` tree's values, kept for the size limit.
+    audit_bytes: u64,
+    audit_retention: Option<std::time::Duration>,
+    audit_max_bytes: Option<u64>,
 }
 
 /// Key of a mentoring relationship: mentee, a zero byte (never in an id), mentor.
@@ -324,6 +335,9 @@ impl Store {
             next_batch: 0,
             next_audit: 0,
             fault: options.fault.clone(),
+            audit_bytes: 0,
+            audit_retention: options.audit_retention,
+            audit_max_bytes: options.audit_max_bytes,
         };
         store.check_schema()?;
         let directory = store.load_directory()?;
@@ -334,6 +348,9 @@ impl Store {
             .values()
             .map(|v| decode::<TokenRecord>("tokens", &v?)?.into_domain())
             .collect::<Result<Vec<_>>>()?;
+        for value in store.audit.iter().values() {
+            store.audit_bytes += value?.len() as u64;
+        }
         if let Some((key, value)) = store.audit.last()? {
             store.next_audit = seq_of(&key, "audit")? + decode_audit(&value)?.len() as u64;
         }
@@ -676,8 +693,9 @@ impl Store {
             block.events.push(record);
             if block_bytes >= AUDIT_BLOCK_BYTES || i + 1 == total {
                 let count = block.events.len() as u64;
-                self.audit
-                    .insert(block_first.to_be_bytes(), encode(&block))?;
+                let value = encode(&block);
+                self.audit_bytes += value.len() as u64;
+                self.audit.insert(block_first.to_be_bytes(), value)?;
                 self.next_audit = block_first + count;
                 block_first = self.next_audit;
                 block = AuditBlock::default();
@@ -685,6 +703,42 @@ impl Store {
             }
         }
         Ok(first..self.next_audit)
+    }
+
+    /// Removes the oldest audit blocks while they are past the retention age (judged by
+    /// a block's newest event) or the log is over its size limit; returns how many
+    /// blocks went. Cheap when nothing is due: it reads only the oldest block. Space is
+    /// reclaimed as sled rewrites its segments.
+    pub fn retain_audit(&mut self, now: Timestamp) -> Result<usize> {
+        let cutoff = self.audit_retention.map(|age| {
+            now.unix_millis()
+                .saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+        });
+        let mut removed = 0;
+        while let Some((key, value)) = self.audit.first()? {
+            // Never the newest block: it holds the sequence the next one continues from.
+            if self.audit.last()?.is_some_and(|(last, _)| last == key) {
+                break;
+            }
+            let over_size = self
+                .audit_max_bytes
+                .is_some_and(|max| self.audit_bytes > max);
+            let expired = match cutoff {
+                Some(cutoff) => decode_audit(&value)?
+                    .iter()
+                    .map(AuditRecord::at_ms)
+                    .max()
+                    .is_some_and(|newest| newest < cutoff),
+                None => false,
+            };
+            if !(over_size || expired) {
+                break;
+            }
+            self.audit.remove(&key)?;
+            self.audit_bytes = self.audit_bytes.saturating_sub(value.len() as u64);
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// A read handle on the audit log.

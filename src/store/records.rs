@@ -463,6 +463,13 @@ pub(super) struct AuditRecord {
     outcome: String,
 }
 
+impl AuditRecord {
+    /// When the event was recorded, in milliseconds since the epoch.
+    pub(super) fn at_ms(&self) -> i64 {
+        self.at_ms
+    }
+}
+
 /// Audit events appended together, stored under the first one's sequence (the others
 /// follow it in order): one sled insert per writer group instead of one per event.
 #[derive(Clone, PartialEq, Message)]

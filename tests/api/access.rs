@@ -1159,3 +1159,58 @@ async fn an_audit_page_stays_under_a_mebibyte_and_the_pages_cover_every_event() 
     assert_eq!(listings, 80);
     assert!(pages >= 2, "{pages} pages");
 }
+
+/// Every ListPeople audit event on record, newest first.
+async fn listings_on_record(app: &TestApp) -> Vec<pb::AuditEvent> {
+    app.access
+        .clone()
+        .list_audit_events(pb::ListAuditEventsRequest {
+            page_size: 1_000,
+            rpc: "/capsight.v1.DirectoryService/ListPeople".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+}
+
+#[tokio::test]
+async fn the_audit_log_keeps_to_its_size_limit_and_its_retention_age() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = capsight::server::ServerConfig::new(temp.path().join("data"));
+    config.engine.store.audit_max_bytes = Some(64 * 1024);
+    config.engine.store.audit_retention = Some(std::time::Duration::from_secs(2));
+    let mut app = TestApp::start(config).await;
+    seed_org(&mut app).await;
+    let people: Vec<pb::Person> = (0..500)
+        .map(|i| crate::helpers::person(&format!("bulk-person-{i:05}"), "backend"))
+        .collect();
+    app.directory
+        .upsert_people(pb::UpsertPeopleRequest { people })
+        .await
+        .unwrap();
+    let list = || pb::ListPeopleRequest {
+        page_size: 1_000,
+        ..Default::default()
+    };
+    // 40 listings of ~10 KB each: 400 KB of events against a 64 KiB limit.
+    for _ in 0..40 {
+        app.directory.list_people(list()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    }
+    let kept = listings_on_record(&app).await.len();
+    assert!((1..40).contains(&kept), "kept {kept} of 40");
+
+    // Past the retention age, the next event's group removes every older one.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    app.directory.list_people(list()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    app.directory.list_people(list()).await.unwrap();
+    let recent = listings_on_record(&app).await;
+    assert!(
+        (1..=2).contains(&recent.len()),
+        "{} listings remain",
+        recent.len()
+    );
+}
