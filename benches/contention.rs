@@ -18,10 +18,11 @@ use capsight::api::pb::capability_service_client::CapabilityServiceClient;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use capsight::api::pb::org_insights_service_client::OrgInsightsServiceClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+mod support;
 
 type Authed = InterceptedService<Channel, BearerToken>;
 
@@ -141,44 +142,16 @@ fn main() {
 }
 
 async fn run(people: u64, skills: u64, erasures: u64) {
-    let temp = tempfile::tempdir().expect("temp dir");
-    let data = temp.path().join("data");
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_capsight"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .args(["--demo-people", &people.to_string()])
-        .args(["--demo-skills", &skills.to_string()])
-        .arg("--data-dir")
-        .arg(&data)
-        .env("RUST_LOG", "warn,capsight::server=info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn capsight");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("log")
-            .expect("server exited");
-        if let Some(at) = line.find("127.0.0.1:")
-            && line.contains("capsight serving")
-        {
-            let end = line[at..]
-                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                .map_or(line.len(), |e| at + e);
-            break line[at..end].to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (people_arg, skills_arg) = (people.to_string(), skills.to_string());
+    let server =
+        support::start_demo(&["--demo-people", &people_arg, "--demo-skills", &skills_arg]).await;
+    let mut child = server.child;
+    let (address, token) = (server.address, server.token);
     println!(
         "contention: {people} people x {skills} skills, serving after {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let token = std::fs::read_to_string(data.join(capsight::server::ADMIN_TOKEN_FILE))
-        .expect("admin token");
     let channel = Channel::from_shared(format!("http://{address}"))
         .expect("url")
         .connect()

@@ -22,13 +22,14 @@ use capsight::api::pb::capability_service_client::CapabilityServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use capsight::api::pb::org_insights_service_client::OrgInsightsServiceClient;
 use capsight::api::pb::talent_service_client::TalentServiceClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Mutex;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+mod support;
 
 type Authed = InterceptedService<Channel, BearerToken>;
 
@@ -175,37 +176,10 @@ fn main() {
 }
 
 async fn run(callers: u64, secs: u64) {
-    let temp = tempfile::tempdir().expect("temp dir");
-    let data = temp.path().join("data");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_capsight"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("RUST_LOG", "warn,capsight::server=info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn capsight");
+    let server = support::start_demo(&[]).await;
+    let mut child = server.child;
+    let (address, token) = (server.address, server.token);
     let pid = child.id().expect("pid");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("log")
-            .expect("server exited");
-        if let Some(at) = line.find("127.0.0.1:")
-            && line.contains("capsight serving")
-        {
-            let end = line[at..]
-                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                .map_or(line.len(), |e| at + e);
-            break line[at..end].to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let token = std::fs::read_to_string(data.join(capsight::server::ADMIN_TOKEN_FILE))
-        .expect("admin token");
     let auth = BearerToken::new(&token).expect("ascii");
     let connect = || async {
         Channel::from_shared(format!("http://{address}"))

@@ -112,6 +112,16 @@ async fn connect(address: &str, data_dir: &std::path::Path) -> Authed {
     InterceptedService::new(channel, BearerToken::new(&token).expect("ascii"))
 }
 
+/// Sends SIGTERM to `process`.
+fn sigterm(process: &Child) {
+    let pid = process.id().expect("running");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
 /// Assessments `prefix-i` for each `i` of `range`.
 fn batch(prefix: &str, range: std::ops::Range<u32>) -> Vec<pb::Assessment> {
     range.map(|i| assessment(format!("{prefix}-{i}"))).collect()
@@ -337,12 +347,7 @@ async fn sigterm_during_computations_exits_within_the_grace_period() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = server.process.id().expect("running") as i32;
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
+    sigterm(&server.process);
     let started = std::time::Instant::now();
     let exited = tokio::time::timeout(Duration::from_secs(10), server.process.wait()).await;
     let status = exited.expect("exited in time").expect("wait");
@@ -421,12 +426,7 @@ async fn idle_connections_past_the_open_file_limit_never_stall_writes_or_shutdow
         .expect("a write after the flood");
     assert_eq!(written.get_ref().accepted, 10);
 
-    let pid = server.process.id().expect("running") as i32;
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
+    sigterm(&server.process);
     let exited = tokio::time::timeout(Duration::from_secs(8), server.process.wait()).await;
     assert!(
         exited

@@ -1,0 +1,64 @@
+//! What the process-level benchmarks share: a `capsight serve` child on loopback.
+
+use std::path::PathBuf;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running `capsight serve --demo` child, its address and admin token.
+pub struct Server {
+    /// The process (killed when dropped).
+    pub child: Child,
+    /// host:port it listens on.
+    pub address: String,
+    /// The admin token it wrote.
+    pub token: String,
+    /// Keeps the data directory alive.
+    _data: tempfile::TempDir,
+}
+
+/// Starts the release binary as `serve --demo` with `extra` arguments on a fresh data
+/// directory, and waits until it serves.
+pub async fn start_demo(extra: &[&str]) -> Server {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data: PathBuf = temp.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_capsight"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn,capsight::server=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn capsight");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let address = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("log")
+            .expect("server exited");
+        if let Some(at) = line.find("127.0.0.1:")
+            && line.contains("capsight serving")
+        {
+            let end = line[at..]
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .map_or(line.len(), |e| at + e);
+            break line[at..end].to_owned();
+        }
+    };
+    // Keep draining the log so that the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let token = std::fs::read_to_string(data.join(capsight::server::ADMIN_TOKEN_FILE))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+    Server {
+        child,
+        address,
+        token,
+        _data: temp,
+    }
+}
