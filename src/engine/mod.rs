@@ -379,15 +379,19 @@ impl Engine {
 
     /// Erases a person, every assessment about them and their id everywhere else.
     pub async fn delete_person(&self, id: PersonId) -> Result<ErasureReport> {
-        // The audit log is searched beside the writer (it grows with every read); the
-        // writer then rewrites only the blocks found and those written since.
-        let reader = self.audit.clone();
+        // The reading is done beside the writer (the audit log grows with every read, and
+        // each batch mentioning the person is decoded and re-encoded); the writer then
+        // applies the plan, redoing only what changed since.
+        let (audit, evidence) = (self.audit.clone(), self.evidence());
         let person = id.to_string();
-        let scan = self
+        let plan = self
             .jobs
-            .run(Cancel::new(), move |_| reader.scan_for(&person))
+            .run(Cancel::new(), move |_| {
+                let scan = audit.scan_for(&person)?;
+                evidence.plan_erasure(&person, scan)
+            })
             .await?;
-        let report = self.write(move |w| w.delete_person(&id, &scan)).await;
+        let report = self.write(move |w| w.delete_person(&id, &plan)).await;
         // Cached insights may hold the person; none survives an erasure.
         self.insights.clear();
         report

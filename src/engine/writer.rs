@@ -16,7 +16,7 @@ use crate::domain::{
     PersonId, Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
-use crate::store::{AuditScan, Store};
+use crate::store::{ErasurePlan, Store};
 
 /// Longest a read's audit event waits for a flush of its own (see `Writer::commit`).
 const AUDIT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -328,7 +328,7 @@ impl Writer {
     pub(super) fn delete_person(
         &mut self,
         id: &PersonId,
-        scan: &AuditScan,
+        plan: &ErasurePlan,
     ) -> Result<ErasureReport> {
         // Events queued in this group may name the person: tombstone them too.
         self.stage_audit()?;
@@ -336,7 +336,7 @@ impl Writer {
             .directory
             .erasure_of(id.as_str())
             .ok_or(Error::NotFound { kind: "person" })?;
-        let counts = self.store.erase_person(&erasure, scan)?;
+        let counts = self.store.erase_person(&erasure, plan)?;
         Arc::make_mut(&mut self.directory).apply_erasure(&erasure);
         let table = Arc::make_mut(&mut self.tokens);
         for token in counts.revoked_tokens {

@@ -832,9 +832,9 @@ impl Store {
     /// Atomically removes a person's record, every assessment about them, their id from
     /// assessments they made and their mentoring relationships, and writes the teams they
     /// no longer manage (durable after `flush`).
-    pub fn erase_person(&mut self, erasure: &Erasure, scan: &AuditScan) -> Result<ErasureCounts> {
+    pub fn erase_person(&mut self, erasure: &Erasure, plan: &ErasurePlan) -> Result<ErasureCounts> {
         let id = erasure.person.id.as_str();
-        let revoked_tokens = self.tombstone(id, scan, Timestamp::now())?;
+        let revoked_tokens = self.tombstone(id, &plan.audit, Timestamp::now())?;
         let batches = self.batches_by_person.of(id);
         let teams: Vec<(&str, Vec<u8>)> = erasure
             .unmanaged_teams
@@ -870,24 +870,22 @@ impl Store {
                 for seq in &batches {
                     let key = seq.to_be_bytes();
                     let Some(bytes) = log.get(key)? else { continue };
-                    let mut batch: BatchRecord = decode("assessments", &bytes)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    batch.items.retain(|r| {
-                        let about = r.person_id == id;
-                        if about {
-                            erased_ids.push(r.id.clone());
+                    let fresh;
+                    let (value, erased, count) = match plan.batches.get(seq) {
+                        Some((original, prepared)) if *original == bytes => prepared,
+                        // Written or rewritten since the plan: rewrite it here.
+                        _ => {
+                            fresh = rewrite_batch(&bytes, id)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            &fresh
                         }
-                        !about
-                    });
-                    for record in batch.items.iter_mut().filter(|r| r.assessor_id == id) {
-                        record.assessor_id.clear();
-                        cleared += 1;
-                    }
-                    if batch.items.is_empty() {
-                        log.remove(&key)?;
-                    } else {
-                        log.insert(&key, encode(&batch))?;
-                    }
+                    };
+                    erased_ids.extend(erased.iter().cloned());
+                    cleared += count;
+                    match value {
+                        Some(value) => log.insert(&key, value.as_slice())?,
+                        None => log.remove(&key)?,
+                    };
                 }
                 Ok((erased_ids, cleared))
             })
@@ -1069,6 +1067,54 @@ mod tests {
         assert_eq!(reader.count_subject("p1").unwrap(), 0);
         assert_eq!(reader.count_subject(AuditEvent::ERASED).unwrap(), 4);
         assert_eq!(reader.count_subject("p2").unwrap(), 3);
+    }
+}
+
+/// One assessment batch as an erasure of `person` leaves it: the new value (`None`: the
+/// batch is removed), the ids of the assessments erased, and how many assessor
+/// references were cleared.
+type Rewritten = (Option<Vec<u8>>, Vec<String>, u64);
+
+fn rewrite_batch(bytes: &[u8], person: &str) -> Result<Rewritten> {
+    let mut batch: BatchRecord = decode("assessments", bytes)?;
+    let mut erased = Vec::new();
+    batch.items.retain(|r| {
+        let about = r.person_id == person;
+        if about {
+            erased.push(r.id.clone());
+        }
+        !about
+    });
+    let mut cleared = 0u64;
+    for record in batch.items.iter_mut().filter(|r| r.assessor_id == person) {
+        record.assessor_id.clear();
+        cleared += 1;
+    }
+    let value = (!batch.items.is_empty()).then(|| encode(&batch));
+    Ok((value, erased, cleared))
+}
+
+/// An erasure's heavy reading, done beside the writer: the audit blocks naming the
+/// person, and every batch mentioning them already rewritten. The writer applies a
+/// prepared batch only if it is unchanged since (else it rewrites it itself), and also
+/// handles batches and audit blocks written after the preparation.
+#[derive(Debug, Default)]
+pub struct ErasurePlan {
+    audit: AuditScan,
+    batches: HashMap<u64, (sled::IVec, Rewritten)>,
+}
+
+impl EvidenceReader {
+    /// Prepares the erasure of `person` (see `ErasurePlan`).
+    pub fn plan_erasure(&self, person: &str, audit: AuditScan) -> Result<ErasurePlan> {
+        let mut batches = HashMap::new();
+        for seq in self.batches_by_person.of(person) {
+            if let Some(bytes) = self.assessments.get(seq.to_be_bytes())? {
+                let rewritten = rewrite_batch(&bytes, person)?;
+                batches.insert(seq, (bytes, rewritten));
+            }
+        }
+        Ok(ErasurePlan { audit, batches })
     }
 }
 
