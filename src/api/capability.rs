@@ -31,6 +31,29 @@ use crate::service::scope::admit_team;
 /// Most points one skill's trend may have.
 const MAX_TREND_POINTS: i64 = 200;
 
+/// The dates of a trend from `from` to `to` every `interval_days` (0: 30), refused when
+/// they would be more than `MAX_TREND_POINTS`. Both times are within protobuf's range
+/// (`Timestamp::parse_seconds`), so the span cannot overflow, and the count is checked
+/// before anything is allocated.
+fn trend_dates(from: Timestamp, to: Timestamp, interval_days: u32) -> Result<Vec<Timestamp>> {
+    if to <= from {
+        return Err(invalid("to", "must be after from"));
+    }
+    let days = if interval_days == 0 {
+        30
+    } else {
+        interval_days
+    };
+    let step_ms = i64::from(days) * 86_400_000;
+    if (to.unix_millis() - from.unix_millis()) / step_ms >= MAX_TREND_POINTS {
+        return Err(invalid(
+            "interval_days",
+            "gives more than 200 points; choose a longer interval",
+        ));
+    }
+    Ok(trends::dates(from, to, step_ms))
+}
+
 /// How long a watcher waits for more changes before sending, so a burst of writes
 /// yields one update.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
@@ -894,22 +917,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 timestamp_from_pb_any(raw).map_err(|v| Error::InvalidArgument(vec![v.under(field)]))
             };
             let (from, to) = (at(request.from, "from")?, at(request.to, "to")?);
-            if to <= from {
-                return Err(invalid("to", "must be after from"));
-            }
-            let step_ms = i64::from(if request.interval_days == 0 {
-                30
-            } else {
-                request.interval_days
-            }) * 86_400_000;
-            // Both times are within protobuf's range (parse_seconds), so the span
-            // cannot overflow; the point count is checked before anything is allocated.
-            if (to.unix_millis() - from.unix_millis()) / step_ms >= MAX_TREND_POINTS {
-                return Err(invalid(
-                    "interval_days",
-                    "gives more than 200 points; choose a longer interval",
-                ));
-            }
+            let dates = trend_dates(from, to, request.interval_days)?;
             admit_team(
                 &caller.scope(&snapshot.directory),
                 &snapshot.directory,
@@ -925,7 +933,7 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
                 .collect();
             let evidence = self.engine.assessments_about_many(members).await?;
             let model = snapshot.capability.model();
-            let dates = trends::dates(from, to, step_ms);
+
             let per_skill: Vec<Vec<Vec<Evidence>>> = skills
                 .iter()
                 .map(|skill| {
@@ -1006,5 +1014,44 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
             Err(_) => Vec::new(),
         };
         caller.answer(result, subjects)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever times and interval a request sends, a trend has at most 200 dates,
+        /// or the request is refused; nothing panics or overflows.
+        #[test]
+        fn trend_dates_are_bounded_for_any_request(
+            from_s in prop_oneof![any::<i64>(), Timestamp::MIN_SECONDS..=Timestamp::MAX_SECONDS],
+            to_s in prop_oneof![any::<i64>(), Timestamp::MIN_SECONDS..=Timestamp::MAX_SECONDS],
+            nanos in any::<i32>(),
+            interval_days in any::<u32>(),
+        ) {
+            let (Ok(from), Ok(to)) = (
+                Timestamp::parse_seconds(from_s, nanos.rem_euclid(1_000_000_000)),
+                Timestamp::parse_seconds(to_s, 0),
+            ) else {
+                return Ok(());
+            };
+            if let Ok(dates) = trend_dates(from, to, interval_days) {
+                prop_assert!(!dates.is_empty() && dates.len() as i64 <= MAX_TREND_POINTS);
+            }
+        }
+    }
+
+    #[test]
+    fn the_widest_range_is_one_point_at_the_longest_interval_and_refused_at_the_shortest() {
+        let (first, last) = (
+            Timestamp::parse_seconds(Timestamp::MIN_SECONDS, 0).unwrap(),
+            Timestamp::parse_seconds(Timestamp::MAX_SECONDS, 0).unwrap(),
+        );
+        assert_eq!(trend_dates(first, last, u32::MAX).unwrap().len(), 1);
+        assert!(trend_dates(first, last, 1).is_err());
+        assert!(trend_dates(last, first, 1).is_err());
     }
 }

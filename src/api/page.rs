@@ -165,4 +165,22 @@ mod tests {
         assert!(PageRequest::parse(10, "zz", people.clone()).is_err());
         assert!(PageRequest::parse(10, "abc", people).is_err());
     }
+
+    proptest::proptest! {
+        /// Any page size and any token either parse or are INVALID_ARGUMENT; a token
+        /// never yields a cursor longer than the longest token allows.
+        #[test]
+        fn any_page_request_parses_or_is_refused(
+            size in proptest::num::u32::ANY,
+            token in "[0-9a-fA-Fz]{0,1200}",
+        ) {
+            match PageRequest::parse(size, &token, context(&["List"])) {
+                Ok(page) => {
+                    proptest::prop_assert!(page.size >= 1 && page.size <= MAX_PAGE);
+                    proptest::prop_assert!(page.after.is_none_or(|a| a.len() * 2 <= MAX_TOKEN_CHARS));
+                }
+                Err(e) => proptest::prop_assert!(matches!(e, Error::InvalidArgument(_))),
+            }
+        }
+    }
 }
