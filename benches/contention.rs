@@ -68,18 +68,10 @@ async fn measured<F: std::future::Future<Output = ()>>(
                 let started = Instant::now();
                 ingest
                     .record_assessments(pb::RecordAssessmentsRequest {
-                        assessments: vec![pb::Assessment {
-                            id: format!("contention-{tag}-{n}"),
-                            person_id: format!("p-{:06}", n * 7 % people + 1),
-                            skill_id: "rust".into(),
-                            score: 3.0,
-                            source: pb::AssessmentSource::Peer.into(),
-                            assessed_at: Some(prost_types::Timestamp {
-                                seconds: 1_780_000_000,
-                                nanos: 0,
-                            }),
-                            ..Default::default()
-                        }],
+                        assessments: vec![support::rust_rating(
+                            format!("contention-{tag}-{n}"),
+                            format!("p-{:06}", n * 7 % people + 1),
+                        )],
                     })
                     .await
                     .expect("ingest");

@@ -297,18 +297,10 @@ async fn run(callers: u64, secs: u64) {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let _ = ingest
                 .record_assessments(pb::RecordAssessmentsRequest {
-                    assessments: vec![pb::Assessment {
-                        id: format!("overload-{n}"),
-                        person_id: format!("p-{:06}", n % 2_000 + 1),
-                        skill_id: "rust".into(),
-                        score: 3.0,
-                        source: pb::AssessmentSource::Peer.into(),
-                        assessed_at: Some(prost_types::Timestamp {
-                            seconds: 1_780_000_000,
-                            nanos: 0,
-                        }),
-                        ..Default::default()
-                    }],
+                    assessments: vec![support::rust_rating(
+                        format!("overload-{n}"),
+                        format!("p-{:06}", n % 2_000 + 1),
+                    )],
                 })
                 .await;
             n += 1;

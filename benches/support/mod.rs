@@ -5,6 +5,23 @@ use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// A peer rating of Rust for `person`, with id `id` (what the benches write).
+pub fn rust_rating(id: String, person: String) -> capsight::api::pb::Assessment {
+    use capsight::api::pb;
+    pb::Assessment {
+        id,
+        person_id: person,
+        skill_id: "rust".into(),
+        score: 3.0,
+        source: pb::AssessmentSource::Peer.into(),
+        assessed_at: Some(prost_types::Timestamp {
+            seconds: 1_780_000_000,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
 /// A running `capsight serve --demo` child, its address and admin token.
 pub struct Server {
     /// The process (killed when dropped).

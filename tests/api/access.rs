@@ -1106,13 +1106,7 @@ async fn calls_to_unknown_paths_are_audited_under_one_constant_name_never_the_pa
 async fn an_audit_page_stays_under_a_mebibyte_and_the_pages_cover_every_event() {
     let mut app = TestApp::spawn().await;
     seed_org(&mut app).await;
-    let people: Vec<pb::Person> = (0..1_000)
-        .map(|i| crate::helpers::person(&format!("bulk-person-{i:05}"), "backend"))
-        .collect();
-    app.directory
-        .upsert_people(pb::UpsertPeopleRequest { people })
-        .await
-        .unwrap();
+    upsert_bulk_people(&mut app, 1_000).await;
     // Each listing names 1,000 people: about 20 KB per audit event.
     for _ in 0..80 {
         app.directory
@@ -1160,6 +1154,17 @@ async fn an_audit_page_stays_under_a_mebibyte_and_the_pages_cover_every_event() 
     assert!(pages >= 2, "{pages} pages");
 }
 
+/// `n` more people in backend, so that one listing names many.
+async fn upsert_bulk_people(app: &mut TestApp, n: usize) {
+    let people: Vec<pb::Person> = (0..n)
+        .map(|i| crate::helpers::person(&format!("bulk-person-{i:05}"), "backend"))
+        .collect();
+    app.directory
+        .upsert_people(pb::UpsertPeopleRequest { people })
+        .await
+        .unwrap();
+}
+
 /// Every ListPeople audit event on record, newest first.
 async fn listings_on_record(app: &TestApp) -> Vec<pb::AuditEvent> {
     app.access
@@ -1183,13 +1188,7 @@ async fn the_audit_log_keeps_to_its_size_limit_and_its_retention_age() {
     config.engine.store.audit_retention = Some(std::time::Duration::from_secs(2));
     let mut app = TestApp::start(config).await;
     seed_org(&mut app).await;
-    let people: Vec<pb::Person> = (0..500)
-        .map(|i| crate::helpers::person(&format!("bulk-person-{i:05}"), "backend"))
-        .collect();
-    app.directory
-        .upsert_people(pb::UpsertPeopleRequest { people })
-        .await
-        .unwrap();
+    upsert_bulk_people(&mut app, 500).await;
     let list = || pb::ListPeopleRequest {
         page_size: 1_000,
         ..Default::default()
