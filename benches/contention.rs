@@ -24,14 +24,7 @@ use tonic::transport::Channel;
 
 mod support;
 
-type Authed = InterceptedService<Channel, BearerToken>;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{Authed, env};
 
 fn summary(mut v: Vec<Duration>) -> String {
     if v.is_empty() {

@@ -31,14 +31,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 mod support;
 
-type Authed = InterceptedService<Channel, BearerToken>;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{Authed, env};
 
 /// Latencies in microseconds.
 #[derive(Default)]

@@ -5,6 +5,20 @@ use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// A channel that sends the admin token with every call.
+pub type Authed = tonic::service::interceptor::InterceptedService<
+    tonic::transport::Channel,
+    capsight::api::BearerToken,
+>;
+
+/// The number in environment variable `name`, or `default`.
+pub fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A peer rating of Rust for `person`, with id `id` (what the benches write).
 pub fn rust_rating(id: String, person: String) -> capsight::api::pb::Assessment {
     use capsight::api::pb;
