@@ -241,6 +241,10 @@ struct ServeArgs {
         default_value_t = 256
     )]
     max_streams_per_connection: u32,
+    /// Refuse to start when the data directory's filesystem has less free space than
+    /// this many MiB.
+    #[arg(long, env = "CAPSIGHT_MIN_FREE_MB", default_value_t = 64)]
+    min_free_mb: u64,
     /// TEST ONLY: acknowledge writes before they are flushed and disable background
     /// flushing (loses acknowledged data on a crash). Exists only in debug builds, for
     /// the crash test to show it detects loss; a release binary has no such switch.
@@ -358,6 +362,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
             idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         },
         max_streams_per_connection: args.max_streams_per_connection.max(1),
+        min_free_bytes: args.min_free_mb.saturating_mul(1024 * 1024),
         data_dir: args.data_dir,
         demo: args.demo.then(|| args.shape.config()),
         min_group_size: args.min_group_size as usize,

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::{Request, Status};
 
+use super::denials::Denials;
 use crate::domain::{
     AccessRole, AuditEvent, Directory, Grant, Person, PersonId, Scope, Timestamp, TokenId,
 };
@@ -217,6 +218,8 @@ impl Caller {
                 rpc: self.rpc.to_owned(),
                 subjects,
                 outcome: code_name(code),
+                source: None,
+                count: 1,
             })
             .await
     }
@@ -316,12 +319,24 @@ pub fn code_name(code: tonic::Code) -> String {
 #[derive(Clone)]
 pub struct AuthLayer {
     engine: Arc<Engine>,
+    denials: Arc<Denials>,
 }
 
 impl AuthLayer {
-    /// A layer checking tokens against `engine`'s token table.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    /// A layer checking tokens against `engine`'s token table, counting unauthenticated
+    /// denials in `denials` (recorded by `record_denials`).
+    pub fn new(engine: Arc<Engine>, denials: Arc<Denials>) -> Self {
+        Self { engine, denials }
+    }
+}
+
+/// Records `events` (aggregated denials) in the audit trail.
+pub async fn record_denials(engine: &Engine, events: Vec<AuditEvent>) {
+    for event in events {
+        if let Err(e) = engine.record_audit(event).await {
+            tracing::warn!(error = %e, "aggregated denials not recorded");
+            return;
+        }
     }
 }
 
@@ -332,6 +347,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
         Authenticated {
             inner,
             engine: Arc::clone(&self.engine),
+            denials: Arc::clone(&self.denials),
         }
     }
 }
@@ -341,6 +357,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
 pub struct Authenticated<S> {
     inner: S,
     engine: Arc<Engine>,
+    denials: Arc<Denials>,
 }
 
 enum Decision {
@@ -442,7 +459,18 @@ where
                     Ok(audited(&engine, &caller, response).await)
                 })
             }
-            Decision::Deny(status, token, rpc) => {
+            Decision::Deny(status, None, rpc) => {
+                // Anyone can send these: counted, recorded once per source and minute.
+                let source = request
+                    .extensions()
+                    .get::<tonic::transport::server::TcpConnectInfo>()
+                    .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+                    .map(|addr| addr.ip());
+                self.denials
+                    .note(source, rpc, "UNAUTHENTICATED", Timestamp::now());
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+            Decision::Deny(status, Some((token, role)), rpc) => {
                 let engine = Arc::clone(&self.engine);
                 let outcome = code_name(status.code());
                 tokio::spawn(async move {
@@ -450,11 +478,13 @@ where
                         .record_audit(AuditEvent {
                             sequence: 0,
                             at: Timestamp::now(),
-                            token: token.as_ref().map(|(id, _)| id.clone()),
-                            role: token.map(|(_, role)| role),
+                            token: Some(token),
+                            role: Some(role),
                             rpc: rpc.to_owned(),
                             subjects: Vec::new(),
                             outcome,
+                            source: None,
+                            count: 1,
                         })
                         .await;
                 });

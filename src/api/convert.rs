@@ -214,6 +214,8 @@ impl From<&AuditEvent> for pb::AuditEvent {
             rpc: event.rpc.clone(),
             subject_ids: event.subjects.clone(),
             outcome: event.outcome.clone(),
+            source: event.source.clone().unwrap_or_default(),
+            count: event.count,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod auth;
 mod capability;
 pub mod codec;
 mod convert;
+pub mod denials;
 mod directory;
 mod error;
 mod ingest;

@@ -225,6 +225,12 @@ pub struct AuditEvent {
     pub subjects: Vec<String>,
     /// gRPC status code name of the outcome.
     pub outcome: String,
+    /// Where the calls came from, for aggregated unauthenticated denials (the peer's
+    /// IP address); `None` for an event of one authenticated call.
+    pub source: Option<String>,
+    /// How many calls this event stands for: unauthenticated denials are aggregated
+    /// per source, rpc, outcome and minute; 1 otherwise.
+    pub count: u32,
 }
 
 impl AuditEvent {

@@ -305,7 +305,8 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// Tracks the calls in flight on each connection, streams until their body ends.
+/// Tracks the calls in flight on each connection, streams until their body ends, and
+/// hands each request its peer's addresses (`TcpConnectInfo`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ActivityLayer;
 
@@ -336,16 +337,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let extensions = request.extensions();
-        let activity = extensions
-            .get::<ConnInfo>()
-            .or_else(|| {
-                extensions
-                    .get::<TlsConnectInfo<ConnInfo>>()
-                    .map(|t| t.get_ref())
-            })
-            .map(|info| Arc::clone(&info.activity));
+        let info = extensions.get::<ConnInfo>().or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<ConnInfo>>()
+                .map(|t| t.get_ref())
+        });
+        let activity = info.map(|info| Arc::clone(&info.activity));
+        // The peer's addresses, where tonic's `Request::remote_addr` and the audit of
+        // unauthenticated calls look for them.
+        if let Some(tcp) = info.map(|info| info.tcp.clone()) {
+            request.extensions_mut().insert(tcp);
+        }
         let guard = activity.map(|a| a.begin());
         let call = self.inner.call(request);
         Box::pin(async move {

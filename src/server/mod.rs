@@ -16,6 +16,7 @@ use tonic::transport::Server;
 use tonic_web::GrpcWebLayer;
 
 use crate::analytics::privacy::DEFAULT_MIN_GROUP_SIZE;
+use crate::api::denials::Denials;
 use crate::api::pb::access_service_server::AccessServiceServer;
 use crate::api::pb::capability_service_server::CapabilityServiceServer;
 use crate::api::pb::directory_service_server::DirectoryServiceServer;
@@ -65,6 +66,9 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// Most concurrent calls (HTTP/2 streams) one connection may open.
     pub max_streams_per_connection: u32,
+    /// Start-up fails, with a clear error, when the data directory's filesystem has
+    /// less free space than this (a store cannot recover or write on a full disk).
+    pub min_free_bytes: u64,
 }
 
 /// Every capsight service, by its gRPC name (for per-service health).
@@ -111,6 +115,7 @@ impl ServerConfig {
             admission: AdmissionLimits::default(),
             connections: ConnectionLimits::default(),
             max_streams_per_connection: 256,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -170,6 +175,13 @@ pub async fn run(
             tracing::debug!(error = %e, "archetypes not precomputed");
         }
     });
+
+    // Unauthenticated denials are counted by the auth layer and recorded once a minute.
+    let denials = Arc::new(Denials::default());
+    let denial_recorder = tokio::spawn(record_denials_each_minute(
+        Arc::clone(&engine),
+        Arc::clone(&denials),
+    ));
 
     let (signalled, on_signal) = oneshot::channel();
     let signal_health = health.clone();
@@ -234,7 +246,7 @@ pub async fn run(
         .layer(DashboardLayer)
         .layer(cors)
         .layer(GrpcWebLayer::new())
-        .layer(AuthLayer::new(Arc::clone(&engine)))
+        .layer(AuthLayer::new(Arc::clone(&engine), Arc::clone(&denials)))
         .layer(AdmissionLayer::new(Arc::new(Admission::new(
             config.admission,
             config.request_timeout,
@@ -265,6 +277,10 @@ pub async fn run(
         }
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining calls"),
     }
+    denial_recorder.abort();
+    if engine.storage_failure().is_none() {
+        crate::api::auth::record_denials(&engine, denials.take_all()).await;
+    }
     if let Some(reason) = engine.storage_failure() {
         // The writer may be stuck inside sled: close what can be closed, briefly.
         let _ = tokio::time::timeout(grace, engine.close()).await;
@@ -276,6 +292,17 @@ pub async fn run(
     engine.close().await?;
     tracing::info!("store flushed; stopped");
     Ok(())
+}
+
+/// Records the counts of unauthenticated denials of each minute once it is over.
+async fn record_denials_each_minute(engine: Arc<Engine>, denials: Arc<Denials>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ended = denials.take_ended(crate::domain::Timestamp::now());
+        crate::api::auth::record_denials(&engine, ended).await;
+    }
 }
 
 /// How long a server whose storage failed keeps answering (NOT_SERVING, writes refused)
@@ -331,7 +358,33 @@ fn write_admin_token(data_dir: &std::path::Path, token: &str) -> Result<()> {
     Ok(())
 }
 
+/// Free space below which capsight does not start (64 MiB).
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Fails when the filesystem that holds (or will hold) `dir` has less than `min_free`
+/// bytes available to capsight's user.
+fn check_free_space(dir: &std::path::Path, min_free: u64) -> Result<()> {
+    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(dir);
+    let free = fs2::available_space(existing).map_err(|e| {
+        Error::DataDir(format!(
+            "cannot read the free space of {}: {e}",
+            existing.display()
+        ))
+    })?;
+    if free < min_free {
+        return Err(Error::DataDir(format!(
+            "only {} MiB free on the filesystem of {}; capsight needs at least {} MiB to \
+             start (free space, or lower --min-free-mb)",
+            free / (1024 * 1024),
+            dir.display(),
+            min_free.div_ceil(1024 * 1024)
+        )));
+    }
+    Ok(())
+}
+
 async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {
+    check_free_space(&config.data_dir, config.min_free_bytes)?;
     let dir = config.data_dir.clone();
     let options = config.engine.clone();
     let started = std::time::Instant::now();

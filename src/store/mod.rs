@@ -969,6 +969,8 @@ mod tests {
             rpc: rpc.to_owned(),
             subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
             outcome: "OK".to_owned(),
+            source: None,
+            count: 1,
         }
     }
 

@@ -461,6 +461,11 @@ pub(super) struct AuditRecord {
     pub(super) subjects: Vec<String>,
     #[prost(string, tag = "6")]
     outcome: String,
+    #[prost(string, tag = "7")]
+    source: String,
+    /// 0 in records written before aggregation: one call.
+    #[prost(uint32, tag = "8")]
+    count: u32,
 }
 
 impl AuditRecord {
@@ -571,6 +576,8 @@ impl From<AuditEvent> for AuditRecord {
             rpc: event.rpc,
             subjects: event.subjects,
             outcome: event.outcome,
+            source: event.source.unwrap_or_default(),
+            count: event.count,
         }
     }
 }
@@ -588,6 +595,8 @@ impl AuditRecord {
             rpc: self.rpc,
             subjects: self.subjects,
             outcome: self.outcome,
+            source: optional(&self.source).map(str::to_owned),
+            count: self.count.max(1),
         })
     }
 }

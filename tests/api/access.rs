@@ -1063,25 +1063,56 @@ async fn every_rpc_of_every_capsight_service_is_audited() {
     assert!(unaudited.is_empty(), "not audited: {unaudited:?}");
 }
 
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                bytes_under(&entry.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
 #[tokio::test]
-async fn calls_to_unknown_paths_are_audited_under_one_constant_name_never_the_path() {
+async fn a_flood_of_unauthenticated_calls_to_long_paths_is_recorded_as_counts_not_calls() {
+    const FLOOD: usize = 5_000;
     let app = TestApp::spawn().await;
+    let before = bytes_under(&app.data_dir);
     let long: &'static str =
         Box::leak(format!("/capsight.{}/X", "a".repeat(8_000)).into_boxed_str());
-    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
-    for _ in 0..50 {
-        grpc.ready().await.unwrap();
-        // No token: UNAUTHENTICATED, like a flood from anyone.
-        let status = grpc
-            .unary::<_, (), _>(
-                tonic::Request::new(Vec::new()),
-                http::uri::PathAndQuery::from_static(long),
-                crate::overload::RawCodec,
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::Unauthenticated);
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+        senders.push(tokio::spawn(async move {
+            for _ in 0..FLOOD / 8 {
+                grpc.ready().await.unwrap();
+                // No token: UNAUTHENTICATED, like a flood from anyone.
+                let status = grpc
+                    .unary::<_, (), _>(
+                        tonic::Request::new(Vec::new()),
+                        http::uri::PathAndQuery::from_static(long),
+                        crate::overload::RawCodec,
+                    )
+                    .await
+                    .unwrap_err();
+                assert_eq!(status.code(), Code::Unauthenticated);
+            }
+        }));
     }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    // The counts of a minute are recorded when it ends or the server stops.
+    let app = app.restart().await;
+    let grown = bytes_under(&app.data_dir).saturating_sub(before);
+    eprintln!("the flood grew the store by {grown} bytes");
+    assert!(grown < 1_000_000, "the store grew by {grown} bytes");
     let events = app
         .access
         .clone()
@@ -1094,12 +1125,17 @@ async fn calls_to_unknown_paths_are_audited_under_one_constant_name_never_the_pa
         .iter()
         .filter(|e| e.outcome == "UNAUTHENTICATED")
         .collect();
-    assert_eq!(denied.len(), 50);
-    assert!(
-        denied
-            .iter()
-            .all(|e| e.rpc == capsight::api::auth::UNKNOWN_RPC)
+    // One event per minute the flood spanned (one or two), counting every call.
+    assert!((1..=2).contains(&denied.len()), "{denied:?}");
+    assert_eq!(
+        denied.iter().map(|e| e.count as usize).sum::<usize>(),
+        FLOOD
     );
+    for event in denied {
+        assert_eq!(event.rpc, capsight::api::auth::UNKNOWN_RPC);
+        assert_eq!(event.source, "127.0.0.1");
+        assert!(event.token_id.is_empty());
+    }
 }
 
 #[tokio::test]

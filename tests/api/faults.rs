@@ -122,3 +122,21 @@ async fn a_flush_that_never_returns_is_detected_and_no_call_hangs() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn start_up_without_enough_free_disk_space_fails_at_once_with_a_clear_error() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::new(temp.path().join("data"));
+    // More free space than any filesystem here has: as if the disk were nearly full.
+    config.min_free_bytes = u64::MAX;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let started = capsight::server::run(listener, config, std::future::pending());
+    let error = within(Duration::from_secs(5), started)
+        .await
+        .expect_err("refused to start");
+    let message = error.to_string();
+    assert!(message.contains("MiB free"), "{message}");
+    assert!(message.contains("--min-free-mb"), "{message}");
+    // Nothing was created on the full disk.
+    assert!(!temp.path().join("data").exists());
+}

@@ -4,6 +4,7 @@
 mod access;
 mod capability;
 mod directory;
+mod extremes;
 mod faults;
 mod helpers;
 mod import;

@@ -217,7 +217,13 @@ impl tonic::codec::Decoder for RawCodec {
     type Item = ();
     type Error = tonic::Status;
 
-    fn decode(&mut self, _: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<()>, tonic::Status> {
+        use bytes::Buf;
+        // The message is read and dropped, so that the next frame starts where it should.
+        buf.advance(buf.remaining());
         Ok(Some(()))
     }
 }
