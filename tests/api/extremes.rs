@@ -309,6 +309,19 @@ async fn extreme_values_in_every_field_of_every_request_never_break_an_answer() 
         "{codes:?}"
     );
     assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
+    // No request value made the server allocate beyond the bound its limits give (the
+    // whole test process, other tests included, stays under 2 GiB at its peak).
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    if let Some(peak_kib) = peak_kib {
+        assert!(peak_kib < 2 * 1024 * 1024, "peak RSS {peak_kib} KiB");
+    }
     // Still up and answering.
     let people = app
         .directory
