@@ -6,7 +6,8 @@
 //! - while people are erased one after another.
 //!
 //! `cargo bench --bench contention` (env: CONTENTION_PEOPLE, default 100,000;
-//! CONTENTION_SKILLS, default 500; CONTENTION_ERASURES, default 5).
+//! CONTENTION_SKILLS, default 500; CONTENTION_ERASURES, default 5; CONTENTION_SERVER_ARGS,
+//! more server flags).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -129,8 +130,11 @@ fn main() {
 async fn run(people: u64, skills: u64, erasures: u64) {
     let started = Instant::now();
     let (people_arg, skills_arg) = (people.to_string(), skills.to_string());
-    let server =
-        support::start_demo(&["--demo-people", &people_arg, "--demo-skills", &skills_arg]).await;
+    // CONTENTION_SERVER_ARGS: more server flags, e.g. "--job-nice 0" for the baseline.
+    let extra = std::env::var("CONTENTION_SERVER_ARGS").unwrap_or_default();
+    let mut args = vec!["--demo-people", &people_arg, "--demo-skills", &skills_arg];
+    args.extend(extra.split_whitespace());
+    let server = support::start_demo(&args).await;
     let mut child = server.child;
     let (address, token) = (server.address, server.token);
     println!(

@@ -241,6 +241,10 @@ struct ServeArgs {
         default_value_t = 256
     )]
     max_streams_per_connection: u32,
+    /// Scheduling niceness of background computations (archetypes, patterns, plans):
+    /// requests and writes get the CPU first. 0 runs them like the rest of the process.
+    #[arg(long, env = "CAPSIGHT_JOB_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    job_nice: i32,
     /// Refuse to start when the data directory's filesystem has less free space than
     /// this many MiB.
     #[arg(long, env = "CAPSIGHT_MIN_FREE_MB", default_value_t = 64)]
@@ -380,6 +384,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
                 ..StoreOptions::default()
             },
             ack_before_flush,
+            job_nice: args.job_nice,
             ..EngineOptions::default()
         },
         tls: match (args.tls_cert, args.tls_key) {

@@ -261,6 +261,15 @@ impl Caller {
         }
     }
 
+    /// A service's answer as the rpc's result: converted to its response message, with
+    /// the subjects it names recorded for the audit event.
+    pub fn respond_with<T, R: From<T>>(
+        &self,
+        answer: Result<crate::service::Answer<T>, Error>,
+    ) -> Result<tonic::Response<R>, Status> {
+        self.respond(answer.map(|a| (R::from(a.value), a.subjects)))
+    }
+
     /// The subjects the handler named, taken once.
     fn take_subjects(&self) -> Vec<String> {
         std::mem::take(&mut *self.subjects.lock().unwrap_or_else(|e| e.into_inner()))

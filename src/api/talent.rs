@@ -7,8 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{known_skill_ids, required_id, timestamp_to_pb, want_from_pb};
-use super::insights::aggregate_scope;
-use super::insights::freshness;
+use super::insights::scope_team;
 use super::page::{self, PageRequest};
 use super::pb;
 use crate::domain::TeamId;
@@ -21,6 +20,7 @@ use crate::engine::compose::{Composition, Proposal, SkillAsk, TeamAsk, compose_t
 use crate::engine::insights::{find_mentors, mentee_needs};
 use crate::engine::{Cancel, Want};
 use crate::error::{Error, Result};
+use crate::service::insights::Freshness;
 
 const DEFAULT_LIMIT: u32 = 5;
 const MAX_LIMIT: u32 = 50;
@@ -159,7 +159,11 @@ impl TalentApi {
         if caller.grant.role == AccessRole::Analyst {
             return Err(Error::PermissionDenied);
         }
-        let scope = aggregate_scope(caller, &snapshot.directory, &r.scope_team_id)?;
+        let scope = crate::service::scope::admit_aggregate(
+            &caller.grant,
+            &snapshot.directory,
+            scope_team(&r.scope_team_id)?.as_ref(),
+        )?;
         let capacity = bounded(
             r.capacity_per_mentor,
             DEFAULT_CAPACITY,
@@ -205,7 +209,7 @@ impl TalentApi {
                 greedy_total_gain: plan.greedy_total,
                 mentees_with_options: plan.mentees_with_options,
                 candidate_pairs: plan.candidate_pairs,
-                freshness: Some(freshness(&fresh)),
+                freshness: Some(Freshness::of(&fresh).into()),
             },
             subjects,
         ))

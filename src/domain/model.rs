@@ -170,7 +170,7 @@ impl Timestamp {
 }
 
 /// Broad family of a skill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SkillCategory {
     /// Hands-on technical skills.
     Technical,

@@ -16,6 +16,24 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
+/// Default niceness of background computations: the scheduler gives request handling,
+/// the writer and health checks the CPU first when they need it, and the jobs every
+/// cycle that is left (they are not starved: a nice-10 thread still gets about a tenth
+/// of a core against a busy nice-0 one).
+pub const DEFAULT_JOB_NICE: i32 = 10;
+
+/// Sets the calling thread's niceness (Linux schedules threads, not processes, so this
+/// affects this thread only); 0 leaves it as it is. A failure is logged, not fatal.
+pub fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        tracing::debug!(error = %e, nice, "could not lower a background thread's priority");
+    }
+}
+
 /// How long a refused caller is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -99,8 +117,8 @@ pub struct JobRunner {
 
 impl JobRunner {
     /// Starts `workers` threads (at least one) that take jobs from a queue holding at most
-    /// `capacity` waiting jobs.
-    pub fn new(workers: usize, capacity: usize) -> Result<Self> {
+    /// `capacity` waiting jobs, each at `nice` (see `lower_priority`).
+    pub fn new(workers: usize, capacity: usize, nice: i32) -> Result<Self> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
@@ -112,7 +130,10 @@ impl JobRunner {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("capsight-job-{i}"))
-                    .spawn(move || work(&shared))
+                    .spawn(move || {
+                        lower_priority(nice);
+                        work(&shared)
+                    })
                     .map_err(|e| Error::Internal(format!("cannot start job worker: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -122,10 +143,17 @@ impl JobRunner {
         })
     }
 
-    /// A runner with one worker per core and a queue of eight jobs per worker.
-    pub fn with_core_count() -> Result<Self> {
+    /// A runner with one worker per core and a queue of eight jobs per worker, its
+    /// workers and rayon's (which they use) at `nice`.
+    pub fn with_core_count(nice: i32) -> Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::new(cores, cores * 8)
+        // Rayon's pool is global and built once per process; a later engine (tests) finds
+        // it built and keeps it.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("capsight-rayon-{i}"))
+            .start_handler(move |_| lower_priority(nice))
+            .build_global();
+        Self::new(cores, cores * 8, nice)
     }
 
     /// Queues `job`; the receiver gets its result. Refused at once with
@@ -248,13 +276,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_runs_and_answers() {
-        let runner = JobRunner::new(1, 1).unwrap();
+        let runner = JobRunner::new(1, 1, 0).unwrap();
         assert_eq!(runner.run(Cancel::new(), |_| Ok(6 * 7)).await.unwrap(), 42);
     }
 
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_a_panic_is_an_error() {
-        let runner = JobRunner::new(1, 1).unwrap();
+        let runner = JobRunner::new(1, 1, 0).unwrap();
         let (release, hold) = mpsc::channel::<()>();
         let (started, running) = mpsc::channel::<()>();
         let first = runner
@@ -285,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_cancels_running_and_queued_jobs() {
-        let runner = JobRunner::new(1, 4).unwrap();
+        let runner = JobRunner::new(1, 4, 0).unwrap();
         let (started, running) = mpsc::channel::<()>();
         let spinning = runner
             .submit(Cancel::new(), move |cancel| {

@@ -119,7 +119,7 @@ pub struct Snapshot {
 }
 
 /// How the engine runs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// How the store is opened.
     pub store: StoreOptions,
@@ -130,6 +130,19 @@ pub struct EngineOptions {
     pub ack_before_flush: bool,
     /// How long one flush may take before storage is considered failed.
     pub flush_stall: Option<std::time::Duration>,
+    /// Niceness of the background computation threads (0: as the rest of the process).
+    pub job_nice: i32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            store: StoreOptions::default(),
+            ack_before_flush: false,
+            flush_stall: None,
+            job_nice: jobs::DEFAULT_JOB_NICE,
+        }
+    }
 }
 
 /// Result of recording one batch of assessments.
@@ -291,7 +304,7 @@ impl Engine {
             changes,
             audit,
             evidence,
-            jobs: JobRunner::with_core_count()?,
+            jobs: JobRunner::with_core_count(options.job_nice)?,
             health,
         })
     }

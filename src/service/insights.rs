@@ -1,0 +1,727 @@
+//! `OrgInsightsService`: skill archetypes and organisation-wide skill patterns. The rules
+//! of culture-review aggregates live here: who may ask about which scope, the limits of
+//! each question, and suppression — no group, department share or archetype share under
+//! the minimum group size is shown, and complementary suppression keeps a hidden group
+//! from being recovered from its siblings and their total.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ndarray::{ArrayView1, Axis};
+
+use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, Suppression, suppress};
+use crate::domain::{AccessRole, FieldViolation, Grant, SkillCategory, SkillId, TeamId, Timestamp};
+use crate::engine::insights::{CellSums, GroupBy, GroupData, PatternData};
+use crate::engine::{Engine, Fresh, Want};
+use crate::error::{Error, Result};
+
+use super::Answer;
+
+/// Default trend period of skill patterns, in days.
+pub const DEFAULT_TREND_DAYS: u32 = 180;
+/// Longest trend period of skill patterns, in days.
+pub const MAX_TREND_DAYS: u32 = 3650;
+/// Largest k a caller may ask for.
+pub const MAX_K: u32 = 50;
+
+/// How fresh a derived result is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    /// Data version it was computed from.
+    pub computed_version: u64,
+    /// Data version now.
+    pub current_version: u64,
+    /// When it was computed.
+    pub computed_at: Timestamp,
+    /// Whether a newer result is being computed.
+    pub refreshing: bool,
+}
+
+impl Freshness {
+    /// The freshness of `fresh`.
+    pub fn of<T>(fresh: &Fresh<T>) -> Self {
+        Self {
+            computed_version: fresh.computed_version,
+            current_version: fresh.current_version,
+            computed_at: fresh.computed_at,
+            refreshing: fresh.refreshing,
+        }
+    }
+
+    /// Whether the data changed since the result was computed.
+    pub fn stale(&self) -> bool {
+        self.computed_version != self.current_version
+    }
+}
+
+/// A question about the archetypes of a scope.
+#[derive(Clone, Debug)]
+pub struct ArchetypesQuery {
+    /// Team subtree; `None`: the whole organisation.
+    pub scope: Option<TeamId>,
+    /// Number of archetypes; `None`: chosen by silhouette.
+    pub k: Option<u32>,
+    /// Whether to list each person's archetype (never for analysts).
+    pub include_members: bool,
+    /// Fresh or at once.
+    pub want: Want,
+}
+
+/// One department's share of an archetype.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DepartmentShare {
+    /// The department.
+    pub team: TeamId,
+    /// Its display name.
+    pub name: String,
+    /// Members of the archetype in it.
+    pub count: u32,
+}
+
+/// A skill an archetype stands out in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Contrast {
+    /// The skill.
+    pub skill: SkillId,
+    /// Its display name.
+    pub name: String,
+    /// The archetype's level.
+    pub level: f32,
+    /// Minus the population mean.
+    pub versus_mean: f32,
+}
+
+/// What may be shown of an archetype at least the minimum group size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchetypeFigures {
+    /// Generated label.
+    pub label: String,
+    /// Members.
+    pub size: u32,
+    /// Root mean squared distance of the members to the centroid.
+    pub spread: f32,
+    /// Centroid over every skill column.
+    pub centroid: Vec<f32>,
+    /// Most distinctive skills first.
+    pub defining: Vec<Contrast>,
+    /// Departments with at least the minimum number of its members.
+    pub departments: Vec<DepartmentShare>,
+    /// Members in the departments not listed.
+    pub other_departments: u32,
+    /// The centroid on the archetype map.
+    pub position: [f32; 2],
+}
+
+/// One archetype: suppressed, or its figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchetypeEntry {
+    /// Position, largest first.
+    pub index: u32,
+    /// Whether (and why) it is hidden.
+    pub suppression: Suppression,
+    /// Its figures when visible.
+    pub figures: Option<ArchetypeFigures>,
+}
+
+/// One person's archetype.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// The person.
+    pub person: String,
+    /// Index of their archetype.
+    pub archetype: u32,
+    /// Distance to its centroid.
+    pub distance: f32,
+    /// Position on the archetype map.
+    pub position: [f32; 2],
+}
+
+/// The archetypes of a scope, as the caller may see them.
+#[derive(Clone, Debug)]
+pub struct Archetypes {
+    /// Skill columns of the centroids.
+    pub skills: Vec<SkillId>,
+    /// Largest first.
+    pub archetypes: Vec<ArchetypeEntry>,
+    /// Silhouette of the clustering.
+    pub silhouette: f32,
+    /// Silhouette of every k tried.
+    pub k_scores: Vec<(u32, f32)>,
+    /// People clustered.
+    pub people: u32,
+    /// Share of cells backed by evidence.
+    pub known_share: f32,
+    /// Level assumed without evidence.
+    pub unknown_level: f32,
+    /// Smallest group shown.
+    pub min_group_size: u32,
+    /// Freshness of the clustering.
+    pub freshness: Freshness,
+    /// Each person's archetype, if asked for.
+    pub members: Vec<Member>,
+    /// Variance share of each map axis.
+    pub map_explained: Vec<f32>,
+}
+
+/// A question about skill patterns.
+#[derive(Clone, Debug)]
+pub struct PatternsQuery {
+    /// Team subtree; `None`: the whole organisation.
+    pub scope: Option<TeamId>,
+    /// How people are grouped.
+    pub group_by: GroupBy,
+    /// Only these skills (with `categories`; both empty: every skill).
+    pub skills: Vec<SkillId>,
+    /// Only skills of these categories.
+    pub categories: Vec<SkillCategory>,
+    /// Trend period in days; `None`: `DEFAULT_TREND_DAYS`.
+    pub trend_days: Option<u32>,
+    /// Smallest group the caller wants shown (never below the server's minimum).
+    pub min_group_size: Option<u32>,
+    /// Fresh or at once.
+    pub want: Want,
+}
+
+/// One skill of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SkillFigure {
+    /// The skill.
+    pub skill: SkillId,
+    /// Mean level of the people with evidence.
+    pub mean_level: Option<f64>,
+    /// People with evidence.
+    pub known: u32,
+    /// People at or above proficient.
+    pub proficient: u32,
+}
+
+/// What may be shown of a group at least the minimum size.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupFigures {
+    /// People.
+    pub size: u32,
+    /// Selected skills.
+    pub skills: Vec<SkillFigure>,
+    /// Per category with evidence: `(category, mean level, known cells)`.
+    pub categories: Vec<(SkillCategory, f64, u32)>,
+    /// Archetypes with at least the minimum number of the group's members.
+    pub archetypes: Vec<(String, u32)>,
+    /// Members in archetypes not listed.
+    pub other_archetypes: u32,
+    /// Mean self-rating minus other evidence.
+    pub calibration: Option<f64>,
+    /// Cells it rests on.
+    pub calibration_cells: u32,
+    /// Mean level change over the trend period.
+    pub trend: Option<f64>,
+    /// Cells it rests on.
+    pub trend_cells: u32,
+}
+
+/// One group's pattern: suppressed, or its figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupPattern {
+    /// Group id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Parent group id.
+    pub parent: String,
+    /// Whether (and why) it is hidden.
+    pub suppression: Suppression,
+    /// Its figures when visible.
+    pub figures: Option<GroupFigures>,
+}
+
+/// Skill patterns of a scope, as the caller may see them.
+#[derive(Clone, Debug)]
+pub struct Patterns {
+    /// Groups in id order.
+    pub groups: Vec<GroupPattern>,
+    /// The whole scope.
+    pub total: GroupPattern,
+    /// Smallest group shown.
+    pub min_group_size: u32,
+    /// Trend period in days.
+    pub trend_days: u32,
+    /// Freshness of the aggregates.
+    pub freshness: Freshness,
+}
+
+/// The insights service.
+pub struct Insights {
+    engine: Arc<Engine>,
+    min_group_size: usize,
+}
+
+fn invalid(field: &str, reason: &str) -> Error {
+    Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
+}
+
+/// Splits counts into the ones shown and the hidden rest (0 or at least the minimum).
+fn visible_counts<K: Clone>(counts: &[(K, u32)], minimum: usize) -> (Vec<(K, u32)>, u32) {
+    let groups: Vec<(usize, usize)> = counts.iter().map(|(_, c)| (0, *c as usize)).collect();
+    let decision = suppress(&groups, minimum);
+    let mut shown = Vec::new();
+    let mut hidden = 0;
+    for ((key, count), d) in counts.iter().zip(decision) {
+        if d == Suppression::Visible {
+            shown.push((key.clone(), *count));
+        } else {
+            hidden += count;
+        }
+    }
+    (shown, hidden)
+}
+
+fn map_point(point: ArrayView1<f32>) -> [f32; 2] {
+    [point[0], point.get(1).copied().unwrap_or(0.0)]
+}
+
+impl Insights {
+    /// The service over `engine`, hiding groups under `min_group_size` (at least 3).
+    pub fn new(engine: Arc<Engine>, min_group_size: usize) -> Self {
+        Self {
+            engine,
+            min_group_size: min_group_size.max(MIN_GROUP_SIZE_FLOOR),
+        }
+    }
+
+    /// The archetypes of `query.scope` as `grant` may see them; subjects are the members
+    /// listed.
+    pub async fn archetypes(
+        &self,
+        grant: &Grant,
+        query: ArchetypesQuery,
+    ) -> Result<Answer<Archetypes>> {
+        let snapshot = self.engine.snapshot();
+        let scope =
+            super::scope::admit_aggregate(grant, &snapshot.directory, query.scope.as_ref())?;
+        if query.include_members && grant.role == AccessRole::Analyst {
+            return Err(Error::PermissionDenied);
+        }
+        let k = match query.k {
+            Some(k) if !(2..=MAX_K).contains(&k) => {
+                return Err(invalid("k", "must be between 2 and 50"));
+            }
+            k => k.map(|k| k as usize),
+        };
+        let fresh = self.engine.archetypes(scope, k, query.want).await?;
+        let view = &fresh.value;
+        let minimum = self.min_group_size;
+        let directory = &snapshot.directory;
+        let sizes: Vec<(usize, usize)> = view.set.archetypes.iter().map(|a| (0, a.size)).collect();
+        let decisions = suppress(&sizes, minimum);
+        let team_name = |t: &TeamId| {
+            directory
+                .teams()
+                .get(t)
+                .map_or_else(|| t.to_string(), |t| t.name.as_str().to_owned())
+        };
+        let archetypes = view
+            .set
+            .archetypes
+            .iter()
+            .zip(decisions)
+            .zip(&view.departments)
+            .enumerate()
+            .map(|(index, ((a, suppression), departments))| {
+                let figures = (suppression == Suppression::Visible).then(|| {
+                    let (shown, hidden) = visible_counts(departments, minimum);
+                    let centre = view
+                        .set
+                        .projection
+                        .project(a.centroid.view().insert_axis(Axis(0)));
+                    ArchetypeFigures {
+                        label: a.label.clone(),
+                        size: u32::try_from(a.size).unwrap_or(u32::MAX),
+                        spread: a.spread,
+                        centroid: a.centroid.to_vec(),
+                        defining: a
+                            .defining
+                            .iter()
+                            .map(|c| {
+                                let skill = view.skills[c.column].clone();
+                                let name = directory.skills().get(&skill).map_or_else(
+                                    || skill.to_string(),
+                                    |s| s.name.as_str().to_owned(),
+                                );
+                                Contrast {
+                                    skill,
+                                    name,
+                                    level: c.level,
+                                    versus_mean: c.versus_mean,
+                                }
+                            })
+                            .collect(),
+                        departments: shown
+                            .into_iter()
+                            .map(|(team, count)| DepartmentShare {
+                                name: team_name(&team),
+                                team,
+                                count,
+                            })
+                            .collect(),
+                        other_departments: hidden,
+                        position: map_point(centre.row(0)),
+                    }
+                });
+                ArchetypeEntry {
+                    index: index as u32,
+                    suppression,
+                    figures,
+                }
+            })
+            .collect();
+        // Members only of people who still exist (the cached result may predate changes).
+        let members: Vec<Member> = if query.include_members {
+            view.people
+                .iter()
+                .zip(&view.set.assignments)
+                .zip(&view.set.distances)
+                .zip(view.set.points.outer_iter())
+                .filter(|(((p, _), _), _)| directory.person(p.as_str()).is_some())
+                .map(|(((p, &a), &d), point)| Member {
+                    person: p.to_string(),
+                    archetype: a as u32,
+                    distance: d,
+                    position: map_point(point),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let subjects = members.iter().map(|m| m.person.clone()).collect();
+        let archetypes = Archetypes {
+            skills: view.skills.clone(),
+            archetypes,
+            silhouette: view.set.silhouette,
+            k_scores: view
+                .set
+                .k_scores
+                .iter()
+                .map(|&(k, s)| (k as u32, s))
+                .collect(),
+            people: u32::try_from(view.people.len()).unwrap_or(u32::MAX),
+            known_share: view.set.known_share,
+            unknown_level: view.unknown_level,
+            min_group_size: minimum as u32,
+            freshness: Freshness::of(&fresh),
+            members,
+            map_explained: view.set.projection.explained.to_vec(),
+        };
+        Ok(Answer::new(archetypes, subjects))
+    }
+
+    /// The skill patterns of `query.scope` as `grant` may see them (no subjects: no one
+    /// is named).
+    pub async fn patterns(&self, grant: &Grant, query: PatternsQuery) -> Result<Answer<Patterns>> {
+        let snapshot = self.engine.snapshot();
+        let scope =
+            super::scope::admit_aggregate(grant, &snapshot.directory, query.scope.as_ref())?;
+        let mut violations: Vec<FieldViolation> = query
+            .skills
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !snapshot.directory.skills().contains_key(*s))
+            .map(|(i, _)| FieldViolation::new(format!("skill_ids[{i}]"), "no such skill"))
+            .collect();
+        let trend_days = query.trend_days.unwrap_or(DEFAULT_TREND_DAYS);
+        if !(1..=MAX_TREND_DAYS).contains(&trend_days) {
+            violations.push(FieldViolation::new(
+                "trend_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument(violations));
+        }
+        let minimum = query.min_group_size.map_or(self.min_group_size, |m| {
+            (m as usize).max(self.min_group_size)
+        });
+        let fresh = self
+            .engine
+            .patterns(query.group_by, scope, trend_days, query.want)
+            .await?;
+        let data = &fresh.value;
+        let selected: Vec<usize> = (0..data.skills.len())
+            .filter(|&c| {
+                let (id, category) = &data.skills[c];
+                (query.skills.is_empty() && query.categories.is_empty())
+                    || query.skills.contains(id)
+                    || query.categories.contains(category)
+            })
+            .collect();
+        // Parents: teams report under their department, everything else under the scope.
+        let mut parents: Vec<&str> = data.groups.iter().map(|g| g.parent.as_str()).collect();
+        parents.sort_unstable();
+        parents.dedup();
+        let sizes: Vec<(usize, usize)> = data
+            .groups
+            .iter()
+            .map(|g| {
+                let parent = parents.binary_search(&g.parent.as_str()).unwrap_or(0);
+                (parent, g.size)
+            })
+            .collect();
+        let decisions = suppress(&sizes, minimum);
+        let groups = data
+            .groups
+            .iter()
+            .zip(decisions)
+            .map(|(g, d)| group_pattern(g, d, data, &selected, minimum))
+            .collect();
+        let total_decision = if data.total.size >= minimum {
+            Suppression::Visible
+        } else {
+            Suppression::TooSmall
+        };
+        let patterns = Patterns {
+            groups,
+            total: group_pattern(&data.total, total_decision, data, &selected, minimum),
+            min_group_size: minimum as u32,
+            trend_days,
+            freshness: Freshness::of(&fresh),
+        };
+        Ok(Answer::new(patterns, Vec::new()))
+    }
+}
+
+/// A group's pattern under `suppression`: its figures only when visible.
+fn group_pattern(
+    g: &GroupData,
+    suppression: Suppression,
+    data: &PatternData,
+    selected: &[usize],
+    minimum: usize,
+) -> GroupPattern {
+    GroupPattern {
+        id: g.id.clone(),
+        name: g.name.clone(),
+        parent: g.parent.clone(),
+        suppression,
+        figures: (suppression == Suppression::Visible)
+            .then(|| group_figures(g, data, selected, minimum)),
+    }
+}
+
+fn group_figures(
+    g: &GroupData,
+    data: &PatternData,
+    selected: &[usize],
+    minimum: usize,
+) -> GroupFigures {
+    let mut out = GroupFigures {
+        size: u32::try_from(g.size).unwrap_or(u32::MAX),
+        ..GroupFigures::default()
+    };
+    let mut sum = CellSums::default();
+    let mut by_category: BTreeMap<SkillCategory, (f64, u32)> = BTreeMap::new();
+    for &c in selected {
+        let cell = &g.cells[c];
+        let (id, category) = &data.skills[c];
+        out.skills.push(SkillFigure {
+            skill: id.clone(),
+            mean_level: (cell.known > 0).then(|| cell.level / f64::from(cell.known)),
+            known: cell.known,
+            proficient: cell.proficient,
+        });
+        let entry = by_category.entry(*category).or_default();
+        entry.0 += cell.level;
+        entry.1 += cell.known;
+        sum.self_gap += cell.self_gap;
+        sum.self_gap_cells += cell.self_gap_cells;
+        sum.trend += cell.trend;
+        sum.trend_cells += cell.trend_cells;
+    }
+    out.categories = by_category
+        .into_iter()
+        .filter(|(_, (_, known))| *known > 0)
+        .map(|(category, (level, known))| (category, level / f64::from(known), known))
+        .collect();
+    let mix: Vec<(usize, u32)> = g
+        .archetypes
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, c)| *c > 0)
+        .collect();
+    let (shown, hidden) = visible_counts(&mix, minimum);
+    out.archetypes = shown
+        .into_iter()
+        .map(|(a, count)| (data.archetype_labels[a].clone(), count))
+        .collect();
+    out.other_archetypes = hidden;
+    out.calibration =
+        (sum.self_gap_cells > 0).then(|| sum.self_gap / f64::from(sum.self_gap_cells));
+    out.calibration_cells = sum.self_gap_cells;
+    out.trend = (sum.trend_cells > 0).then(|| sum.trend / f64::from(sum.trend_cells));
+    out.trend_cells = sum.trend_cells;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{DemoConfig, DemoOrg};
+    use crate::engine::EngineOptions;
+
+    async fn demo_engine(people: usize) -> (tempfile::TempDir, Arc<Engine>) {
+        let temp = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(temp.path(), &EngineOptions::default()).unwrap());
+        let org = DemoOrg::generate(&DemoConfig {
+            people,
+            ..DemoConfig::default()
+        });
+        crate::server::load_org(&engine, org).await.unwrap();
+        (temp, engine)
+    }
+
+    fn grant(role: AccessRole, teams: &[&str]) -> Grant {
+        Grant {
+            role,
+            teams: teams.iter().map(|t| TeamId::parse(t).unwrap()).collect(),
+            person: None,
+        }
+    }
+
+    fn archetypes_query() -> ArchetypesQuery {
+        ArchetypesQuery {
+            scope: None,
+            k: Some(4),
+            include_members: false,
+            want: Want::Current,
+        }
+    }
+
+    fn patterns_query(group_by: GroupBy) -> PatternsQuery {
+        PatternsQuery {
+            scope: None,
+            group_by,
+            skills: Vec::new(),
+            categories: Vec::new(),
+            trend_days: None,
+            min_group_size: None,
+            want: Want::Current,
+        }
+    }
+
+    fn field_of(e: &Error) -> Vec<String> {
+        match e {
+            Error::InvalidArgument(v) => v.iter().map(|v| v.field.clone()).collect(),
+            other => panic!("not INVALID_ARGUMENT: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn analysts_ask_about_the_whole_organisation_only_and_never_see_members() {
+        let (_dir, engine) = demo_engine(200).await;
+        let insights = Insights::new(engine, 5);
+        let analyst = grant(AccessRole::Analyst, &[]);
+        let whole = insights
+            .archetypes(&analyst, archetypes_query())
+            .await
+            .unwrap();
+        assert!(whole.subjects.is_empty());
+        assert!(whole.value.members.is_empty());
+        let team = ArchetypesQuery {
+            scope: Some(TeamId::parse("dept-01").unwrap()),
+            ..archetypes_query()
+        };
+        assert!(matches!(
+            insights.archetypes(&analyst, team).await,
+            Err(Error::PermissionDenied)
+        ));
+        let members = ArchetypesQuery {
+            include_members: true,
+            ..archetypes_query()
+        };
+        assert!(matches!(
+            insights.archetypes(&analyst, members.clone()).await,
+            Err(Error::PermissionDenied)
+        ));
+        // An admin sees the members, and they are the answer's audit subjects.
+        let admin = insights
+            .archetypes(&grant(AccessRole::Admin, &[]), members)
+            .await
+            .unwrap();
+        assert_eq!(admin.value.members.len(), admin.value.people as usize);
+        assert_eq!(admin.subjects.len(), admin.value.members.len());
+    }
+
+    #[tokio::test]
+    async fn out_of_range_k_trend_days_and_unknown_skills_are_refused_by_field() {
+        let (_dir, engine) = demo_engine(60).await;
+        let insights = Insights::new(engine, 5);
+        let admin = grant(AccessRole::Admin, &[]);
+        for k in [0, 1, 51, u32::MAX] {
+            let query = ArchetypesQuery {
+                k: Some(k),
+                ..archetypes_query()
+            };
+            let e = insights.archetypes(&admin, query).await.unwrap_err();
+            assert_eq!(field_of(&e), ["k"]);
+        }
+        let query = PatternsQuery {
+            skills: vec![SkillId::parse("no-such-skill").unwrap()],
+            trend_days: Some(0),
+            ..patterns_query(GroupBy::Team)
+        };
+        let e = insights.patterns(&admin, query).await.unwrap_err();
+        assert_eq!(field_of(&e), ["skill_ids[0]", "trend_days"]);
+    }
+
+    #[tokio::test]
+    async fn no_visible_group_or_share_rests_on_fewer_people_than_the_minimum() {
+        let (_dir, engine) = demo_engine(300).await;
+        let minimum = 14;
+        let insights = Insights::new(engine, minimum);
+        let analyst = grant(AccessRole::Analyst, &[]);
+        for group_by in [
+            GroupBy::Department,
+            GroupBy::Team,
+            GroupBy::Role,
+            GroupBy::Archetype,
+        ] {
+            // A caller asking for a smaller minimum gets the server's.
+            let query = PatternsQuery {
+                min_group_size: Some(3),
+                ..patterns_query(group_by)
+            };
+            let patterns = insights.patterns(&analyst, query).await.unwrap().value;
+            assert_eq!(patterns.min_group_size as usize, minimum);
+            let mut hidden: BTreeMap<&str, usize> = BTreeMap::new();
+            for group in &patterns.groups {
+                match &group.figures {
+                    Some(f) => {
+                        assert_eq!(group.suppression, Suppression::Visible);
+                        assert!(f.size as usize >= minimum, "{group_by:?} {group:?}");
+                        assert!(f.archetypes.iter().all(|(_, c)| *c as usize >= minimum));
+                        assert!(f.other_archetypes == 0 || f.other_archetypes as usize >= minimum);
+                    }
+                    None => {
+                        assert_ne!(group.suppression, Suppression::Visible);
+                        *hidden.entry(group.parent.as_str()).or_default() += 1;
+                    }
+                }
+            }
+            // Never just one hidden under a parent: it could be recovered from the total.
+            assert!(hidden.values().all(|&n| n != 1), "{group_by:?}: {hidden:?}");
+            if group_by == GroupBy::Team {
+                assert!(!hidden.is_empty(), "teams of 13 people: all under {minimum}");
+            }
+        }
+        let archetypes = insights
+            .archetypes(&analyst, archetypes_query())
+            .await
+            .unwrap()
+            .value;
+        for a in &archetypes.archetypes {
+            if let Some(f) = &a.figures {
+                assert!(f.size as usize >= minimum);
+                assert!(f.departments.iter().all(|d| d.count as usize >= minimum));
+                assert!(f.other_departments == 0 || f.other_departments as usize >= minimum);
+            }
+        }
+    }
+}
