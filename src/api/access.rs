@@ -6,11 +6,11 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{required_id, role_from_pb, timestamp_from_pb_any};
-use super::page::{self, PageRequest};
 use super::pb;
 use crate::domain::{FieldViolation, Grant, PersonId, TeamId, Text, TokenId, Violations};
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::service::page::{self, PageRequest};
 use crate::store::AuditFilter;
 
 /// Longest a token may live: 100 years, so that an expiry is always a valid timestamp.

@@ -14,7 +14,6 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{required_id, source_to_pb, timestamp_from_pb_any, timestamp_to_pb};
-use super::page;
 use super::pb;
 use super::pb::capability_service_server::CapabilityServiceServer;
 use crate::analytics::proficiency::Evidence;
@@ -26,6 +25,7 @@ use crate::engine::queries::{
     team_capability, team_capability_as_of, team_members,
 };
 use crate::error::{Error, Result};
+use crate::service::page;
 use crate::service::scope::admit_team;
 
 /// Most points one skill's trend may have.

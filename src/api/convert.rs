@@ -54,25 +54,6 @@ pub(super) fn required_id<T>(
     parse(raw).map_err(|v| Error::InvalidArgument(vec![v.under(field)]))
 }
 
-/// The skills of a request's `skill_ids`, each one known to `directory`; violations
-/// (malformed or unknown ids) are added to `violations` under `skill_ids[i]`.
-pub(super) fn known_skill_ids(
-    raw: &[String],
-    directory: &crate::domain::Directory,
-    violations: &mut Vec<FieldViolation>,
-) -> Vec<SkillId> {
-    let mut skills = Vec::with_capacity(raw.len());
-    for (i, id) in raw.iter().enumerate() {
-        let field = format!("skill_ids[{i}]");
-        match SkillId::parse(id) {
-            Ok(s) if directory.skills().contains_key(&s) => skills.push(s),
-            Ok(_) => violations.push(FieldViolation::new(field, "no such skill")),
-            Err(v) => violations.push(v.under(&field)),
-        }
-    }
-    skills
-}
-
 fn optional_id<T>(
     raw: &str,
     parse: fn(&str) -> Result<T, FieldViolation>,

@@ -7,11 +7,11 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{batch, required_id};
-use super::page::{self, PageRequest};
 use super::pb;
 use crate::domain::{Directory, PersonId, Scope, TeamId};
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::service::page::{self, PageRequest};
 
 /// The directory service, backed by the engine.
 pub struct DirectoryApi {

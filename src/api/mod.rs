@@ -13,7 +13,6 @@ mod directory;
 mod error;
 mod ingest;
 mod insights;
-mod page;
 mod talent;
 
 pub use access::AccessApi;

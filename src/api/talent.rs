@@ -1,218 +1,63 @@
-//! `capsight.v1.TalentService`: mentors for a person, and an organisation-wide
-//! mentoring plan.
+//! `capsight.v1.TalentService`: requests to `service::talent` queries and its answers to
+//! response messages. The rules (who may name whom, limits, defaults, optimality) are
+//! the service's.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::convert::{known_skill_ids, required_id, timestamp_to_pb, want_from_pb};
-use super::insights::scope_team;
-use super::page::{self, PageRequest};
+use super::convert::{required_id, timestamp_to_pb};
+use super::insights::{scope_team, want};
 use super::pb;
-use crate::domain::TeamId;
-use crate::domain::{
-    AccessRole, FieldViolation, MAX_MENTORING_SKILLS, Mentorship, PersonId, Scope, SkillId,
-    Timestamp,
-};
+use crate::domain::{FieldViolation, Mentorship, PersonId, SkillId, TeamId};
 use crate::engine::Engine;
-use crate::engine::compose::{Composition, Proposal, SkillAsk, TeamAsk, compose_team};
-use crate::engine::insights::{find_mentors, mentee_needs};
-use crate::engine::{Cancel, Want};
+use crate::engine::Want;
+use crate::engine::compose::Proposal;
+use crate::engine::insights::MentorView;
 use crate::error::{Error, Result};
-use crate::service::insights::Freshness;
-
-const DEFAULT_LIMIT: u32 = 5;
-const MAX_LIMIT: u32 = 50;
-const DEFAULT_CAPACITY: u32 = 3;
-const MAX_CAPACITY: u32 = 50;
-const DEFAULT_MENTORS_PER_MENTEE: u32 = 1;
-const MAX_MENTORS_PER_MENTEE: u32 = 5;
+use crate::service::page::{self, PageRequest};
+use crate::service::talent::{
+    ComposeQuery, Composed, ListQuery, Listed, Mentors, MentorsQuery, Plan, PlanQuery, Requirement,
+    StartQuery, Started, Talent,
+};
 
 /// The talent service.
 pub struct TalentApi {
-    engine: Arc<Engine>,
+    service: Talent,
 }
 
 impl TalentApi {
     /// A service over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
-    }
-}
-
-fn invalid(field: &str, reason: &str) -> Error {
-    Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
-}
-
-fn bounded(value: Option<u32>, default: u32, max: u32, field: &str) -> Result<u32> {
-    match value {
-        None => Ok(default),
-        Some(v) if (1..=max).contains(&v) => Ok(v),
-        Some(_) => Err(invalid(field, &format!("must be between 1 and {max}"))),
-    }
-}
-
-impl TalentApi {
-    fn mentors(
-        &self,
-        caller: &Caller,
-        r: &pb::FindMentorsRequest,
-    ) -> Result<(pb::FindMentorsResponse, Vec<String>)> {
-        let snapshot = self.engine.snapshot();
-        let directory = &snapshot.directory;
-        let id = required_id(&r.person_id, "person_id", PersonId::parse)?;
-        let mentee = caller.readable_person(directory, &id)?;
-        let limit = bounded(
-            (r.limit != 0).then_some(r.limit),
-            DEFAULT_LIMIT,
-            MAX_LIMIT,
-            "limit",
-        )?;
-        let capacity = bounded(
-            r.mentor_capacity,
-            DEFAULT_CAPACITY,
-            MAX_CAPACITY,
-            "mentor_capacity",
-        )?;
-        let mut violations = Vec::new();
-        let skills = known_skill_ids(&r.skill_ids, directory, &mut violations);
-        let role_id = if r.use_target_role {
-            match &mentee.target_role {
-                Some(role) => role,
-                None => {
-                    violations.push(FieldViolation::new(
-                        "use_target_role",
-                        "the person has no target role",
-                    ));
-                    &mentee.role
-                }
-            }
-        } else {
-            &mentee.role
-        };
-        if !violations.is_empty() {
-            return Err(Error::InvalidArgument(violations));
+        Self {
+            service: Talent::new(engine),
         }
-        let role = directory.roles().get(role_id);
-        let needs = mentee_needs(&snapshot, mentee, role, &skills);
-        // Scoped callers see mentors inside their scope; the person and admins, everyone.
-        let scope = match caller.grant.role {
-            AccessRole::Person => Scope::Everything,
-            _ => caller.scope(directory),
-        };
-        let pool = directory
-            .people()
-            .values()
-            .filter(|p| scope.covers_person(p));
-        let found = find_mentors(
-            &snapshot,
-            mentee,
-            &needs,
-            pool,
-            r.allow_same_team,
-            capacity as usize,
-            limit as usize,
-        );
-        let mut subjects = vec![mentee.id.to_string()];
-        subjects.extend(found.iter().map(|m| m.mentor.id.to_string()));
-        let mentors = found
-            .into_iter()
-            .map(|m| pb::MentorSuggestion {
-                person_id: m.mentor.id.to_string(),
-                display_name: m.mentor.display_name.as_str().to_owned(),
-                team_id: m.mentor.team.to_string(),
-                expected_gain: f64::from(m.gain),
-                similarity: f64::from(m.similarity),
-                score: f64::from(m.score),
-                skills: m
-                    .skills
-                    .into_iter()
-                    .map(|s| pb::MentorSkill {
-                        skill_id: s.skill.to_string(),
-                        mentee_level: s.mentee_level.map(f64::from),
-                        mentor_level: f64::from(s.mentor_level),
-                        confidence: f64::from(s.confidence),
-                        target_level: s.target.map(f64::from),
-                        expected_gain: f64::from(s.gain),
-                    })
-                    .collect(),
-                rationale: m.rationale,
-                current_mentees: m.current_mentees as u32,
-            })
-            .collect();
-        Ok((
-            pb::FindMentorsResponse {
-                mentors,
-                skill_ids: needs.iter().map(|(s, _)| s.to_string()).collect(),
-            },
-            subjects,
-        ))
     }
+}
 
-    async fn plan(
-        &self,
-        caller: &Caller,
-        r: &pb::PlanMentoringRequest,
-    ) -> Result<(pb::PlanMentoringResponse, Vec<String>)> {
-        let snapshot = self.engine.snapshot();
-        if caller.grant.role == AccessRole::Analyst {
-            return Err(Error::PermissionDenied);
+/// Parses each of `raw` with `parse`, recording violations under `field[i]`.
+fn parse_all<T>(
+    raw: &[String],
+    field: &str,
+    parse: fn(&str) -> Result<T, FieldViolation>,
+    violations: &mut Vec<FieldViolation>,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, id) in raw.iter().enumerate() {
+        match parse(id) {
+            Ok(v) => out.push(v),
+            Err(v) => violations.push(v.under(&format!("{field}[{i}]"))),
         }
-        let scope = crate::service::scope::admit_aggregate(
-            &caller.grant,
-            &snapshot.directory,
-            scope_team(&r.scope_team_id)?.as_ref(),
-        )?;
-        let capacity = bounded(
-            r.capacity_per_mentor,
-            DEFAULT_CAPACITY,
-            MAX_CAPACITY,
-            "capacity_per_mentor",
-        )?;
-        let max_mentors = bounded(
-            r.max_mentors_per_mentee,
-            DEFAULT_MENTORS_PER_MENTEE,
-            MAX_MENTORS_PER_MENTEE,
-            "max_mentors_per_mentee",
-        )?;
-        let want = want_from_pb(r.result_policy, Want::Current)
-            .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let fresh = self
-            .engine
-            .mentoring_plan(scope, capacity, max_mentors, r.allow_same_team, want)
-            .await?;
-        let plan = &fresh.value;
-        let mut subjects: Vec<String> = plan
-            .pairs
-            .iter()
-            .flat_map(|p| [p.mentee.to_string(), p.mentor.to_string()])
-            .collect();
-        subjects.sort_unstable();
-        subjects.dedup();
-        let mut matched: Vec<&PersonId> = plan.pairs.iter().map(|p| &p.mentee).collect();
-        matched.dedup();
-        Ok((
-            pb::PlanMentoringResponse {
-                mentees_matched: matched.len() as u32,
-                pairs: plan
-                    .pairs
-                    .iter()
-                    .map(|p| pb::MentoringPair {
-                        mentee_id: p.mentee.to_string(),
-                        mentor_id: p.mentor.to_string(),
-                        expected_gain: p.gain,
-                        skill_ids: p.skills.iter().map(ToString::to_string).collect(),
-                    })
-                    .collect(),
-                total_gain: plan.total,
-                greedy_total_gain: plan.greedy_total,
-                mentees_with_options: plan.mentees_with_options,
-                candidate_pairs: plan.candidate_pairs,
-                freshness: Some(Freshness::of(&fresh).into()),
-            },
-            subjects,
-        ))
+    }
+    out
+}
+
+fn checked<T>(value: T, violations: Vec<FieldViolation>) -> Result<T> {
+    if violations.is_empty() {
+        Ok(value)
+    } else {
+        Err(Error::InvalidArgument(violations))
     }
 }
 
@@ -226,329 +71,240 @@ pub(super) fn mentorship_to_pb(m: &Mentorship) -> pb::Mentorship {
     }
 }
 
-impl TalentApi {
-    /// The mentee and mentor of a request, both readable by the caller.
-    fn pair(&self, caller: &Caller, mentee: &str, mentor: &str) -> Result<(PersonId, PersonId)> {
-        let snapshot = self.engine.snapshot();
-        let mentee = required_id(mentee, "mentee_id", PersonId::parse)?;
-        let mentor = required_id(mentor, "mentor_id", PersonId::parse)?;
-        caller.readable_person(&snapshot.directory, &mentee)?;
-        caller.readable_person(&snapshot.directory, &mentor)?;
-        Ok((mentee, mentor))
-    }
+impl TryFrom<&pb::FindMentorsRequest> for MentorsQuery {
+    type Error = Error;
 
-    async fn start(
-        &self,
-        caller: &Caller,
-        r: &pb::StartMentoringRequest,
-    ) -> Result<(pb::StartMentoringResponse, Vec<String>)> {
-        let (mentee, mentor) = self.pair(caller, &r.mentee_id, &r.mentor_id)?;
-        let capacity = bounded(
-            r.mentor_capacity,
-            DEFAULT_CAPACITY,
-            MAX_CAPACITY,
-            "mentor_capacity",
-        )?;
-        if r.skill_ids.len() > MAX_MENTORING_SKILLS {
-            return Err(invalid("skill_ids", "at most 50 skills"));
-        }
+    fn try_from(r: &pb::FindMentorsRequest) -> Result<Self> {
+        let person = required_id(&r.person_id, "person_id", PersonId::parse)?;
         let mut violations = Vec::new();
-        let skills = known_skill_ids(
-            &r.skill_ids,
-            &self.engine.snapshot().directory,
-            &mut violations,
-        );
-        if !violations.is_empty() {
-            return Err(Error::InvalidArgument(violations));
+        let skills = parse_all(&r.skill_ids, "skill_ids", SkillId::parse, &mut violations);
+        checked(
+            Self {
+                person,
+                skills,
+                use_target_role: r.use_target_role,
+                limit: (r.limit != 0).then_some(r.limit),
+                capacity: r.mentor_capacity,
+                allow_same_team: r.allow_same_team,
+            },
+            violations,
+        )
+    }
+}
+
+fn mentor_to_pb(m: MentorView) -> pb::MentorSuggestion {
+    pb::MentorSuggestion {
+        person_id: m.mentor.id.to_string(),
+        display_name: m.mentor.display_name.as_str().to_owned(),
+        team_id: m.mentor.team.to_string(),
+        expected_gain: f64::from(m.gain),
+        similarity: f64::from(m.similarity),
+        score: f64::from(m.score),
+        skills: m
+            .skills
+            .into_iter()
+            .map(|s| pb::MentorSkill {
+                skill_id: s.skill.to_string(),
+                mentee_level: s.mentee_level.map(f64::from),
+                mentor_level: f64::from(s.mentor_level),
+                confidence: f64::from(s.confidence),
+                target_level: s.target.map(f64::from),
+                expected_gain: f64::from(s.gain),
+            })
+            .collect(),
+        rationale: m.rationale,
+        current_mentees: u32::try_from(m.current_mentees).unwrap_or(u32::MAX),
+    }
+}
+
+impl From<Mentors> for pb::FindMentorsResponse {
+    fn from(m: Mentors) -> Self {
+        Self {
+            mentors: m.mentors.into_iter().map(mentor_to_pb).collect(),
+            skill_ids: m.skills.iter().map(ToString::to_string).collect(),
         }
-        let mentorship = Mentorship {
-            mentee,
-            mentor,
-            skills,
-            started: Timestamp::now(),
+    }
+}
+
+impl TryFrom<&pb::PlanMentoringRequest> for PlanQuery {
+    type Error = Error;
+
+    fn try_from(r: &pb::PlanMentoringRequest) -> Result<Self> {
+        // A plan is computed in full unless the caller asks for the last one at once.
+        let want = match r.result_policy {
+            0 => Want::Current,
+            raw => want(raw)?,
         };
-        let subjects = vec![mentorship.mentee.to_string(), mentorship.mentor.to_string()];
-        let recorded = mentorship_to_pb(&mentorship);
-        let load = self
-            .engine
-            .start_mentoring(mentorship, capacity as usize)
-            .await?;
-        Ok((
-            pb::StartMentoringResponse {
-                mentorship: Some(recorded),
-                mentor_load: load as u32,
-            },
-            subjects,
-        ))
+        Ok(Self {
+            scope: scope_team(&r.scope_team_id)?,
+            capacity: r.capacity_per_mentor,
+            mentors_per_mentee: r.max_mentors_per_mentee,
+            allow_same_team: r.allow_same_team,
+            want,
+        })
     }
+}
 
-    async fn end(
-        &self,
-        caller: &Caller,
-        r: &pb::EndMentoringRequest,
-    ) -> Result<(pb::EndMentoringResponse, Vec<String>)> {
-        let (mentee, mentor) = self.pair(caller, &r.mentee_id, &r.mentor_id)?;
-        let subjects = vec![mentee.to_string(), mentor.to_string()];
-        let ended = self.engine.end_mentoring(mentee, mentor).await?;
-        Ok((
-            pb::EndMentoringResponse {
-                mentorship: Some(mentorship_to_pb(&ended)),
-            },
-            subjects,
-        ))
+impl From<Plan> for pb::PlanMentoringResponse {
+    fn from(p: Plan) -> Self {
+        let plan = &p.plan;
+        Self {
+            mentees_matched: p.mentees_matched,
+            pairs: plan
+                .pairs
+                .iter()
+                .map(|pair| pb::MentoringPair {
+                    mentee_id: pair.mentee.to_string(),
+                    mentor_id: pair.mentor.to_string(),
+                    expected_gain: pair.gain,
+                    skill_ids: pair.skills.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+            total_gain: plan.total,
+            greedy_total_gain: plan.greedy_total,
+            mentees_with_options: plan.mentees_with_options,
+            candidate_pairs: plan.candidate_pairs,
+            freshness: Some(p.freshness.into()),
+        }
     }
+}
 
-    /// Relationships with either side readable by the caller (a manager sees who mentors
-    /// their people, and whom their people mentor).
-    fn list(
-        &self,
-        caller: &Caller,
-        r: &pb::ListMentorshipsRequest,
-    ) -> Result<(pb::ListMentorshipsResponse, Vec<String>)> {
-        let snapshot = self.engine.snapshot();
-        let directory = &snapshot.directory;
+fn pair_ids(mentee: &str, mentor: &str) -> Result<(PersonId, PersonId)> {
+    Ok((
+        required_id(mentee, "mentee_id", PersonId::parse)?,
+        required_id(mentor, "mentor_id", PersonId::parse)?,
+    ))
+}
+
+impl TryFrom<&pb::StartMentoringRequest> for StartQuery {
+    type Error = Error;
+
+    fn try_from(r: &pb::StartMentoringRequest) -> Result<Self> {
+        let (mentee, mentor) = pair_ids(&r.mentee_id, &r.mentor_id)?;
+        let mut violations = Vec::new();
+        // Bounded before parsing: the service refuses more than 50 skills.
+        let raw = &r.skill_ids[..r
+            .skill_ids
+            .len()
+            .min(crate::domain::MAX_MENTORING_SKILLS + 1)];
+        let skills = parse_all(raw, "skill_ids", SkillId::parse, &mut violations);
+        checked(
+            Self {
+                mentee,
+                mentor,
+                skills,
+                capacity: r.mentor_capacity,
+            },
+            violations,
+        )
+    }
+}
+
+impl From<Started> for pb::StartMentoringResponse {
+    fn from(s: Started) -> Self {
+        Self {
+            mentorship: Some(mentorship_to_pb(&s.mentorship)),
+            mentor_load: s.mentor_load,
+        }
+    }
+}
+
+impl From<Mentorship> for pb::EndMentoringResponse {
+    fn from(m: Mentorship) -> Self {
+        Self {
+            mentorship: Some(mentorship_to_pb(&m)),
+        }
+    }
+}
+
+impl TryFrom<&pb::ListMentorshipsRequest> for ListQuery {
+    type Error = Error;
+
+    fn try_from(r: &pb::ListMentorshipsRequest) -> Result<Self> {
         let page = PageRequest::parse(
             r.page_size,
             &r.page_token,
             page::context(&["ListMentorships", &r.scope_team_id, &r.person_id]),
         )?;
-        let scope = caller.scope(directory);
-        let person = if r.person_id.is_empty() {
-            None
-        } else {
-            let id = required_id(&r.person_id, "person_id", PersonId::parse)?;
-            caller.readable_person(directory, &id)?;
-            Some(id)
-        };
-        let subtree = if r.scope_team_id.is_empty() {
-            None
-        } else {
-            let team = required_id(&r.scope_team_id, "scope_team_id", TeamId::parse)?;
-            crate::service::scope::admit_team(&scope, directory, &team)?;
-            directory.subtree(team.as_str())
-        };
-        let visible = |id: &PersonId| {
-            directory
-                .person(id.as_str())
-                .is_some_and(|p| scope.covers_person(p))
-        };
-        let selected: std::collections::BTreeMap<String, &Mentorship> = snapshot
-            .mentorships
-            .iter()
-            .filter(|m| visible(&m.mentee) || visible(&m.mentor))
-            .filter(|m| {
-                person
-                    .as_ref()
-                    .is_none_or(|p| &m.mentee == p || &m.mentor == p)
-            })
-            .filter(|m| {
-                subtree.as_ref().is_none_or(|teams| {
-                    directory
-                        .person(m.mentee.as_str())
-                        .is_some_and(|p| teams.contains(&p.team))
-                })
-            })
-            .map(|m| (format!("{}\u{0}{}", m.mentee, m.mentor), m))
-            .collect();
-        let (items, next_page_token) = page.apply(&selected, |_| true);
-        let mut subjects: Vec<String> = items
-            .iter()
-            .flat_map(|m| [m.mentee.to_string(), m.mentor.to_string()])
-            .collect();
-        subjects.sort_unstable();
-        subjects.dedup();
-        Ok((
-            pb::ListMentorshipsResponse {
-                mentorships: items.iter().map(|m| mentorship_to_pb(m)).collect(),
-                next_page_token,
-            },
-            subjects,
-        ))
+        let person = (!r.person_id.is_empty())
+            .then(|| required_id(&r.person_id, "person_id", PersonId::parse))
+            .transpose()?;
+        let scope = (!r.scope_team_id.is_empty())
+            .then(|| required_id(&r.scope_team_id, "scope_team_id", TeamId::parse))
+            .transpose()?;
+        Ok(Self {
+            person,
+            scope,
+            page,
+        })
     }
 }
 
-const MAX_TEAM_SIZE: u32 = 50;
-const MAX_REQUIREMENTS: usize = 100;
-const MAX_ALTERNATIVES: u32 = 5;
-
-/// Checks a number against a range, recording a violation when outside it.
-fn in_range(
-    v: f64,
-    low: f64,
-    high: f64,
-    field: String,
-    violations: &mut Vec<FieldViolation>,
-) -> f32 {
-    if !(v.is_finite() && (low..=high).contains(&v)) {
-        violations.push(FieldViolation::new(
-            field,
-            format!("must be between {low} and {high}"),
-        ));
+impl From<Listed> for pb::ListMentorshipsResponse {
+    fn from(l: Listed) -> Self {
+        Self {
+            mentorships: l.mentorships.iter().map(mentorship_to_pb).collect(),
+            next_page_token: l.next_page_token,
+        }
     }
-    v as f32
 }
 
-impl TalentApi {
-    /// The validated request; ids outside the caller's scope are denied.
-    fn team_ask(&self, caller: &Caller, r: &pb::ComposeTeamRequest) -> Result<TeamAsk> {
-        let snapshot = self.engine.snapshot();
-        let directory = &snapshot.directory;
-        let scope = caller.scope(directory);
+impl TryFrom<&pb::ComposeTeamRequest> for ComposeQuery {
+    type Error = Error;
+
+    fn try_from(r: &pb::ComposeTeamRequest) -> Result<Self> {
         let mut v = Vec::new();
-        if r.requirements.is_empty() || r.requirements.len() > MAX_REQUIREMENTS {
+        // Bounded before parsing: the service refuses more than 100 requirements.
+        let asked = &r.requirements[..r.requirements.len().min(101)];
+        let mut requirements = Vec::with_capacity(asked.len());
+        for (i, q) in asked.iter().enumerate() {
+            match SkillId::parse(&q.skill_id) {
+                Ok(skill) => requirements.push(Requirement {
+                    skill,
+                    min_level: q.min_level,
+                    min_people: q.min_people,
+                    weight: q.weight,
+                }),
+                Err(e) => v.push(e.under(&format!("requirements[{i}].skill_id"))),
+            }
+        }
+        if r.requirements.len() > asked.len() {
             v.push(FieldViolation::new(
                 "requirements",
                 "between 1 and 100 requirements",
             ));
         }
-        let mut requirements = Vec::new();
-        for (i, q) in r.requirements.iter().enumerate() {
-            let at = |f: &str| format!("requirements[{i}].{f}");
-            let skill = match SkillId::parse(&q.skill_id) {
-                Ok(s) if directory.skills().contains_key(&s) => Some(s),
-                Ok(_) => {
-                    v.push(FieldViolation::new(at("skill_id"), "no such skill"));
-                    None
-                }
-                Err(e) => {
-                    v.push(e.under(&at("skill_id")));
-                    None
-                }
-            };
-            let level = in_range(q.min_level, 0.0, 5.0, at("min_level"), &mut v);
-            let people = if q.min_people == 0 { 1 } else { q.min_people };
-            if people > MAX_TEAM_SIZE {
-                v.push(FieldViolation::new(at("min_people"), "must be at most 50"));
-            }
-            let weight = if q.weight == 0.0 { 1.0 } else { q.weight };
-            let weight = in_range(weight, 1e-6, 100.0, at("weight"), &mut v);
-            if let Some(skill) = skill {
-                requirements.push(SkillAsk {
-                    skill,
-                    level,
-                    people,
-                    weight,
-                });
-            }
-        }
-        if !(1..=MAX_TEAM_SIZE).contains(&r.max_size) {
-            v.push(FieldViolation::new("max_size", "must be between 1 and 50"));
-        }
-        let min_size = r.min_size.max(1);
-        if min_size > r.max_size {
-            v.push(FieldViolation::new("min_size", "must not exceed max_size"));
-        }
-        let min_availability = in_range(
-            r.min_availability,
-            0.0,
-            1.0,
-            "min_availability".into(),
-            &mut v,
-        );
-        let min_confidence = in_range(r.min_confidence, 0.0, 1.0, "min_confidence".into(), &mut v);
-        if r.alternatives > MAX_ALTERNATIVES {
-            v.push(FieldViolation::new("alternatives", "must be at most 5"));
-        }
-        if r.max_per_source_team == Some(0) {
-            v.push(FieldViolation::new(
-                "max_per_source_team",
-                "must be at least 1",
-            ));
-        }
-        let mut pool_teams = Vec::new();
-        for (i, raw) in r.pool_team_ids.iter().enumerate() {
-            match TeamId::parse(raw) {
-                Err(e) => v.push(e.under(&format!("pool_team_ids[{i}]"))),
-                Ok(t) => {
-                    crate::service::scope::admit_team(&scope, directory, &t)?;
-                    pool_teams.push(t);
-                }
-            }
-        }
-        let people =
-            |list: &[String], field: &str, v: &mut Vec<FieldViolation>| -> Result<Vec<PersonId>> {
-                let mut out = Vec::new();
-                for (i, raw) in list.iter().enumerate() {
-                    match PersonId::parse(raw) {
-                        Err(e) => v.push(e.under(&format!("{field}[{i}]"))),
-                        Ok(id) => out.push(caller.readable_person(directory, &id)?.id.clone()),
-                    }
-                }
-                Ok(out)
-            };
-        let include = people(&r.include_person_ids, "include_person_ids", &mut v)?;
-        let exclude = people(&r.exclude_person_ids, "exclude_person_ids", &mut v)?;
-        let must_include = people(
-            &r.must_include_person_ids,
-            "must_include_person_ids",
-            &mut v,
-        )?;
-        if !v.is_empty() {
-            return Err(Error::InvalidArgument(v));
-        }
-        Ok(TeamAsk {
+        let query = Self {
             requirements,
-            min_size: min_size as usize,
-            max_size: r.max_size as usize,
-            pool_teams,
-            include,
-            exclude,
-            min_availability,
-            min_confidence,
-            must_include,
-            max_per_team: r.max_per_source_team.map(|m| m as usize),
-            protect: r.protect_source_teams,
-            alternatives: r.alternatives as usize,
-            archetypes: None,
-            archetype_labels: Vec::new(),
-        })
-    }
-
-    async fn compose(
-        &self,
-        caller: &Caller,
-        r: &pb::ComposeTeamRequest,
-    ) -> Result<(pb::ComposeTeamResponse, Vec<String>)> {
-        let mut ask = self.team_ask(caller, r)?;
-        if r.prefer_archetype_diversity {
-            // The organisation's archetypes (cached); too little evidence means none.
-            match self.engine.archetypes(None, None, Want::Latest).await {
-                Ok(fresh) => {
-                    let view = &fresh.value;
-                    ask.archetypes = Some(
-                        view.people
-                            .iter()
-                            .cloned()
-                            .zip(view.set.assignments.iter().copied())
-                            .collect(),
-                    );
-                    ask.archetype_labels = view
-                        .set
-                        .archetypes
-                        .iter()
-                        .map(|a| a.label.clone())
-                        .collect();
-                }
-                Err(Error::FailedPrecondition(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let snapshot = self.engine.snapshot();
-        let scope = caller.scope(&snapshot.directory);
-        let composition = self
-            .engine
-            .jobs()
-            .run(Cancel::new(), move |_| {
-                compose_team(&snapshot, &ask, &scope)
-            })
-            .await?;
-        let mut subjects: Vec<String> = std::iter::once(&composition.best)
-            .chain(&composition.alternatives)
-            .flat_map(|p| p.members.iter().map(|m| m.person.id.to_string()))
-            .collect();
-        subjects.sort_unstable();
-        subjects.dedup();
-        Ok((composition_to_pb(composition), subjects))
+            min_size: r.min_size,
+            max_size: r.max_size,
+            pool_teams: parse_all(&r.pool_team_ids, "pool_team_ids", TeamId::parse, &mut v),
+            include: parse_all(
+                &r.include_person_ids,
+                "include_person_ids",
+                PersonId::parse,
+                &mut v,
+            ),
+            exclude: parse_all(
+                &r.exclude_person_ids,
+                "exclude_person_ids",
+                PersonId::parse,
+                &mut v,
+            ),
+            must_include: parse_all(
+                &r.must_include_person_ids,
+                "must_include_person_ids",
+                PersonId::parse,
+                &mut v,
+            ),
+            min_availability: r.min_availability,
+            min_confidence: r.min_confidence,
+            max_per_source_team: r.max_per_source_team,
+            protect_source_teams: r.protect_source_teams,
+            alternatives: r.alternatives,
+            prefer_archetype_diversity: r.prefer_archetype_diversity,
+        };
+        checked(query, v)
     }
 }
 
@@ -576,7 +332,7 @@ fn proposal_to_pb(p: Proposal) -> pb::ProposedTeam {
                 skill_id: c.skill.to_string(),
                 min_level: f64::from(c.level),
                 wanted: c.wanted,
-                met: c.people.len() as u32,
+                met: u32::try_from(c.people.len()).unwrap_or(u32::MAX),
                 weight: f64::from(c.weight),
                 person_ids: c.people.iter().map(ToString::to_string).collect(),
             })
@@ -607,47 +363,36 @@ fn proposal_to_pb(p: Proposal) -> pb::ProposedTeam {
     }
 }
 
-fn composition_to_pb(c: Composition) -> pb::ComposeTeamResponse {
-    let objective = c.best.objective;
-    let gap = if c.proven || c.upper_bound <= 0.0 {
-        0.0
-    } else {
-        ((c.upper_bound - objective) / c.upper_bound).max(0.0)
-    };
-    let statement = if c.proven {
-        format!(
-            "Proven optimal: an exact search of all {} candidates found no better team.",
-            c.pool_size
-        )
-    } else {
-        format!(
-            "Best found by greedy search and swaps; no team can score above {:.4}, so this one is within {:.1}% of the optimum.",
-            c.upper_bound,
-            gap * 100.0
-        )
-    };
-    pb::ComposeTeamResponse {
-        best: Some(proposal_to_pb(c.best)),
-        alternatives: c.alternatives.into_iter().map(proposal_to_pb).collect(),
-        optimality: if c.proven {
-            pb::Optimality::ProvenOptimal
-        } else {
-            pb::Optimality::Bounded
+impl From<Composed> for pb::ComposeTeamResponse {
+    fn from(c: Composed) -> Self {
+        let (composition, optimality) = (c.composition, c.optimality);
+        Self {
+            best: Some(proposal_to_pb(composition.best)),
+            alternatives: composition
+                .alternatives
+                .into_iter()
+                .map(proposal_to_pb)
+                .collect(),
+            optimality: if optimality.proven {
+                pb::Optimality::ProvenOptimal
+            } else {
+                pb::Optimality::Bounded
+            }
+            .into(),
+            upper_bound: optimality.upper_bound,
+            gap: optimality.gap,
+            optimality_statement: optimality.statement,
+            protection_conflicts: composition
+                .conflicts
+                .into_iter()
+                .map(|x| pb::ProtectionConflict {
+                    person_id: x.person.to_string(),
+                    team_id: x.team.to_string(),
+                    skill_ids: x.skills.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
+            pool_size: u32::try_from(composition.pool_size).unwrap_or(u32::MAX),
         }
-        .into(),
-        upper_bound: c.upper_bound,
-        gap,
-        optimality_statement: statement,
-        protection_conflicts: c
-            .conflicts
-            .into_iter()
-            .map(|x| pb::ProtectionConflict {
-                person_id: x.person.to_string(),
-                team_id: x.team.to_string(),
-                skill_ids: x.skills.iter().map(ToString::to_string).collect(),
-            })
-            .collect(),
-        pool_size: c.pool_size as u32,
     }
 }
 
@@ -659,8 +404,11 @@ impl pb::talent_service_server::TalentService for TalentApi {
         request: Request<pb::ComposeTeamRequest>,
     ) -> Result<Response<pb::ComposeTeamResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let answer = self.compose(&caller, request.get_ref()).await;
-        caller.respond(answer)
+        let answer = match ComposeQuery::try_from(request.get_ref()) {
+            Ok(query) => self.service.compose(&caller.grant, query).await,
+            Err(e) => Err(e),
+        };
+        caller.respond_with(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -669,8 +417,9 @@ impl pb::talent_service_server::TalentService for TalentApi {
         request: Request<pb::FindMentorsRequest>,
     ) -> Result<Response<pb::FindMentorsResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let answer = self.mentors(&caller, request.get_ref());
-        caller.respond(answer)
+        let answer = MentorsQuery::try_from(request.get_ref())
+            .and_then(|query| self.service.mentors(&caller.grant, query));
+        caller.respond_with(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -679,8 +428,11 @@ impl pb::talent_service_server::TalentService for TalentApi {
         request: Request<pb::StartMentoringRequest>,
     ) -> Result<Response<pb::StartMentoringResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let answer = self.start(&caller, request.get_ref()).await;
-        caller.respond(answer)
+        let answer = match StartQuery::try_from(request.get_ref()) {
+            Ok(query) => self.service.start(&caller.grant, query).await,
+            Err(e) => Err(e),
+        };
+        caller.respond_with(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -689,8 +441,12 @@ impl pb::talent_service_server::TalentService for TalentApi {
         request: Request<pb::EndMentoringRequest>,
     ) -> Result<Response<pb::EndMentoringResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let answer = self.end(&caller, request.get_ref()).await;
-        caller.respond(answer)
+        let r = request.get_ref();
+        let answer = match pair_ids(&r.mentee_id, &r.mentor_id) {
+            Ok((mentee, mentor)) => self.service.end(&caller.grant, mentee, mentor).await,
+            Err(e) => Err(e),
+        };
+        caller.respond_with(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -699,8 +455,9 @@ impl pb::talent_service_server::TalentService for TalentApi {
         request: Request<pb::ListMentorshipsRequest>,
     ) -> Result<Response<pb::ListMentorshipsResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let answer = self.list(&caller, request.get_ref());
-        caller.respond(answer)
+        let answer = ListQuery::try_from(request.get_ref())
+            .and_then(|query| self.service.list(&caller.grant, query));
+        caller.respond_with(answer)
     }
 
     #[tracing::instrument(skip_all)]
@@ -709,7 +466,10 @@ impl pb::talent_service_server::TalentService for TalentApi {
         request: Request<pb::PlanMentoringRequest>,
     ) -> Result<Response<pb::PlanMentoringResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let answer = self.plan(&caller, request.get_ref()).await;
-        caller.respond(answer)
+        let answer = match PlanQuery::try_from(request.get_ref()) {
+            Ok(query) => self.service.plan(&caller.grant, query).await,
+            Err(e) => Err(e),
+        };
+        caller.respond_with(answer)
     }
 }

@@ -563,27 +563,7 @@ fn group_figures(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::{DemoConfig, DemoOrg};
-    use crate::engine::EngineOptions;
-
-    async fn demo_engine(people: usize) -> (tempfile::TempDir, Arc<Engine>) {
-        let temp = tempfile::tempdir().unwrap();
-        let engine = Arc::new(Engine::open(temp.path(), &EngineOptions::default()).unwrap());
-        let org = DemoOrg::generate(&DemoConfig {
-            people,
-            ..DemoConfig::default()
-        });
-        crate::server::load_org(&engine, org).await.unwrap();
-        (temp, engine)
-    }
-
-    fn grant(role: AccessRole, teams: &[&str]) -> Grant {
-        Grant {
-            role,
-            teams: teams.iter().map(|t| TeamId::parse(t).unwrap()).collect(),
-            person: None,
-        }
-    }
+    use crate::service::{demo_engine, fields_of, grant};
 
     fn archetypes_query() -> ArchetypesQuery {
         ArchetypesQuery {
@@ -603,13 +583,6 @@ mod tests {
             trend_days: None,
             min_group_size: None,
             want: Want::Current,
-        }
-    }
-
-    fn field_of(e: &Error) -> Vec<String> {
-        match e {
-            Error::InvalidArgument(v) => v.iter().map(|v| v.field.clone()).collect(),
-            other => panic!("not INVALID_ARGUMENT: {other:?}"),
         }
     }
 
@@ -660,7 +633,7 @@ mod tests {
                 ..archetypes_query()
             };
             let e = insights.archetypes(&admin, query).await.unwrap_err();
-            assert_eq!(field_of(&e), ["k"]);
+            assert_eq!(fields_of(&e), ["k"]);
         }
         let query = PatternsQuery {
             skills: vec![SkillId::parse("no-such-skill").unwrap()],
@@ -668,7 +641,7 @@ mod tests {
             ..patterns_query(GroupBy::Team)
         };
         let e = insights.patterns(&admin, query).await.unwrap_err();
-        assert_eq!(field_of(&e), ["skill_ids[0]", "trend_days"]);
+        assert_eq!(fields_of(&e), ["skill_ids[0]", "trend_days"]);
     }
 
     #[tokio::test]
@@ -708,7 +681,10 @@ mod tests {
             // Never just one hidden under a parent: it could be recovered from the total.
             assert!(hidden.values().all(|&n| n != 1), "{group_by:?}: {hidden:?}");
             if group_by == GroupBy::Team {
-                assert!(!hidden.is_empty(), "teams of 13 people: all under {minimum}");
+                assert!(
+                    !hidden.is_empty(),
+                    "teams of 13 people: all under {minimum}"
+                );
             }
         }
         let archetypes = insights

@@ -5,7 +5,9 @@
 //! `docs/architecture-status.md` for what still lives in `api`.
 
 pub mod insights;
+pub mod page;
 pub mod scope;
+pub mod talent;
 
 /// A service's result and the people, teams or tokens it concerns (for the audit trail).
 #[derive(Clone, Debug)]
@@ -28,5 +30,46 @@ impl<T> Answer<T> {
             value: f(self.value),
             subjects: self.subjects,
         }
+    }
+}
+
+/// An engine over a fresh directory holding a demo organisation of `people`, for the
+/// service's unit tests.
+#[cfg(test)]
+pub(crate) async fn demo_engine(
+    people: usize,
+) -> (tempfile::TempDir, std::sync::Arc<crate::engine::Engine>) {
+    use crate::demo::{DemoConfig, DemoOrg};
+    let temp = tempfile::tempdir().expect("temp dir");
+    let engine = crate::engine::Engine::open(temp.path(), &crate::engine::EngineOptions::default())
+        .expect("engine");
+    let engine = std::sync::Arc::new(engine);
+    let org = DemoOrg::generate(&DemoConfig {
+        people,
+        ..DemoConfig::default()
+    });
+    crate::server::load_org(&engine, org).await.expect("demo");
+    (temp, engine)
+}
+
+/// A grant of `role` over `teams`, for tests.
+#[cfg(test)]
+pub(crate) fn grant(role: crate::domain::AccessRole, teams: &[&str]) -> crate::domain::Grant {
+    crate::domain::Grant {
+        role,
+        teams: teams
+            .iter()
+            .map(|t| crate::domain::TeamId::parse(t).expect("team id"))
+            .collect(),
+        person: None,
+    }
+}
+
+/// The fields of an INVALID_ARGUMENT error, for tests.
+#[cfg(test)]
+pub(crate) fn fields_of(e: &crate::error::Error) -> Vec<String> {
+    match e {
+        crate::error::Error::InvalidArgument(v) => v.iter().map(|v| v.field.clone()).collect(),
+        other => panic!("not INVALID_ARGUMENT: {other:?}"),
     }
 }

@@ -21,12 +21,12 @@ const MAX_PAGE: usize = 1_000;
 const MAX_TOKEN_CHARS: usize = 512;
 
 /// The rpc and filters a page token is bound to: `context(&["ListPeople", team])`.
-pub(super) fn context(parts: &[&str]) -> String {
+pub fn context(parts: &[&str]) -> String {
     parts.join("\u{1f}")
 }
 
 /// The page token continuing after `cursor` for requests with `context`.
-pub(super) fn encode_token(context: &str, cursor: &[u8]) -> String {
+pub fn encode_token(context: &str, cursor: &[u8]) -> String {
     let tag = xxh3_64_with_seed(&[context.as_bytes(), b"\0", cursor].concat(), 0x00ca_5516);
     tag.to_be_bytes()
         .iter()
@@ -36,7 +36,7 @@ pub(super) fn encode_token(context: &str, cursor: &[u8]) -> String {
 }
 
 /// The cursor of `token` (`None` when empty), if it was issued for `context`.
-pub(super) fn decode_token(token: &str, context: &str) -> Result<Option<Vec<u8>>, Error> {
+pub fn decode_token(token: &str, context: &str) -> Result<Option<Vec<u8>>, Error> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -62,7 +62,8 @@ pub(super) fn decode_token(token: &str, context: &str) -> Result<Option<Vec<u8>>
 }
 
 /// Where a page starts and how long it is.
-pub(super) struct PageRequest {
+#[derive(Clone, Debug)]
+pub struct PageRequest {
     size: usize,
     after: Option<String>,
     context: String,
@@ -71,7 +72,7 @@ pub(super) struct PageRequest {
 impl PageRequest {
     /// Parses `page_size` (0 = default) and `page_token`, which must have been issued for
     /// `context` (see `context`).
-    pub(super) fn parse(page_size: u32, page_token: &str, context: String) -> Result<Self, Error> {
+    pub fn parse(page_size: u32, page_token: &str, context: String) -> Result<Self, Error> {
         let size = page_size_or_default(page_size)?;
         let after = decode_token(page_token, &context)?
             .map(String::from_utf8)
@@ -86,7 +87,7 @@ impl PageRequest {
 
     /// One page of the values of `map` that `keep` accepts, and the next page's token
     /// (empty on the last page).
-    pub(super) fn apply<'a, K, V>(
+    pub fn apply<'a, K, V>(
         &self,
         map: &'a BTreeMap<K, V>,
         keep: impl Fn(&V) -> bool,
@@ -111,7 +112,7 @@ impl PageRequest {
 }
 
 /// A page size: 0 means the default (100), at most 1,000.
-pub(super) fn page_size_or_default(page_size: u32) -> Result<usize, Error> {
+pub fn page_size_or_default(page_size: u32) -> Result<usize, Error> {
     match page_size as usize {
         0 => Ok(DEFAULT_PAGE),
         n if n <= MAX_PAGE => Ok(n),
