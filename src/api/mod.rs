@@ -14,14 +14,16 @@ mod error;
 mod ingest;
 mod insights;
 mod talent;
+mod team_capability;
 
 pub use access::AccessApi;
 pub use auth::{AuthLayer, BearerToken, Caller, Class, class_of};
-pub use capability::{CapabilityApi, CapabilityRoutes};
+pub use capability::CapabilityApi;
 pub use directory::DirectoryApi;
 pub use ingest::IngestApi;
 pub use insights::OrgInsightsApi;
 pub use talent::TalentApi;
+pub use team_capability::CapabilityRoutes;
 
 /// Code generated from `proto/capsight/v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -4,6 +4,7 @@
 //! privacy suppression, limits and defaults; never tonic or prost. See
 //! `docs/architecture-status.md` for what still lives in `api`.
 
+pub mod capability;
 pub mod insights;
 pub mod page;
 pub mod scope;

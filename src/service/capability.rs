@@ -1,0 +1,621 @@
+//! `CapabilityService`: what a team can do (now, at a past date, or as it changes), a
+//! person's profile and gaps, experts, single points of failure and trends. The rules
+//! live here: who may name which team or person, the limits of each question (at most
+//! 20 expert requirements, 50 trend skills, 200 trend points) and their defaults.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::analytics::gaps::{Gap, Ranked};
+use crate::analytics::proficiency::Evidence;
+use crate::analytics::trends;
+use crate::domain::{
+    FieldViolation, Grant, Level, Person, PersonId, RoleId, SkillId, TeamId, Timestamp, TokenId,
+};
+use crate::engine::Engine;
+use crate::engine::queries::{
+    ProfileView, SkillRiskView, TeamCapabilityView, find_experts, person_gaps, person_profile,
+    skill_risks, team_capability, team_capability_as_of, team_members,
+};
+use crate::error::{Error, Result};
+
+use super::Answer;
+use super::page;
+use super::scope::{admit_person, admit_team};
+
+/// Most points one skill's trend may have.
+pub const MAX_TREND_POINTS: i64 = 200;
+/// Trend interval when the request gives none, in days.
+pub const DEFAULT_TREND_INTERVAL_DAYS: u32 = 30;
+/// Most skills of one trend question.
+pub const MAX_TREND_SKILLS: usize = 50;
+/// Most requirements of one expert search.
+pub const MAX_EXPERT_REQUIREMENTS: usize = 20;
+/// People named as most improved in a trend.
+pub const TOP_IMPROVEMENTS: usize = 10;
+
+fn invalid(field: impl Into<String>, reason: &str) -> Error {
+    Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
+}
+
+/// The dates of a trend from `from` to `to` every `interval_days` (0: 30), refused when
+/// they would be more than `MAX_TREND_POINTS`. Both times are within protobuf's range
+/// (`Timestamp::parse_seconds`), so the span cannot overflow, and the count is checked
+/// before anything is allocated.
+pub fn trend_dates(from: Timestamp, to: Timestamp, interval_days: u32) -> Result<Vec<Timestamp>> {
+    if to <= from {
+        return Err(invalid("to", "must be after from"));
+    }
+    let days = if interval_days == 0 {
+        DEFAULT_TREND_INTERVAL_DAYS
+    } else {
+        interval_days
+    };
+    let step_ms = i64::from(days) * 86_400_000;
+    if (to.unix_millis() - from.unix_millis()) / step_ms >= MAX_TREND_POINTS {
+        return Err(invalid(
+            "interval_days",
+            "gives more than 200 points; choose a longer interval",
+        ));
+    }
+    Ok(trends::dates(from, to, step_ms))
+}
+
+/// A question about a team's capability.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TeamQuestion {
+    /// The team.
+    pub team: TeamId,
+    /// With its subteams' members.
+    pub include_subteams: bool,
+    /// Only these skills; empty: the skills the team's roles require or anyone holds.
+    pub skills: Vec<SkillId>,
+}
+
+/// A person's profile.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// The person.
+    pub person: Person,
+    /// Their skills and evidence.
+    pub view: ProfileView,
+}
+
+/// A question about a person's gaps.
+#[derive(Clone, Debug)]
+pub struct GapsQuery {
+    /// The person.
+    pub person: PersonId,
+    /// Against this role; `None`: their own (or target) role.
+    pub role: Option<RoleId>,
+    /// Against their target role when `role` is `None`.
+    pub target_role: bool,
+}
+
+/// A person's gaps against a role.
+#[derive(Clone, Debug)]
+pub struct Gaps {
+    /// The role.
+    pub role: RoleId,
+    /// Per required skill, largest priority first.
+    pub gaps: Vec<(SkillId, Gap)>,
+    /// Share of the role's weighted requirements met (0-1).
+    pub readiness: f32,
+}
+
+/// A search for experts.
+#[derive(Clone, Debug)]
+pub struct ExpertsQuery {
+    /// `(skill, minimum level)` every expert must meet.
+    pub requirements: Vec<(SkillId, f64)>,
+    /// Least confidence of each level (0-1).
+    pub min_confidence: f64,
+    /// Only in this team subtree.
+    pub scope: Option<TeamId>,
+    /// Page size (0: 100).
+    pub page_size: u32,
+    /// Token of the page to continue.
+    pub page_token: String,
+}
+
+/// One page of experts.
+#[derive(Clone, Debug)]
+pub struct Experts {
+    /// Best first, with the person.
+    pub experts: Vec<(Person, Ranked<PersonId>)>,
+    /// Experts in every page.
+    pub total: usize,
+    /// Token of the next page; empty at the end.
+    pub next_page_token: String,
+}
+
+/// A question about trends.
+#[derive(Clone, Debug)]
+pub struct TrendQuery {
+    /// The team (with its subtree).
+    pub team: TeamId,
+    /// Skills to follow (1-50).
+    pub skills: Vec<SkillId>,
+    /// Start.
+    pub from: Timestamp,
+    /// End.
+    pub to: Timestamp,
+    /// Interval in days (0: 30).
+    pub interval_days: u32,
+}
+
+/// One person's growth in one skill over a trend period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Improvement {
+    /// The person.
+    pub person: PersonId,
+    /// The skill.
+    pub skill: SkillId,
+    /// Level at the start.
+    pub from: f32,
+    /// Level at the end.
+    pub to: f32,
+}
+
+/// A team's trend.
+#[derive(Clone, Debug)]
+pub struct Trend {
+    /// Per date, per skill (in the order asked).
+    pub points: Vec<(SkillId, trends::TrendPoint)>,
+    /// The most improved, largest gain first.
+    pub improvements: Vec<Improvement>,
+}
+
+/// The capability service.
+pub struct Capability {
+    engine: Arc<Engine>,
+}
+
+impl Capability {
+    /// The service over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// Signals each new data version (for watches and caches).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.engine.changes()
+    }
+
+    /// Whether `token` may still be used (a watch ends when it may not).
+    pub fn token_active(&self, token: &TokenId) -> bool {
+        self.engine
+            .snapshot()
+            .tokens
+            .is_active(token, Timestamp::now())
+    }
+
+    /// The data version now, if `grant` may see `team` (for cached views).
+    pub fn admit_team(&self, grant: &Grant, team: &TeamId) -> Result<u64> {
+        let snapshot = self.engine.snapshot();
+        admit_team(
+            &grant.person_scope(&snapshot.directory),
+            &snapshot.directory,
+            team,
+        )?;
+        Ok(snapshot.data_version)
+    }
+
+    /// The team's capability now, if `grant` may see the team: a scoped caller asking
+    /// for a team outside its scope is denied whether or not the team exists.
+    pub fn team(&self, grant: &Grant, q: &TeamQuestion) -> Result<TeamCapabilityView> {
+        let snapshot = self.engine.snapshot();
+        admit_team(
+            &grant.person_scope(&snapshot.directory),
+            &snapshot.directory,
+            &q.team,
+        )?;
+        team_capability(
+            &snapshot,
+            &q.team,
+            q.include_subteams,
+            &q.skills,
+            Timestamp::now(),
+        )
+    }
+
+    /// The team's capability at `as_of`, from the members' raw evidence (not cached).
+    pub async fn team_as_of(
+        &self,
+        grant: &Grant,
+        q: &TeamQuestion,
+        as_of: Timestamp,
+    ) -> Result<TeamCapabilityView> {
+        let snapshot = self.engine.snapshot();
+        admit_team(
+            &grant.person_scope(&snapshot.directory),
+            &snapshot.directory,
+            &q.team,
+        )?;
+        let members = team_members(&snapshot, &q.team, q.include_subteams)?;
+        let ids = members.iter().map(|p| p.id.clone()).collect();
+        let evidence = self.engine.assessments_about_many(ids).await?;
+        team_capability_as_of(
+            &snapshot,
+            &q.team,
+            q.include_subteams,
+            &q.skills,
+            as_of,
+            &evidence,
+        )
+    }
+
+    /// `id` as an audit subject if the person exists (asking for an erased person does
+    /// not write their id back).
+    fn subject_if_exists(&self, id: &PersonId) -> Vec<String> {
+        self.engine
+            .snapshot()
+            .directory
+            .person(id.as_str())
+            .map(|p| p.id.to_string())
+            .into_iter()
+            .collect()
+    }
+
+    /// A person's profile, read beside the writer. Subject: the person, if they exist,
+    /// whether or not the read is allowed.
+    pub fn profile(&self, grant: &Grant, id: &PersonId) -> (Result<Profile>, Vec<String>) {
+        let snapshot = self.engine.snapshot();
+        let result = (|| {
+            let scope = grant.person_scope(&snapshot.directory);
+            let person = admit_person(&scope, &snapshot.directory, id)?.clone();
+            let assessments = self.engine.assessments_about(id)?;
+            let view = person_profile(snapshot.capability.model(), assessments, Timestamp::now());
+            Ok(Profile { person, view })
+        })();
+        (result, self.subject_if_exists(id))
+    }
+
+    /// A person's gaps against a role. Subject: the person, if they exist, whether or not
+    /// the read is allowed.
+    pub fn gaps(&self, grant: &Grant, q: &GapsQuery) -> (Result<Gaps>, Vec<String>) {
+        let snapshot = self.engine.snapshot();
+        let directory = &snapshot.directory;
+        let result = (|| {
+            let person = admit_person(&grant.person_scope(directory), directory, &q.person)?;
+            let role_id = match (&q.role, q.target_role) {
+                (Some(role), _) => role.clone(),
+                (None, false) => person.role.clone(),
+                (None, true) => person
+                    .target_role
+                    .clone()
+                    .ok_or_else(|| invalid("target_role", "the person has no target role"))?,
+            };
+            let role = directory
+                .roles()
+                .get(&role_id)
+                .ok_or_else(|| invalid("role_id", "unknown role"))?;
+            let (gaps, readiness) = person_gaps(&snapshot, person, role);
+            Ok(Gaps {
+                role: role_id,
+                gaps,
+                readiness,
+            })
+        })();
+        (result, self.subject_if_exists(&q.person))
+    }
+
+    /// One page of the people in the caller's scope meeting every requirement, best
+    /// first. Subjects: the experts listed.
+    pub fn experts(&self, grant: &Grant, q: &ExpertsQuery) -> Result<Answer<Experts>> {
+        let snapshot = self.engine.snapshot();
+        let directory = &snapshot.directory;
+        if q.requirements.is_empty() || q.requirements.len() > MAX_EXPERT_REQUIREMENTS {
+            return Err(invalid("requirements", "must contain 1 to 20 items"));
+        }
+        let mut requirements = Vec::with_capacity(q.requirements.len());
+        for (i, (skill, level)) in q.requirements.iter().enumerate() {
+            if !directory.skills().contains_key(skill) {
+                return Err(invalid(
+                    format!("requirements[{i}].skill_id"),
+                    "unknown skill",
+                ));
+            }
+            let level = Level::parse(*level).map_err(|v| {
+                Error::InvalidArgument(vec![v.under(&format!("requirements[{i}].min_level"))])
+            })?;
+            requirements.push((skill.clone(), level.value()));
+        }
+        if !(0.0..=1.0).contains(&q.min_confidence) {
+            return Err(invalid("min_confidence", "must be a number from 0 to 1"));
+        }
+        let size = page::page_size_or_default(q.page_size)?;
+        let question = format!("{:?}", (&q.requirements, &q.scope, q.min_confidence));
+        let bound_to = page::context(&["FindExperts", &question]);
+        let offset = page::decode_token(&q.page_token, &bound_to)?
+            .map(|cursor| <[u8; 8]>::try_from(cursor.as_slice()).map(u64::from_be_bytes))
+            .transpose()
+            .map_err(|_| invalid("page_token", "is not a token this server issued"))?
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let scope = grant.person_scope(directory);
+        let within = match &q.scope {
+            None => None,
+            Some(team) => {
+                admit_team(&scope, directory, team)?;
+                Some(
+                    directory
+                        .subtree(team.as_str())
+                        .ok_or(Error::NotFound { kind: "team" })?,
+                )
+            }
+        };
+        let people = directory.people().values().filter(|p| {
+            scope.covers_person(p) && within.as_ref().is_none_or(|teams| teams.contains(&p.team))
+        });
+        let ranked = find_experts(&snapshot, &requirements, people, q.min_confidence as f32);
+        let total = ranked.len();
+        let experts: Vec<(Person, Ranked<PersonId>)> = ranked
+            .into_iter()
+            .skip(offset)
+            .take(size)
+            .filter_map(|r| Some((directory.person(r.key.as_str())?.clone(), r)))
+            .collect();
+        let next = offset.saturating_add(experts.len());
+        let next_page_token = if next < total {
+            page::encode_token(&bound_to, &(next as u64).to_be_bytes())
+        } else {
+            String::new()
+        };
+        let subjects = experts.iter().map(|(p, _)| p.id.to_string()).collect();
+        let page = Experts {
+            experts,
+            total,
+            next_page_token,
+        };
+        Ok(Answer::new(page, subjects))
+    }
+
+    /// A team's single points of failure and missing skills. Subjects: the people a
+    /// skill hangs on.
+    pub fn risks(&self, grant: &Grant, team: &TeamId) -> Result<Answer<Vec<SkillRiskView>>> {
+        let snapshot = self.engine.snapshot();
+        admit_team(
+            &grant.person_scope(&snapshot.directory),
+            &snapshot.directory,
+            team,
+        )?;
+        let risks = skill_risks(&snapshot, team, Timestamp::now())?;
+        let subjects = risks
+            .iter()
+            .filter_map(|r| r.holder.as_ref().map(ToString::to_string))
+            .collect();
+        Ok(Answer::new(risks, subjects))
+    }
+
+    /// How a team's skills moved over a period, and who grew most. Subjects: the people
+    /// named as most improved.
+    pub async fn trend(&self, grant: &Grant, q: TrendQuery) -> Result<Answer<Trend>> {
+        let snapshot = self.engine.snapshot();
+        let directory = &snapshot.directory;
+        if q.skills.is_empty() || q.skills.len() > MAX_TREND_SKILLS {
+            return Err(invalid("skill_ids", "must contain 1 to 50 items"));
+        }
+        if let Some(i) = q
+            .skills
+            .iter()
+            .position(|s| !directory.skills().contains_key(s))
+        {
+            return Err(invalid(format!("skill_ids[{i}]"), "unknown skill"));
+        }
+        let dates = trend_dates(q.from, q.to, q.interval_days)?;
+        admit_team(&grant.person_scope(directory), directory, &q.team)?;
+        let teams = directory
+            .subtree(q.team.as_str())
+            .ok_or(Error::NotFound { kind: "team" })?;
+        let members: Vec<PersonId> = teams
+            .iter()
+            .flat_map(|t| directory.members(t.as_str()).cloned())
+            .collect();
+        let evidence = self.engine.assessments_about_many(members).await?;
+        let model = snapshot.capability.model();
+        let per_skill: Vec<Vec<Vec<Evidence>>> = q
+            .skills
+            .iter()
+            .map(|skill| {
+                evidence
+                    .iter()
+                    .map(|(_, items)| {
+                        items
+                            .iter()
+                            .filter(|a| a.skill == *skill)
+                            .map(|a| Evidence {
+                                score: a.score.value(),
+                                source: a.source,
+                                at: a.assessed_at,
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let series: Vec<Vec<trends::TrendPoint>> = per_skill
+            .iter()
+            .map(|people| trends::skill_trend(model, people, &dates))
+            .collect();
+        let points = (0..dates.len())
+            .flat_map(|d| {
+                q.skills
+                    .iter()
+                    .zip(&series)
+                    .map(move |(skill, s)| (skill.clone(), s[d]))
+            })
+            .collect();
+        let mut improvements: Vec<Improvement> = q
+            .skills
+            .iter()
+            .zip(&per_skill)
+            .flat_map(|(skill, people)| {
+                people
+                    .iter()
+                    .zip(&evidence)
+                    .filter_map(move |(items, (person, _))| {
+                        let (start, end) = trends::improvement(model, items, q.from, q.to)?;
+                        (end > start).then(|| Improvement {
+                            person: person.clone(),
+                            skill: skill.clone(),
+                            from: start,
+                            to: end,
+                        })
+                    })
+            })
+            .collect();
+        improvements.sort_by(|a, b| {
+            (b.to - b.from)
+                .total_cmp(&(a.to - a.from))
+                .then_with(|| a.person.cmp(&b.person))
+                .then_with(|| a.skill.cmp(&b.skill))
+        });
+        improvements.truncate(TOP_IMPROVEMENTS);
+        let subjects = improvements.iter().map(|i| i.person.to_string()).collect();
+        Ok(Answer::new(
+            Trend {
+                points,
+                improvements,
+            },
+            subjects,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AccessRole;
+    use crate::service::{demo_engine, fields_of, grant};
+    use proptest::prelude::*;
+
+    fn skill(raw: &str) -> SkillId {
+        SkillId::parse(raw).unwrap()
+    }
+
+    fn team(raw: &str) -> TeamId {
+        TeamId::parse(raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_person_outside_the_scope_is_denied_and_still_audited_if_they_exist() {
+        let (_dir, engine) = demo_engine(60).await;
+        let snapshot = engine.snapshot();
+        let service = Capability::new(Arc::clone(&engine));
+        let teams = snapshot.directory.subtree("dept-01").unwrap();
+        let (inside, outside): (Vec<&Person>, Vec<&Person>) = snapshot
+            .directory
+            .people()
+            .values()
+            .partition(|p| teams.contains(&p.team));
+        let manager = grant(AccessRole::Manager, &["dept-01"]);
+        let (profile, subjects) = service.profile(&manager, &inside[0].id);
+        assert_eq!(profile.unwrap().person.id, inside[0].id);
+        assert_eq!(subjects, [inside[0].id.to_string()]);
+        let (denied, subjects) = service.profile(&manager, &outside[0].id);
+        assert!(matches!(denied, Err(Error::PermissionDenied)));
+        assert_eq!(subjects, [outside[0].id.to_string()]);
+        // No one by that id: denied the same way, and nothing recorded.
+        let nobody = PersonId::parse("p-999999").unwrap();
+        let (denied, subjects) = service.profile(&manager, &nobody);
+        assert!(matches!(denied, Err(Error::PermissionDenied)));
+        assert!(subjects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn expert_and_trend_questions_are_bounded_and_name_whom_they_reveal() {
+        let (_dir, engine) = demo_engine(120).await;
+        let service = Capability::new(engine);
+        let admin = grant(AccessRole::Admin, &[]);
+        let experts = |requirements: Vec<(SkillId, f64)>, min_confidence| ExpertsQuery {
+            requirements,
+            min_confidence,
+            scope: None,
+            page_size: 5,
+            page_token: String::new(),
+        };
+        let too_many = experts(vec![(skill("rust"), 1.0); 21], 0.0);
+        let e = service.experts(&admin, &too_many).unwrap_err();
+        assert_eq!(fields_of(&e), ["requirements"]);
+        let e = service
+            .experts(&admin, &experts(vec![(skill("rust"), 1.0)], f64::NAN))
+            .unwrap_err();
+        assert_eq!(fields_of(&e), ["min_confidence"]);
+        let page = service
+            .experts(&admin, &experts(vec![(skill("rust"), 0.0)], 0.0))
+            .unwrap();
+        assert!(page.value.experts.len() <= 5);
+        let named: Vec<String> = page
+            .value
+            .experts
+            .iter()
+            .map(|(p, _)| p.id.to_string())
+            .collect();
+        assert_eq!(page.subjects, named);
+        let now = Timestamp::now();
+        let year_ago = Timestamp::from_unix_millis(now.unix_millis() - 365 * 86_400_000);
+        let trend = |skills: Vec<SkillId>, interval_days| TrendQuery {
+            team: team("dept-01"),
+            skills,
+            from: year_ago,
+            to: now,
+            interval_days,
+        };
+        let e = service
+            .trend(&admin, trend(vec![skill("rust"); 51], 30))
+            .await
+            .unwrap_err();
+        assert_eq!(fields_of(&e), ["skill_ids"]);
+        let e = service
+            .trend(&admin, trend(vec![skill("rust")], 1))
+            .await
+            .unwrap_err();
+        assert_eq!(fields_of(&e), ["interval_days"]);
+        let answer = service
+            .trend(&admin, trend(vec![skill("rust")], 30))
+            .await
+            .unwrap();
+        assert!(answer.value.improvements.len() <= TOP_IMPROVEMENTS);
+        let improved: Vec<String> = answer
+            .value
+            .improvements
+            .iter()
+            .map(|i| i.person.to_string())
+            .collect();
+        assert_eq!(answer.subjects, improved);
+    }
+
+    proptest! {
+        /// Whatever times and interval a request sends, a trend has at most 200 dates,
+        /// or the request is refused; nothing panics or overflows.
+        #[test]
+        fn trend_dates_are_bounded_for_any_request(
+            from_s in prop_oneof![any::<i64>(), Timestamp::MIN_SECONDS..=Timestamp::MAX_SECONDS],
+            to_s in prop_oneof![any::<i64>(), Timestamp::MIN_SECONDS..=Timestamp::MAX_SECONDS],
+            nanos in any::<i32>(),
+            interval_days in any::<u32>(),
+        ) {
+            let (Ok(from), Ok(to)) = (
+                Timestamp::parse_seconds(from_s, nanos.rem_euclid(1_000_000_000)),
+                Timestamp::parse_seconds(to_s, 0),
+            ) else {
+                return Ok(());
+            };
+            if let Ok(dates) = trend_dates(from, to, interval_days) {
+                prop_assert!(!dates.is_empty() && dates.len() as i64 <= MAX_TREND_POINTS);
+            }
+        }
+    }
+
+    #[test]
+    fn the_widest_range_is_one_point_at_the_longest_interval_and_refused_at_the_shortest() {
+        let (first, last) = (
+            Timestamp::parse_seconds(Timestamp::MIN_SECONDS, 0).unwrap(),
+            Timestamp::parse_seconds(Timestamp::MAX_SECONDS, 0).unwrap(),
+        );
+        assert_eq!(trend_dates(first, last, u32::MAX).unwrap().len(), 1);
+        assert!(trend_dates(first, last, 1).is_err());
+        assert!(trend_dates(last, first, 1).is_err());
+    }
+}
