@@ -5,6 +5,7 @@
 //! `docs/architecture-status.md` for what still lives in `api`.
 
 pub mod capability;
+pub mod directory;
 pub mod insights;
 pub mod page;
 pub mod scope;
