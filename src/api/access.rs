@@ -7,31 +7,39 @@ use tonic::{Request, Response, Status};
 use super::auth::Caller;
 use super::convert::{required_id, role_from_pb, timestamp_from_pb_any};
 use super::pb;
-use crate::domain::{FieldViolation, Grant, PersonId, TeamId, Text, TokenId, Violations};
+use crate::domain::{Grant, PersonId, TeamId, Text, TokenId, Violations};
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::service::access::{Access, AuditQuery, NewToken};
 use crate::service::page::{self, PageRequest};
 use crate::store::AuditFilter;
-
-/// Longest a token may live: 100 years, so that an expiry is always a valid timestamp.
-const MAX_TOKEN_TTL_SECONDS: u64 = 100 * 365 * 86_400;
 
 /// Largest ListAuditEvents page, in encoded bytes (a quarter of the common 4 MiB limit).
 const MAX_AUDIT_PAGE_BYTES: usize = 1024 * 1024;
 
 /// The access service, backed by the engine.
 pub struct AccessApi {
-    engine: Arc<Engine>,
+    service: Access,
 }
 
 impl AccessApi {
     /// A service managing `engine`'s tokens and reading its audit trail.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        Self {
+            service: Access::new(engine),
+        }
     }
 }
 
-fn grant_from_pb(request: pb::CreateTokenRequest) -> Result<(Grant, Text, Option<i64>), Error> {
+impl TryFrom<pb::CreateTokenRequest> for NewToken {
+    type Error = Error;
+
+    fn try_from(request: pb::CreateTokenRequest) -> Result<Self, Error> {
+        new_token(request)
+    }
+}
+
+fn new_token(request: pb::CreateTokenRequest) -> Result<NewToken, Error> {
     let pb::CreateTokenRequest {
         role,
         team_ids,
@@ -61,23 +69,15 @@ fn grant_from_pb(request: pb::CreateTokenRequest) -> Result<(Grant, Text, Option
             }
         }),
     );
-    // Capped so that an expiry is always a representable protobuf timestamp.
-    let ttl_ms = match ttl_seconds {
-        0 => None,
-        s if s <= MAX_TOKEN_TTL_SECONDS => Some(s as i64 * 1000),
-        _ => {
-            v.push(FieldViolation::new(
-                "ttl_seconds",
-                "must be at most 3,153,600,000 (100 years)",
-            ));
-            None
-        }
-    };
     let (Some(role), Some(description), true) = (role, description, v.is_empty()) else {
         return Err(Error::InvalidArgument(v.into_vec()));
     };
     let grant = Grant::parse(role, teams, person).map_err(|e| Error::InvalidArgument(vec![e]))?;
-    Ok((grant, description, ttl_ms))
+    Ok(NewToken {
+        grant,
+        description,
+        ttl_seconds,
+    })
 }
 
 #[tonic::async_trait]
@@ -88,24 +88,16 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let subjects = request
-            .get_ref()
-            .team_ids
-            .iter()
-            .chain([&request.get_ref().person_id])
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .collect();
-        let result = async {
-            let (grant, description, ttl_ms) = grant_from_pb(request.into_inner())?;
-            let (token, info) = self.engine.create_token(grant, description, ttl_ms).await?;
-            Ok(Response::new(pb::CreateTokenResponse {
+        let answer = match NewToken::try_from(request.into_inner()) {
+            Ok(token) => self.service.create_token(token).await,
+            Err(e) => Err(e),
+        };
+        caller.respond_with(answer.map(|a| {
+            a.map(|(token, info)| pb::CreateTokenResponse {
                 token,
                 info: Some((&info).into()),
-            }))
-        }
-        .await;
-        caller.answer_ok(result, subjects)
+            })
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -114,16 +106,15 @@ impl pb::access_service_server::AccessService for AccessApi {
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let raw = request.get_ref().token_id.clone();
-        let result = async {
-            let id = required_id(&raw, "token_id", TokenId::parse)?;
-            let info = self.engine.revoke_token(id).await?;
-            Ok(Response::new(pb::RevokeTokenResponse {
+        let answer = match required_id(&request.get_ref().token_id, "token_id", TokenId::parse) {
+            Ok(id) => self.service.revoke_token(id).await,
+            Err(e) => Err(e),
+        };
+        caller.respond_with(answer.map(|a| {
+            a.map(|info| pb::RevokeTokenResponse {
                 info: Some((&info).into()),
-            }))
-        }
-        .await;
-        caller.answer_ok(result, vec![raw])
+            })
+        }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -137,10 +128,9 @@ impl pb::access_service_server::AccessService for AccessApi {
             &request.page_token,
             page::context(&["ListTokens"]),
         )?;
-        let infos = self.engine.snapshot().tokens.infos();
-        let (tokens, next_page_token) = page.apply(&infos, |_| true);
+        let (tokens, next_page_token) = self.service.tokens(&page);
         Ok(Response::new(pb::ListTokensResponse {
-            tokens: tokens.into_iter().map(Into::into).collect(),
+            tokens: tokens.iter().map(Into::into).collect(),
             next_page_token,
         }))
     }
@@ -158,14 +148,9 @@ impl pb::access_service_server::AccessService for AccessApi {
             subject_id,
             since,
         } = request.into_inner();
-        let limit = page::page_size_or_default(page_size)?;
         let since_key = format!("{since:?}");
         let bound_to =
             page::context(&["ListAuditEvents", &token_id, &rpc, &subject_id, &since_key]);
-        let before = page::decode_token(&page_token, &bound_to)?
-            .map(|cursor| <[u8; 8]>::try_from(cursor.as_slice()).map(u64::from_be_bytes))
-            .transpose()
-            .map_err(|_| invalid("page_token", "is not a token this server issued"))?;
         let token = (!token_id.is_empty())
             .then(|| required_id(&token_id, "token_id", TokenId::parse))
             .transpose()?;
@@ -179,9 +164,19 @@ impl pb::access_service_server::AccessService for AccessApi {
             subject: (!subject_id.is_empty()).then_some(subject_id),
             since,
         };
-        let (events, mut next) = self.engine.audit_page(filter, before, limit).await?;
-        // A page stops at MAX_AUDIT_PAGE_BYTES, whatever its size says, so that any
-        // client's default message limit (4 MiB) can take it.
+        let listed = self
+            .service
+            .audit(AuditQuery {
+                filter,
+                page_size,
+                page_token,
+                bound_to: bound_to.clone(),
+            })
+            .await?;
+        let (events, mut next) = (listed.events, listed.next);
+        // A page stops at MAX_AUDIT_PAGE_BYTES of encoded events (a wire concern, so
+        // here), whatever its size says, so that any client's default message limit
+        // (4 MiB) can take it.
         let mut bytes = 0;
         let mut page: Vec<pb::AuditEvent> = Vec::with_capacity(events.len());
         for event in &events {
@@ -200,8 +195,4 @@ impl pb::access_service_server::AccessService for AccessApi {
                 .unwrap_or_default(),
         }))
     }
-}
-
-fn invalid(field: &str, reason: &str) -> Error {
-    Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
 }

@@ -12,6 +12,7 @@ use super::convert::{assessment_batch, check_batch_len, merge_rejections};
 use super::pb;
 use crate::domain::{PersonId, Rejection, Timestamp};
 use crate::engine::{Engine, IngestOutcome, Pending};
+use crate::service::ingest::Ingest;
 
 /// Batches of one stream that may be queued behind the one being committed. Enough to
 /// keep the writer's group commit fed, small enough to bound memory per stream.
@@ -19,7 +20,7 @@ const STREAM_IN_FLIGHT: usize = 32;
 
 /// The ingest service, backed by the engine.
 pub struct IngestApi {
-    engine: Arc<Engine>,
+    service: Arc<Ingest>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -27,7 +28,10 @@ impl IngestApi {
     /// A service writing through `engine`; open streams stop reading new batches once
     /// `shutdown` turns true, acknowledge what they accepted, and end.
     pub fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { engine, shutdown }
+        Self {
+            service: Arc::new(Ingest::new(engine)),
+            shutdown,
+        }
     }
 }
 
@@ -58,7 +62,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         let result = async {
             check_batch_len(items.len(), "assessments")?;
             let (valid, invalid) = assessment_batch(items, Timestamp::now());
-            let outcome = self.engine.record_assessments(valid).await?;
+            let outcome = self.service.record(valid).await?;
             let (accepted, duplicates, rejections) = merge_rejections(outcome, invalid);
             Ok(Response::new(pb::RecordAssessmentsResponse {
                 accepted,
@@ -81,9 +85,9 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         let mut inbound = request.into_inner();
         let (acks, responses) = mpsc::channel(STREAM_IN_FLIGHT);
         let (queue, mut queued) = mpsc::channel::<Result<InFlight, Status>>(STREAM_IN_FLIGHT);
-        let engine = Arc::clone(&self.engine);
+        let service = Arc::clone(&self.service);
         let mut shutdown = self.shutdown.clone();
-        let mut changes = self.engine.changes();
+        let mut changes = self.service.changes();
 
         // Reader: converts and queues batches without waiting for earlier ones to be
         // durable, so consecutive batches share flushes. It stops at shutdown, and ends
@@ -97,8 +101,8 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                 };
                 let message = match event {
                     Event::Shutdown => break,
-                    Event::Changed if token_active(&engine, &caller) => continue,
-                    Event::Message(message) if token_active(&engine, &caller) => message,
+                    Event::Changed if service.token_active(&caller.token) => continue,
+                    Event::Message(message) if service.token_active(&caller.token) => message,
                     Event::Changed | Event::Message(_) => {
                         let denied = Status::unauthenticated("token revoked or expired");
                         let _ = queue.send(Err(denied)).await;
@@ -114,14 +118,14 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                     }
                 };
                 let subjects = people_of(&batch.assessments);
-                let item = queue_batch(&engine, batch).await;
+                let item = queue_batch(&service, batch).await;
                 // Each batch is audited as the call itself would be: subjects only when
                 // it was taken; a batch whose event cannot be recorded still stands.
                 let (code, subjects) = match &item {
                     Ok(_) => (tonic::Code::Ok, subjects),
                     Err(status) => (status.code(), Vec::new()),
                 };
-                if let Err(e) = caller.audit(&engine, subjects, code).await {
+                if let Err(e) = caller.audit(service.engine(), subjects, code).await {
                     tracing::warn!(error = %e, "audit event of a streamed batch not recorded");
                 }
                 let failed = item.is_err();
@@ -148,13 +152,6 @@ impl pb::ingest_service_server::IngestService for IngestApi {
     }
 }
 
-fn token_active(engine: &Engine, caller: &Caller) -> bool {
-    engine
-        .snapshot()
-        .tokens
-        .is_active(&caller.token, Timestamp::now())
-}
-
 /// The distinct people a batch is about, for the audit trail (never scores).
 /// The well-formed person ids a batch names, once each (audit subjects: a malformed id,
 /// however long, is never recorded).
@@ -170,7 +167,7 @@ fn people_of(items: &[pb::Assessment]) -> Vec<String> {
 }
 
 async fn queue_batch(
-    engine: &Engine,
+    service: &Ingest,
     batch: pb::StreamAssessmentsRequest,
 ) -> Result<InFlight, Status> {
     let pb::StreamAssessmentsRequest {
@@ -179,7 +176,7 @@ async fn queue_batch(
     } = batch;
     check_batch_len(assessments.len(), "assessments")?;
     let (valid, invalid) = assessment_batch(assessments, Timestamp::now());
-    let pending = engine.enqueue_assessments(valid).await?;
+    let pending = service.enqueue(valid).await?;
     Ok(InFlight {
         sequence,
         invalid,

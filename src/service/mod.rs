@@ -4,8 +4,10 @@
 //! privacy suppression, limits and defaults; never tonic or prost. See
 //! `docs/architecture-status.md` for what still lives in `api`.
 
+pub mod access;
 pub mod capability;
 pub mod directory;
+pub mod ingest;
 pub mod insights;
 pub mod page;
 pub mod scope;

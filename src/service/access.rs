@@ -1,0 +1,144 @@
+//! `AccessService` (admin only, by the access rules): tokens and the audit trail. The
+//! rules live here: how long a token may live, and what each call records about whom.
+
+use std::sync::Arc;
+
+use crate::domain::{AuditEvent, FieldViolation, Grant, Text, TokenId, TokenInfo};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::store::AuditFilter;
+
+use super::Answer;
+use super::page::{self, PageRequest};
+
+/// Longest a token may live: 100 years, so that an expiry is always a valid timestamp.
+pub const MAX_TOKEN_TTL_SECONDS: u64 = 100 * 365 * 86_400;
+
+/// A token to create.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    /// What it grants.
+    pub grant: Grant,
+    /// What it is for.
+    pub description: Text,
+    /// Lifetime in seconds; 0: no expiry.
+    pub ttl_seconds: u64,
+}
+
+/// A question for audit events.
+#[derive(Clone, Debug)]
+pub struct AuditQuery {
+    /// Which events.
+    pub filter: AuditFilter,
+    /// Page size (0: 100).
+    pub page_size: u32,
+    /// Token of the page to continue.
+    pub page_token: String,
+    /// What the page token is bound to (the filter as asked).
+    pub bound_to: String,
+}
+
+/// One page of audit events, newest first.
+#[derive(Clone, Debug)]
+pub struct AuditPage {
+    /// The events.
+    pub events: Vec<AuditEvent>,
+    /// Where the next page starts (the sequence to continue before).
+    pub next: Option<u64>,
+}
+
+/// The access service.
+pub struct Access {
+    engine: Arc<Engine>,
+}
+
+impl Access {
+    /// The service over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// Creates a token; returns its secret (shown once) and its record. Subjects: the
+    /// teams and person it is bound to.
+    pub async fn create_token(&self, token: NewToken) -> Result<Answer<(String, TokenInfo)>> {
+        // Capped so that an expiry is always a representable protobuf timestamp.
+        let ttl_ms = match token.ttl_seconds {
+            0 => None,
+            s if s <= MAX_TOKEN_TTL_SECONDS => Some(i64::try_from(s).unwrap_or(i64::MAX) * 1000),
+            _ => {
+                return Err(Error::InvalidArgument(vec![FieldViolation::new(
+                    "ttl_seconds",
+                    "must be at most 3,153,600,000 (100 years)",
+                )]));
+            }
+        };
+        let mut subjects: Vec<String> = token.grant.teams.iter().map(ToString::to_string).collect();
+        subjects.extend(token.grant.person.iter().map(ToString::to_string));
+        let created = self
+            .engine
+            .create_token(token.grant, token.description, ttl_ms)
+            .await?;
+        Ok(Answer::new(created, subjects))
+    }
+
+    /// Revokes a token. Subject: the token.
+    pub async fn revoke_token(&self, id: TokenId) -> Result<Answer<TokenInfo>> {
+        let subjects = vec![id.to_string()];
+        Ok(Answer::new(self.engine.revoke_token(id).await?, subjects))
+    }
+
+    /// One page of the tokens (never their secrets).
+    pub fn tokens(&self, page: &PageRequest) -> (Vec<TokenInfo>, String) {
+        let infos = self.engine.snapshot().tokens.infos();
+        let (tokens, next) = page.apply(&infos, |_| true);
+        (tokens.into_iter().cloned().collect(), next)
+    }
+
+    /// One page of audit events, newest first.
+    pub async fn audit(&self, q: AuditQuery) -> Result<AuditPage> {
+        let limit = page::page_size_or_default(q.page_size)?;
+        let before = page::decode_token(&q.page_token, &q.bound_to)?
+            .map(|cursor| <[u8; 8]>::try_from(cursor.as_slice()).map(u64::from_be_bytes))
+            .transpose()
+            .map_err(|_| {
+                Error::InvalidArgument(vec![FieldViolation::new(
+                    "page_token",
+                    "is not a token this server issued",
+                )])
+            })?;
+        let (events, next) = self.engine.audit_page(q.filter, before, limit).await?;
+        Ok(AuditPage { events, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AccessRole;
+    use crate::service::{demo_engine, fields_of, grant};
+
+    #[tokio::test]
+    async fn a_token_lives_at_most_a_hundred_years_and_names_whom_it_is_bound_to() {
+        let (_dir, engine) = demo_engine(20).await;
+        let access = Access::new(engine);
+        let new = |ttl_seconds| NewToken {
+            grant: grant(AccessRole::Manager, &["dept-01"]),
+            description: Text::default(),
+            ttl_seconds,
+        };
+        for ttl in [MAX_TOKEN_TTL_SECONDS + 1, u64::MAX] {
+            let e = access.create_token(new(ttl)).await.unwrap_err();
+            assert_eq!(fields_of(&e), ["ttl_seconds"]);
+        }
+        let created = access
+            .create_token(new(MAX_TOKEN_TTL_SECONDS))
+            .await
+            .unwrap();
+        assert_eq!(created.subjects, ["dept-01"]);
+        let (_, info) = created.value;
+        assert!(info.expires_at.is_some());
+        let revoked = access.revoke_token(info.id.clone()).await.unwrap();
+        assert_eq!(revoked.subjects, [info.id.to_string()]);
+        assert!(revoked.value.revoked_at.is_some());
+    }
+}
