@@ -149,6 +149,26 @@ pub const UNKNOWN_RPC: &str = "(unknown rpc)";
 /// Paths of capsight's own services: unknown ones here are denied, not passed on.
 const OWN_PREFIX: &str = "/capsight.";
 
+/// The caller's token id on a response, for the request log (never a person's data).
+#[derive(Clone, Debug)]
+pub struct LoggedCaller(pub TokenId);
+
+/// The label of the rpc at `path` in logs and metrics: a known rpc's full path, the
+/// health or reflection service, or one constant for any other capsight path; `None`
+/// for paths that are not rpcs (pages, probes). Bounded: a request cannot make up labels.
+pub fn rpc_label(path: &str) -> Option<&'static str> {
+    if let Some(&i) = RULE_INDEX.get(path) {
+        return Some(RULES[i].0);
+    }
+    match path {
+        "/grpc.health.v1.Health/Check" => Some("/grpc.health.v1.Health/Check"),
+        "/grpc.health.v1.Health/Watch" => Some("/grpc.health.v1.Health/Watch"),
+        p if p.starts_with("/grpc.reflection.") => Some("(reflection)"),
+        p if p.starts_with(OWN_PREFIX) || p.starts_with("/grpc.") => Some(UNKNOWN_RPC),
+        _ => None,
+    }
+}
+
 /// Who is calling: the token and what it grants.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -465,7 +485,11 @@ where
                 let engine = Arc::clone(&self.engine);
                 Box::pin(async move {
                     let response = inner.call(request).await?;
-                    Ok(audited(&engine, &caller, response).await)
+                    let mut response = audited(&engine, &caller, response).await;
+                    response
+                        .extensions_mut()
+                        .insert(LoggedCaller(caller.token.clone()));
+                    Ok(response)
                 })
             }
             Decision::Deny(status, None, rpc) => {
@@ -477,6 +501,7 @@ where
                     .map(|addr| addr.ip());
                 self.denials
                     .note(source, rpc, "UNAUTHENTICATED", Timestamp::now());
+                metrics::counter!("capsight_unauthenticated_total").increment(1);
                 Box::pin(async move { Ok(status.into_http()) })
             }
             Decision::Deny(status, Some((token, role)), rpc) => {

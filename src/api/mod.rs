@@ -1,7 +1,7 @@
 //! The gRPC surface: generated protobuf code (`pb`), conversions between protobuf and
 //! domain types, the mapping of crate errors to `tonic::Status`, and one file per
-//! service. Handlers stay short: convert → call the engine → convert → respond.
-//! Business rules belong to `domain`/`engine`, not here.
+//! service. Handlers stay short: request → `TryFrom` → `service` → `From` → respond,
+//! with the audit event written by `auth` for every call. Rules belong to `service`.
 
 mod access;
 pub mod auth;

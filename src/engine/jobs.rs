@@ -254,9 +254,13 @@ fn work(shared: &Shared) {
             queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
         };
         queue.running.push(task.cancel.clone());
+        metrics::gauge!("capsight_jobs_queued").set(queue.tasks.len() as f64);
         drop(queue);
         shared.busy.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         (task.run)();
+        metrics::histogram!("capsight_job_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         shared.busy.fetch_sub(1, Ordering::Relaxed);
         let mut queue = shared.lock();
         if let Some(at) = queue

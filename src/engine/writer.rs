@@ -136,7 +136,11 @@ impl Writer {
                     next = commands.try_recv().ok();
                 }
             }
+            let started = std::time::Instant::now();
             self.commit(replies);
+            metrics::histogram!("capsight_commit_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::gauge!("capsight_writer_queue_depth").set(commands.len() as f64);
             if let Some(reply) = close {
                 if let Err(e) = self.store.save_count_hint() {
                     tracing::warn!(error = %e, "assessment count hint not saved");

@@ -185,7 +185,11 @@ where
                 let _permit = match gate {
                     Some(gate) => match gate.admit().await {
                         Ok(permit) => Some(permit),
-                        Err(e) => return Ok(refusal(e)),
+                        Err(e) => {
+                            metrics::counter!("capsight_rpc_shed_total", "class" => format!("{class:?}"))
+                                .increment(1);
+                            return Ok(refusal(e));
+                        }
                     },
                     None => None,
                 };

@@ -34,6 +34,7 @@ use crate::web::DashboardLayer;
 
 mod admission;
 mod connections;
+pub mod observe;
 pub use admission::AdmissionLimits;
 use admission::{Admission, AdmissionLayer};
 pub use connections::{ConnInfo, ConnectionLimits, raise_open_file_limit};
@@ -183,8 +184,10 @@ pub async fn run(
         Arc::clone(&denials),
     ));
 
+    let ready = observe::Readiness::default();
     let (signalled, on_signal) = oneshot::channel();
     let signal_health = health.clone();
+    let signal_ready = ready.clone();
     let failed = storage_failed(Arc::clone(&engine));
     let signal = async move {
         tokio::select! {
@@ -200,6 +203,7 @@ pub async fn run(
                 tokio::time::sleep(FAILURE_NOTICE).await;
             }
         }
+        signal_ready.set(false);
         set_health(&signal_health, tonic_health::ServingStatus::NotServing).await;
         let _ = stop_streams.send(true);
         let _ = signalled.send(());
@@ -208,6 +212,7 @@ pub async fn run(
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    ready.set(true);
     tracing::info!(address = %local, "capsight serving");
     let web_scheme = if config.tls.is_some() {
         "https"
@@ -243,6 +248,11 @@ pub async fn run(
         .initial_stream_window_size(Some(2 * 1024 * 1024))
         .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
         .layer(connections::ActivityLayer)
+        .layer(observe::ObserveLayer::new(
+            Arc::clone(&engine),
+            config.data_dir.clone(),
+            ready.clone(),
+        ))
         .layer(DashboardLayer)
         .layer(cors)
         .layer(GrpcWebLayer::new())
