@@ -168,6 +168,16 @@ def main() -> int:
         check(by_json == levels, f"grpcurl's JSON answer agrees with grpcio ({by_json})")
         status = json.loads(grpcurl(address, "grpc.health.v1.Health/Check"))
         check(status.get("status") == "SERVING", f"grpcurl health check: {status}")
+        # Error details resolve through reflection: grpcurl decodes the BadRequest.
+        refused = subprocess.run(
+            ["grpcurl", "-plaintext", "-H", f"authorization: Bearer {token}",
+             "-d", '{"people": [{"id": "", "display_name": "x"}]}',
+             address, "capsight.v1.DirectoryService/UpsertPeople"],
+            capture_output=True, text=True, timeout=60)
+        output = refused.stdout + refused.stderr
+        check(refused.returncode != 0 and "google.rpc.BadRequest" in output
+              and '"field":"people[0].id"' in output,
+              "grpcurl decodes the BadRequest details of an invalid upsert")
     finally:
         server.terminate()
         server.wait(timeout=30)
