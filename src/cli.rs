@@ -243,7 +243,7 @@ struct ServeArgs {
     max_streams_per_connection: u32,
     /// Scheduling niceness of background computations (archetypes, patterns, plans):
     /// requests and writes get the CPU first. 0 runs them like the rest of the process.
-    #[arg(long, env = "CAPSIGHT_JOB_NICE", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    #[arg(long, env = "CAPSIGHT_JOB_NICE", default_value_t = crate::engine::DEFAULT_JOB_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
     job_nice: i32,
     /// Refuse to start when the data directory's filesystem has less free space than
     /// this many MiB.

@@ -231,6 +231,7 @@ impl From<GroupPattern> for pb::GroupPattern {
                 mean_level: s.mean_level,
                 known: s.known,
                 proficient: s.proficient,
+                suppression: suppression_to_pb(s.suppression),
             })
             .collect();
         out.categories = f

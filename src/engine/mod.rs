@@ -31,7 +31,7 @@ use crate::store::{AuditFilter, AuditReader, EvidenceReader, Store, StoreOptions
 pub use cache::{Fresh, Want};
 pub use capability::{CapabilityBuilder, CapabilityIndex, PersonCapability, SkillAxis};
 use health::StorageHealth;
-pub use jobs::{Cancel, JobRunner, RunnerLoad};
+pub use jobs::{Cancel, DEFAULT_JOB_NICE, JobRunner, RunnerLoad};
 pub use tokens::{AuthFailure, TokenTable};
 use writer::{Job, Writer};
 
@@ -119,7 +119,7 @@ pub struct Snapshot {
 }
 
 /// How the engine runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
     /// How the store is opened.
     pub store: StoreOptions,
@@ -130,19 +130,9 @@ pub struct EngineOptions {
     pub ack_before_flush: bool,
     /// How long one flush may take before storage is considered failed.
     pub flush_stall: Option<std::time::Duration>,
-    /// Niceness of the background computation threads (0: as the rest of the process).
+    /// Niceness of the background computation threads (0, the default: as the rest of
+    /// the process; the CLI's default is `DEFAULT_JOB_NICE`).
     pub job_nice: i32,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            store: StoreOptions::default(),
-            ack_before_flush: false,
-            flush_stall: None,
-            job_nice: jobs::DEFAULT_JOB_NICE,
-        }
-    }
 }
 
 /// Result of recording one batch of assessments.

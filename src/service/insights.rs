@@ -182,11 +182,14 @@ pub struct PatternsQuery {
     pub want: Want,
 }
 
-/// One skill of a group.
+/// One skill of a group: its figures only when they rest on the minimum group size of
+/// people and cannot be recovered by difference (`suppression` says why not).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SkillFigure {
     /// The skill.
     pub skill: SkillId,
+    /// Whether (and why) its figures are hidden.
+    pub suppression: Suppression,
     /// Mean level of the people with evidence.
     pub mean_level: Option<f64>,
     /// People with evidence.
@@ -465,20 +468,55 @@ impl Insights {
             })
             .collect();
         let decisions = suppress(&sizes, minimum);
+        // Each skill's figures are suppressed per group as groups are: by the people
+        // with evidence in it, with complementary suppression among siblings.
+        let cell_decisions: Vec<Vec<Suppression>> = (0..data.skills.len())
+            .map(|c| {
+                let known: Vec<(usize, usize)> = sizes
+                    .iter()
+                    .zip(&data.groups)
+                    .map(|(&(parent, _), g)| (parent, g.cells[c].known as usize))
+                    .collect();
+                suppress(&known, minimum)
+            })
+            .collect();
         let groups = data
             .groups
             .iter()
+            .enumerate()
             .zip(decisions)
-            .map(|(g, d)| group_pattern(g, d, data, &selected, minimum))
+            .map(|((i, g), d)| {
+                let cells: Vec<Suppression> = cell_decisions.iter().map(|c| c[i]).collect();
+                group_pattern(g, d, &cells, data, &selected, minimum)
+            })
             .collect();
         let total_decision = if data.total.size >= minimum {
             Suppression::Visible
         } else {
             Suppression::TooSmall
         };
+        let total_cells: Vec<Suppression> = data
+            .total
+            .cells
+            .iter()
+            .map(|cell| {
+                if cell.known as usize >= minimum {
+                    Suppression::Visible
+                } else {
+                    Suppression::TooSmall
+                }
+            })
+            .collect();
         let patterns = Patterns {
             groups,
-            total: group_pattern(&data.total, total_decision, data, &selected, minimum),
+            total: group_pattern(
+                &data.total,
+                total_decision,
+                &total_cells,
+                data,
+                &selected,
+                minimum,
+            ),
             min_group_size: minimum as u32,
             trend_days,
             freshness: Freshness::of(&fresh),
@@ -487,10 +525,12 @@ impl Insights {
     }
 }
 
-/// A group's pattern under `suppression`: its figures only when visible.
+/// A group's pattern under `suppression`: its figures only when visible, each skill's
+/// only when `cells` (per skill column) says so.
 fn group_pattern(
     g: &GroupData,
     suppression: Suppression,
+    cells: &[Suppression],
     data: &PatternData,
     selected: &[usize],
     minimum: usize,
@@ -501,12 +541,13 @@ fn group_pattern(
         parent: g.parent.clone(),
         suppression,
         figures: (suppression == Suppression::Visible)
-            .then(|| group_figures(g, data, selected, minimum)),
+            .then(|| group_figures(g, cells, data, selected, minimum)),
     }
 }
 
 fn group_figures(
     g: &GroupData,
+    cells: &[Suppression],
     data: &PatternData,
     selected: &[usize],
     minimum: usize,
@@ -515,24 +556,45 @@ fn group_figures(
         size: u32::try_from(g.size).unwrap_or(u32::MAX),
         ..GroupFigures::default()
     };
-    let mut sum = CellSums::default();
     let mut by_category: BTreeMap<SkillCategory, (f64, u32)> = BTreeMap::new();
     for &c in selected {
         let cell = &g.cells[c];
         let (id, category) = &data.skills[c];
+        let suppression = cells[c];
+        let shown = suppression == Suppression::Visible;
         out.skills.push(SkillFigure {
             skill: id.clone(),
-            mean_level: (cell.known > 0).then(|| cell.level / f64::from(cell.known)),
-            known: cell.known,
-            proficient: cell.proficient,
+            suppression,
+            mean_level: (shown && cell.known > 0).then(|| cell.level / f64::from(cell.known)),
+            known: if shown { cell.known } else { 0 },
+            proficient: if shown { cell.proficient } else { 0 },
         });
-        let entry = by_category.entry(*category).or_default();
-        entry.0 += cell.level;
-        entry.1 += cell.known;
+        // Category means rest on shown cells only, so a hidden cell cannot be
+        // recovered from its category's mean.
+        if shown {
+            let entry = by_category.entry(*category).or_default();
+            entry.0 += cell.level;
+            entry.1 += cell.known;
+        }
+    }
+    // Calibration and trend over every skill (a selection cannot be differenced), shown
+    // when at least one skill brings the minimum number of people to them: then at
+    // least that many people's cells are in the mean.
+    let mut sum = CellSums::default();
+    let (mut calibration_people, mut trend_people) = (0, 0);
+    for cell in &g.cells {
         sum.self_gap += cell.self_gap;
         sum.self_gap_cells += cell.self_gap_cells;
         sum.trend += cell.trend;
         sum.trend_cells += cell.trend_cells;
+        calibration_people = calibration_people.max(cell.self_gap_cells as usize);
+        trend_people = trend_people.max(cell.trend_cells as usize);
+    }
+    if calibration_people < minimum {
+        (sum.self_gap, sum.self_gap_cells) = (0.0, 0);
+    }
+    if trend_people < minimum {
+        (sum.trend, sum.trend_cells) = (0.0, 0);
     }
     out.categories = by_category
         .into_iter()
@@ -648,8 +710,10 @@ mod tests {
     async fn no_visible_group_or_share_rests_on_fewer_people_than_the_minimum() {
         let (_dir, engine) = demo_engine(300).await;
         let minimum = 14;
-        let insights = Insights::new(engine, minimum);
+        let snapshot = engine.snapshot();
+        let insights = Insights::new(Arc::clone(&engine), minimum);
         let analyst = grant(AccessRole::Analyst, &[]);
+        let mut hidden_cells = 0;
         for group_by in [
             GroupBy::Department,
             GroupBy::Team,
@@ -669,6 +733,33 @@ mod tests {
                     Some(f) => {
                         assert_eq!(group.suppression, Suppression::Visible);
                         assert!(f.size as usize >= minimum, "{group_by:?} {group:?}");
+                        // Every skill's figures rest on the minimum, or are hidden.
+                        for skill in &f.skills {
+                            match skill.suppression {
+                                Suppression::Visible => {
+                                    assert!(skill.known as usize >= minimum, "{skill:?}");
+                                    assert!(skill.mean_level.is_some());
+                                }
+                                _ => {
+                                    assert_eq!((skill.known, skill.proficient), (0, 0));
+                                    assert!(skill.mean_level.is_none());
+                                    hidden_cells += 1;
+                                }
+                            }
+                        }
+                        // Category means are made of shown cells only.
+                        for (category, _, known) in &f.categories {
+                            let shown: u32 = f
+                                .skills
+                                .iter()
+                                .filter(|s| s.suppression == Suppression::Visible)
+                                .filter(|s| {
+                                    snapshot.directory.skills()[&s.skill].category == *category
+                                })
+                                .map(|s| s.known)
+                                .sum();
+                            assert_eq!(*known, shown);
+                        }
                         assert!(f.archetypes.iter().all(|(_, c)| *c as usize >= minimum));
                         assert!(f.other_archetypes == 0 || f.other_archetypes as usize >= minimum);
                     }
@@ -687,6 +778,8 @@ mod tests {
                 );
             }
         }
+        // Demo departments of ~30 people with sparse evidence: some skills are hidden.
+        assert!(hidden_cells > 0);
         let archetypes = insights
             .archetypes(&analyst, archetypes_query())
             .await
