@@ -105,6 +105,18 @@ impl TokenTable {
         self.tokens.get(id).is_some_and(|t| t.info.is_active(now))
     }
 
+    /// Active admin tokens other than `except`.
+    pub fn other_active_admins(&self, except: &TokenId, now: Timestamp) -> usize {
+        self.tokens
+            .iter()
+            .filter(|(id, t)| {
+                *id != except
+                    && t.info.grant.role == crate::domain::AccessRole::Admin
+                    && t.info.is_active(now)
+            })
+            .count()
+    }
+
     /// Tokens by id (listings only).
     pub fn infos(&self) -> BTreeMap<TokenId, TokenInfo> {
         self.tokens

@@ -396,7 +396,17 @@ impl Writer {
             .stored(id.as_str())
             .cloned()
             .ok_or(Error::NotFound { kind: "token" })?;
-        stored.info.revoked_at.get_or_insert(Timestamp::now());
+        let now = Timestamp::now();
+        // Revoking the last way in would leave no one able to administer the server.
+        if stored.info.grant.role == AccessRole::Admin
+            && stored.info.is_active(now)
+            && self.tokens.other_active_admins(id, now) == 0
+        {
+            return Err(Error::FailedPrecondition(
+                "this is the last active admin token; create another admin token before revoking it",
+            ));
+        }
+        stored.info.revoked_at.get_or_insert(now);
         self.store.put_token(&stored)?;
         let info = stored.info.clone();
         Arc::make_mut(&mut self.tokens).insert(stored);

@@ -141,4 +141,35 @@ mod tests {
         assert_eq!(revoked.subjects, [info.id.to_string()]);
         assert!(revoked.value.revoked_at.is_some());
     }
+
+    #[tokio::test]
+    async fn the_last_active_admin_token_cannot_be_revoked() {
+        let (_dir, engine) = demo_engine(5).await;
+        let access = Access::new(Arc::clone(&engine));
+        let admin = |n: &str| NewToken {
+            grant: grant(AccessRole::Admin, &[]),
+            description: Text::name(n).unwrap(),
+            ttl_seconds: 0,
+        };
+        // Whatever admin tokens the store already holds, revoke all but one new one.
+        let (_, first) = access.create_token(admin("first")).await.unwrap().value;
+        let now = crate::domain::Timestamp::now();
+        for (id, info) in engine.snapshot().tokens.infos() {
+            if id != first.id && info.grant.role == AccessRole::Admin && info.is_active(now) {
+                access.revoke_token(id).await.unwrap();
+            }
+        }
+        assert!(matches!(
+            access.revoke_token(first.id.clone()).await,
+            Err(Error::FailedPrecondition(_))
+        ));
+        let (_, second) = access.create_token(admin("second")).await.unwrap().value;
+        access.revoke_token(first.id.clone()).await.unwrap();
+        assert!(matches!(
+            access.revoke_token(second.id.clone()).await,
+            Err(Error::FailedPrecondition(_))
+        ));
+        // Revoking an already revoked token stays allowed (and changes nothing).
+        access.revoke_token(first.id).await.unwrap();
+    }
 }
