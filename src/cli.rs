@@ -241,9 +241,9 @@ struct ServeArgs {
         default_value_t = 256
     )]
     max_streams_per_connection: u32,
-    /// Scheduling niceness of background computations (archetypes, patterns, plans):
-    /// requests and writes get the CPU first. 0 runs them like the rest of the process.
-    #[arg(long, env = "CAPSIGHT_JOB_NICE", default_value_t = crate::engine::DEFAULT_JOB_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    /// Scheduling niceness of background computations (archetypes, patterns, plans): 10
+    /// gives requests and writes the CPU first on a machine capsight has to itself.
+    #[arg(long, env = "CAPSIGHT_JOB_NICE", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
     job_nice: i32,
     /// Refuse to start when the data directory's filesystem has less free space than
     /// this many MiB.

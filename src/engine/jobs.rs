@@ -16,11 +16,12 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
-/// Default niceness of background computations: the scheduler gives request handling,
-/// the writer and health checks the CPU first when they need it, and the jobs every
-/// cycle that is left (they are not starved: a nice-10 thread still gets about a tenth
-/// of a core against a busy nice-0 one).
-pub const DEFAULT_JOB_NICE: i32 = 10;
+/// Niceness of background computations when the operator asks for it (`--job-nice`):
+/// the scheduler then gives request handling, the writer and health checks the CPU
+/// first, and the jobs what is left (a nice-10 thread gets about a tenth of a core
+/// against a busy nice-0 one, including other processes', so it is not the default: on
+/// a shared machine a long computation could then outlast its callers' deadlines).
+pub const RECOMMENDED_JOB_NICE: i32 = 10;
 
 /// Sets the calling thread's niceness (Linux schedules threads, not processes, so this
 /// affects this thread only); 0 leaves it as it is. A failure is logged, not fatal.

@@ -31,7 +31,7 @@ use crate::store::{AuditFilter, AuditReader, EvidenceReader, Store, StoreOptions
 pub use cache::{Fresh, Want};
 pub use capability::{CapabilityBuilder, CapabilityIndex, PersonCapability, SkillAxis};
 use health::StorageHealth;
-pub use jobs::{Cancel, DEFAULT_JOB_NICE, JobRunner, RunnerLoad};
+pub use jobs::{Cancel, JobRunner, RECOMMENDED_JOB_NICE, RunnerLoad};
 pub use tokens::{AuthFailure, TokenTable};
 use writer::{Job, Writer};
 
@@ -131,7 +131,7 @@ pub struct EngineOptions {
     /// How long one flush may take before storage is considered failed.
     pub flush_stall: Option<std::time::Duration>,
     /// Niceness of the background computation threads (0, the default: as the rest of
-    /// the process; the CLI's default is `DEFAULT_JOB_NICE`).
+    /// the process; see `RECOMMENDED_JOB_NICE`).
     pub job_nice: i32,
 }
 
