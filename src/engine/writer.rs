@@ -246,10 +246,16 @@ impl Writer {
         &self.store
     }
 
-    pub(super) fn upsert_skills(&mut self, skills: Vec<Skill>) -> Result<usize> {
+    pub(super) fn upsert_skills(&mut self, mut skills: Vec<Skill>) -> Result<usize> {
         reject_if_any(self.directory.check_skills(&skills))?;
-        self.store.put_skills(&skills)?;
         let count = skills.len();
+        // What is stored already, unchanged, is not written again: an identical upsert
+        // (a nightly directory sync) leaves the data version and every cached result.
+        skills.retain(|s| self.directory.skills().get(&s.id) != Some(s));
+        if skills.is_empty() {
+            return Ok(count);
+        }
+        self.store.put_skills(&skills)?;
         Arc::make_mut(&mut self.directory).upsert_skills(skills);
         if self.directory.skills().len() != self.capability.axis().len() {
             // New skills widen every row; rare, so a rebuild is fine.
@@ -260,28 +266,40 @@ impl Writer {
         Ok(count)
     }
 
-    pub(super) fn upsert_roles(&mut self, roles: Vec<Role>) -> Result<usize> {
+    pub(super) fn upsert_roles(&mut self, mut roles: Vec<Role>) -> Result<usize> {
         reject_if_any(self.directory.check_roles(&roles))?;
-        self.store.put_roles(&roles)?;
         let count = roles.len();
+        roles.retain(|r| self.directory.roles().get(&r.id) != Some(r));
+        if roles.is_empty() {
+            return Ok(count);
+        }
+        self.store.put_roles(&roles)?;
         Arc::make_mut(&mut self.directory).upsert_roles(roles);
         self.touch_data();
         Ok(count)
     }
 
-    pub(super) fn upsert_teams(&mut self, teams: Vec<Team>) -> Result<usize> {
+    pub(super) fn upsert_teams(&mut self, mut teams: Vec<Team>) -> Result<usize> {
         reject_if_any(self.directory.check_teams(&teams))?;
-        self.store.put_teams(&teams)?;
         let count = teams.len();
+        teams.retain(|t| self.directory.teams().get(&t.id) != Some(t));
+        if teams.is_empty() {
+            return Ok(count);
+        }
+        self.store.put_teams(&teams)?;
         Arc::make_mut(&mut self.directory).upsert_teams(teams);
         self.touch_data();
         Ok(count)
     }
 
-    pub(super) fn upsert_people(&mut self, people: Vec<Person>) -> Result<usize> {
+    pub(super) fn upsert_people(&mut self, mut people: Vec<Person>) -> Result<usize> {
         reject_if_any(self.directory.check_people(&people))?;
-        self.store.put_people(&people)?;
         let count = people.len();
+        people.retain(|p| self.directory.person(p.id.as_str()) != Some(p));
+        if people.is_empty() {
+            return Ok(count);
+        }
+        self.store.put_people(&people)?;
         Arc::make_mut(&mut self.directory).upsert_people(people);
         self.touch_data();
         Ok(count)

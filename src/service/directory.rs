@@ -304,4 +304,56 @@ mod tests {
         assert!(result.is_err());
         assert!(subjects.is_empty());
     }
+
+    #[tokio::test]
+    async fn an_identical_upsert_changes_nothing_not_even_the_data_version() {
+        let (_dir, engine) = demo_engine(120).await;
+        let service = DirectoryService::new(Arc::clone(&engine));
+        let insights = crate::service::insights::Insights::new(Arc::clone(&engine), 5);
+        let analyst = grant(AccessRole::Analyst, &[]);
+        let query = crate::service::insights::ArchetypesQuery {
+            scope: None,
+            k: Some(4),
+            include_members: false,
+            want: crate::engine::Want::Current,
+        };
+        let before = insights.archetypes(&analyst, query.clone()).await.unwrap();
+        let snapshot = engine.snapshot();
+        let version = snapshot.data_version;
+        // A nightly sync sends everything again, unchanged.
+        let skills: Vec<Skill> = snapshot.directory.skills().values().cloned().collect();
+        let roles: Vec<Role> = snapshot.directory.roles().values().cloned().collect();
+        let teams: Vec<Team> = snapshot.directory.teams().values().cloned().collect();
+        let people: Vec<Person> = snapshot.directory.people().values().cloned().collect();
+        let n = people.len();
+        assert_eq!(
+            service.upsert_skills(skills).await.unwrap().value,
+            snapshot.directory.skills().len()
+        );
+        service.upsert_roles(roles).await.unwrap();
+        service.upsert_teams(teams).await.unwrap();
+        assert_eq!(
+            service.upsert_people(people.clone()).await.unwrap().value,
+            n
+        );
+        assert_eq!(engine.snapshot().data_version, version);
+        let latest = crate::service::insights::ArchetypesQuery {
+            want: crate::engine::Want::Latest,
+            ..query
+        };
+        let after = insights.archetypes(&analyst, latest).await.unwrap();
+        assert_eq!(
+            after.value.freshness.computed_version,
+            before.value.freshness.computed_version
+        );
+        assert!(!after.value.freshness.stale() && !after.value.freshness.refreshing);
+        // A real change still moves it.
+        let mut moved = people[0].clone();
+        moved.availability = crate::domain::Availability::parse(0.5).unwrap();
+        if moved == people[0] {
+            moved.availability = crate::domain::Availability::parse(0.25).unwrap();
+        }
+        service.upsert_people(vec![moved]).await.unwrap();
+        assert!(engine.snapshot().data_version > version);
+    }
 }
