@@ -349,6 +349,10 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    // Every file the store creates (sled's log, blobs, the admin token) is readable by
+    // capsight's user only.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let ack_before_flush = args.unsafe_ack_before_flush();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

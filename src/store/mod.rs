@@ -24,6 +24,7 @@
 //! an in-memory index (128-bit hash of the id → content fingerprint) rebuilt by
 //! the scan at open; erasure rewrites just the batches that mention the person.
 
+mod durable;
 mod records;
 
 use std::collections::HashMap;
@@ -260,6 +261,8 @@ pub type RawEntry = (String, Vec<u8>, Vec<u8>);
 /// The durable store.
 pub struct Store {
     db: sled::Db,
+    /// Syncs what sled's flush leaves out (see `durable`).
+    durability: durable::Durability,
     skills: sled::Tree,
     roles: sled::Tree,
     teams: sled::Tree,
@@ -295,6 +298,16 @@ fn id_key(id: &str) -> u128 {
     xxh3_128(id.as_bytes())
 }
 
+/// Makes `dir` readable and listable by its owner only (0700).
+fn restrict_to_owner(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, checks its schema version, rebuilds the
     /// in-memory indexes, and returns it with the directory. Every stored assessment is
@@ -305,6 +318,10 @@ impl Store {
         options: &StoreOptions,
         mut visit: impl FnMut(&Directory, Loaded<'_>),
     ) -> Result<Opened> {
+        // Only capsight's user may list or read the store (names are in plain text).
+        std::fs::create_dir_all(dir)
+            .and_then(|()| restrict_to_owner(dir))
+            .map_err(|e| Error::DataDir(format!("cannot use {}: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
@@ -320,7 +337,10 @@ impl Store {
                 }
                 other => Error::Storage(other),
             })?;
+        let durability = durable::Durability::new(dir)
+            .map_err(|e| Error::DataDir(format!("cannot sync {}: {e}", dir.display())))?;
         let mut store = Self {
+            durability,
             skills: db.open_tree("skills")?,
             roles: db.open_tree("roles")?,
             teams: db.open_tree("teams")?,
@@ -913,9 +933,14 @@ impl Store {
     }
 
     /// Makes every staged write durable (sled flush + fsync).
-    pub fn flush(&self) -> Result<()> {
+    /// Makes everything written so far durable: sled's flush, then an `fdatasync` of its
+    /// log and an `fsync` of new blob files and their directory (`durable`).
+    pub fn flush(&mut self) -> Result<()> {
         self.fault.inject()?;
         self.db.flush()?;
+        self.durability
+            .sync()
+            .map_err(|e| Error::Storage(sled::Error::Io(e)))?;
         Ok(())
     }
 
@@ -959,6 +984,20 @@ fn put_all<'a>(tree: &sled::Tree, entries: impl Iterator<Item = (&'a str, Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_is_the_owners_only_and_flushes_sync_the_log() {
+        use std::os::unix::fs::PermissionsExt;
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut store = open(&dir);
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        store.flush().unwrap();
+    }
 
     fn event(rpc: &str, subjects: &[&str]) -> AuditEvent {
         AuditEvent {
