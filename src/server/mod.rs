@@ -132,6 +132,21 @@ pub async fn run(
     if let Some(demo) = &config.demo {
         load_demo_if_empty(&engine, demo).await?;
     }
+    // A store with no tokens beside an admin token file is not the store that wrote the
+    // file (replaced, truncated or damaged): minting a new admin token would hide that
+    // and overwrite the only way into the real one.
+    let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
+    if engine.snapshot().tokens.is_empty() && token_file.exists() {
+        let _ = engine.close().await;
+        return Err(Error::DataDir(format!(
+            "{} holds no access tokens, but {} exists: the store is not the one that \
+             wrote that token (replaced, truncated or damaged?). Restore the store from a \
+             backup, or remove {} to start a new, empty organisation",
+            config.data_dir.display(),
+            token_file.display(),
+            token_file.display()
+        )));
+    }
     if let Some(token) = engine.ensure_admin_token().await? {
         write_admin_token(&config.data_dir, &token)?;
     }

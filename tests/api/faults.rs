@@ -140,3 +140,39 @@ async fn start_up_without_enough_free_disk_space_fails_at_once_with_a_clear_erro
     // Nothing was created on the full disk.
     assert!(!temp.path().join("data").exists());
 }
+
+#[tokio::test]
+async fn a_replaced_store_beside_an_admin_token_is_refused_and_the_token_kept() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path().join("data");
+    let mut app = TestApp::start(ServerConfig::new(dir.clone())).await;
+    seed_org(&mut app).await;
+    app.stop().await;
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    // The store's files are gone (or replaced by an empty store); the token file is not.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "admin.token") {
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let started = capsight::server::run(
+        listener,
+        ServerConfig::new(dir.clone()),
+        std::future::pending(),
+    );
+    let error = within(Duration::from_secs(30), started)
+        .await
+        .expect_err("refused to start");
+    let message = error.to_string();
+    assert!(message.contains("holds no access tokens"), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("admin.token")).unwrap(),
+        token
+    );
+}
