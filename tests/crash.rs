@@ -16,6 +16,9 @@ use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[path = "support/serving.rs"]
+mod serving;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -78,18 +81,7 @@ async fn start_command(
     }
     let mut process = command.spawn().expect("spawn capsight");
     let mut lines = BufReader::new(process.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("server started in time")
-            .expect("read stderr")
-            .expect("server exited before serving (store did not open cleanly?)");
-        if line.contains("capsight serving") {
-            let start = line.find("127.0.0.1:").expect("address in log");
-            let end = line[start..].find('"').map_or(line.len(), |e| start + e);
-            break line[start..end].to_owned();
-        }
-    };
+    let address = serving::serving_address(&mut lines).await;
     // Keep draining the log so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let channel = connect(&address, data_dir).await;

@@ -10,8 +10,15 @@ use std::time::Duration;
 use capsight::api::pb;
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[path = "support/serving.rs"]
+mod serving;
 use tokio::process::Command;
 use tokio::sync::mpsc;
+
+#[path = "support/raw_codec.rs"]
+mod raw_codec;
+use raw_codec::RawCodec;
 
 /// A person whose name and id must never appear in a log line.
 const CANARY_ID: &str = "canary-person";
@@ -74,18 +81,7 @@ async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metr
         .spawn()
         .expect("spawn capsight");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("started in time")
-            .expect("stderr")
-            .expect("server exited");
-        if line.contains("capsight serving") {
-            let start = line.find("127.0.0.1:").expect("address");
-            let end = line[start..].find('"').map_or(line.len(), |e| start + e);
-            break line[start..end].to_owned();
-        }
-    };
+    let address = serving::serving_address(&mut lines).await;
     let (log_lines, mut logged) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
@@ -269,52 +265,4 @@ async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metr
     }
     assert_eq!(seen, expected);
     child.start_kill().ok();
-}
-
-/// Sends raw bytes; decodes any answer as nothing.
-#[derive(Clone, Copy)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = ();
-    type Encoder = Self;
-    type Decoder = Self;
-
-    fn encoder(&mut self) -> Self {
-        *self
-    }
-
-    fn decoder(&mut self) -> Self {
-        *self
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = ();
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<()>, tonic::Status> {
-        use bytes::Buf;
-        buf.advance(buf.remaining());
-        Ok(Some(()))
-    }
 }

@@ -12,7 +12,7 @@
 //! other evidence. The model does not shift self-ratings by it; it discounts them
 //! through their low trust (0.3 by default) and reports calibration as a signal.
 
-use crate::domain::{Source, Timestamp};
+use crate::domain::{Assessment, Source, Timestamp};
 
 const DAY_MS: f64 = 24.0 * 60.0 * 60.0 * 1000.0;
 
@@ -25,6 +25,16 @@ pub struct Evidence {
     pub source: Source,
     /// When it was assessed.
     pub at: Timestamp,
+}
+
+impl From<&Assessment> for Evidence {
+    fn from(a: &Assessment) -> Self {
+        Self {
+            score: a.score.value(),
+            source: a.source,
+            at: a.assessed_at,
+        }
+    }
 }
 
 /// Trust per source and how fast evidence ages.

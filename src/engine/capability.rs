@@ -124,14 +124,6 @@ impl PersonCapability {
     }
 }
 
-fn evidence_of(a: &Assessment) -> Evidence {
-    Evidence {
-        score: a.score.value(),
-        source: a.source,
-        at: a.assessed_at,
-    }
-}
-
 /// Collects evidence one assessment at a time (e.g. during the store's start-up scan),
 /// then computes every row once. Rows are kept by a dense person index while building.
 pub struct CapabilityBuilder {
@@ -162,7 +154,7 @@ impl CapabilityBuilder {
 
     /// Adds one assessment's evidence.
     pub fn push(&mut self, a: &Assessment) {
-        self.push_evidence(&a.person, &a.skill, evidence_of(a));
+        self.push_evidence(&a.person, &a.skill, Evidence::from(a));
     }
 
     /// Adds one piece of evidence about `person` in `skill`.
@@ -276,7 +268,7 @@ impl CapabilityIndex {
                 .entry(a.person.clone())
                 .or_insert_with(|| Arc::new(PersonCapability::empty(width)));
             let row = Arc::make_mut(row);
-            row.add(&self.model, column, &evidence_of(a));
+            row.add(&self.model, column, &Evidence::from(*a));
             row.refresh(&self.model, column, as_of.max(a.assessed_at));
         }
     }

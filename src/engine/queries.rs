@@ -99,11 +99,7 @@ pub fn team_capability_as_of(
                 .get(&person.id)?
                 .iter()
                 .filter(|a| a.skill == *skill)
-                .map(|a| Evidence {
-                    score: a.score.value(),
-                    source: a.source,
-                    at: a.assessed_at,
-                })
+                .map(Evidence::from)
                 .collect();
             model.effective_level(&items, as_of)
         },
@@ -238,14 +234,7 @@ pub fn person_profile(
                     .cmp(&a.assessed_at)
                     .then_with(|| a.id.cmp(&b.id))
             });
-            let evidence: Vec<Evidence> = items
-                .iter()
-                .map(|a| Evidence {
-                    score: a.score.value(),
-                    source: a.source,
-                    at: a.assessed_at,
-                })
-                .collect();
+            let evidence: Vec<Evidence> = items.iter().map(Evidence::from).collect();
             SkillProfile {
                 skill,
                 proficiency: model.effective_level(&evidence, now),

@@ -424,11 +424,7 @@ impl Capability {
                         items
                             .iter()
                             .filter(|a| a.skill == *skill)
-                            .map(|a| Evidence {
-                                score: a.score.value(),
-                                source: a.source,
-                                at: a.assessed_at,
-                            })
+                            .map(Evidence::from)
                             .collect()
                     })
                     .collect()

@@ -13,5 +13,7 @@ mod insights;
 mod lifecycle;
 mod mentoring;
 mod overload;
+#[path = "../support/raw_codec.rs"]
+mod raw_codec;
 mod teams;
 mod web;

@@ -179,54 +179,7 @@ async fn a_message_that_does_not_decode_is_invalid_argument_without_decoder_text
     }
 }
 
-/// Sends raw bytes; decodes any answer as nothing.
-#[derive(Clone, Copy)]
-pub struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = ();
-    type Encoder = Self;
-    type Decoder = Self;
-
-    fn encoder(&mut self) -> Self {
-        *self
-    }
-
-    fn decoder(&mut self) -> Self {
-        *self
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = ();
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<()>, tonic::Status> {
-        use bytes::Buf;
-        // The message is read and dropped, so that the next frame starts where it should.
-        buf.advance(buf.remaining());
-        Ok(Some(()))
-    }
-}
+pub use crate::raw_codec::RawCodec;
 
 #[tokio::test]
 async fn a_stop_during_a_computation_ends_within_the_grace_period() {

@@ -28,31 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "python"))
 from capsight_stubs import load  # noqa: E402
 
-failures = 0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interop_common import Checks, start_server  # noqa: E402
 
-
-def check(condition: bool, what: str) -> None:
-    global failures
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures += 1
-
-
-def start_server(binary: str, data_dir: str) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen(
-        [binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0", "--log-format", "json"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    for line in server.stderr:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("fields", {}).get("message") == "capsight serving":
-            return server, event["fields"]["address"]
-    raise RuntimeError(f"server exited with {server.wait()} before serving")
+check = Checks()
 
 
 def grpcurl(*args: str) -> str:
@@ -182,8 +161,8 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(data_dir, ignore_errors=True)
-    if failures:
-        print(f"{failures} check(s) failed", file=sys.stderr)
+    if check.failures:
+        print(f"{check.failures} check(s) failed", file=sys.stderr)
         return 1
     print("interop: all checks passed")
     return 0

@@ -26,36 +26,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "python"))
 from capsight_stubs import load  # noqa: E402
 
-failures = 0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interop_common import Checks, start_server  # noqa: E402
 
-
-def check(condition: bool, what: str) -> None:
-    global failures
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        failures += 1
+check = Checks()
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_capsight(binary: str, data_dir: str) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen(
-        [binary, "--log-format", "json", "serve", "--demo", "--data-dir", data_dir,
-         "--listen", "127.0.0.1:0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    for line in server.stderr:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("fields", {}).get("message") == "capsight serving":
-            return server, event["fields"]["address"]
-    raise RuntimeError(f"capsight exited with {server.wait()} before serving")
 
 
 def query(prometheus: str, expr: str) -> float:
@@ -84,7 +64,7 @@ def main() -> int:
     binary = os.environ.get("CAPSIGHT_BIN", str(ROOT / "target" / "debug" / "capsight"))
     with tempfile.TemporaryDirectory() as temp:
         data_dir = os.path.join(temp, "data")
-        server, address = start_capsight(binary, data_dir)
+        server, address = start_server(binary, data_dir, "--demo")
         prometheus_port = free_port()
         config = os.path.join(temp, "prometheus.yml")
         with open(config, "w") as f:
@@ -134,8 +114,8 @@ def main() -> int:
             server.terminate()
             prometheus.wait(timeout=30)
             server.wait(timeout=30)
-    print("all checks passed" if failures == 0 else f"{failures} check(s) failed")
-    return 1 if failures else 0
+    print("all checks passed" if check.failures == 0 else f"{check.failures} check(s) failed")
+    return 1 if check.failures else 0
 
 
 if __name__ == "__main__":

@@ -158,11 +158,7 @@ pub fn compute_patterns(
         let mut cells: BTreeMap<usize, Vec<Evidence>> = BTreeMap::new();
         for a in by_person.get(&person.id).into_iter().flat_map(|v| v.iter()) {
             if let Some(&c) = column.get(&a.skill) {
-                cells.entry(c).or_default().push(Evidence {
-                    score: a.score.value(),
-                    source: a.source,
-                    at: a.assessed_at,
-                });
+                cells.entry(c).or_default().push(Evidence::from(a));
             }
         }
         for target in [&mut *group, &mut total] {
