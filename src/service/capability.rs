@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 use super::Answer;
 use super::page;
-use super::scope::{admit_person, admit_team};
+use super::scope::{admit_person, admit_team, admit_team_for};
 
 /// Most points one skill's trend may have.
 pub const MAX_TREND_POINTS: i64 = 200;
@@ -194,11 +194,7 @@ impl Capability {
     /// The data version now, if `grant` may see `team` (for cached views).
     pub fn admit_team(&self, grant: &Grant, team: &TeamId) -> Result<u64> {
         let snapshot = self.engine.snapshot();
-        admit_team(
-            &grant.person_scope(&snapshot.directory),
-            &snapshot.directory,
-            team,
-        )?;
+        admit_team_for(grant, &snapshot.directory, team)?;
         Ok(snapshot.data_version)
     }
 
@@ -206,11 +202,7 @@ impl Capability {
     /// for a team outside its scope is denied whether or not the team exists.
     pub fn team(&self, grant: &Grant, q: &TeamQuestion) -> Result<TeamCapabilityView> {
         let snapshot = self.engine.snapshot();
-        admit_team(
-            &grant.person_scope(&snapshot.directory),
-            &snapshot.directory,
-            &q.team,
-        )?;
+        admit_team_for(grant, &snapshot.directory, &q.team)?;
         team_capability(
             &snapshot,
             &q.team,
@@ -228,11 +220,7 @@ impl Capability {
         as_of: Timestamp,
     ) -> Result<TeamCapabilityView> {
         let snapshot = self.engine.snapshot();
-        admit_team(
-            &grant.person_scope(&snapshot.directory),
-            &snapshot.directory,
-            &q.team,
-        )?;
+        admit_team_for(grant, &snapshot.directory, &q.team)?;
         let members = team_members(&snapshot, &q.team, q.include_subteams)?;
         let ids = members.iter().map(|p| p.id.clone()).collect();
         let evidence = self.engine.assessments_about_many(ids).await?;
@@ -375,11 +363,7 @@ impl Capability {
     /// skill hangs on.
     pub fn risks(&self, grant: &Grant, team: &TeamId) -> Result<Answer<Vec<SkillRiskView>>> {
         let snapshot = self.engine.snapshot();
-        admit_team(
-            &grant.person_scope(&snapshot.directory),
-            &snapshot.directory,
-            team,
-        )?;
+        admit_team_for(grant, &snapshot.directory, team)?;
         let risks = skill_risks(&snapshot, team, Timestamp::now())?;
         let subjects = risks
             .iter()
@@ -404,7 +388,7 @@ impl Capability {
             return Err(invalid(format!("skill_ids[{i}]"), "unknown skill"));
         }
         let dates = trend_dates(q.from, q.to, q.interval_days)?;
-        admit_team(&grant.person_scope(directory), directory, &q.team)?;
+        admit_team_for(grant, directory, &q.team)?;
         let teams = directory
             .subtree(q.team.as_str())
             .ok_or(Error::NotFound { kind: "team" })?;

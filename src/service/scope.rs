@@ -18,6 +18,11 @@ pub fn admit_team(scope: &Scope, directory: &Directory, team: &TeamId) -> Result
     }
 }
 
+/// Admits `grant` naming `team` (its scope resolved against `directory`).
+pub fn admit_team_for(grant: &Grant, directory: &Directory, team: &TeamId) -> Result<()> {
+    admit_team(&grant.person_scope(directory), directory, team)
+}
+
 /// Admits naming the person `id` under `scope`; returns them.
 pub fn admit_person<'a>(
     scope: &Scope,
