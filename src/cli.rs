@@ -55,15 +55,21 @@ struct ClientArgs {
     /// URL of the running server.
     #[arg(
         long,
+        global = true,
         env = "CAPSIGHT_SERVER",
         default_value = "http://127.0.0.1:50051"
     )]
     server: String,
     /// Bearer token; overrides --token-file.
-    #[arg(long, env = "CAPSIGHT_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "CAPSIGHT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// File holding the bearer token (the server writes the first admin token here).
-    #[arg(long, default_value = "./capsight-data/admin.token")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAPSIGHT_TOKEN_FILE",
+        default_value = "./capsight-data/admin.token"
+    )]
     token_file: PathBuf,
 }
 
@@ -546,4 +552,41 @@ fn write_demo(args: DemoArgs) -> Result<ExitCode, String> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn client_options_are_accepted_before_or_after_the_subcommand() {
+        for args in [
+            &[
+                "capsight",
+                "token",
+                "--server",
+                "http://h:1",
+                "--token-file",
+                "t",
+                "list",
+            ][..],
+            &[
+                "capsight",
+                "token",
+                "list",
+                "--server",
+                "http://h:1",
+                "--token-file",
+                "t",
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Token(token) = cli.command else {
+                panic!("not a token command");
+            };
+            assert_eq!(token.client.server, "http://h:1");
+            assert_eq!(token.client.token_file, PathBuf::from("t"));
+        }
+    }
 }
