@@ -6,7 +6,6 @@
 //!
 //! `CAPSIGHT_CRASH_CYCLES` (default 20) and `CAPSIGHT_CRASH_SEED` tune it.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use capsight::api::BearerToken;
@@ -61,21 +60,7 @@ async fn start_command(
     extra: &[&str],
     mut command: Command,
 ) -> Child_ {
-    command
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    serving::serve(&mut command, data_dir).args(extra);
     if unsafe_ack {
         command.arg("--unsafe-ack-before-flush");
     }

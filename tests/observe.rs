@@ -4,7 +4,6 @@
 //! `.ci/clients`, `tests/interop/prometheus_scrape.py`.)
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use capsight::api::pb;
@@ -64,20 +63,7 @@ fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metrics() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_capsight"))
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
+    let mut child = serving::serve(&mut Command::new(env!("CARGO_BIN_EXE_capsight")), &data)
         .spawn()
         .expect("spawn capsight");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();

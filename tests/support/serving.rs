@@ -1,8 +1,29 @@
-//! Waiting for a child `capsight serve` (started with `--log-format json`) to listen.
+//! A child `capsight serve`: its command line, and waiting for it to listen.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, Lines};
+use tokio::process::Command;
+
+/// Makes `command` (capsight, perhaps behind a wrapper) `serve` `data_dir` on a free
+/// loopback port with JSON logs on a piped stderr; killed when dropped.
+pub fn serve<'a>(command: &'a mut Command, data_dir: &std::path::Path) -> &'a mut Command {
+    command
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+}
 
 /// Reads the child's log until it says it serves; returns the address it listens on.
 pub async fn serving_address<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>) -> String {
