@@ -129,8 +129,10 @@ pub struct Composition {
     pub best: Proposal,
     /// Different alternatives.
     pub alternatives: Vec<Proposal>,
-    /// Proven optimal by exact search.
+    /// Proven optimal: by exact search or by reaching the upper bound.
     pub proven: bool,
+    /// The exact search ran to completion.
+    pub searched: bool,
     /// Upper bound on the objective.
     pub upper_bound: f64,
     /// Protection conflicts.
@@ -314,7 +316,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
             "no team of the requested size satisfies the constraints",
         )])
     })?;
-    let (best, proven) = if pool.len() <= EXACT_POOL_LIMIT {
+    let (best, searched) = if pool.len() <= EXACT_POOL_LIMIT {
         match exact(&problem, Some(found.clone())) {
             Some(optimal) => (optimal, true),
             None => (found, false),
@@ -322,10 +324,13 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
     } else {
         (found, false)
     };
+    // A team that reaches the upper bound is optimal whatever found it.
+    let bound = upper_bound(&problem);
+    let proven = searched || best.objective + 1e-12 >= bound;
     let bound = if proven {
         best.objective
     } else {
-        upper_bound(&problem).max(best.objective)
+        bound.max(best.objective)
     };
 
     // Alternatives: the best team without a window of its free members, as many as an
@@ -376,6 +381,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         best: explain(&best),
         alternatives: alternatives.iter().map(explain).collect(),
         proven,
+        searched,
         upper_bound: bound,
         conflicts: conflicts
             .into_iter()
@@ -424,6 +430,31 @@ fn explain(
                 .collect(),
         })
         .collect();
+    // Each requirement credits the members it counts: its `wanted` strongest qualifying
+    // members (a team larger than it needs to be, for `min_size`, has spares).
+    let credited: Vec<Vec<usize>> = ask
+        .requirements
+        .iter()
+        .enumerate()
+        .map(|(r, req)| {
+            let mut holders: Vec<usize> = team
+                .members
+                .iter()
+                .copied()
+                .filter(|&c| {
+                    let l = problem.candidates[c].levels[r];
+                    !l.is_nan() && l >= req.level
+                })
+                .collect();
+            holders.sort_by(|&a, &b| {
+                problem.candidates[b].levels[r]
+                    .total_cmp(&problem.candidates[a].levels[r])
+                    .then(a.cmp(&b))
+            });
+            holders.truncate(req.people.max(1) as usize);
+            holders
+        })
+        .collect();
     let members = team
         .members
         .iter()
@@ -436,10 +467,10 @@ fn explain(
                 .filter(|&(r, &l)| !l.is_nan() && l >= ask.requirements[r].level)
                 .map(|(r, &l)| (r, l))
                 .collect();
-            // A requirement this member is needed for: met by no more members than wanted.
+            // The requirements this member is counted for.
             let needed: Vec<String> = met
                 .iter()
-                .filter(|(r, _)| requirements[*r].people.len() <= requirements[*r].wanted as usize)
+                .filter(|(r, _)| credited[*r].contains(&c))
                 .map(|&(r, l)| {
                     format!(
                         "{} {l:.1} (≥ {:.1})",
@@ -448,21 +479,31 @@ fn explain(
                     )
                 })
                 .collect();
-            let mut reason = String::new();
-            if ask.must_include.contains(&person.id) {
-                reason.push_str("Must be included. ");
-            }
-            if needed.is_empty() {
-                if met.is_empty() {
-                    reason.push_str("Fills the team to its minimum size; strongest remaining candidate over the required skills.");
+            let reason = if !needed.is_empty() {
+                let must = if ask.must_include.contains(&person.id) {
+                    "Must be included; covers"
                 } else {
-                    reason.push_str(
-                        "Adds depth: meets requirements others already cover, and is among the strongest remaining over the required skills.",
-                    );
-                }
+                    "Covers"
+                };
+                format!("{must} {}.", needed.join(", "))
+            } else if ask.must_include.contains(&person.id) {
+                "Must be included (asked for by name); the others already cover what they meet."
+                    .to_owned()
+            } else if met.is_empty() {
+                format!(
+                    "Needed to reach the minimum team size of {}: the strongest remaining candidate over the required skills, though they meet none of the requirements.",
+                    ask.min_size
+                )
             } else {
-                reason.push_str(&format!("Covers {}.", needed.join(", ")));
-            }
+                format!(
+                    "Needed to reach the minimum team size of {}: meets {} as others in the team already do, and is the strongest such remaining candidate.",
+                    ask.min_size,
+                    met.iter()
+                        .map(|&(r, _)| skill_name(&ask.requirements[r].skill))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             MemberView {
                 archetype: ask
                     .archetypes

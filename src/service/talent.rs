@@ -231,9 +231,14 @@ pub fn optimality(c: &Composition) -> Optimality {
     } else {
         ((c.upper_bound - objective) / c.upper_bound).max(0.0)
     };
-    let statement = if c.proven {
+    let statement = if c.searched {
         format!(
             "Proven optimal: an exact search of all {} candidates found no better team.",
+            c.pool_size
+        )
+    } else if c.proven {
+        format!(
+            "Proven optimal: the team reaches the upper bound on what any team from the {} candidates can score.",
             c.pool_size
         )
     } else {

@@ -301,3 +301,74 @@ async fn alternatives_in_a_large_pool_are_genuinely_different() {
         teams.push(these);
     }
 }
+
+/// One requirement that one person of a 40-person pool meets: the team is that person
+/// alone (not padded to `max_size`), proven optimal although the pool is too large for
+/// the exact search; a minimum size is filled with the strongest of the rest, and every
+/// member's reason says what they cover or why they are there.
+#[tokio::test]
+async fn a_team_is_as_small_as_its_coverage_allows() {
+    let mut app = org().await;
+    let mut people = Vec::new();
+    let mut evidence = Vec::new();
+    for i in 0..40 {
+        let id = format!("x{i:02}");
+        people.push(person(&id, "p2"));
+        let level = if i == 17 {
+            4.5
+        } else {
+            1.0 + (i % 4) as f64 * 0.5
+        };
+        evidence.push(assessment(&format!("{id}-ux"), &id, "ux", level));
+    }
+    app.directory
+        .upsert_people(pb::UpsertPeopleRequest { people })
+        .await
+        .unwrap();
+    app.ingest
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: evidence,
+        })
+        .await
+        .unwrap();
+    let mut talent = app.clients(&app.admin_token).talent;
+    let request = pb::ComposeTeamRequest {
+        requirements: vec![need("ux", 4.0, 1)],
+        max_size: 5,
+        pool_team_ids: vec!["p2".into()],
+        ..Default::default()
+    };
+    let answer = talent
+        .compose_team(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.pool_size > 30, "{}", answer.pool_size);
+    let best = answer.best.clone().unwrap();
+    assert_eq!(ids(&best), ["x17"]);
+    assert!(best.members[0].reason.starts_with("Covers Skill ux 4.5"));
+    assert_eq!(answer.optimality(), pb::Optimality::ProvenOptimal);
+    assert_eq!(answer.gap, 0.0);
+
+    let padded = talent
+        .compose_team(pb::ComposeTeamRequest {
+            min_size: 3,
+            ..request
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .best
+        .unwrap();
+    let members = ids(&padded);
+    assert_eq!(members.len(), 3);
+    assert!(members.contains(&"x17"));
+    for m in padded.members.iter().filter(|m| m.person_id != "x17") {
+        assert!(
+            m.reason.contains("minimum team size of 3"),
+            "{}: {}",
+            m.person_id,
+            m.reason
+        );
+    }
+}

@@ -654,7 +654,11 @@ export type ProposedTeam = Message<"capsight.v1.ProposedTeam"> & {
   coverage: number;
 
   /**
-   * Coverage plus a small tie-break for stronger members (what is maximised).
+   * What is maximised: coverage, less a small cost per member (below half the smallest
+   * coverage one member can add), plus smaller tie-breaks for distinct archetypes (when
+   * asked for) and for stronger members. Teams are thus ranked by coverage, then fewer
+   * members, then diversity, then members' mean level. Can be negative when nothing is
+   * covered.
    *
    * @generated from field: double objective = 3;
    */
@@ -943,7 +947,8 @@ export enum Optimality {
   UNSPECIFIED = 0,
 
   /**
-   * An exact search proved no feasible team scores higher.
+   * No feasible team scores higher: an exact search proved it (pools of up to 30), or
+   * the team reaches the upper bound (gap 0).
    *
    * @generated from enum value: OPTIMALITY_PROVEN_OPTIMAL = 1;
    */
