@@ -54,6 +54,7 @@ impl From<Freshness> for pb::Freshness {
             stale: f.stale(),
             computed_at: Some(timestamp_to_pb(f.computed_at)),
             refreshing: f.refreshing,
+            archetypes_version: f.archetypes_version,
         }
     }
 }

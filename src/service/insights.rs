@@ -35,6 +35,8 @@ pub struct Freshness {
     pub computed_at: Timestamp,
     /// Whether a newer result is being computed.
     pub refreshing: bool,
+    /// Data version of the archetypes the result used, for results that use them.
+    pub archetypes_version: Option<u64>,
 }
 
 impl Freshness {
@@ -45,12 +47,17 @@ impl Freshness {
             current_version: fresh.current_version,
             computed_at: fresh.computed_at,
             refreshing: fresh.refreshing,
+            archetypes_version: None,
         }
     }
 
-    /// Whether the data changed since the result was computed.
+    /// Whether the data changed since the result was computed, or it used archetypes
+    /// of older data than its own.
     pub fn stale(&self) -> bool {
         self.computed_version != self.current_version
+            || self
+                .archetypes_version
+                .is_some_and(|v| v < self.computed_version)
     }
 }
 
@@ -519,7 +526,10 @@ impl Insights {
             ),
             min_group_size: minimum as u32,
             trend_days,
-            freshness: Freshness::of(&fresh),
+            freshness: Freshness {
+                archetypes_version: data.archetypes_version,
+                ..Freshness::of(&fresh)
+            },
         };
         Ok(Answer::new(patterns, Vec::new()))
     }

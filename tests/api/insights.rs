@@ -484,3 +484,76 @@ async fn mentors_are_proficient_where_the_mentee_is_not_and_the_plan_beats_greed
     }
     assert!(load.values().all(|&l| l <= 1), "{load:?}");
 }
+
+/// Patterns by archetype follow the archetypes they group by: after a write they are
+/// never served as current while those archetypes are older, every current answer's
+/// archetype groups add up to the people grouped, and once the archetypes are recomputed
+/// the patterns follow without another write.
+#[tokio::test]
+async fn patterns_by_archetype_are_never_current_on_stale_archetypes() {
+    let (app, _temp) = demo_app().await;
+    let admin = app.clients(&app.admin_token.clone());
+    let mut insights = admin.insights.clone();
+    let request = |policy: pb::ResultPolicy| pb::GetOrgSkillPatternsRequest {
+        group_by: pb::GroupBy::Archetype.into(),
+        result_policy: policy.into(),
+        min_group_size: Some(1_000_000),
+        ..Default::default()
+    };
+    let consistent = |answer: &pb::GetOrgSkillPatternsResponse| {
+        let f = answer.freshness.unwrap();
+        if f.stale {
+            return;
+        }
+        assert_eq!(f.computed_version, f.current_version, "{f:?}");
+        assert_eq!(f.archetypes_version, Some(f.computed_version), "{f:?}");
+        let grouped: u32 = answer.groups.iter().map(|g| g.size).sum();
+        assert_eq!(grouped, answer.total.as_ref().unwrap().size);
+    };
+    let first = insights
+        .get_org_skill_patterns(request(pb::ResultPolicy::Current))
+        .await
+        .unwrap()
+        .into_inner();
+    consistent(&first);
+    let before = first.freshness.unwrap();
+    assert!(!before.stale);
+    let someone = first.groups.len();
+    assert!(someone > 2, "{someone} archetype groups");
+
+    admin
+        .ingest
+        .clone()
+        .record_assessments(pb::RecordAssessmentsRequest {
+            assessments: vec![assessment("late-1", "p-000001", "rust", 4.0)],
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut stale_seen = false;
+    loop {
+        let answer = insights
+            .get_org_skill_patterns(request(pb::ResultPolicy::Latest))
+            .await
+            .unwrap()
+            .into_inner();
+        consistent(&answer);
+        let f = answer.freshness.unwrap();
+        if f.stale {
+            stale_seen = true;
+            assert!(f.current_version > before.computed_version);
+        } else {
+            assert!(f.computed_version > before.computed_version, "{f:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "patterns never caught up: {f:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        stale_seen,
+        "the first answer after the write is the old one"
+    );
+}

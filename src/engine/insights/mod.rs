@@ -102,7 +102,7 @@ impl Engine {
                     // cannot be computed (too few people with evidence) has none.
                     let archetypes =
                         match engine.archetypes(scope.clone(), None, Want::Current).await {
-                            Ok(a) => Some(a.value),
+                            Ok(a) => Some((a.value, a.computed_version)),
                             Err(Error::FailedPrecondition(_)) => None,
                             Err(e) => return Err(e),
                         };
@@ -119,7 +119,7 @@ impl Engine {
                                 &people,
                                 group_by,
                                 &evidence,
-                                archetypes.as_deref(),
+                                archetypes.as_ref().map(|(a, v)| (&**a, *v)),
                                 trend_days,
                                 Timestamp::now(),
                             ))

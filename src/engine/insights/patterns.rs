@@ -70,6 +70,8 @@ pub struct PatternData {
     pub skills: Vec<(SkillId, SkillCategory)>,
     /// Archetype labels of the scope.
     pub archetype_labels: Vec<String>,
+    /// Data version of the archetypes used (`None`: none could be computed).
+    pub archetypes_version: Option<u64>,
 }
 
 /// Aggregates the people of a scope by `group_by` from their evidence.
@@ -78,10 +80,12 @@ pub fn compute_patterns(
     people: &[&Person],
     group_by: GroupBy,
     evidence: &[(PersonId, Vec<Assessment>)],
-    archetypes: Option<&ArchetypeView>,
+    archetypes: Option<(&ArchetypeView, u64)>,
     trend_days: u32,
     now: Timestamp,
 ) -> PatternData {
+    let archetypes_version = archetypes.map(|(_, v)| v);
+    let archetypes = archetypes.map(|(a, _)| a);
     let directory = &snapshot.directory;
     let model = snapshot.capability.model();
     let skills: Vec<(SkillId, SkillCategory)> = directory
@@ -196,5 +200,6 @@ pub fn compute_patterns(
         total,
         skills,
         archetype_labels: labels,
+        archetypes_version,
     }
 }
