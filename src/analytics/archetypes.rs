@@ -8,8 +8,13 @@
 //! unassessed person with the (high) mean of the few specialists who were assessed. The
 //! share of known cells is reported with every result.
 //!
-//! `k` is chosen by linfa's silhouette score over a range (fitted on a deterministic
-//! sample for large populations), then the full population is fitted with that `k`.
+//! `k` is chosen by linfa's silhouette score over a range that grows with the population
+//! (`2..=clamp(⌈√n⌉, 20, 60)` unless the caller sets the top): every `k` up to 12, then a
+//! grid growing by about 15 % per step, then every `k` between the best grid point's
+//! neighbours. Each `k` is fitted on a deterministic sample (all rows up to 4,000) with
+//! several seeded k-means++ restarts, keeping the lowest inertia. The whole population
+//! is then assigned by a fit started from the sample's centroids. When the best `k` is
+//! the top of the range the result says so (`k_at_edge`): more archetypes may exist.
 //!
 //! For the archetype map every profile is also projected onto the first two principal
 //! components, fitted on the same deterministic sample: the eigenvectors of the sample's
@@ -21,7 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use linfa::DatasetBase;
-use linfa::metrics::SilhouetteScore;
 use linfa::traits::Fit;
 use linfa_linalg::eigh::{EigSort, EighInto};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -37,8 +41,10 @@ pub struct ArchetypeParams {
     pub k: Option<usize>,
     /// Smallest `k` tried.
     pub k_min: usize,
-    /// Largest `k` tried.
-    pub k_max: usize,
+    /// Largest `k` tried; `None`: `auto_k_max` of the population.
+    pub k_max: Option<usize>,
+    /// Seeded k-means++ starts per `k`; the lowest inertia is kept.
+    pub restarts: usize,
     /// Seed of sampling and k-means++ (same seed, same data → same result).
     pub seed: u64,
     /// Level imputed where a person has no evidence in a skill.
@@ -59,11 +65,12 @@ impl Default for ArchetypeParams {
         Self {
             k: None,
             k_min: 2,
-            k_max: 20,
+            k_max: None,
+            restarts: 3,
             seed: 42,
             unknown_level: 1.0,
             selection_sample: 4_000,
-            silhouette_sample: 1_000,
+            silhouette_sample: 2_000,
             max_iterations: 300,
             stop: None,
         }
@@ -107,8 +114,13 @@ pub struct ArchetypeSet {
     pub distances: Vec<f32>,
     /// Silhouette score of the final clustering (on a sample for large populations).
     pub silhouette: f32,
-    /// Silhouette of every `k` tried (empty when `k` was given).
+    /// Silhouette of every `k` tried, ascending `k` (empty when `k` was given).
     pub k_scores: Vec<(usize, f32)>,
+    /// The range `k` was chosen from (`(k, k)` when it was given).
+    pub k_range: (usize, usize),
+    /// The chosen `k` is the top of a range that could have gone higher: the population
+    /// may hold more archetypes than were looked for.
+    pub k_at_edge: bool,
     /// Population mean per skill column, after imputation.
     pub population_mean: Array1<f32>,
     /// Share of cells backed by evidence.
@@ -217,70 +229,208 @@ pub fn find_archetypes(
         ));
     }
     let (x, known_share) = impute(profiles, params.unknown_level);
-    let mut k_scores = Vec::new();
-    let k = match params.k {
-        Some(k) => k,
+    let selection = sample_rows(n, params.selection_sample, params.seed);
+    let xs = x.select(Axis(0), &selection);
+    let (k, k_scores, k_range, sample_model) = match params.k {
+        Some(k) => (k, Vec::new(), (k, k), None),
         None => {
-            let selection = sample_rows(n, params.selection_sample, params.seed);
-            let xs = x.select(Axis(0), &selection);
+            let top = params.k_max.unwrap_or_else(|| auto_k_max(n));
+            let k_max = top.min(selection.len() - 1).max(params.k_min);
             let scored = silhouette_rows(selection.len(), params.silhouette_sample, params.seed);
-            let k_max = params.k_max.min(selection.len() - 1).max(params.k_min);
-            for k in params.k_min..=k_max {
-                if params
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(Ordering::Relaxed))
-                {
-                    return Err(KMeansError::Stopped);
-                }
-                let model = fit(xs.view(), k, params)?;
-                let score = silhouette(&xs, &model.labels, &scored)?;
-                k_scores.push((k, score));
+            let mut search = KSearch {
+                x: xs.view(),
+                silhouette: Silhouette::new(xs.view(), scored),
+                params,
+                scores: Vec::new(),
+                best: None,
+            };
+            let grid = k_grid(params.k_min, k_max);
+            for &k in &grid {
+                search.try_k(k)?;
             }
-            k_scores
-                .iter()
-                .copied()
-                .reduce(|best, next| if next.1 > best.1 { next } else { best })
-                .map_or(params.k_min, |(k, _)| k)
+            // Every k between the best grid point's neighbours.
+            if let Some(at) = grid.iter().position(|&k| Some(k) == search.best_k()) {
+                let low = grid[at.saturating_sub(1)];
+                let high = grid[(at + 1).min(grid.len() - 1)];
+                for k in low..=high {
+                    search.try_k(k)?;
+                }
+            }
+            let mut scores = search.scores;
+            scores.sort_by_key(|&(k, _)| k);
+            let (k, model) = search
+                .best
+                .map_or((params.k_min, None), |(k, _, model)| (k, Some(model)));
+            (k, scores, (params.k_min, k_max), model)
         }
     };
-    let model = fit(x.view(), k, params)?;
+    // The population: the sample's model when the sample is everyone, else a fit
+    // started from the sample's centroids (or from k-means++ when k was given).
+    let model = match sample_model {
+        Some(model) if selection.len() == n => model,
+        Some(model) => KMeansParams::new(k)
+            .max_iterations(params.max_iterations)
+            .init_centroids(model.centroids)
+            .fit(&DatasetBase::from(x.view()))?,
+        None => fit(x.view(), k, params)?,
+    };
     let scored = silhouette_rows(n, params.silhouette_sample, params.seed);
-    let score = silhouette(&x, &model.labels, &scored)?;
-    let projection = Projection::fit(
-        x.view(),
-        &sample_rows(n, params.selection_sample, params.seed),
-    )?;
+    let score = Silhouette::new(x.view(), scored).score(&model.labels);
+    let projection = Projection::fit(x.view(), &selection)?;
     let mut set = describe(&x, &model, names, score, k_scores, known_share, projection);
+    set.k_range = k_range;
+    set.k_at_edge = params.k.is_none() && k == k_range.1 && k_range.1 < n - 1;
     set.points = set.projection.project(x.view());
     Ok(set)
 }
 
-fn fit(x: ArrayView2<f32>, k: usize, params: &ArchetypeParams) -> Result<KMeans, KMeansError> {
-    KMeansParams::new(k)
-        .seed(params.seed)
-        .max_iterations(params.max_iterations)
-        .fit(&DatasetBase::from(x))
+/// The largest `k` tried by default for `n` people: `⌈√n⌉` within 20–60.
+pub fn auto_k_max(n: usize) -> usize {
+    ((n as f64).sqrt().ceil() as usize).clamp(20, 60)
 }
 
-/// Silhouette of the clustering over the rows `scored` (linfa's metric).
-fn silhouette(
-    x: &Array2<f32>,
-    labels: &Array1<usize>,
-    scored: &[usize],
-) -> Result<f32, KMeansError> {
-    let records = x.select(Axis(0), scored);
-    let targets: Array1<usize> = scored.iter().map(|&i| labels[i]).collect();
-    let distinct = {
-        let mut t = targets.to_vec();
-        t.sort_unstable();
-        t.dedup();
-        t.len()
-    };
-    if distinct < 2 {
-        return Ok(0.0);
+/// The `k` tried first: every `k` to 12, then steps of about 15 %, and `k_max`.
+fn k_grid(k_min: usize, k_max: usize) -> Vec<usize> {
+    let mut grid = Vec::new();
+    let mut k = k_min;
+    while k <= k_max {
+        grid.push(k);
+        k = if k < 12 {
+            k + 1
+        } else {
+            (k as f64 * 1.15).ceil() as usize
+        };
     }
-    Ok(DatasetBase::new(records, targets).silhouette_score()?)
+    if grid.last() != Some(&k_max) {
+        grid.push(k_max);
+    }
+    grid
+}
+
+/// The silhouette search over `k` on one sample.
+struct KSearch<'a> {
+    x: ArrayView2<'a, f32>,
+    silhouette: Silhouette,
+    params: &'a ArchetypeParams,
+    scores: Vec<(usize, f32)>,
+    /// Best so far: `k`, its silhouette, its model.
+    best: Option<(usize, f32, KMeans)>,
+}
+
+impl KSearch<'_> {
+    fn best_k(&self) -> Option<usize> {
+        self.best.as_ref().map(|(k, _, _)| *k)
+    }
+
+    fn try_k(&mut self, k: usize) -> Result<(), KMeansError> {
+        if self.scores.iter().any(|&(tried, _)| tried == k) {
+            return Ok(());
+        }
+        if self
+            .params
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            return Err(KMeansError::Stopped);
+        }
+        let model = fit(self.x, k, self.params)?;
+        let score = self.silhouette.score(&model.labels);
+        self.scores.push((k, score));
+        // Ties go to the smaller k.
+        let better = self
+            .best
+            .as_ref()
+            .is_none_or(|(best_k, best, _)| score > *best || (score == *best && k < *best_k));
+        if better {
+            self.best = Some((k, score, model));
+        }
+        Ok(())
+    }
+}
+
+/// The best of `params.restarts` seeded k-means++ fits (lowest inertia).
+fn fit(x: ArrayView2<f32>, k: usize, params: &ArchetypeParams) -> Result<KMeans, KMeansError> {
+    let mut best: Option<KMeans> = None;
+    for restart in 0..params.restarts.max(1) as u64 {
+        let model = KMeansParams::new(k)
+            .seed(params.seed.wrapping_add(restart.wrapping_mul(0x9E37_79B9)))
+            .max_iterations(params.max_iterations)
+            .fit(&DatasetBase::from(x))?;
+        if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
+            best = Some(model);
+        }
+    }
+    best.ok_or_else(|| KMeansError::InvalidParams("no restarts".into()))
+}
+
+/// The silhouette of clusterings of the same rows, from their pairwise Euclidean
+/// distances computed once (`‖a‖² + ‖b‖² − 2a·b`, one matrix product): scoring one
+/// clustering is then O(rows²) additions instead of O(rows² × skills). The definition is
+/// linfa's and scikit-learn's — per row `(b − a) / max(a, b)` with `a` the mean distance
+/// to the rest of its cluster and `b` the smallest mean distance to another cluster,
+/// averaged — with scikit-learn's convention that a row alone in its cluster scores 0
+/// (linfa scores it 1, which would favour many small clusters).
+struct Silhouette {
+    /// The rows scored (indices into the fitted rows).
+    rows: Vec<usize>,
+    /// `rows × rows` distances.
+    distances: Array2<f32>,
+}
+
+impl Silhouette {
+    fn new(x: ArrayView2<f32>, rows: Vec<usize>) -> Self {
+        let sample = x.select(Axis(0), &rows);
+        let norms: Vec<f32> = sample
+            .outer_iter()
+            .map(|r| r.iter().map(|v| v * v).sum())
+            .collect();
+        let mut distances = sample.dot(&sample.t());
+        for ((i, j), d) in distances.indexed_iter_mut() {
+            *d = if i == j {
+                0.0
+            } else {
+                (norms[i] + norms[j] - 2.0 * *d).max(0.0).sqrt()
+            };
+        }
+        Self { rows, distances }
+    }
+
+    /// Mean silhouette of the scored rows under `labels` (of every fitted row).
+    fn score(&self, labels: &Array1<usize>) -> f32 {
+        let own: Vec<usize> = self.rows.iter().map(|&r| labels[r]).collect();
+        let k = own.iter().max().map_or(0, |m| m + 1);
+        let mut sizes = vec![0usize; k];
+        for &l in &own {
+            sizes[l] += 1;
+        }
+        if sizes.iter().filter(|&&s| s > 0).count() < 2 {
+            return 0.0;
+        }
+        let mut sums = vec![0f64; k];
+        let total: f64 = self
+            .distances
+            .outer_iter()
+            .zip(&own)
+            .map(|(row, &label)| {
+                sums.iter_mut().for_each(|s| *s = 0.0);
+                for (&d, &l) in row.iter().zip(&own) {
+                    sums[l] += f64::from(d);
+                }
+                if sizes[label] < 2 {
+                    return 0.0;
+                }
+                let a = sums[label] / (sizes[label] - 1) as f64;
+                let b = (0..k)
+                    .filter(|&c| c != label && sizes[c] > 0)
+                    .map(|c| sums[c] / sizes[c] as f64)
+                    .fold(f64::INFINITY, f64::min);
+                let larger = a.max(b);
+                if larger > 0.0 { (b - a) / larger } else { 0.0 }
+            })
+            .sum();
+        (total / own.len().max(1) as f64) as f32
+    }
 }
 
 /// Up to `limit` row indices of `0..n`, sorted, chosen deterministically from `seed`.
@@ -368,6 +518,8 @@ fn describe(
         distances,
         silhouette,
         k_scores,
+        k_range: (k, k),
+        k_at_edge: false,
         population_mean,
         known_share,
         inertia: model.inertia,
@@ -449,6 +601,27 @@ mod tests {
         // and adjusted_rand_score([0,0,1,1], [0,1,0,1]) = -0.5
         let v = adjusted_rand_index(&[0, 0, 1, 1], &[0, 1, 0, 1]);
         assert!((v + 0.5).abs() < 1e-12, "{v}");
+    }
+
+    #[test]
+    fn silhouette_equals_linfas_where_no_cluster_is_a_single_row() {
+        use linfa::metrics::SilhouetteScore;
+        let mut rng = StdRng::seed_from_u64(3);
+        let x = Array2::from_shape_fn((60, 5), |_| rand::Rng::random_range(&mut rng, 0.0..5.0));
+        let labels: Array1<usize> = (0..60).map(|i| (i * 7) % 4).collect();
+        let ours = Silhouette::new(x.view(), (0..60).collect()).score(&labels);
+        let linfa: f32 = DatasetBase::new(x.clone(), labels.clone())
+            .silhouette_score()
+            .unwrap();
+        assert!((ours - linfa).abs() < 1e-4, "{ours} vs linfa {linfa}");
+        // Scoring a subset of rows uses their labels among all rows.
+        let rows: Vec<usize> = (0..60).step_by(2).collect();
+        let subset = Silhouette::new(x.view(), rows.clone()).score(&labels);
+        let picked: Array1<usize> = rows.iter().map(|&r| labels[r]).collect();
+        let linfa: f32 = DatasetBase::new(x.select(Axis(0), &rows), picked)
+            .silhouette_score()
+            .unwrap();
+        assert!((subset - linfa).abs() < 1e-4, "{subset} vs linfa {linfa}");
     }
 
     #[test]
@@ -543,12 +716,90 @@ mod tests {
         }
     }
 
+    /// A planted organisation: `archetypes` occupations of `per` people over `skills`
+    /// skills. Each occupation has 10 core skills (chosen at random, so occupations
+    /// overlap); each person holds 7–10 of their occupation's core skills and 1–3 others,
+    /// each level the mean of three noisy assessments; every other cell is unknown.
+    pub(crate) fn planted(
+        archetypes: usize,
+        per: usize,
+        skills: usize,
+        seed: u64,
+    ) -> (Array2<f32>, Vec<usize>) {
+        use rand::Rng;
+        use rand::seq::SliceRandom;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let cores: Vec<Vec<usize>> = (0..archetypes)
+            .map(|_| rand::seq::index::sample(&mut rng, skills, 10).into_vec())
+            .collect();
+        let n = archetypes * per;
+        let mut x = Array2::from_elem((n, skills), f32::NAN);
+        let mut truth = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = i % archetypes;
+            truth.push(a);
+            let seniority: f32 = rng.random_range(-0.4..0.4);
+            let mut core = cores[a].clone();
+            core.shuffle(&mut rng);
+            let held = rng.random_range(7..=10);
+            let assess = |rng: &mut StdRng, level: f32| {
+                let sum: f32 = (0..3).map(|_| level + rng.random_range(-0.6..0.6)).sum();
+                (sum / 3.0).clamp(0.0, 5.0)
+            };
+            for &c in &core[..held] {
+                let level = rng.random_range(3.3..4.5) + seniority;
+                x[[i, c]] = assess(&mut rng, level);
+            }
+            for _ in 0..rng.random_range(1..=3) {
+                let c = rng.random_range(0..skills);
+                if x[[i, c]].is_nan() {
+                    let level = rng.random_range(1.0..2.5);
+                    x[[i, c]] = assess(&mut rng, level);
+                }
+            }
+        }
+        (x, truth)
+    }
+
+    #[test]
+    fn automatic_k_recovers_thirty_planted_archetypes_from_sparse_evidence() {
+        let seed = std::env::var("PLANTED_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(11);
+        let (x, truth) = planted(30, 40, 320, seed);
+        let known = x.iter().filter(|v| !v.is_nan()).count() as f64 / x.len() as f64;
+        assert!(known <= 0.10, "{known}");
+        let names: Vec<String> = (0..x.ncols()).map(|c| format!("s{c}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let started = std::time::Instant::now();
+        let set = find_archetypes(x.view(), &names, &ArchetypeParams::default()).unwrap();
+        let ari = adjusted_rand_index(&truth, &set.assignments);
+        eprintln!(
+            "k {} ARI {ari:.3} in {:?}; scores {:?}",
+            set.archetypes.len(),
+            started.elapsed(),
+            set.k_scores
+        );
+        assert!(ari >= 0.95, "ARI {ari}, k {}", set.archetypes.len());
+        assert!(!set.k_at_edge);
+        assert_eq!(set.k_range, (2, auto_k_max(x.nrows())));
+        // The old fixed range, 2–20, stops at its edge and says so.
+        let capped = ArchetypeParams {
+            k_max: Some(20),
+            ..ArchetypeParams::default()
+        };
+        let set = find_archetypes(x.view(), &names, &capped).unwrap();
+        assert_eq!(set.archetypes.len(), 20);
+        assert!(set.k_at_edge);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
         fn same_seed_same_archetypes(seed in 0u64..1000, n in 4usize..60) {
             let x = Array2::from_shape_fn((n, 4), |(i, j)| ((i * 7 + j * 3 + seed as usize) % 11) as f32 / 2.0);
-            let params = ArchetypeParams { k_max: 5, seed, ..ArchetypeParams::default() };
+            let params = ArchetypeParams { k_max: Some(5), seed, ..ArchetypeParams::default() };
             let a = find_archetypes(x.view(), &["a", "b", "c", "d"], &params).unwrap();
             let b = find_archetypes(x.view(), &["a", "b", "c", "d"], &params).unwrap();
             prop_assert_eq!(a.assignments, b.assignments);

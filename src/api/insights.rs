@@ -82,6 +82,7 @@ impl TryFrom<&pb::GetSkillArchetypesRequest> for ArchetypesQuery {
         Ok(Self {
             scope: scope_team(&r.scope_team_id)?,
             k: r.k,
+            max_k: r.max_k,
             include_members: r.include_members,
             want: want(r.result_policy)?,
         })
@@ -142,6 +143,9 @@ impl From<Archetypes> for pb::GetSkillArchetypesResponse {
                     silhouette: f64::from(silhouette),
                 })
                 .collect(),
+            k_range_min: a.k_range.0,
+            k_range_max: a.k_range.1,
+            k_at_range_edge: a.k_at_edge,
             people: a.people,
             known_share: f64::from(a.known_share),
             unknown_level: f64::from(a.unknown_level),

@@ -31,6 +31,7 @@ use crate::store::{AuditFilter, AuditReader, EvidenceReader, Store, StoreOptions
 pub use cache::{Fresh, Want};
 pub use capability::{CapabilityBuilder, CapabilityIndex, PersonCapability, SkillAxis};
 use health::StorageHealth;
+pub use insights::KChoice;
 pub use jobs::{Cancel, JobRunner, RECOMMENDED_JOB_NICE, RunnerLoad};
 pub use tokens::{AuthFailure, TokenTable};
 use writer::{Job, Writer};

@@ -185,7 +185,11 @@ pub async fn run(
     let warm = Arc::clone(&engine);
     tokio::spawn(async move {
         if let Err(e) = warm
-            .archetypes(None, None, crate::engine::Want::Latest)
+            .archetypes(
+                None,
+                crate::engine::KChoice::AUTO,
+                crate::engine::Want::Latest,
+            )
             .await
         {
             tracing::debug!(error = %e, "archetypes not precomputed");

@@ -314,6 +314,7 @@ mod tests {
         let query = crate::service::insights::ArchetypesQuery {
             scope: None,
             k: Some(4),
+            max_k: None,
             include_members: false,
             want: crate::engine::Want::Current,
         };

@@ -12,7 +12,7 @@ use ndarray::{ArrayView1, Axis};
 use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, Suppression, suppress};
 use crate::domain::{AccessRole, FieldViolation, Grant, SkillCategory, SkillId, TeamId, Timestamp};
 use crate::engine::insights::{CellSums, GroupBy, GroupData, PatternData};
-use crate::engine::{Engine, Fresh, Want};
+use crate::engine::{Engine, Fresh, KChoice, Want};
 use crate::error::{Error, Result};
 
 use super::Answer;
@@ -68,6 +68,8 @@ pub struct ArchetypesQuery {
     pub scope: Option<TeamId>,
     /// Number of archetypes; `None`: chosen by silhouette.
     pub k: Option<u32>,
+    /// Top of the range k is chosen from; `None`: grows with the population.
+    pub max_k: Option<u32>,
     /// Whether to list each person's archetype (never for analysts).
     pub include_members: bool,
     /// Fresh or at once.
@@ -154,6 +156,10 @@ pub struct Archetypes {
     pub silhouette: f32,
     /// Silhouette of every k tried.
     pub k_scores: Vec<(u32, f32)>,
+    /// The range k was chosen from.
+    pub k_range: (u32, u32),
+    /// The chosen k is the top of the range: there may be more archetypes.
+    pub k_at_edge: bool,
     /// People clustered.
     pub people: u32,
     /// Share of cells backed by evidence.
@@ -264,10 +270,6 @@ pub struct Insights {
     min_group_size: usize,
 }
 
-fn invalid(field: &str, reason: &str) -> Error {
-    Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
-}
-
 /// Splits counts into the ones shown and the hidden rest (0 or at least the minimum).
 fn visible_counts<K: Clone>(counts: &[(K, u32)], minimum: usize) -> (Vec<(K, u32)>, u32) {
     let groups: Vec<(usize, usize)> = counts.iter().map(|(_, c)| (0, *c as usize)).collect();
@@ -310,13 +312,26 @@ impl Insights {
         if query.include_members && grant.role == AccessRole::Analyst {
             return Err(Error::PermissionDenied);
         }
-        let k = match query.k {
-            Some(k) if !(2..=MAX_K).contains(&k) => {
-                return Err(invalid("k", "must be between 2 and 50"));
+        let mut violations = Vec::new();
+        for (field, value) in [("k", query.k), ("max_k", query.max_k)] {
+            if value.is_some_and(|k| !(2..=MAX_K).contains(&k)) {
+                violations.push(FieldViolation::new(field, "must be between 2 and 50"));
             }
-            k => k.map(|k| k as usize),
+        }
+        if query.k.is_some() && query.max_k.is_some() {
+            violations.push(FieldViolation::new(
+                "max_k",
+                "only when k is chosen automatically (k unset)",
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument(violations));
+        }
+        let choice = KChoice {
+            k: query.k.map(|k| k as usize),
+            max_k: query.max_k.map(|k| k as usize),
         };
-        let fresh = self.engine.archetypes(scope, k, query.want).await?;
+        let fresh = self.engine.archetypes(scope, choice, query.want).await?;
         let view = &fresh.value;
         let minimum = self.min_group_size;
         let directory = &snapshot.directory;
@@ -412,6 +427,8 @@ impl Insights {
                 .iter()
                 .map(|&(k, s)| (k as u32, s))
                 .collect(),
+            k_range: (view.set.k_range.0 as u32, view.set.k_range.1 as u32),
+            k_at_edge: view.set.k_at_edge,
             people: u32::try_from(view.people.len()).unwrap_or(u32::MAX),
             known_share: view.set.known_share,
             unknown_level: view.unknown_level,
@@ -641,6 +658,7 @@ mod tests {
         ArchetypesQuery {
             scope: None,
             k: Some(4),
+            max_k: None,
             include_members: false,
             want: Want::Current,
         }

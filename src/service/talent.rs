@@ -12,7 +12,7 @@ use crate::domain::{
 };
 use crate::engine::compose::{Composition, SkillAsk, TeamAsk, compose_team};
 use crate::engine::insights::{MentorView, MentoringPlan, find_mentors, mentee_needs};
-use crate::engine::{Cancel, Engine, Want};
+use crate::engine::{Cancel, Engine, KChoice, Want};
 use crate::error::{Error, Result};
 
 use super::Answer;
@@ -594,7 +594,11 @@ impl Talent {
         let (mut ask, scope) = self.team_ask(grant, &query)?;
         if query.prefer_archetype_diversity {
             // The organisation's archetypes (cached); too little evidence means none.
-            match self.engine.archetypes(None, None, Want::Latest).await {
+            match self
+                .engine
+                .archetypes(None, KChoice::AUTO, Want::Latest)
+                .await
+            {
                 Ok(fresh) => {
                     let view = &fresh.value;
                     ask.archetypes = Some(

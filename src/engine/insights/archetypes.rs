@@ -12,6 +12,24 @@ use crate::engine::Snapshot;
 use crate::engine::jobs::Cancel;
 use crate::error::{Error, Result};
 
+/// How many archetypes to look for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KChoice {
+    /// Exactly this many; chosen by silhouette when `None`.
+    pub k: Option<usize>,
+    /// The top of the range `k` is chosen from; `None`: grows with the population
+    /// (`analytics::archetypes::auto_k_max`).
+    pub max_k: Option<usize>,
+}
+
+impl KChoice {
+    /// Chosen by silhouette over the default range.
+    pub const AUTO: Self = Self {
+        k: None,
+        max_k: None,
+    };
+}
+
 /// Archetypes of the people of a scope.
 #[derive(Debug)]
 pub struct ArchetypeView {
@@ -50,9 +68,10 @@ pub fn people_in<'a>(snapshot: &'a Snapshot, scope: Option<&TeamId>) -> Result<V
 pub fn compute_archetypes(
     snapshot: &Snapshot,
     scope: Option<&TeamId>,
-    k: Option<usize>,
+    choice: KChoice,
     cancel: &Cancel,
 ) -> Result<ArchetypeView> {
+    let k = choice.k;
     let capability = &snapshot.capability;
     let axis = capability.axis();
     let rows: Vec<(&Person, &ndarray::Array1<f32>)> = people_in(snapshot, scope)?
@@ -98,6 +117,7 @@ pub fn compute_archetypes(
         .collect();
     let params = ArchetypeParams {
         k,
+        k_max: choice.max_k,
         stop: Some(cancel.flag()),
         ..ArchetypeParams::default()
     };
@@ -110,6 +130,7 @@ pub fn compute_archetypes(
         people = rows.len(),
         skills = columns.len(),
         k = set.archetypes.len(),
+        k_at_edge = set.k_at_edge,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "archetypes computed"
     );

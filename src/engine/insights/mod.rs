@@ -18,7 +18,7 @@ use super::cache::{Cache, Fresh, Want};
 use super::{Engine, Snapshot};
 use crate::domain::{PersonId, TeamId, Timestamp};
 use crate::error::{Error, Result};
-pub use archetypes::{ArchetypeView, compute_archetypes, people_in};
+pub use archetypes::{ArchetypeView, KChoice, compute_archetypes, people_in};
 pub use mentoring::{
     MentorSkillView, MentorView, MentoringPlan, PlannedPair, find_mentors, mentee_needs,
     plan_mentoring,
@@ -26,7 +26,7 @@ pub use mentoring::{
 pub use patterns::{CellSums, GroupBy, GroupData, PatternData, compute_patterns};
 
 /// Archetypes by (scope, k).
-type ArchetypeCache = Cache<(Option<TeamId>, Option<usize>), ArchetypeView>;
+type ArchetypeCache = Cache<(Option<TeamId>, KChoice), ArchetypeView>;
 /// Patterns by (grouping, scope, trend days).
 type PatternCache = Cache<(GroupBy, Option<TeamId>, u32), PatternData>;
 
@@ -64,7 +64,7 @@ impl Engine {
     pub async fn archetypes(
         self: &Arc<Self>,
         scope: Option<TeamId>,
-        k: Option<usize>,
+        k: KChoice,
         want: Want,
     ) -> Result<Fresh<ArchetypeView>> {
         let key = (scope.clone(), k);
@@ -100,12 +100,14 @@ impl Engine {
                 Box::pin(async move {
                     // Archetype mix is reported for every grouping; a scope where they
                     // cannot be computed (too few people with evidence) has none.
-                    let archetypes =
-                        match engine.archetypes(scope.clone(), None, Want::Current).await {
-                            Ok(a) => Some((a.value, a.computed_version)),
-                            Err(Error::FailedPrecondition(_)) => None,
-                            Err(e) => return Err(e),
-                        };
+                    let archetypes = match engine
+                        .archetypes(scope.clone(), KChoice::AUTO, Want::Current)
+                        .await
+                    {
+                        Ok(a) => Some((a.value, a.computed_version)),
+                        Err(Error::FailedPrecondition(_)) => None,
+                        Err(e) => return Err(e),
+                    };
                     let reader = engine.evidence();
                     engine
                         .jobs
