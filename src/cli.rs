@@ -251,6 +251,12 @@ struct ServeArgs {
     /// gives requests and writes the CPU first on a machine capsight has to itself.
     #[arg(long, env = "CAPSIGHT_JOB_NICE", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
     job_nice: i32,
+    /// Age at which a piece of evidence counts half, in days: the organisation's evidence
+    /// horizon. Shorter favours recent evidence and lowers confidence in old evidence
+    /// (three agreeing objective tests two years old give confidence 0.53 at 365 days,
+    /// 0.78 at 730, 0.17 at 180).
+    #[arg(long, env = "CAPSIGHT_EVIDENCE_HALF_LIFE_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(7..=3650))]
+    evidence_half_life_days: u32,
     /// Refuse to start when the data directory's filesystem has less free space than
     /// this many MiB.
     #[arg(long, env = "CAPSIGHT_MIN_FREE_MB", default_value_t = 64)]
@@ -398,6 +404,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
             },
             ack_before_flush,
             job_nice: args.job_nice,
+            evidence_half_life_days: Some(args.evidence_half_life_days as f32),
             ..EngineOptions::default()
         },
         tls: match (args.tls_cert, args.tls_key) {

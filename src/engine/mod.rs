@@ -134,6 +134,8 @@ pub struct EngineOptions {
     /// Niceness of the background computation threads (0, the default: as the rest of
     /// the process; see `RECOMMENDED_JOB_NICE`).
     pub job_nice: i32,
+    /// Age at which evidence counts half, in days (`None`: the model's default, 365).
+    pub evidence_half_life_days: Option<f32>,
 }
 
 /// Result of recording one batch of assessments.
@@ -223,7 +225,10 @@ impl Engine {
         if options.ack_before_flush {
             store_options.flush_every_ms = None;
         }
-        let model = ProficiencyModel::default();
+        let mut model = ProficiencyModel::default();
+        if let Some(days) = options.evidence_half_life_days {
+            model.half_life_days = days;
+        }
         let axis_of = |d: &Directory| SkillAxis::new(d.skills().keys().cloned());
         let mut builder: Option<CapabilityBuilder> = None;
         let people_of = |d: &Directory| d.people().keys().cloned().collect::<Vec<_>>();

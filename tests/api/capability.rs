@@ -662,3 +662,54 @@ async fn trend_times_at_the_limits_of_timestamp_are_refused_and_the_server_lives
         .into_inner();
     assert_eq!(widest.points.len(), 1);
 }
+
+/// The evidence horizon is the organisation's: with a half-life of 730 days, a single
+/// objective test 1.5 years old keeps more weight — and gives more confidence — than at
+/// the default 365, exactly as `1 − e^(−0.5^(age / half-life))` says.
+#[tokio::test]
+async fn the_evidence_half_life_setting_sets_how_fast_confidence_fades() {
+    let assessed = 1_750_000_000i64;
+    let mut confidences = Vec::new();
+    for half_life in [None, Some(730.0f32)] {
+        let temp = tempfile::tempdir().unwrap();
+        let mut config = capsight::server::ServerConfig::new(temp.path().join("data"));
+        config.engine.evidence_half_life_days = half_life;
+        let mut app = TestApp::start(config).await;
+        seed_org(&mut app).await;
+        let mut test = crate::helpers::assessment("old-1", "alice", "rust", 4.0);
+        test.assessed_at = Some(prost_types::Timestamp {
+            seconds: assessed,
+            nanos: 0,
+        });
+        record(&mut app, vec![test]).await;
+        let profile = app
+            .clients(&app.admin_token)
+            .capability
+            .get_person_profile(pb::GetPersonProfileRequest {
+                person_id: "alice".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let rust = profile
+            .skills
+            .iter()
+            .find(|s| s.skill_id == "rust")
+            .unwrap();
+        let age_days = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            - assessed as f64)
+            / 86_400.0;
+        let days = f64::from(half_life.unwrap_or(365.0));
+        let expected = 1.0 - (-(0.5f64.powf(age_days / days))).exp();
+        assert!(
+            (rust.confidence - expected).abs() < 1e-3,
+            "half-life {days}: {} vs {expected}",
+            rust.confidence
+        );
+        confidences.push(rust.confidence);
+    }
+    assert!(confidences[1] > confidences[0] + 0.1, "{confidences:?}");
+}

@@ -783,7 +783,11 @@ export type FindExpertsRequest = Message<"capsight.v1.FindExpertsRequest"> & {
   scopeTeamId: string;
 
   /**
-   * Ignore levels with less confidence than this (0-1).
+   * Ignore levels with less confidence than this (0-1, default 0: every known level).
+   * Confidence grows with the amount and trust of the evidence and fades with its age
+   * (the server's evidence half-life, 365 days by default): 0.5 asks for about three
+   * agreeing objective tests from the last two years, or more recent or more numerous
+   * weaker evidence. See README, "How levels are computed".
    *
    * @generated from field: double min_confidence = 3;
    */

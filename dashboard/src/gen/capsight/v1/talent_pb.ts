@@ -425,7 +425,9 @@ export type ComposeTeamRequest = Message<"capsight.v1.ComposeTeamRequest"> & {
   minAvailability: number;
 
   /**
-   * Levels with less confidence than this (0-1) do not count.
+   * Levels with less confidence than this (0-1, default 0) do not count: such a
+   * candidate is treated as unassessed in that skill. See FindExpertsRequest's
+   * `min_confidence` for what a floor means.
    *
    * @generated from field: double min_confidence = 8;
    */
