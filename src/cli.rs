@@ -202,6 +202,12 @@ struct ServeArgs {
     #[arg(long, env = "CAPSIGHT_MIN_GROUP_SIZE", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(3..))]
     min_group_size: u32,
+    /// Analysts' aggregates come from a culture snapshot of the data published at most
+    /// once per this many hours (and at once after an erasure), so that two answers
+    /// cannot be differenced to single out a change; 0 serves them the current data.
+    #[arg(long, env = "CAPSIGHT_CULTURE_SNAPSHOT_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(0..=8760))]
+    culture_snapshot_hours: u64,
     /// Browser origin allowed to call over gRPC-Web, e.g. https://dash.example.com
     /// (repeatable; `*` allows any). The embedded dashboard needs none.
     #[arg(
@@ -389,6 +395,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         data_dir: args.data_dir,
         demo: args.demo.then(|| args.shape.config()),
         min_group_size: args.min_group_size as usize,
+        culture_period: Duration::from_secs(args.culture_snapshot_hours * 3600),
         cors_origins: args.cors_origins,
         max_message_bytes: args.max_message_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs),

@@ -28,9 +28,13 @@ pub struct OrgInsightsApi {
 
 impl OrgInsightsApi {
     /// A service over `engine` that hides groups under `min_group_size` (at least 3).
-    pub fn new(engine: Arc<Engine>, min_group_size: usize) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        min_group_size: usize,
+        culture_period: std::time::Duration,
+    ) -> Self {
         Self {
-            service: Insights::new(engine, min_group_size),
+            service: Insights::new(engine, min_group_size).with_culture_period(culture_period),
         }
     }
 }

@@ -117,6 +117,9 @@ pub struct Snapshot {
     pub erasures: u64,
     /// Active mentoring relationships.
     pub mentorships: Arc<Mentorships>,
+    /// Assessment batches numbered below this are in the snapshot (see
+    /// `EvidenceReader::assessments_about_many_before`).
+    pub evidence_batches: u64,
 }
 
 /// How the engine runs.
@@ -268,6 +271,7 @@ impl Engine {
             tokens: Arc::new(TokenTable::new(opened.tokens)),
             erasures: 0,
             mentorships: Arc::new(Mentorships::new(opened.mentorships)),
+            evidence_batches: store.next_batch(),
         };
         let snapshot = Arc::new(ArcSwap::from_pointee(initial));
         let (commands, receiver) = mpsc::channel(1024);

@@ -216,6 +216,7 @@ impl Writer {
             tokens: Arc::clone(&self.tokens),
             erasures: self.erasures,
             mentorships: Arc::clone(&self.mentorships),
+            evidence_batches: self.store.next_batch(),
         }));
         self.notify.send_replace(self.version);
     }

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Aggregates of culture reviews hide groups smaller than this (at least 3).
     pub min_group_size: usize,
+    /// Analysts read a culture snapshot published at most once per this period (zero:
+    /// the current data; see `service::culture`).
+    pub culture_period: Duration,
     /// Browser origins allowed to call over gRPC-Web (`*`: any); the embedded
     /// dashboard is same-origin and needs none.
     pub cors_origins: Vec<String>,
@@ -112,6 +115,7 @@ impl ServerConfig {
             engine: EngineOptions::default(),
             tls: None,
             min_group_size: DEFAULT_MIN_GROUP_SIZE,
+            culture_period: crate::service::culture::DEFAULT_PERIOD,
             cors_origins: Vec::new(),
             admission: AdmissionLimits::default(),
             connections: ConnectionLimits::default(),
@@ -176,6 +180,7 @@ pub async fn run(
     let insights = OrgInsightsServiceServer::new(OrgInsightsApi::new(
         Arc::clone(&engine),
         config.min_group_size,
+        config.culture_period,
     ))
     .max_encoding_message_size(limit);
     let talent = TalentServiceServer::new(TalentApi::new(Arc::clone(&engine)))

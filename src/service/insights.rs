@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayView1, Axis};
 
+use super::culture::{self, Culture};
 use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, Suppression, suppress};
 use crate::domain::{AccessRole, FieldViolation, Grant, SkillCategory, SkillId, TeamId, Timestamp};
 use crate::engine::insights::{CellSums, GroupBy, GroupData, PatternData};
@@ -268,6 +269,8 @@ pub struct Patterns {
 pub struct Insights {
     engine: Arc<Engine>,
     min_group_size: usize,
+    /// What analysts read.
+    culture: Culture,
 }
 
 /// Splits counts into the ones shown and the hidden rest (0 or at least the minimum).
@@ -292,11 +295,20 @@ fn map_point(point: ArrayView1<f32>) -> [f32; 2] {
 
 impl Insights {
     /// The service over `engine`, hiding groups under `min_group_size` (at least 3).
+    /// Analysts read a culture snapshot published at most once a day.
     pub fn new(engine: Arc<Engine>, min_group_size: usize) -> Self {
         Self {
+            culture: Culture::new(Arc::clone(&engine), culture::DEFAULT_PERIOD),
             engine,
             min_group_size: min_group_size.max(MIN_GROUP_SIZE_FLOOR),
         }
+    }
+
+    /// Analysts' culture snapshot is published at most once per `period` (zero: they
+    /// read the current data).
+    pub fn with_culture_period(mut self, period: std::time::Duration) -> Self {
+        self.culture = Culture::new(Arc::clone(&self.engine), period);
+        self
     }
 
     /// The archetypes of `query.scope` as `grant` may see them; subjects are the members
@@ -331,7 +343,11 @@ impl Insights {
             k: query.k.map(|k| k as usize),
             max_k: query.max_k.map(|k| k as usize),
         };
-        let fresh = self.engine.archetypes(scope, choice, query.want).await?;
+        let fresh = if grant.role == AccessRole::Analyst {
+            self.culture.archetypes(choice, query.want).await?
+        } else {
+            self.engine.archetypes(scope, choice, query.want).await?
+        };
         let view = &fresh.value;
         let minimum = self.min_group_size;
         let directory = &snapshot.directory;
@@ -466,10 +482,15 @@ impl Insights {
         let minimum = query.min_group_size.map_or(self.min_group_size, |m| {
             (m as usize).max(self.min_group_size)
         });
-        let fresh = self
-            .engine
-            .patterns(query.group_by, scope, trend_days, query.want)
-            .await?;
+        let fresh = if grant.role == AccessRole::Analyst {
+            self.culture
+                .patterns(query.group_by, trend_days, query.want)
+                .await?
+        } else {
+            self.engine
+                .patterns(query.group_by, scope, trend_days, query.want)
+                .await?
+        };
         let data = &fresh.value;
         let selected: Vec<usize> = (0..data.skills.len())
             .filter(|&c| {

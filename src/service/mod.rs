@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod capability;
+pub mod culture;
 pub mod directory;
 pub mod ingest;
 pub mod insights;

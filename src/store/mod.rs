@@ -590,6 +590,12 @@ impl Store {
         self.ids.len()
     }
 
+    /// The number the next assessment batch will get: every batch stored so far is
+    /// numbered below it.
+    pub fn next_batch(&self) -> u64 {
+        self.next_batch
+    }
+
     /// Stages skills (durable after `flush`).
     pub fn put_skills(&self, skills: &[Skill]) -> Result<()> {
         put_all(
@@ -1216,6 +1222,16 @@ impl EvidenceReader {
         &self,
         people: &[PersonId],
     ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
+        self.assessments_about_many_before(people, u64::MAX)
+    }
+
+    /// Every assessment about each of `people` stored in batches numbered below
+    /// `limit` (the evidence of an earlier snapshot, less what was erased since).
+    pub fn assessments_about_many_before(
+        &self,
+        people: &[PersonId],
+        limit: u64,
+    ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
         let position: AHashMap<&str, usize> = people
             .iter()
             .enumerate()
@@ -1227,6 +1243,7 @@ impl EvidenceReader {
                 .iter()
                 .flat_map(|p| index.get(p.as_str()).into_iter().flatten())
                 .copied()
+                .filter(|&seq| seq < limit)
                 .collect()
         };
         batches.sort_unstable();

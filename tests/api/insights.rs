@@ -557,3 +557,138 @@ async fn patterns_by_archetype_are_never_current_on_stale_archetypes() {
         "the first answer after the write is the old one"
     );
 }
+
+/// What an analyst sees of the demo organisation: every figure rests on at least the
+/// minimum group size of people (groups, skills, categories, calibration, trend), and
+/// the move-one-person-and-diff attack recovers nothing: within the culture snapshot's
+/// period the answer after the move is the answer before it. An erasure publishes a new
+/// snapshot at once, without the erased person.
+#[tokio::test]
+async fn analysts_read_a_published_snapshot_that_cannot_be_differenced() {
+    let (mut app, _temp) = demo_app().await;
+    let analyst_token = app.token(AccessRole::Analyst, &[], "").await;
+    let mut analyst = app.clients(&analyst_token).insights;
+    let admin = app.clients(&app.admin_token.clone());
+    let by = |group_by: pb::GroupBy| pb::GetOrgSkillPatternsRequest {
+        group_by: group_by.into(),
+        result_policy: pb::ResultPolicy::Current.into(),
+        ..Default::default()
+    };
+    let groupings = [
+        pb::GroupBy::Department,
+        pb::GroupBy::Team,
+        pb::GroupBy::Role,
+        pb::GroupBy::Archetype,
+    ];
+    let mut before = Vec::new();
+    for grouping in groupings {
+        let answer = analyst
+            .get_org_skill_patterns(by(grouping))
+            .await
+            .unwrap()
+            .into_inner();
+        let minimum = answer.min_group_size;
+        let (mut shown_groups, mut shown_cells) = (0, 0);
+        for group in answer.groups.iter().chain(answer.total.iter()) {
+            if group.suppression() != pb::Suppression::None {
+                assert!(group.skills.is_empty() && group.categories.is_empty());
+                assert!(group.calibration.is_none() && group.trend.is_none());
+                continue;
+            }
+            shown_groups += 1;
+            assert!(group.size >= minimum, "{grouping:?} {}", group.group_id);
+            for skill in &group.skills {
+                if skill.mean_level.is_some() {
+                    shown_cells += 1;
+                    assert!(skill.known >= minimum, "{grouping:?} {skill:?}");
+                } else {
+                    assert_eq!((skill.known, skill.proficient), (0, 0), "{skill:?}");
+                }
+            }
+            for category in &group.categories {
+                assert!(category.known >= minimum, "{grouping:?} {category:?}");
+            }
+            for share in &group.archetypes {
+                assert!(share.count >= minimum, "{grouping:?} {share:?}");
+            }
+            assert!(group.other_archetypes == 0 || group.other_archetypes >= minimum);
+            if group.calibration.is_some() {
+                assert!(group.calibration_cells >= minimum);
+            }
+            if group.trend.is_some() {
+                assert!(group.trend_cells >= minimum);
+            }
+        }
+        assert!(shown_groups > 1 && shown_cells > 10, "{grouping:?}");
+        before.push(answer);
+    }
+
+    // The attack: move one person into another team, then ask again.
+    let mut directory = admin.directory.clone();
+    let mut mover = directory
+        .get_person(pb::GetPersonRequest {
+            person_id: "p-000042".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .person
+        .unwrap();
+    let target = before[1]
+        .groups
+        .iter()
+        .find(|g| g.suppression() == pb::Suppression::None && g.group_id != mover.team_id)
+        .unwrap()
+        .group_id
+        .clone();
+    mover.team_id = target;
+    directory
+        .upsert_people(pb::UpsertPeopleRequest {
+            people: vec![mover],
+        })
+        .await
+        .unwrap();
+    for (grouping, earlier) in groupings.iter().zip(&before) {
+        let later = analyst
+            .get_org_skill_patterns(by(*grouping))
+            .await
+            .unwrap()
+            .into_inner();
+        let (f, e) = (later.freshness.unwrap(), earlier.freshness.unwrap());
+        assert!(f.stale && f.current_version > e.computed_version, "{f:?}");
+        assert_eq!(f.computed_version, e.computed_version);
+        assert_eq!(
+            later.groups, earlier.groups,
+            "{grouping:?}: nothing to difference"
+        );
+        assert_eq!(later.total, earlier.total);
+    }
+    // Managers and admins read the current data meanwhile.
+    let live = admin
+        .insights
+        .clone()
+        .get_org_skill_patterns(by(pb::GroupBy::Team))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!live.freshness.unwrap().stale);
+    assert_ne!(live.groups, before[1].groups);
+
+    // An erasure publishes at once: the erased person is in no analyst figure.
+    directory
+        .delete_person(pb::DeletePersonRequest {
+            person_id: "p-000007".into(),
+        })
+        .await
+        .unwrap();
+    let after = analyst
+        .get_org_skill_patterns(by(pb::GroupBy::Department))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!after.freshness.unwrap().stale);
+    assert_eq!(
+        after.total.unwrap().size + 1,
+        before[0].total.as_ref().unwrap().size
+    );
+}
