@@ -5,7 +5,7 @@
 //!
 //! | file            | columns |
 //! |-----------------|---------|
-//! | skills.csv      | id, name, category (technical, soft, business, leadership, domain), description, indicator_1 … indicator_5 |
+//! | skills.csv      | id, name, category (technical, soft, business, leadership, domain, knowledge), description, indicator_1 … indicator_5 |
 //! | roles.csv       | role_id, role_name, skill_id, required_level, weight — one row per requirement |
 //! | teams.csv       | id, name, parent_id, manager_id — parents before children |
 //! | people.csv      | id, display_name, team_id, role_id, target_role_id, availability |

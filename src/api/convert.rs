@@ -72,6 +72,7 @@ pub(super) fn category_from_pb(raw: i32) -> Result<SkillCategory, FieldViolation
         Ok(pb::SkillCategory::Business) => Ok(SkillCategory::Business),
         Ok(pb::SkillCategory::Leadership) => Ok(SkillCategory::Leadership),
         Ok(pb::SkillCategory::Domain) => Ok(SkillCategory::Domain),
+        Ok(pb::SkillCategory::Knowledge) => Ok(SkillCategory::Knowledge),
         Ok(pb::SkillCategory::Unspecified) | Err(_) => Err(FieldViolation::new(
             "",
             "must be a known category, not unspecified",
@@ -86,6 +87,7 @@ pub(super) fn category_to_pb(category: SkillCategory) -> pb::SkillCategory {
         SkillCategory::Business => pb::SkillCategory::Business,
         SkillCategory::Leadership => pb::SkillCategory::Leadership,
         SkillCategory::Domain => pb::SkillCategory::Domain,
+        SkillCategory::Knowledge => pb::SkillCategory::Knowledge,
     }
 }
 

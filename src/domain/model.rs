@@ -182,16 +182,20 @@ pub enum SkillCategory {
     Leadership,
     /// Industry or product knowledge.
     Domain,
+    /// A body of knowledge (regulations, a method, a theory): what someone knows, as
+    /// public frameworks (ESCO, O*NET) separate it from what they can do.
+    Knowledge,
 }
 
 impl SkillCategory {
     /// Every category, in code order.
-    pub const ALL: [SkillCategory; 5] = [
+    pub const ALL: [SkillCategory; 6] = [
         Self::Technical,
         Self::Soft,
         Self::Business,
         Self::Leadership,
         Self::Domain,
+        Self::Knowledge,
     ];
 
     /// Stable storage code.
@@ -202,6 +206,7 @@ impl SkillCategory {
             Self::Business => 3,
             Self::Leadership => 4,
             Self::Domain => 5,
+            Self::Knowledge => 6,
         }
     }
 
@@ -218,6 +223,7 @@ impl SkillCategory {
             Self::Business => "business",
             Self::Leadership => "leadership",
             Self::Domain => "domain",
+            Self::Knowledge => "knowledge",
         }
     }
 }

@@ -6,7 +6,21 @@ use crate::helpers::{TestApp, person, seed_org, skill, team, violations};
 #[tokio::test]
 async fn upserted_skills_are_listed_in_id_order_across_pages() {
     let mut app = TestApp::spawn().await;
-    let skills = (0..25).map(|i| skill(&format!("s{i:02}"))).collect();
+    // Every category, the knowledge one included, is stored and listed back.
+    let categories = [
+        pb::SkillCategory::Technical,
+        pb::SkillCategory::Soft,
+        pb::SkillCategory::Business,
+        pb::SkillCategory::Leadership,
+        pb::SkillCategory::Domain,
+        pb::SkillCategory::Knowledge,
+    ];
+    let skills = (0..25)
+        .map(|i| pb::Skill {
+            category: categories[i % categories.len()].into(),
+            ..skill(&format!("s{i:02}"))
+        })
+        .collect();
     let response = app
         .directory
         .upsert_skills(pb::UpsertSkillsRequest { skills })
@@ -28,7 +42,11 @@ async fn upserted_skills_are_listed_in_id_order_across_pages() {
             .unwrap()
             .into_inner();
         pages += 1;
-        ids.extend(page.skills.into_iter().map(|s| s.id));
+        for s in page.skills {
+            let i: usize = s.id[1..].parse().unwrap();
+            assert_eq!(s.category(), categories[i % categories.len()], "{}", s.id);
+            ids.push(s.id);
+        }
         if page.next_page_token.is_empty() {
             break;
         }

@@ -18,6 +18,7 @@ const CATEGORIES = [
   SkillCategory.BUSINESS,
   SkillCategory.LEADERSHIP,
   SkillCategory.DOMAIN,
+  SkillCategory.KNOWLEDGE,
 ];
 
 export async function patternsPage(root: HTMLElement, params: string[]): Promise<void> {

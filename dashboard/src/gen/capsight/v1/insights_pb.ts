@@ -46,6 +46,8 @@ export type Freshness = Message<"capsight.v1.Freshness"> & {
   stale: boolean;
 
   /**
+   * When the result was computed (for analysts: when the culture snapshot was published).
+   *
    * @generated from field: google.protobuf.Timestamp computed_at = 4;
    */
   computedAt?: Timestamp | undefined;
@@ -75,6 +77,8 @@ export const FreshnessSchema: GenMessage<Freshness> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 0);
 
 /**
+ * Request of GetSkillArchetypes. Defaults apply to unset fields.
+ *
  * @generated from message capsight.v1.GetSkillArchetypesRequest
  */
 export type GetSkillArchetypesRequest = Message<"capsight.v1.GetSkillArchetypesRequest"> & {
@@ -100,7 +104,7 @@ export type GetSkillArchetypesRequest = Message<"capsight.v1.GetSkillArchetypesR
   includeMembers: boolean;
 
   /**
-   * Default RESULT_POLICY_LATEST.
+   * How current the result must be (default RESULT_POLICY_LATEST).
    *
    * @generated from field: capsight.v1.ResultPolicy result_policy = 4;
    */
@@ -123,15 +127,21 @@ export const GetSkillArchetypesRequestSchema: GenMessage<GetSkillArchetypesReque
   messageDesc(file_capsight_v1_insights, 1);
 
 /**
+ * A skill in which an archetype differs from the scope.
+ *
  * @generated from message capsight.v1.SkillContrast
  */
 export type SkillContrast = Message<"capsight.v1.SkillContrast"> & {
   /**
+   * The skill.
+   *
    * @generated from field: string skill_id = 1;
    */
   skillId: string;
 
   /**
+   * Its display name.
+   *
    * @generated from field: string skill_name = 2;
    */
   skillName: string;
@@ -165,16 +175,22 @@ export const SkillContrastSchema: GenMessage<SkillContrast> = /*@__PURE__*/
  */
 export type DepartmentShare = Message<"capsight.v1.DepartmentShare"> & {
   /**
+   * The department (a unit directly under the root of the org tree).
+   *
    * @generated from field: string team_id = 1;
    */
   teamId: string;
 
   /**
+   * Its display name.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
+   * Members of the archetype in it (at least the minimum group size).
+   *
    * @generated from field: uint32 count = 3;
    */
   count: number;
@@ -188,6 +204,8 @@ export const DepartmentShareSchema: GenMessage<DepartmentShare> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 3);
 
 /**
+ * One skill archetype: people with similar skill profiles.
+ *
  * @generated from message capsight.v1.Archetype
  */
 export type Archetype = Message<"capsight.v1.Archetype"> & {
@@ -206,6 +224,9 @@ export type Archetype = Message<"capsight.v1.Archetype"> & {
   label: string;
 
   /**
+   * SUPPRESSION_NONE, or why the figures below are unset (fewer members than the minimum
+   * group size).
+   *
    * @generated from field: capsight.v1.Suppression suppression = 3;
    */
   suppression: Suppression;
@@ -247,6 +268,9 @@ export type Archetype = Message<"capsight.v1.Archetype"> & {
   departments: DepartmentShare[];
 
   /**
+   * Members in departments too small to show, together (0 or at least the minimum group
+   * size).
+   *
    * @generated from field: uint32 other_departments = 9;
    */
   otherDepartments: number;
@@ -274,11 +298,15 @@ export const ArchetypeSchema: GenMessage<Archetype> = /*@__PURE__*/
  */
 export type MapPoint = Message<"capsight.v1.MapPoint"> & {
   /**
+   * Along the first principal component (levels, 0-5 scale, centred on the mean profile).
+   *
    * @generated from field: double x = 1;
    */
   x: number;
 
   /**
+   * Along the second principal component.
+   *
    * @generated from field: double y = 2;
    */
   y: number;
@@ -292,15 +320,22 @@ export const MapPointSchema: GenMessage<MapPoint> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 5);
 
 /**
+ * The silhouette of one k tried.
+ *
  * @generated from message capsight.v1.KScore
  */
 export type KScore = Message<"capsight.v1.KScore"> & {
   /**
+   * Number of archetypes.
+   *
    * @generated from field: uint32 k = 1;
    */
   k: number;
 
   /**
+   * Silhouette score (-1 to 1; higher: better separated), on a sample of at most 2,000
+   * people.
+   *
    * @generated from field: double silhouette = 2;
    */
   silhouette: number;
@@ -314,15 +349,21 @@ export const KScoreSchema: GenMessage<KScore> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 6);
 
 /**
+ * One person's archetype (only with include_members and person-level access).
+ *
  * @generated from message capsight.v1.ArchetypeMember
  */
 export type ArchetypeMember = Message<"capsight.v1.ArchetypeMember"> & {
   /**
+   * The person.
+   *
    * @generated from field: string person_id = 1;
    */
   personId: string;
 
   /**
+   * Index of their archetype in `archetypes`.
+   *
    * @generated from field: uint32 archetype = 2;
    */
   archetype: number;
@@ -350,6 +391,9 @@ export const ArchetypeMemberSchema: GenMessage<ArchetypeMember> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 7);
 
 /**
+ * Response of GetSkillArchetypes. Archetype ids are their `index` here;
+ * GetOrgSkillPatterns names the same archetypes "archetype-<index>".
+ *
  * @generated from message capsight.v1.GetSkillArchetypesResponse
  */
 export type GetSkillArchetypesResponse = Message<"capsight.v1.GetSkillArchetypesResponse"> & {
@@ -361,6 +405,8 @@ export type GetSkillArchetypesResponse = Message<"capsight.v1.GetSkillArchetypes
   skillIds: string[];
 
   /**
+   * Largest first; `index` is the position.
+   *
    * @generated from field: repeated capsight.v1.Archetype archetypes = 2;
    */
   archetypes: Archetype[];
@@ -401,16 +447,22 @@ export type GetSkillArchetypesResponse = Message<"capsight.v1.GetSkillArchetypes
   unknownLevel: number;
 
   /**
+   * Archetypes and department shares smaller than this are suppressed.
+   *
    * @generated from field: uint32 min_group_size = 8;
    */
   minGroupSize: number;
 
   /**
+   * The data the result was computed from.
+   *
    * @generated from field: capsight.v1.Freshness freshness = 9;
    */
   freshness?: Freshness | undefined;
 
   /**
+   * Each clustered person's archetype, by person id (only with include_members).
+   *
    * @generated from field: repeated capsight.v1.ArchetypeMember members = 10;
    */
   members: ArchetypeMember[];
@@ -430,6 +482,8 @@ export type GetSkillArchetypesResponse = Message<"capsight.v1.GetSkillArchetypes
   kRangeMin: number;
 
   /**
+   * Top of the range.
+   *
    * @generated from field: uint32 k_range_max = 13;
    */
   kRangeMax: number;
@@ -452,10 +506,14 @@ export const GetSkillArchetypesResponseSchema: GenMessage<GetSkillArchetypesResp
   messageDesc(file_capsight_v1_insights, 8);
 
 /**
+ * Request of GetOrgSkillPatterns. Defaults apply to unset fields.
+ *
  * @generated from message capsight.v1.GetOrgSkillPatternsRequest
  */
 export type GetOrgSkillPatternsRequest = Message<"capsight.v1.GetOrgSkillPatternsRequest"> & {
   /**
+   * Required: how people are grouped.
+   *
    * @generated from field: capsight.v1.GroupBy group_by = 1;
    */
   groupBy: GroupBy;
@@ -468,6 +526,8 @@ export type GetOrgSkillPatternsRequest = Message<"capsight.v1.GetOrgSkillPattern
   skillIds: string[];
 
   /**
+   * Skills of these categories are reported too.
+   *
    * @generated from field: repeated capsight.v1.SkillCategory categories = 3;
    */
   categories: SkillCategory[];
@@ -494,7 +554,7 @@ export type GetOrgSkillPatternsRequest = Message<"capsight.v1.GetOrgSkillPattern
   trendDays?: number | undefined;
 
   /**
-   * Default RESULT_POLICY_LATEST.
+   * How current the result must be (default RESULT_POLICY_LATEST).
    *
    * @generated from field: capsight.v1.ResultPolicy result_policy = 7;
    */
@@ -509,10 +569,14 @@ export const GetOrgSkillPatternsRequestSchema: GenMessage<GetOrgSkillPatternsReq
   messageDesc(file_capsight_v1_insights, 9);
 
 /**
+ * One skill category in one group.
+ *
  * @generated from message capsight.v1.CategoryLevel
  */
 export type CategoryLevel = Message<"capsight.v1.CategoryLevel"> & {
   /**
+   * The category.
+   *
    * @generated from field: capsight.v1.SkillCategory category = 1;
    */
   category: SkillCategory;
@@ -549,6 +613,8 @@ export const CategoryLevelSchema: GenMessage<CategoryLevel> = /*@__PURE__*/
  */
 export type SkillPattern = Message<"capsight.v1.SkillPattern"> & {
   /**
+   * The skill.
+   *
    * @generated from field: string skill_id = 1;
    */
   skillId: string;
@@ -590,15 +656,21 @@ export const SkillPatternSchema: GenMessage<SkillPattern> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 11);
 
 /**
+ * Members of one archetype in a group.
+ *
  * @generated from message capsight.v1.ArchetypeShare
  */
 export type ArchetypeShare = Message<"capsight.v1.ArchetypeShare"> & {
   /**
+   * The archetype's label (see GetSkillArchetypes).
+   *
    * @generated from field: string label = 1;
    */
   label: string;
 
   /**
+   * Members (at least the minimum group size).
+   *
    * @generated from field: uint32 count = 2;
    */
   count: number;
@@ -612,15 +684,23 @@ export const ArchetypeShareSchema: GenMessage<ArchetypeShare> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 12);
 
 /**
+ * One group's skill pattern.
+ *
  * @generated from message capsight.v1.GroupPattern
  */
 export type GroupPattern = Message<"capsight.v1.GroupPattern"> & {
   /**
+   * Group id: a team id (department, team), a role id, "archetype-<index>"
+   * (GetSkillArchetypes' index, when computed at the same data version) or "unassessed"
+   * (people with no evidence yet); empty for the total.
+   *
    * @generated from field: string group_id = 1;
    */
   groupId: string;
 
   /**
+   * Display name of the team, role or archetype.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -633,6 +713,8 @@ export type GroupPattern = Message<"capsight.v1.GroupPattern"> & {
   parentId: string;
 
   /**
+   * SUPPRESSION_NONE, or why the figures below are unset.
+   *
    * @generated from field: capsight.v1.Suppression suppression = 4;
    */
   suppression: Suppression;
@@ -645,11 +727,15 @@ export type GroupPattern = Message<"capsight.v1.GroupPattern"> & {
   size: number;
 
   /**
+   * Per category with at least one shown skill.
+   *
    * @generated from field: repeated capsight.v1.CategoryLevel categories = 6;
    */
   categories: CategoryLevel[];
 
   /**
+   * Per skill asked for, in skill id order.
+   *
    * @generated from field: repeated capsight.v1.SkillPattern skills = 7;
    */
   skills: SkillPattern[];
@@ -662,6 +748,9 @@ export type GroupPattern = Message<"capsight.v1.GroupPattern"> & {
   archetypes: ArchetypeShare[];
 
   /**
+   * Members of archetypes too small to show in this group, together (0 or at least the
+   * minimum group size).
+   *
    * @generated from field: uint32 other_archetypes = 9;
    */
   otherArchetypes: number;
@@ -677,6 +766,8 @@ export type GroupPattern = Message<"capsight.v1.GroupPattern"> & {
   calibration?: number | undefined;
 
   /**
+   * (person, skill) cells `calibration` rests on.
+   *
    * @generated from field: uint32 calibration_cells = 11;
    */
   calibrationCells: number;
@@ -691,6 +782,8 @@ export type GroupPattern = Message<"capsight.v1.GroupPattern"> & {
   trend?: number | undefined;
 
   /**
+   * (person, skill) cells `trend` rests on.
+   *
    * @generated from field: uint32 trend_cells = 13;
    */
   trendCells: number;
@@ -704,10 +797,14 @@ export const GroupPatternSchema: GenMessage<GroupPattern> = /*@__PURE__*/
   messageDesc(file_capsight_v1_insights, 13);
 
 /**
+ * Response of GetOrgSkillPatterns.
+ *
  * @generated from message capsight.v1.GetOrgSkillPatternsResponse
  */
 export type GetOrgSkillPatternsResponse = Message<"capsight.v1.GetOrgSkillPatternsResponse"> & {
   /**
+   * Groups in id order, suppressed ones included (without figures).
+   *
    * @generated from field: repeated capsight.v1.GroupPattern groups = 1;
    */
   groups: GroupPattern[];
@@ -720,16 +817,22 @@ export type GetOrgSkillPatternsResponse = Message<"capsight.v1.GetOrgSkillPatter
   total?: GroupPattern | undefined;
 
   /**
+   * The minimum group size applied (the server's, or the request's when larger).
+   *
    * @generated from field: uint32 min_group_size = 3;
    */
   minGroupSize: number;
 
   /**
+   * The trend period applied, in days.
+   *
    * @generated from field: uint32 trend_days = 4;
    */
   trendDays: number;
 
   /**
+   * The data the result was computed from.
+   *
    * @generated from field: capsight.v1.Freshness freshness = 5;
    */
   freshness?: Freshness | undefined;
@@ -782,35 +885,42 @@ export const SuppressionSchema: GenEnum<Suppression> = /*@__PURE__*/
   enumDesc(file_capsight_v1_insights, 0);
 
 /**
+ * How GetOrgSkillPatterns groups people, and the group ids it uses.
+ *
  * @generated from enum capsight.v1.GroupBy
  */
 export enum GroupBy {
   /**
+   * Not allowed: INVALID_ARGUMENT.
+   *
    * @generated from enum value: GROUP_BY_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Units directly under the organisation's root.
+   * Units directly under the organisation's root; group id: the department's team id.
    *
    * @generated from enum value: GROUP_BY_DEPARTMENT = 1;
    */
   DEPARTMENT = 1,
 
   /**
-   * A person's own team.
+   * A person's own team; group id: the team id, `parent_id` its department.
    *
    * @generated from enum value: GROUP_BY_TEAM = 2;
    */
   TEAM = 2,
 
   /**
+   * A person's current role; group id: the role id.
+   *
    * @generated from enum value: GROUP_BY_ROLE = 3;
    */
   ROLE = 3,
 
   /**
-   * The organisation's skill archetypes (automatic k).
+   * The scope's skill archetypes (automatic k); group id: "archetype-<index>" with
+   * GetSkillArchetypes' index, or "unassessed" for people with no evidence yet.
    *
    * @generated from enum value: GROUP_BY_ARCHETYPE = 4;
    */

@@ -17,10 +17,14 @@ export const file_capsight_v1_talent: GenFile = /*@__PURE__*/
   fileDesc("ChhjYXBzaWdodC92MS90YWxlbnQucHJvdG8SC2NhcHNpZ2h0LnYxIq0BChJGaW5kTWVudG9yc1JlcXVlc3QSEQoJcGVyc29uX2lkGAEgASgJEhEKCXNraWxsX2lkcxgCIAMoCRIXCg91c2VfdGFyZ2V0X3JvbGUYAyABKAgSDQoFbGltaXQYBCABKA0SFwoPYWxsb3dfc2FtZV90ZWFtGAUgASgIEhwKD21lbnRvcl9jYXBhY2l0eRgGIAEoDUgAiAEBQhIKEF9tZW50b3JfY2FwYWNpdHkiuAEKC01lbnRvclNraWxsEhAKCHNraWxsX2lkGAEgASgJEhkKDG1lbnRlZV9sZXZlbBgCIAEoAUgAiAEBEhQKDG1lbnRvcl9sZXZlbBgDIAEoARISCgpjb25maWRlbmNlGAQgASgBEhkKDHRhcmdldF9sZXZlbBgFIAEoAUgBiAEBEhUKDWV4cGVjdGVkX2dhaW4YBiABKAFCDwoNX21lbnRlZV9sZXZlbEIPCg1fdGFyZ2V0X2xldmVsItwBChBNZW50b3JTdWdnZXN0aW9uEhEKCXBlcnNvbl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRIVCg1leHBlY3RlZF9nYWluGAQgASgBEhIKCnNpbWlsYXJpdHkYBSABKAESDQoFc2NvcmUYBiABKAESKAoGc2tpbGxzGAcgAygLMhguY2Fwc2lnaHQudjEuTWVudG9yU2tpbGwSEQoJcmF0aW9uYWxlGAggASgJEhcKD2N1cnJlbnRfbWVudGVlcxgJIAEoDSJYChNGaW5kTWVudG9yc1Jlc3BvbnNlEi4KB21lbnRvcnMYASADKAsyHS5jYXBzaWdodC52MS5NZW50b3JTdWdnZXN0aW9uEhEKCXNraWxsX2lkcxgCIAMoCSLyAQoUUGxhbk1lbnRvcmluZ1JlcXVlc3QSFQoNc2NvcGVfdGVhbV9pZBgBIAEoCRIgChNjYXBhY2l0eV9wZXJfbWVudG9yGAIgASgNSACIAQESIwoWbWF4X21lbnRvcnNfcGVyX21lbnRlZRgDIAEoDUgBiAEBEhcKD2FsbG93X3NhbWVfdGVhbRgEIAEoCBIwCg1yZXN1bHRfcG9saWN5GAUgASgOMhkuY2Fwc2lnaHQudjEuUmVzdWx0UG9saWN5QhYKFF9jYXBhY2l0eV9wZXJfbWVudG9yQhkKF19tYXhfbWVudG9yc19wZXJfbWVudGVlIl8KDU1lbnRvcmluZ1BhaXISEQoJbWVudGVlX2lkGAEgASgJEhEKCW1lbnRvcl9pZBgCIAEoCRIVCg1leHBlY3RlZF9nYWluGAMgASgBEhEKCXNraWxsX2lkcxgEIAMoCSLsAQoVUGxhbk1lbnRvcmluZ1Jlc3BvbnNlEikKBXBhaXJzGAEgAygLMhouY2Fwc2lnaHQudjEuTWVudG9yaW5nUGFpchISCgp0b3RhbF9nYWluGAIgASgBEhkKEWdyZWVkeV90b3RhbF9nYWluGAMgASgBEhwKFG1lbnRlZXNfd2l0aF9vcHRpb25zGAQgASgNEhcKD21lbnRlZXNfbWF0Y2hlZBgFIAEoDRIXCg9jYW5kaWRhdGVfcGFpcnMYBiABKA0SKQoJZnJlc2huZXNzGAcgASgLMhYuY2Fwc2lnaHQudjEuRnJlc2huZXNzIl8KFFRlYW1Ta2lsbFJlcXVpcmVtZW50EhAKCHNraWxsX2lkGAEgASgJEhEKCW1pbl9sZXZlbBgCIAEoARISCgptaW5fcGVvcGxlGAMgASgNEg4KBndlaWdodBgEIAEoASKlAwoSQ29tcG9zZVRlYW1SZXF1ZXN0EjcKDHJlcXVpcmVtZW50cxgBIAMoCzIhLmNhcHNpZ2h0LnYxLlRlYW1Ta2lsbFJlcXVpcmVtZW50EhAKCG1pbl9zaXplGAIgASgNEhAKCG1heF9zaXplGAMgASgNEhUKDXBvb2xfdGVhbV9pZHMYBCADKAkSGgoSaW5jbHVkZV9wZXJzb25faWRzGAUgAygJEhoKEmV4Y2x1ZGVfcGVyc29uX2lkcxgGIAMoCRIYChBtaW5fYXZhaWxhYmlsaXR5GAcgASgBEhYKDm1pbl9jb25maWRlbmNlGAggASgBEh8KF211c3RfaW5jbHVkZV9wZXJzb25faWRzGAkgAygJEiAKE21heF9wZXJfc291cmNlX3RlYW0YCiABKA1IAIgBARIcChRwcm90ZWN0X3NvdXJjZV90ZWFtcxgLIAEoCBIUCgxhbHRlcm5hdGl2ZXMYDCABKA0SIgoacHJlZmVyX2FyY2hldHlwZV9kaXZlcnNpdHkYDSABKAhCFgoUX21heF9wZXJfc291cmNlX3RlYW0iewoTUmVxdWlyZW1lbnRDb3ZlcmFnZRIQCghza2lsbF9pZBgBIAEoCRIRCgltaW5fbGV2ZWwYAiABKAESDgoGd2FudGVkGAMgASgNEgsKA21ldBgEIAEoDRIOCgZ3ZWlnaHQYBSABKAESEgoKcGVyc29uX2lkcxgGIAMoCSKkAQoSTWVtYmVyQ29udHJpYnV0aW9uEhEKCXBlcnNvbl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRIUCgxhdmFpbGFiaWxpdHkYBCABKAESGwoTc2F0aXNmaWVzX3NraWxsX2lkcxgFIAMoCRIOCgZyZWFzb24YBiABKAkSEQoJYXJjaGV0eXBlGAcgASgJIkIKD0J1c0ZhY3RvckNoYW5nZRIQCghza2lsbF9pZBgBIAEoCRIOCgZiZWZvcmUYAiABKA0SDQoFYWZ0ZXIYAyABKA0ifgoQU291cmNlVGVhbUltcGFjdBIPCgd0ZWFtX2lkGAEgASgJEhIKCnBlcnNvbl9pZHMYAiADKAkSMAoKYnVzX2ZhY3RvchgDIAMoCzIcLmNhcHNpZ2h0LnYxLkJ1c0ZhY3RvckNoYW5nZRITCgtza2lsbHNfbG9zdBgEIAMoCSLNAQoMUHJvcG9zZWRUZWFtEjAKB21lbWJlcnMYASADKAsyHy5jYXBzaWdodC52MS5NZW1iZXJDb250cmlidXRpb24SEAoIY292ZXJhZ2UYAiABKAESEQoJb2JqZWN0aXZlGAMgASgBEjYKDHJlcXVpcmVtZW50cxgEIAMoCzIgLmNhcHNpZ2h0LnYxLlJlcXVpcmVtZW50Q292ZXJhZ2USLgoHaW1wYWN0cxgFIAMoCzIdLmNhcHNpZ2h0LnYxLlNvdXJjZVRlYW1JbXBhY3QiSwoSUHJvdGVjdGlvbkNvbmZsaWN0EhEKCXBlcnNvbl9pZBgBIAEoCRIPCgd0ZWFtX2lkGAIgASgJEhEKCXNraWxsX2lkcxgDIAMoCSKuAgoTQ29tcG9zZVRlYW1SZXNwb25zZRInCgRiZXN0GAEgASgLMhkuY2Fwc2lnaHQudjEuUHJvcG9zZWRUZWFtEi8KDGFsdGVybmF0aXZlcxgCIAMoCzIZLmNhcHNpZ2h0LnYxLlByb3Bvc2VkVGVhbRIrCgpvcHRpbWFsaXR5GAMgASgOMhcuY2Fwc2lnaHQudjEuT3B0aW1hbGl0eRITCgt1cHBlcl9ib3VuZBgEIAEoARILCgNnYXAYBSABKAESHAoUb3B0aW1hbGl0eV9zdGF0ZW1lbnQYBiABKAkSPQoUcHJvdGVjdGlvbl9jb25mbGljdHMYByADKAsyHy5jYXBzaWdodC52MS5Qcm90ZWN0aW9uQ29uZmxpY3QSEQoJcG9vbF9zaXplGAggASgNIoIBChVTdGFydE1lbnRvcmluZ1JlcXVlc3QSEQoJbWVudGVlX2lkGAEgASgJEhEKCW1lbnRvcl9pZBgCIAEoCRIRCglza2lsbF9pZHMYAyADKAkSHAoPbWVudG9yX2NhcGFjaXR5GAQgASgNSACIAQFCEgoQX21lbnRvcl9jYXBhY2l0eSJaChZTdGFydE1lbnRvcmluZ1Jlc3BvbnNlEisKCm1lbnRvcnNoaXAYASABKAsyFy5jYXBzaWdodC52MS5NZW50b3JzaGlwEhMKC21lbnRvcl9sb2FkGAIgASgNIjsKE0VuZE1lbnRvcmluZ1JlcXVlc3QSEQoJbWVudGVlX2lkGAEgASgJEhEKCW1lbnRvcl9pZBgCIAEoCSJDChRFbmRNZW50b3JpbmdSZXNwb25zZRIrCgptZW50b3JzaGlwGAEgASgLMhcuY2Fwc2lnaHQudjEuTWVudG9yc2hpcCJpChZMaXN0TWVudG9yc2hpcHNSZXF1ZXN0EhUKDXNjb3BlX3RlYW1faWQYASABKAkSEQoJcGVyc29uX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJImAKF0xpc3RNZW50b3JzaGlwc1Jlc3BvbnNlEiwKC21lbnRvcnNoaXBzGAEgAygLMhcuY2Fwc2lnaHQudjEuTWVudG9yc2hpcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqXwoKT3B0aW1hbGl0eRIaChZPUFRJTUFMSVRZX1VOU1BFQ0lGSUVEEAASHQoZT1BUSU1BTElUWV9QUk9WRU5fT1BUSU1BTBABEhYKEk9QVElNQUxJVFlfQk9VTkRFRBACMpkECg1UYWxlbnRTZXJ2aWNlElAKC0ZpbmRNZW50b3JzEh8uY2Fwc2lnaHQudjEuRmluZE1lbnRvcnNSZXF1ZXN0GiAuY2Fwc2lnaHQudjEuRmluZE1lbnRvcnNSZXNwb25zZRJWCg1QbGFuTWVudG9yaW5nEiEuY2Fwc2lnaHQudjEuUGxhbk1lbnRvcmluZ1JlcXVlc3QaIi5jYXBzaWdodC52MS5QbGFuTWVudG9yaW5nUmVzcG9uc2USWQoOU3RhcnRNZW50b3JpbmcSIi5jYXBzaWdodC52MS5TdGFydE1lbnRvcmluZ1JlcXVlc3QaIy5jYXBzaWdodC52MS5TdGFydE1lbnRvcmluZ1Jlc3BvbnNlElMKDEVuZE1lbnRvcmluZxIgLmNhcHNpZ2h0LnYxLkVuZE1lbnRvcmluZ1JlcXVlc3QaIS5jYXBzaWdodC52MS5FbmRNZW50b3JpbmdSZXNwb25zZRJcCg9MaXN0TWVudG9yc2hpcHMSIy5jYXBzaWdodC52MS5MaXN0TWVudG9yc2hpcHNSZXF1ZXN0GiQuY2Fwc2lnaHQudjEuTGlzdE1lbnRvcnNoaXBzUmVzcG9uc2USUAoLQ29tcG9zZVRlYW0SHy5jYXBzaWdodC52MS5Db21wb3NlVGVhbVJlcXVlc3QaIC5jYXBzaWdodC52MS5Db21wb3NlVGVhbVJlc3BvbnNlYgZwcm90bzM", [file_capsight_v1_insights, file_capsight_v1_types]);
 
 /**
+ * Request of FindMentors. Defaults apply to unset or zero fields.
+ *
  * @generated from message capsight.v1.FindMentorsRequest
  */
 export type FindMentorsRequest = Message<"capsight.v1.FindMentorsRequest"> & {
   /**
+   * The mentee.
+   *
    * @generated from field: string person_id = 1;
    */
   personId: string;
@@ -69,20 +73,28 @@ export const FindMentorsRequestSchema: GenMessage<FindMentorsRequest> = /*@__PUR
   messageDesc(file_capsight_v1_talent, 0);
 
 /**
+ * One skill a suggested mentor can help with.
+ *
  * @generated from message capsight.v1.MentorSkill
  */
 export type MentorSkill = Message<"capsight.v1.MentorSkill"> & {
   /**
+   * The skill.
+   *
    * @generated from field: string skill_id = 1;
    */
   skillId: string;
 
   /**
+   * The mentee's effective level (0-5); unset when they have no evidence in it.
+   *
    * @generated from field: optional double mentee_level = 2;
    */
   menteeLevel?: number | undefined;
 
   /**
+   * The mentor's effective level (0-5): at least max(3.5, mentee level + 1.5).
+   *
    * @generated from field: double mentor_level = 3;
    */
   mentorLevel: number;
@@ -117,20 +129,28 @@ export const MentorSkillSchema: GenMessage<MentorSkill> = /*@__PURE__*/
   messageDesc(file_capsight_v1_talent, 1);
 
 /**
+ * A suggested mentor.
+ *
  * @generated from message capsight.v1.MentorSuggestion
  */
 export type MentorSuggestion = Message<"capsight.v1.MentorSuggestion"> & {
   /**
+   * The mentor's person id.
+   *
    * @generated from field: string person_id = 1;
    */
   personId: string;
 
   /**
+   * The mentor's display name.
+   *
    * @generated from field: string display_name = 2;
    */
   displayName: string;
 
   /**
+   * The mentor's team.
+   *
    * @generated from field: string team_id = 3;
    */
   teamId: string;
@@ -157,6 +177,8 @@ export type MentorSuggestion = Message<"capsight.v1.MentorSuggestion"> & {
   score: number;
 
   /**
+   * The skills they can help with, largest expected gain first.
+   *
    * @generated from field: repeated capsight.v1.MentorSkill skills = 7;
    */
   skills: MentorSkill[];
@@ -184,10 +206,14 @@ export const MentorSuggestionSchema: GenMessage<MentorSuggestion> = /*@__PURE__*
   messageDesc(file_capsight_v1_talent, 2);
 
 /**
+ * Response of FindMentors.
+ *
  * @generated from message capsight.v1.FindMentorsResponse
  */
 export type FindMentorsResponse = Message<"capsight.v1.FindMentorsResponse"> & {
   /**
+   * Best first (by `score`); at most `limit`.
+   *
    * @generated from field: repeated capsight.v1.MentorSuggestion mentors = 1;
    */
   mentors: MentorSuggestion[];
@@ -208,6 +234,8 @@ export const FindMentorsResponseSchema: GenMessage<FindMentorsResponse> = /*@__P
   messageDesc(file_capsight_v1_talent, 3);
 
 /**
+ * Request of PlanMentoring. Defaults apply to unset fields.
+ *
  * @generated from message capsight.v1.PlanMentoringRequest
  */
 export type PlanMentoringRequest = Message<"capsight.v1.PlanMentoringRequest"> & {
@@ -220,7 +248,8 @@ export type PlanMentoringRequest = Message<"capsight.v1.PlanMentoringRequest"> &
   scopeTeamId: string;
 
   /**
-   * Most mentees per mentor (default 3).
+   * Most mentees per mentor (default 3, at most 50): the limit StartMentoring and
+   * FindMentors call `mentor_capacity`; active relationships count against it.
    *
    * @generated from field: optional uint32 capacity_per_mentor = 2;
    */
@@ -234,12 +263,15 @@ export type PlanMentoringRequest = Message<"capsight.v1.PlanMentoringRequest"> &
   maxMentorsPerMentee?: number | undefined;
 
   /**
+   * Allow a mentor from the mentee's own team (default false).
+   *
    * @generated from field: bool allow_same_team = 4;
    */
   allowSameTeam: boolean;
 
   /**
-   * Default RESULT_POLICY_CURRENT: a plan reflects the relationships started so far.
+   * How current the result must be (default RESULT_POLICY_CURRENT: a plan reflects
+   * the relationships started so far).
    *
    * @generated from field: capsight.v1.ResultPolicy result_policy = 5;
    */
@@ -254,25 +286,37 @@ export const PlanMentoringRequestSchema: GenMessage<PlanMentoringRequest> = /*@_
   messageDesc(file_capsight_v1_talent, 4);
 
 /**
+ * One mentor assigned to one mentee by a plan.
+ *
  * @generated from message capsight.v1.MentoringPair
  */
 export type MentoringPair = Message<"capsight.v1.MentoringPair"> & {
   /**
+   * The mentee.
+   *
    * @generated from field: string mentee_id = 1;
    */
   menteeId: string;
 
   /**
+   * The mentor.
+   *
    * @generated from field: string mentor_id = 2;
    */
   mentorId: string;
 
   /**
+   * Expected level gain of the pair, summed over `skill_ids`: per skill half the level
+   * difference, capped at the mentee's target, times the skill's weight and the
+   * confidence in the mentor's level (levels, 0-5 scale).
+   *
    * @generated from field: double expected_gain = 3;
    */
   expectedGain: number;
 
   /**
+   * The skills the pair works on.
+   *
    * @generated from field: repeated string skill_ids = 4;
    */
   skillIds: string[];
@@ -286,15 +330,22 @@ export const MentoringPairSchema: GenMessage<MentoringPair> = /*@__PURE__*/
   messageDesc(file_capsight_v1_talent, 5);
 
 /**
+ * Response of PlanMentoring.
+ *
  * @generated from message capsight.v1.PlanMentoringResponse
  */
 export type PlanMentoringResponse = Message<"capsight.v1.PlanMentoringResponse"> & {
   /**
+   * The assignment, by mentee id.
+   *
    * @generated from field: repeated capsight.v1.MentoringPair pairs = 1;
    */
   pairs: MentoringPair[];
 
   /**
+   * Sum of the pairs' `expected_gain`: the maximum under the capacities over the
+   * candidate pairs considered.
+   *
    * @generated from field: double total_gain = 2;
    */
   totalGain: number;
@@ -314,6 +365,8 @@ export type PlanMentoringResponse = Message<"capsight.v1.PlanMentoringResponse">
   menteesWithOptions: number;
 
   /**
+   * People given at least one mentor.
+   *
    * @generated from field: uint32 mentees_matched = 5;
    */
   menteesMatched: number;
@@ -341,10 +394,14 @@ export const PlanMentoringResponseSchema: GenMessage<PlanMentoringResponse> = /*
   messageDesc(file_capsight_v1_talent, 6);
 
 /**
+ * One requirement of a team.
+ *
  * @generated from message capsight.v1.TeamSkillRequirement
  */
 export type TeamSkillRequirement = Message<"capsight.v1.TeamSkillRequirement"> & {
   /**
+   * The skill.
+   *
    * @generated from field: string skill_id = 1;
    */
   skillId: string;
@@ -379,22 +436,29 @@ export const TeamSkillRequirementSchema: GenMessage<TeamSkillRequirement> = /*@_
   messageDesc(file_capsight_v1_talent, 7);
 
 /**
+ * Request of ComposeTeam. Defaults apply to unset or zero fields.
+ *
  * @generated from message capsight.v1.ComposeTeamRequest
  */
 export type ComposeTeamRequest = Message<"capsight.v1.ComposeTeamRequest"> & {
   /**
+   * What the team must cover (1-100 requirements).
+   *
    * @generated from field: repeated capsight.v1.TeamSkillRequirement requirements = 1;
    */
   requirements: TeamSkillRequirement[];
 
   /**
-   * Team size (min default 1; max required, at most 50).
+   * Smallest team (default 1).
    *
    * @generated from field: uint32 min_size = 2;
    */
   minSize: number;
 
   /**
+   * Largest team (required, 1-50): a ceiling, never a target. The team is the smallest in
+   * min_size..max_size that reaches the best coverage; see ProposedTeam.objective.
+   *
    * @generated from field: uint32 max_size = 3;
    */
   maxSize: number;
@@ -408,17 +472,21 @@ export type ComposeTeamRequest = Message<"capsight.v1.ComposeTeamRequest"> & {
   poolTeamIds: string[];
 
   /**
+   * Added to the pool.
+   *
    * @generated from field: repeated string include_person_ids = 5;
    */
   includePersonIds: string[];
 
   /**
+   * Removed from the pool.
+   *
    * @generated from field: repeated string exclude_person_ids = 6;
    */
   excludePersonIds: string[];
 
   /**
-   * Candidates below this availability (0-1) are left out.
+   * Candidates below this availability (0-1, default 0) are left out.
    *
    * @generated from field: double min_availability = 7;
    */
@@ -434,6 +502,8 @@ export type ComposeTeamRequest = Message<"capsight.v1.ComposeTeamRequest"> & {
   minConfidence: number;
 
   /**
+   * People who must be in the team (counted in max_size).
+   *
    * @generated from field: repeated string must_include_person_ids = 9;
    */
   mustIncludePersonIds: string[];
@@ -453,7 +523,7 @@ export type ComposeTeamRequest = Message<"capsight.v1.ComposeTeamRequest"> & {
   protectSourceTeams: boolean;
 
   /**
-   * Alternatives wanted besides the best team (at most 5).
+   * Alternatives wanted besides the best team (default 0, at most 5).
    *
    * @generated from field: uint32 alternatives = 12;
    */
@@ -476,30 +546,42 @@ export const ComposeTeamRequestSchema: GenMessage<ComposeTeamRequest> = /*@__PUR
   messageDesc(file_capsight_v1_talent, 8);
 
 /**
+ * How a proposed team meets one requirement.
+ *
  * @generated from message capsight.v1.RequirementCoverage
  */
 export type RequirementCoverage = Message<"capsight.v1.RequirementCoverage"> & {
   /**
+   * The skill.
+   *
    * @generated from field: string skill_id = 1;
    */
   skillId: string;
 
   /**
+   * Level that counts (0-5), as requested.
+   *
    * @generated from field: double min_level = 2;
    */
   minLevel: number;
 
   /**
+   * Members wanted at that level.
+   *
    * @generated from field: uint32 wanted = 3;
    */
   wanted: number;
 
   /**
+   * Members at or above it; fewer than `wanted` means unmet.
+   *
    * @generated from field: uint32 met = 4;
    */
   met: number;
 
   /**
+   * Importance, as requested (default 1).
+   *
    * @generated from field: double weight = 5;
    */
   weight: number;
@@ -520,25 +602,35 @@ export const RequirementCoverageSchema: GenMessage<RequirementCoverage> = /*@__P
   messageDesc(file_capsight_v1_talent, 9);
 
 /**
+ * A member of a proposed team and why they are in it.
+ *
  * @generated from message capsight.v1.MemberContribution
  */
 export type MemberContribution = Message<"capsight.v1.MemberContribution"> & {
   /**
+   * The member.
+   *
    * @generated from field: string person_id = 1;
    */
   personId: string;
 
   /**
+   * Their display name.
+   *
    * @generated from field: string display_name = 2;
    */
   displayName: string;
 
   /**
+   * Their source team.
+   *
    * @generated from field: string team_id = 3;
    */
   teamId: string;
 
   /**
+   * Their availability (0-1).
+   *
    * @generated from field: double availability = 4;
    */
   availability: number;
@@ -573,10 +665,14 @@ export const MemberContributionSchema: GenMessage<MemberContribution> = /*@__PUR
   messageDesc(file_capsight_v1_talent, 10);
 
 /**
+ * How a proposal changes a source team's proficient count in one required skill.
+ *
  * @generated from message capsight.v1.BusFactorChange
  */
 export type BusFactorChange = Message<"capsight.v1.BusFactorChange"> & {
   /**
+   * A skill the source team's roles require.
+   *
    * @generated from field: string skill_id = 1;
    */
   skillId: string;
@@ -589,6 +685,8 @@ export type BusFactorChange = Message<"capsight.v1.BusFactorChange"> & {
   before: number;
 
   /**
+   * After the proposal takes its members (0: the skill is lost).
+   *
    * @generated from field: uint32 after = 3;
    */
   after: number;
@@ -602,10 +700,14 @@ export const BusFactorChangeSchema: GenMessage<BusFactorChange> = /*@__PURE__*/
   messageDesc(file_capsight_v1_talent, 11);
 
 /**
+ * What a proposal takes from one source team.
+ *
  * @generated from message capsight.v1.SourceTeamImpact
  */
 export type SourceTeamImpact = Message<"capsight.v1.SourceTeamImpact"> & {
   /**
+   * The source team.
+   *
    * @generated from field: string team_id = 1;
    */
   teamId: string;
@@ -640,10 +742,14 @@ export const SourceTeamImpactSchema: GenMessage<SourceTeamImpact> = /*@__PURE__*
   messageDesc(file_capsight_v1_talent, 12);
 
 /**
+ * A proposed team.
+ *
  * @generated from message capsight.v1.ProposedTeam
  */
 export type ProposedTeam = Message<"capsight.v1.ProposedTeam"> & {
   /**
+   * Members, by person id.
+   *
    * @generated from field: repeated capsight.v1.MemberContribution members = 1;
    */
   members: MemberContribution[];
@@ -667,11 +773,15 @@ export type ProposedTeam = Message<"capsight.v1.ProposedTeam"> & {
   objective: number;
 
   /**
+   * Coverage of each requirement, in request order.
+   *
    * @generated from field: repeated capsight.v1.RequirementCoverage requirements = 4;
    */
   requirements: RequirementCoverage[];
 
   /**
+   * Per source team the proposal takes people from.
+   *
    * @generated from field: repeated capsight.v1.SourceTeamImpact impacts = 5;
    */
   impacts: SourceTeamImpact[];
@@ -691,11 +801,15 @@ export const ProposedTeamSchema: GenMessage<ProposedTeam> = /*@__PURE__*/
  */
 export type ProtectionConflict = Message<"capsight.v1.ProtectionConflict"> & {
   /**
+   * The candidate.
+   *
    * @generated from field: string person_id = 1;
    */
   personId: string;
 
   /**
+   * Their source team.
+   *
    * @generated from field: string team_id = 2;
    */
   teamId: string;
@@ -716,10 +830,14 @@ export const ProtectionConflictSchema: GenMessage<ProtectionConflict> = /*@__PUR
   messageDesc(file_capsight_v1_talent, 14);
 
 /**
+ * Response of ComposeTeam.
+ *
  * @generated from message capsight.v1.ComposeTeamResponse
  */
 export type ComposeTeamResponse = Message<"capsight.v1.ComposeTeamResponse"> & {
   /**
+   * The best team found.
+   *
    * @generated from field: capsight.v1.ProposedTeam best = 1;
    */
   best?: ProposedTeam | undefined;
@@ -732,6 +850,8 @@ export type ComposeTeamResponse = Message<"capsight.v1.ComposeTeamResponse"> & {
   alternatives: ProposedTeam[];
 
   /**
+   * Proven optimal, or bounded (see `gap`).
+   *
    * @generated from field: capsight.v1.Optimality optimality = 3;
    */
   optimality: Optimality;
@@ -758,6 +878,8 @@ export type ComposeTeamResponse = Message<"capsight.v1.ComposeTeamResponse"> & {
   optimalityStatement: string;
 
   /**
+   * Candidates protect_source_teams left out or limited (empty without it).
+   *
    * @generated from field: repeated capsight.v1.ProtectionConflict protection_conflicts = 7;
    */
   protectionConflicts: ProtectionConflict[];
@@ -778,26 +900,35 @@ export const ComposeTeamResponseSchema: GenMessage<ComposeTeamResponse> = /*@__P
   messageDesc(file_capsight_v1_talent, 15);
 
 /**
+ * Request of StartMentoring.
+ *
  * @generated from message capsight.v1.StartMentoringRequest
  */
 export type StartMentoringRequest = Message<"capsight.v1.StartMentoringRequest"> & {
   /**
+   * The mentee.
+   *
    * @generated from field: string mentee_id = 1;
    */
   menteeId: string;
 
   /**
+   * The mentor (not the mentee).
+   *
    * @generated from field: string mentor_id = 2;
    */
   mentorId: string;
 
   /**
+   * Skills the pair will work on (at most 50; may be empty).
+   *
    * @generated from field: repeated string skill_ids = 3;
    */
   skillIds: string[];
 
   /**
-   * The mentor's capacity (default 3, at most 50).
+   * The mentor's capacity (default 3, at most 50): most active mentees; the same
+   * limit as PlanMentoringRequest.capacity_per_mentor.
    *
    * @generated from field: optional uint32 mentor_capacity = 4;
    */
@@ -812,10 +943,14 @@ export const StartMentoringRequestSchema: GenMessage<StartMentoringRequest> = /*
   messageDesc(file_capsight_v1_talent, 16);
 
 /**
+ * Response of StartMentoring.
+ *
  * @generated from message capsight.v1.StartMentoringResponse
  */
 export type StartMentoringResponse = Message<"capsight.v1.StartMentoringResponse"> & {
   /**
+   * The relationship recorded.
+   *
    * @generated from field: capsight.v1.Mentorship mentorship = 1;
    */
   mentorship?: Mentorship | undefined;
@@ -836,15 +971,21 @@ export const StartMentoringResponseSchema: GenMessage<StartMentoringResponse> = 
   messageDesc(file_capsight_v1_talent, 17);
 
 /**
+ * Request of EndMentoring.
+ *
  * @generated from message capsight.v1.EndMentoringRequest
  */
 export type EndMentoringRequest = Message<"capsight.v1.EndMentoringRequest"> & {
   /**
+   * The mentee.
+   *
    * @generated from field: string mentee_id = 1;
    */
   menteeId: string;
 
   /**
+   * The mentor.
+   *
    * @generated from field: string mentor_id = 2;
    */
   mentorId: string;
@@ -858,6 +999,8 @@ export const EndMentoringRequestSchema: GenMessage<EndMentoringRequest> = /*@__P
   messageDesc(file_capsight_v1_talent, 18);
 
 /**
+ * Response of EndMentoring.
+ *
  * @generated from message capsight.v1.EndMentoringResponse
  */
 export type EndMentoringResponse = Message<"capsight.v1.EndMentoringResponse"> & {
@@ -877,6 +1020,8 @@ export const EndMentoringResponseSchema: GenMessage<EndMentoringResponse> = /*@_
   messageDesc(file_capsight_v1_talent, 19);
 
 /**
+ * Request of ListMentorships.
+ *
  * @generated from message capsight.v1.ListMentorshipsRequest
  */
 export type ListMentorshipsRequest = Message<"capsight.v1.ListMentorshipsRequest"> & {
@@ -918,15 +1063,21 @@ export const ListMentorshipsRequestSchema: GenMessage<ListMentorshipsRequest> = 
   messageDesc(file_capsight_v1_talent, 20);
 
 /**
+ * Response of ListMentorships.
+ *
  * @generated from message capsight.v1.ListMentorshipsResponse
  */
 export type ListMentorshipsResponse = Message<"capsight.v1.ListMentorshipsResponse"> & {
   /**
+   * One page, ordered by mentee id, then mentor id.
+   *
    * @generated from field: repeated capsight.v1.Mentorship mentorships = 1;
    */
   mentorships: Mentorship[];
 
   /**
+   * Pass to get the next page; empty on the last one.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -940,6 +1091,8 @@ export const ListMentorshipsResponseSchema: GenMessage<ListMentorshipsResponse> 
   messageDesc(file_capsight_v1_talent, 21);
 
 /**
+ * How good the best team is known to be.
+ *
  * @generated from enum capsight.v1.Optimality
  */
 export enum Optimality {
