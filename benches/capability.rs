@@ -80,6 +80,7 @@ fn main() {
         seed: 42,
         people,
         skills,
+        ..DemoConfig::default()
     });
     let assessments = org.assessments.len();
     println!(

@@ -46,6 +46,7 @@ fn main() {
         seed: 42,
         people,
         skills: 40,
+        ..DemoConfig::default()
     });
     let skills: Vec<_> = org.skills.iter().map(|s| s.id.clone()).collect();
     let engine = runtime.block_on(async {

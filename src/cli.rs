@@ -161,6 +161,11 @@ struct DemoShape {
     /// Skills in the demo organisation (40 named, more are generated).
     #[arg(long = "demo-skills", default_value_t = 40)]
     skills: usize,
+    /// Plant this many occupations with sparse evidence (10 core skills each, three
+    /// assessments per held skill) instead of the 8 dense archetypes; use with a few
+    /// hundred `--demo-skills`.
+    #[arg(long = "demo-occupations", default_value_t = 0)]
+    occupations: usize,
 }
 
 impl DemoShape {
@@ -169,6 +174,7 @@ impl DemoShape {
             seed: self.seed,
             people: self.people,
             skills: self.skills,
+            occupations: self.occupations,
         }
     }
 }

@@ -31,6 +31,13 @@ pub struct DemoConfig {
     pub people: usize,
     /// Number of skills: the 40 named ones, plus generated ones beyond that.
     pub skills: usize,
+    /// 0: people belong to the 8 named archetypes, with dense evidence. Otherwise this
+    /// many planted occupations with sparse evidence, like a real organisation: each has
+    /// 10 core skills drawn at random from all skills (so occupations overlap); a person
+    /// holds about 85 % of their occupation's core skills and 1–3 others, with three
+    /// assessments (objective test, peer, manager) per held skill and no evidence
+    /// anywhere else. Give it a few hundred skills (`skills`).
+    pub occupations: usize,
 }
 
 impl Default for DemoConfig {
@@ -39,6 +46,7 @@ impl Default for DemoConfig {
             seed: 42,
             people: 2_000,
             skills: 40,
+            occupations: 0,
         }
     }
 }
@@ -58,8 +66,8 @@ pub struct DemoOrg {
     pub managed_teams: Vec<Team>,
     /// Assessment results over two years.
     pub assessments: Vec<Assessment>,
-    /// Names of the planted archetypes.
-    pub archetype_names: Vec<&'static str>,
+    /// Names of the planted archetypes (or occupations).
+    pub archetype_names: Vec<String>,
     /// Planted archetype (index into `archetype_names`) of each person, in `people` order.
     pub planted_archetypes: Vec<usize>,
 }
@@ -457,33 +465,55 @@ impl DemoOrg {
         let roles = demo_roles();
         let n_skills = skills.len();
 
+        // Occupations (when asked for): 10 core skills each, drawn from all skills.
+        let occupations: Option<Vec<Vec<usize>>> = (config.occupations > 0).then(|| {
+            (0..config.occupations)
+                .map(|_| rand::seq::index::sample(&mut rng, n_skills, 10.min(n_skills)).into_vec())
+                .collect()
+        });
         // Archetype profiles: strong in the core skills, weaker elsewhere. Generated
         // skills beyond the named 40 are spread over archetypes at random.
-        let profiles: Vec<Vec<f64>> = ARCHETYPES
-            .iter()
-            .map(|(_, core)| {
-                skills
-                    .iter()
-                    .enumerate()
-                    .map(|(i, skill)| {
-                        // About six generated skills per archetype are strong, however
-                        // many skills are generated.
-                        let strong = if i < NAMED_SKILLS.len() {
-                            core.contains(&skill.id.as_str())
-                        } else {
-                            rng.random_bool(
-                                (6.0 / (n_skills - NAMED_SKILLS.len()) as f64).min(0.12),
-                            )
-                        };
-                        if strong {
-                            rng.random_range(3.6..4.4)
-                        } else {
-                            rng.random_range(0.6..1.8)
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let profiles: Vec<Vec<f64>> = match &occupations {
+            Some(cores) => cores
+                .iter()
+                .map(|core| {
+                    (0..n_skills)
+                        .map(|i| {
+                            if core.contains(&i) {
+                                rng.random_range(3.6..4.4)
+                            } else {
+                                rng.random_range(0.6..1.8)
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+            None => ARCHETYPES
+                .iter()
+                .map(|(_, core)| {
+                    skills
+                        .iter()
+                        .enumerate()
+                        .map(|(i, skill)| {
+                            // About six generated skills per archetype are strong, however
+                            // many skills are generated.
+                            let strong = if i < NAMED_SKILLS.len() {
+                                core.contains(&skill.id.as_str())
+                            } else {
+                                rng.random_bool(
+                                    (6.0 / (n_skills - NAMED_SKILLS.len()) as f64).min(0.12),
+                                )
+                            };
+                            if strong {
+                                rng.random_range(3.6..4.4)
+                            } else {
+                                rng.random_range(0.6..1.8)
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+        };
 
         let n_teams = config.people.div_ceil(TEAM_SIZE).max(DEPARTMENTS.len());
         let mut teams = vec![Team {
@@ -527,7 +557,9 @@ impl DemoOrg {
             let t = p % n_teams;
             let (d, team) = &leaf_teams[t];
             let role = *DEPARTMENTS[*d].1.choose(&mut rng).unwrap_or(&0);
-            let archetype = if rng.random_bool(0.8) {
+            let archetype = if let Some(cores) = &occupations {
+                p % cores.len()
+            } else if rng.random_bool(0.8) {
                 ROLES[role].2
             } else {
                 rng.random_range(0..ARCHETYPES.len())
@@ -581,8 +613,8 @@ impl DemoOrg {
             &true_levels,
             &skills,
             &members,
-            config.people,
             n_teams,
+            occupations.as_deref(),
         );
         debug_assert_eq!(n_skills, skills.len());
         Self {
@@ -592,7 +624,15 @@ impl DemoOrg {
             people,
             managed_teams,
             assessments,
-            archetype_names: ARCHETYPES.iter().map(|(name, _)| *name).collect(),
+            archetype_names: match &occupations {
+                Some(cores) => (0..cores.len())
+                    .map(|o| format!("Occupation {}", o + 1))
+                    .collect(),
+                None => ARCHETYPES
+                    .iter()
+                    .map(|(name, _)| (*name).to_owned())
+                    .collect(),
+            },
             planted_archetypes: planted,
         }
     }
@@ -666,8 +706,8 @@ fn demo_assessments(
     true_levels: &[Vec<f64>],
     skills: &[Skill],
     members: &[Vec<usize>],
-    n_people: usize,
     n_teams: usize,
+    occupations: Option<&[Vec<usize>]>,
 ) -> Vec<Assessment> {
     let normal = |sd: f64| Normal::new(0.0, sd).unwrap_or_else(|_| panic!("demo sd {sd}"));
     // (bias, noise) per source: self-ratings inflated, tests unbiased but noisy.
@@ -687,12 +727,24 @@ fn demo_assessments(
         Source::Certification,
     ];
     let growth = normal(0.25);
-    let mut assessments = Vec::with_capacity(n_people * 40);
+    let mut assessments = Vec::with_capacity(people.len() * 40);
     for (p, person) in people.iter().enumerate() {
         let team = &members[p % n_teams];
         let role = ROLES.iter().find(|r| r.0 == person.role.as_str());
         let mut assessed: BTreeSet<usize> = BTreeSet::new();
-        for (i, skill) in skills.iter().enumerate() {
+        if let Some(cores) = occupations {
+            // Sparse: most of the occupation's core skills and one to three others.
+            assessed.extend(
+                cores[planted[p]]
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.random_bool(0.85)),
+            );
+            for _ in 0..rng.random_range(1..=3) {
+                assessed.insert(rng.random_range(0..skills.len()));
+            }
+        }
+        for (i, skill) in skills.iter().enumerate().filter(|_| occupations.is_none()) {
             let required =
                 role.is_some_and(|r| r.3.iter().any(|(s, _, _)| *s == skill.id.as_str()));
             let core = ARCHETYPES[planted[p]].1.contains(&skill.id.as_str())
@@ -705,13 +757,18 @@ fn demo_assessments(
         for i in assessed {
             let now_level = true_levels[p][i];
             let yearly_gain = 0.2 + growth.sample(rng);
-            let mut sources: Vec<Source> = others.to_vec();
-            sources.shuffle(rng);
-            let count = rng.random_range(1..=3);
-            let mut chosen: Vec<Source> = sources.into_iter().take(count).collect();
-            if rng.random_bool(0.75) {
-                chosen.push(Source::SelfRating);
-            }
+            let chosen: Vec<Source> = if occupations.is_some() {
+                vec![Source::ObjectiveTest, Source::Peer, Source::Manager]
+            } else {
+                let mut sources: Vec<Source> = others.to_vec();
+                sources.shuffle(rng);
+                let count = rng.random_range(1..=3);
+                let mut chosen: Vec<Source> = sources.into_iter().take(count).collect();
+                if rng.random_bool(0.75) {
+                    chosen.push(Source::SelfRating);
+                }
+                chosen
+            };
             for (n, source) in chosen.into_iter().enumerate() {
                 if source == Source::Certification && now_level < 3.0 {
                     continue;
@@ -763,6 +820,7 @@ mod tests {
             seed: 7,
             people: 120,
             skills: 40,
+            ..DemoConfig::default()
         };
         let a = DemoOrg::generate(&config);
         let b = DemoOrg::generate(&config);
@@ -810,11 +868,33 @@ mod tests {
     }
 
     #[test]
+    fn planted_occupations_have_sparse_evidence_three_assessments_per_held_skill() {
+        let org = DemoOrg::generate(&DemoConfig {
+            seed: 5,
+            people: 300,
+            skills: 320,
+            occupations: 30,
+        });
+        assert_eq!(org.archetype_names.len(), 30);
+        assert!(org.planted_archetypes.iter().all(|&o| o < 30));
+        let mut per_cell: std::collections::HashMap<(&str, &str), usize> = Default::default();
+        for a in &org.assessments {
+            *per_cell
+                .entry((a.person.as_str(), a.skill.as_str()))
+                .or_default() += 1;
+        }
+        assert!(per_cell.values().all(|&n| n == 3));
+        let known = per_cell.len() as f64 / (300.0 * 320.0);
+        assert!((0.02..=0.10).contains(&known), "{known}");
+    }
+
+    #[test]
     fn more_skills_than_the_named_catalogue_can_be_generated() {
         let org = DemoOrg::generate(&DemoConfig {
             seed: 1,
             people: 50,
             skills: 120,
+            ..DemoConfig::default()
         });
         assert_eq!(org.skills.len(), 120);
         assert!(

@@ -21,6 +21,7 @@ async fn a_demo_export_imports_completely_and_a_rerun_changes_nothing() {
         seed: 3,
         people: 60,
         skills: 40,
+        ..DemoConfig::default()
     });
     let dir = tempfile::tempdir().unwrap();
     import::write_org_csv(&org, dir.path()).unwrap();
@@ -65,6 +66,7 @@ async fn problems_name_the_file_line_and_column() {
         seed: 3,
         people: 20,
         skills: 40,
+        ..DemoConfig::default()
     });
     let dir = tempfile::tempdir().unwrap();
     import::write_org_csv(&org, dir.path()).unwrap();
