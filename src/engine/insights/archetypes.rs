@@ -45,6 +45,64 @@ pub struct ArchetypeView {
     pub unknown_level: f32,
 }
 
+/// Most a new archetype's centroid may differ from an earlier one's, as a root mean
+/// square over the skills (in levels), for it to keep the earlier label.
+const SAME_ARCHETYPE_RMS: f32 = 0.5;
+
+/// Gives the archetypes of `view` the labels of the archetypes of `previous` (an earlier
+/// result for the same question) they continue, so that a refresh does not rename them:
+/// pairs closest first, each centroid compared over the union of both results' skills
+/// (a skill one of them lacks counts at the unknown level). The rest keep their
+/// generated labels, made unique.
+pub fn carry_labels(view: &mut ArchetypeView, previous: &ArchetypeView) {
+    let level = |v: &ArchetypeView, a: usize, skill: &SkillId| {
+        v.skills
+            .iter()
+            .position(|s| s == skill)
+            .map_or(v.unknown_level, |c| v.set.archetypes[a].centroid[c])
+    };
+    let mut skills: Vec<&SkillId> = view.skills.iter().chain(&previous.skills).collect();
+    skills.sort_unstable();
+    skills.dedup();
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for new in 0..view.set.archetypes.len() {
+        for old in 0..previous.set.archetypes.len() {
+            let squared: f32 = skills
+                .iter()
+                .map(|s| (level(view, new, s) - level(previous, old, s)).powi(2))
+                .sum();
+            let rms = (squared / skills.len().max(1) as f32).sqrt();
+            if rms <= SAME_ARCHETYPE_RMS {
+                pairs.push((rms, new, old));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut kept: Vec<Option<String>> = vec![None; view.set.archetypes.len()];
+    let mut taken = vec![false; previous.set.archetypes.len()];
+    for (_, new, old) in pairs {
+        if kept[new].is_none() && !taken[old] {
+            kept[new] = Some(previous.set.archetypes[old].label.clone());
+            taken[old] = true;
+        }
+    }
+    let carried: Vec<String> = kept.iter().flatten().cloned().collect();
+    for (archetype, label) in view.set.archetypes.iter_mut().zip(kept) {
+        match label {
+            Some(label) => archetype.label = label,
+            None => {
+                // A generated label that an archetype carried over already uses.
+                let base = archetype.label.clone();
+                let mut n = 2;
+                while carried.contains(&archetype.label) {
+                    archetype.label = format!("{base} ({n})");
+                    n += 1;
+                }
+            }
+        }
+    }
+}
+
 /// The people of `scope` (a team subtree; everyone when `None`), in id order.
 pub fn people_in<'a>(snapshot: &'a Snapshot, scope: Option<&TeamId>) -> Result<Vec<&'a Person>> {
     let directory = &snapshot.directory;
@@ -154,4 +212,86 @@ pub fn compute_archetypes(
         unknown_level: params.unknown_level,
         set,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::archetypes::find_archetypes;
+
+    fn view(profiles: &Array2<f32>, skills: &[&str]) -> ArchetypeView {
+        let names: Vec<&str> = skills.to_vec();
+        let params = ArchetypeParams {
+            k: Some(3),
+            ..ArchetypeParams::default()
+        };
+        ArchetypeView {
+            set: find_archetypes(profiles.view(), &names, &params).unwrap(),
+            people: Vec::new(),
+            skills: skills.iter().map(|s| SkillId::parse(s).unwrap()).collect(),
+            departments: Vec::new(),
+            unknown_level: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_labels_of_the_archetypes_it_continues() {
+        // Three groups; the refresh adds people to the third, so it becomes the largest
+        // and its generated label moves to another position.
+        let groups = |third: usize| {
+            let n = 20 + 20 + third;
+            Array2::from_shape_fn((n, 4), |(i, j)| {
+                let group = if i < 20 {
+                    0
+                } else if i < 40 {
+                    1
+                } else {
+                    2
+                };
+                if j == group {
+                    4.0 + (i % 3) as f32 * 0.1
+                } else {
+                    1.0
+                }
+            })
+        };
+        let skills = ["rust", "sales", "design", "sql"];
+        let mut before = view(&groups(10), &skills);
+        for (a, name) in before.set.archetypes.iter_mut().zip(["A", "B", "C"]) {
+            a.label = name.to_owned();
+        }
+        let label_of = |v: &ArchetypeView, column: usize| {
+            v.set
+                .archetypes
+                .iter()
+                .find(|a| a.centroid[column] > 3.0)
+                .unwrap()
+                .label
+                .clone()
+        };
+        let mut after = view(&groups(40), &skills);
+        carry_labels(&mut after, &before);
+        for column in 0..3 {
+            assert_eq!(label_of(&after, column), label_of(&before, column));
+        }
+        // An archetype unlike any earlier one keeps its generated label.
+        let mut other = view(&groups(40), &skills);
+        for a in &mut other.set.archetypes {
+            a.centroid.fill(0.0);
+        }
+        let generated: Vec<String> = other
+            .set
+            .archetypes
+            .iter()
+            .map(|a| a.label.clone())
+            .collect();
+        carry_labels(&mut other, &before);
+        let kept: Vec<String> = other
+            .set
+            .archetypes
+            .iter()
+            .map(|a| a.label.clone())
+            .collect();
+        assert_eq!(kept, generated);
+    }
 }

@@ -10,7 +10,8 @@ mod archetypes;
 mod mentoring;
 mod patterns;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
@@ -18,7 +19,7 @@ use super::cache::{Cache, Fresh, Want};
 use super::{Engine, Snapshot};
 use crate::domain::{PersonId, TeamId, Timestamp};
 use crate::error::{Error, Result};
-pub use archetypes::{ArchetypeView, KChoice, compute_archetypes, people_in};
+pub use archetypes::{ArchetypeView, KChoice, carry_labels, compute_archetypes, people_in};
 pub use mentoring::{
     MentorSkillView, MentorView, MentoringPlan, PlannedPair, find_mentors, mentee_needs,
     plan_mentoring,
@@ -33,9 +34,23 @@ type PatternCache = Cache<(GroupBy, Option<TeamId>, u32), PatternData>;
 /// Mentoring plans by (scope, capacity per mentor, mentors per mentee, same team).
 type PlanCache = Cache<(Option<TeamId>, u32, u32, bool), MentoringPlan>;
 
+/// The last archetypes computed per question, whose labels the next result keeps.
+type LastMap = HashMap<(Option<TeamId>, KChoice), Arc<ArchetypeView>>;
+type LastArchetypes = Mutex<LastMap>;
+
+/// Most questions whose last archetypes are kept.
+const LAST_ARCHETYPES_LIMIT: usize = 32;
+
+fn lock(last: &LastArchetypes) -> MutexGuard<'_, LastMap> {
+    // Only whole-entry inserts and clears happen under the lock: a poisoned one is coherent.
+    last.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The insight caches of an engine.
 pub(super) struct Insights {
     archetypes: Arc<ArchetypeCache>,
+    last_archetypes: LastArchetypes,
     patterns: Arc<PatternCache>,
     plans: Arc<PlanCache>,
 }
@@ -47,6 +62,7 @@ impl Insights {
         let any = |s: &Snapshot| s.version;
         Self {
             archetypes: Arc::new(Cache::new(Arc::clone(snapshot), data)),
+            last_archetypes: Mutex::default(),
             patterns: Arc::new(Cache::new(Arc::clone(snapshot), data)),
             plans: Arc::new(Cache::new(Arc::clone(snapshot), any)),
         }
@@ -54,6 +70,8 @@ impl Insights {
 
     pub(super) fn clear(&self) {
         self.archetypes.clear();
+        // They name people (members): an erasure drops them too.
+        lock(&self.last_archetypes).clear();
         self.patterns.clear();
         self.plans.clear();
     }
@@ -69,19 +87,33 @@ impl Engine {
     ) -> Result<Fresh<ArchetypeView>> {
         let key = (scope.clone(), k);
         let engine = Arc::clone(self);
-        self.insights
+        let last = &self.insights.last_archetypes;
+        let previous = lock(last).get(&key).cloned();
+        let fresh = self
+            .insights
             .archetypes
-            .get(key, want, move |snapshot, cancel| {
+            .get(key.clone(), want, move |snapshot, cancel| {
                 Box::pin(async move {
                     engine
                         .jobs
                         .run(cancel, move |cancel| {
-                            compute_archetypes(&snapshot, scope.as_ref(), k, cancel)
+                            let mut view =
+                                compute_archetypes(&snapshot, scope.as_ref(), k, cancel)?;
+                            if let Some(previous) = previous {
+                                carry_labels(&mut view, &previous);
+                            }
+                            Ok(view)
                         })
                         .await
                 })
             })
-            .await
+            .await?;
+        let mut last = lock(last);
+        if last.len() >= LAST_ARCHETYPES_LIMIT && !last.contains_key(&key) {
+            last.clear();
+        }
+        last.insert(key, Arc::clone(&fresh.value));
+        Ok(fresh)
     }
 
     /// Skill patterns of `scope` grouped by `group_by`, from the cache when possible.
