@@ -319,6 +319,20 @@ mod tests {
             want: crate::engine::Want::Current,
         };
         let before = insights.archetypes(&analyst, query.clone()).await.unwrap();
+        let admin = grant(AccessRole::Admin, &[]);
+        let patterns = |want| crate::service::insights::PatternsQuery {
+            scope: None,
+            group_by: crate::engine::insights::GroupBy::Team,
+            skills: Vec::new(),
+            categories: Vec::new(),
+            trend_days: None,
+            min_group_size: None,
+            want,
+        };
+        let patterns_before = insights
+            .patterns(&admin, patterns(crate::engine::Want::Current))
+            .await
+            .unwrap();
         let snapshot = engine.snapshot();
         let version = snapshot.data_version;
         // A nightly sync sends everything again, unchanged.
@@ -348,6 +362,15 @@ mod tests {
             before.value.freshness.computed_version
         );
         assert!(!after.value.freshness.stale() && !after.value.freshness.refreshing);
+        let patterns_after = insights
+            .patterns(&admin, patterns(crate::engine::Want::Latest))
+            .await
+            .unwrap();
+        assert_eq!(
+            patterns_after.value.freshness,
+            patterns_before.value.freshness
+        );
+        assert!(!patterns_after.value.freshness.stale());
         // A real change still moves it.
         let mut moved = people[0].clone();
         moved.availability = crate::domain::Availability::parse(0.5).unwrap();
