@@ -269,6 +269,11 @@ struct ServeArgs {
     /// 0.78 at 730, 0.17 at 180).
     #[arg(long, env = "CAPSIGHT_EVIDENCE_HALF_LIFE_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(7..=3650))]
     evidence_half_life_days: u32,
+    /// Start even though the store is behind its commit marker (acknowledged writes are
+    /// missing: rolled back, truncated or damaged) or the marker is damaged, serving what
+    /// the store holds. The loss is logged and recorded as an audit event.
+    #[arg(long, env = "CAPSIGHT_ACCEPT_DATA_LOSS")]
+    accept_data_loss: bool,
     /// Refuse to start when the data directory's filesystem has less free space than
     /// this many MiB.
     #[arg(long, env = "CAPSIGHT_MIN_FREE_MB", default_value_t = 64)]
@@ -413,6 +418,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
                     .then(|| Duration::from_secs(args.audit_retention_days.saturating_mul(86_400))),
                 audit_max_bytes: (args.audit_max_mb > 0)
                     .then(|| args.audit_max_mb.saturating_mul(1024 * 1024)),
+                accept_data_loss: args.accept_data_loss,
                 ..StoreOptions::default()
             },
             ack_before_flush,

@@ -25,6 +25,7 @@
 //! the scan at open; erasure rewrites just the batches that mention the person.
 
 mod durable;
+mod marker;
 mod records;
 
 use std::collections::HashMap;
@@ -56,6 +57,9 @@ const AUDIT_BLOCK_BYTES: usize = 4 * 1024;
 /// Layout version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// `meta` key of the number of commits made (see `marker`).
+const COMMITS_KEY: &[u8] = b"commits";
+pub use marker::MARKER_FILE;
 /// How many assessments the store held at the last close: sizes the id index at open
 /// (a hint only; a crash leaves it stale, which costs a few rehashes, nothing more).
 const COUNT_HINT_KEY: &[u8] = b"assessment_count";
@@ -75,6 +79,9 @@ pub struct StoreOptions {
     /// The oldest audit events are removed while the log is larger than this many bytes
     /// (`None`: no limit).
     pub audit_max_bytes: Option<u64>,
+    /// Open a store that is behind its commit marker (or whose marker is damaged)
+    /// instead of refusing: the operator accepts the loss, which is logged and audited.
+    pub accept_data_loss: bool,
 }
 
 impl Default for StoreOptions {
@@ -85,6 +92,7 @@ impl Default for StoreOptions {
             fault: FlushFault::default(),
             audit_retention: Some(std::time::Duration::from_secs(400 * 86_400)),
             audit_max_bytes: Some(1024 * 1024 * 1024),
+            accept_data_loss: false,
         }
     }
 }
@@ -149,6 +157,9 @@ pub struct Opened {
     pub tokens: Vec<StoredToken>,
     /// Active mentoring relationships.
     pub mentorships: Vec<Mentorship>,
+    /// What was lost, when the store was behind its commit marker and the operator
+    /// accepted it (`StoreOptions::accept_data_loss`).
+    pub accepted_loss: Option<String>,
 }
 
 /// Which audit events a page holds.
@@ -255,6 +266,40 @@ impl AuditReader {
     }
 }
 
+/// Compares the store's commit count with its marker: `Ok(None)` when the store holds
+/// every commit the marker recorded, `Ok(Some(what))` when it does not but the operator
+/// accepts the loss, else an error naming the files and what to do.
+fn check_marker(dir: &Path, commits: u64, accept: bool) -> Result<Option<String>> {
+    let path = dir.join(MARKER_FILE);
+    let recorded = marker::read(dir)
+        .map_err(|e| Error::DataDir(format!("cannot read {}: {e}", path.display())))?;
+    let problem = match recorded {
+        marker::Recorded::Absent => return Ok(None),
+        marker::Recorded::Commits(made) if made <= commits => return Ok(None),
+        marker::Recorded::Commits(made) => format!(
+            "the store in {} holds {commits} commits but {} recorded {made} made durable: \
+             acknowledged writes are missing (the store was rolled back, truncated or \
+             damaged; sled opens a damaged log at its last intact entry)",
+            dir.display(),
+            path.display()
+        ),
+        marker::Recorded::Unreadable(why) => format!(
+            "the commit marker {} is damaged ({why}), so the store in {} cannot be checked \
+             for lost writes",
+            path.display(),
+            dir.display()
+        ),
+    };
+    if accept {
+        tracing::warn!(%problem, "starting anyway: --accept-data-loss");
+        return Ok(Some(problem));
+    }
+    Err(Error::DataDir(format!(
+        "{problem}. Restore the data directory from a backup, or start with \
+         --accept-data-loss to serve what the store holds (the loss is audited)"
+    )))
+}
+
 /// One stored key and value, with the name of its tree.
 pub type RawEntry = (String, Vec<u8>, Vec<u8>);
 
@@ -263,6 +308,11 @@ pub struct Store {
     db: sled::Db,
     /// Syncs what sled's flush leaves out (see `durable`).
     durability: durable::Durability,
+    /// Commits made (each flush is one), also in the `meta` tree.
+    commits: u64,
+    meta: sled::Tree,
+    /// Records the commits made durable (see `marker`).
+    marker: marker::CommitMarker,
     skills: sled::Tree,
     roles: sled::Tree,
     teams: sled::Tree,
@@ -318,6 +368,36 @@ impl Store {
         options: &StoreOptions,
         mut visit: impl FnMut(&Directory, Loaded<'_>),
     ) -> Result<Opened> {
+        // sled panics on some damaged logs instead of returning an error: a damaged
+        // store is then refused with a clear error like any other.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::open_checked(dir, options, &mut visit).map_err(|e| match e {
+                Error::Corrupt { .. } => Error::DataDir(format!(
+                    "the store in {} is damaged: {e}. Restore the data directory from a backup",
+                    dir.display()
+                )),
+                e => e,
+            })
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(Error::DataDir(format!(
+                "the store in {} is damaged: sled failed while reading it ({what}). \
+                 Restore the data directory from a backup",
+                dir.display()
+            )))
+        })
+    }
+
+    fn open_checked(
+        dir: &Path,
+        options: &StoreOptions,
+        visit: &mut impl FnMut(&Directory, Loaded<'_>),
+    ) -> Result<Opened> {
         // Only capsight's user may list or read the store (names are in plain text).
         std::fs::create_dir_all(dir)
             .and_then(|()| restrict_to_owner(dir))
@@ -335,12 +415,36 @@ impl Store {
                 {
                     Error::DataDir(format!("{} is in use by another process", dir.display()))
                 }
-                other => Error::Storage(other),
+                other => Error::DataDir(format!(
+                    "the store in {} cannot be opened: {other}. If its files were damaged, \
+                     restore the data directory from a backup",
+                    dir.display()
+                )),
             })?;
         let durability = durable::Durability::new(dir)
             .map_err(|e| Error::DataDir(format!("cannot sync {}: {e}", dir.display())))?;
+        let meta = db.open_tree("meta")?;
+        let commits = match meta.get(COMMITS_KEY)? {
+            Some(bytes) => {
+                u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| Error::Corrupt {
+                    tree: "meta".into(),
+                    detail: "commit count is not 8 bytes".into(),
+                })?)
+            }
+            None => 0,
+        };
+        let loss = check_marker(dir, commits, options.accept_data_loss)?;
+        let marker = marker::CommitMarker::create(dir, commits).map_err(|e| {
+            Error::DataDir(format!(
+                "cannot write the commit marker in {}: {e}",
+                dir.display()
+            ))
+        })?;
         let mut store = Self {
             durability,
+            commits,
+            meta,
+            marker,
             skills: db.open_tree("skills")?,
             roles: db.open_tree("roles")?,
             teams: db.open_tree("teams")?,
@@ -361,7 +465,7 @@ impl Store {
         };
         store.check_schema()?;
         let directory = store.load_directory()?;
-        store.load_assessments(&directory, &mut visit)?;
+        store.load_assessments(&directory, visit)?;
         let tokens = store
             .tokens
             .iter()
@@ -380,11 +484,27 @@ impl Store {
             .values()
             .map(|v| decode::<MentorshipRecord>("mentorships", &v?)?.into_domain())
             .collect::<Result<Vec<_>>>()?;
+        if let Some(problem) = &loss {
+            // The operator's decision is kept where audits look.
+            store.append_audit(vec![AuditEvent {
+                sequence: 0,
+                at: Timestamp::now(),
+                token: None,
+                role: None,
+                rpc: "capsight.server/StartAcceptingDataLoss".into(),
+                subjects: vec![problem.clone()],
+                outcome: "DATA_LOSS".into(),
+                source: None,
+                count: 1,
+            }])?;
+            store.flush()?;
+        }
         Ok(Opened {
             store,
             directory,
             tokens,
             mentorships,
+            accepted_loss: loss,
         })
     }
 
@@ -943,9 +1063,15 @@ impl Store {
     /// log and an `fsync` of new blob files and their directory (`durable`).
     pub fn flush(&mut self) -> Result<()> {
         self.fault.inject()?;
+        let commits = self.commits + 1;
+        self.meta.insert(COMMITS_KEY, &commits.to_be_bytes())?;
         self.db.flush()?;
         self.durability
             .sync()
+            .map_err(|e| Error::Storage(sled::Error::Io(e)))?;
+        self.commits = commits;
+        self.marker
+            .record(commits)
             .map_err(|e| Error::Storage(sled::Error::Io(e)))?;
         Ok(())
     }

@@ -27,16 +27,30 @@ pub fn serve<'a>(command: &'a mut Command, data_dir: &std::path::Path) -> &'a mu
 
 /// Reads the child's log until it says it serves; returns the address it listens on.
 pub async fn serving_address<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>) -> String {
+    serving_or_exit(lines)
+        .await
+        .unwrap_or_else(|log| panic!("server exited before serving: {log:?}"))
+}
+
+/// Reads the child's log until it says it serves (the address it listens on) or its log
+/// ends because it exited (the lines it wrote).
+pub async fn serving_or_exit<R: AsyncBufRead + Unpin>(
+    lines: &mut Lines<R>,
+) -> Result<String, Vec<String>> {
+    let mut log = Vec::new();
     loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
-            .expect("server started in time")
-            .expect("read stderr")
-            .expect("server exited before serving (store did not open cleanly?)");
+            .expect("server started or exited in time")
+            .expect("read stderr");
+        let Some(line) = line else {
+            return Err(log);
+        };
         if line.contains("capsight serving") {
             let start = line.find("127.0.0.1:").expect("address in log");
             let end = line[start..].find('"').map_or(line.len(), |e| start + e);
-            return line[start..end].to_owned();
+            return Ok(line[start..end].to_owned());
         }
+        log.push(line);
     }
 }
