@@ -4,6 +4,9 @@
 //! syncing them at all. After each flush the store therefore `fdatasync`s the log, and
 //! `fsync`s every blob file created since the last flush and the directory that names
 //! it: an acknowledged write then survives a power cut, not only a crash of the process.
+//! sled's `conf` file, written when the store is created and never synced by sled, is
+//! synced when the store opens (found by `tests/durability.rs`, which traces the server's
+//! system calls).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -31,6 +34,13 @@ impl Durability {
             blobs_seen_at: None,
         };
         durability.sync_new_blobs()?;
+        // sled writes its `conf` file when it creates a store and never syncs it; a
+        // store whose `conf` is lost with a power cut does not open.
+        match File::open(dir.join("conf")) {
+            Ok(conf) => conf.sync_all()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         sync_dir(dir)?;
         Ok(durability)
     }
