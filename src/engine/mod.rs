@@ -428,8 +428,11 @@ impl Engine {
     }
 
     /// Creates the first admin token if no token exists yet; returns its bearer string.
-    pub async fn ensure_admin_token(&self) -> Result<Option<String>> {
-        self.write(Writer::ensure_admin_token).await
+    pub async fn ensure_admin_token(
+        &self,
+        persist: impl FnOnce(&str) -> Result<()> + Send + 'static,
+    ) -> Result<bool> {
+        self.write(move |w| w.ensure_admin_token(persist)).await
     }
 
     /// Revokes a token.

@@ -397,16 +397,26 @@ impl Writer {
         Ok((bearer, info))
     }
 
-    pub(super) fn ensure_admin_token(&mut self) -> Result<Option<String>> {
+    /// Mints the first admin token when there is none: `persist` gets the bearer
+    /// string first (to write it where the operator finds it), and the token is stored
+    /// only once that succeeded, so a token nobody can read is never stored.
+    pub(super) fn ensure_admin_token(
+        &mut self,
+        persist: impl FnOnce(&str) -> Result<()>,
+    ) -> Result<bool> {
         if !self.tokens.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         let grant = Grant::parse(AccessRole::Admin, Vec::new(), None)
             .map_err(|v| Error::Internal(v.reason))?;
         let description = Text::long("first admin token, created at first start")
             .map_err(|v| Error::Internal(v.reason))?;
-        self.create_token(grant, description, None)
-            .map(|(bearer, _)| Some(bearer))
+        let (bearer, stored) = tokens::mint(grant, description, Timestamp::now(), None);
+        persist(&bearer)?;
+        self.store.put_token(&stored)?;
+        Arc::make_mut(&mut self.tokens).insert(stored);
+        self.touch();
+        Ok(true)
     }
 
     pub(super) fn revoke_token(&mut self, id: &TokenId) -> Result<TokenInfo> {

@@ -151,9 +151,12 @@ pub async fn run(
             token_file.display()
         )));
     }
-    if let Some(token) = engine.ensure_admin_token().await? {
-        write_admin_token(&config.data_dir, &token)?;
-    }
+    // The token file is written (and synced) before the token is stored: should that
+    // fail, no token exists that nobody can read, and the next start tries again.
+    let data_dir = config.data_dir.clone();
+    engine
+        .ensure_admin_token(move |token| write_admin_token(&data_dir, token))
+        .await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, tonic_health::ServingStatus::Serving).await;
@@ -384,7 +387,8 @@ fn write_admin_token(data_dir: &std::path::Path, token: &str) -> Result<()> {
     use std::io::Write;
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // Never over an existing file: start-up refuses a store without tokens beside one.
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let fail = |e: std::io::Error| Error::DataDir(format!("cannot write {}: {e}", path.display()));

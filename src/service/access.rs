@@ -118,6 +118,35 @@ mod tests {
     use crate::service::{demo_engine, fields_of, grant};
 
     #[tokio::test]
+    async fn the_first_admin_token_is_stored_only_once_its_file_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = crate::engine::Engine::open(dir.path(), &Default::default()).unwrap();
+        let failed = engine
+            .ensure_admin_token(|_| Err(crate::error::Error::DataDir("disk full".into())))
+            .await;
+        assert!(failed.is_err());
+        assert!(
+            engine.snapshot().tokens.is_empty(),
+            "nothing unreadable stored"
+        );
+        let written = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let file = std::sync::Arc::clone(&written);
+        let minted = engine
+            .ensure_admin_token(move |token| {
+                *file.lock().unwrap() = token.to_owned();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(minted);
+        let token = written.lock().unwrap().clone();
+        let now = crate::domain::Timestamp::now();
+        assert!(engine.snapshot().tokens.authenticate(&token, now).is_ok());
+        // Once there is a token, none is minted again.
+        assert!(!engine.ensure_admin_token(|_| unreachable!()).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn a_token_lives_at_most_a_hundred_years_and_names_whom_it_is_bound_to() {
         let (_dir, engine) = demo_engine(20).await;
         let access = Access::new(engine);
