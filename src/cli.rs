@@ -71,9 +71,27 @@ struct ClientArgs {
         default_value = "./capsight-data/admin.token"
     )]
     token_file: PathBuf,
+    /// Certificate authority (PEM) that signed a TLS server's certificate, for
+    /// `https://` servers with a private CA (default: the public web roots).
+    #[arg(long, global = true, env = "CAPSIGHT_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 impl ClientArgs {
+    fn endpoint(&self) -> Result<tonic::transport::Endpoint, String> {
+        import::client_endpoint(&self.server, self.ca_cert.as_deref())
+    }
+
+    async fn connect(&self) -> Result<tonic::transport::Channel, String> {
+        self.endpoint()?.connect().await.map_err(|e| {
+            format!(
+                "cannot connect to {}: {}",
+                self.server,
+                import::error_chain(&e)
+            )
+        })
+    }
+
     fn token(&self) -> Result<String, String> {
         if let Some(token) = &self.token {
             return Ok(token.trim().to_owned());
@@ -470,7 +488,7 @@ async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
         assessments: args.assessments,
     };
     let token = args.client.token()?;
-    let report = import::run(&args.client.server, &token, &files, args.batch_size)
+    let report = import::run_on(args.client.endpoint()?, &token, &files, args.batch_size)
         .await
         .map_err(|e| e.to_string())?;
     println!("{report}");
@@ -481,31 +499,56 @@ async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
     })
 }
 
+/// A protobuf time as RFC 3339 (UTC, seconds), or "-" when unset.
+fn when(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One token as a line of the listing: id, role, state, scope, times, description.
 fn describe(info: &pb::TokenInfo) -> String {
     let scope = match (info.team_ids.is_empty(), info.person_id.is_empty()) {
-        (false, _) => format!(" teams={}", info.team_ids.join(",")),
-        (_, false) => format!(" person={}", info.person_id),
-        _ => String::new(),
+        (false, _) => format!("teams {}", info.team_ids.join(",")),
+        (_, false) => format!("person {}", info.person_id),
+        _ => "everything".to_owned(),
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let state = if info.revoked_at.is_some() {
-        " REVOKED"
+        "revoked"
+    } else if info.expires_at.as_ref().is_some_and(|e| e.seconds <= now) {
+        "expired"
     } else {
-        ""
+        "active"
     };
-    let role = pb::AccessRole::try_from(info.role).map_or("?", |r| r.as_str_name());
+    let role = pb::AccessRole::try_from(info.role).map_or_else(
+        |_| "?".to_owned(),
+        |r| {
+            r.as_str_name()
+                .trim_start_matches("ACCESS_ROLE_")
+                .to_lowercase()
+        },
+    );
     format!(
-        "{} {role}{scope}{state} {}",
-        info.token_id, info.description
+        "{:<18} {role:<8} {state:<8} {scope:<24} created {}  expires {}{}  {}",
+        info.token_id,
+        when(info.created_at.as_ref()),
+        when(info.expires_at.as_ref()),
+        info.revoked_at
+            .as_ref()
+            .map_or_else(String::new, |r| format!("  revoked {}", when(Some(r)))),
+        info.description
     )
 }
 
 async fn run_token(args: TokenArgs) -> Result<ExitCode, String> {
     let token = args.client.token()?;
-    let channel = tonic::transport::Endpoint::from_shared(args.client.server.clone())
-        .map_err(|e| e.to_string())?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", args.client.server))?;
+    let channel = args.client.connect().await?;
     let auth = BearerToken::new(&token).map_err(|e| e.to_string())?;
     let mut client = AccessServiceClient::with_interceptor(channel, auth);
     let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
@@ -534,6 +577,10 @@ async fn run_token(args: TokenArgs) -> Result<ExitCode, String> {
             println!("{}", created.token);
         }
         TokenAction::List => {
+            println!(
+                "{:<18} {:<8} {:<8} {:<24} times (UTC)  description",
+                "ID", "ROLE", "STATE", "SCOPE"
+            );
             let mut page_token = String::new();
             loop {
                 let page = client

@@ -234,11 +234,24 @@ pub async fn run(
     files: &ImportFiles,
     batch_size: usize,
 ) -> Result<ImportReport, ImportError> {
-    let channel = Endpoint::from_shared(server.to_owned())
-        .map_err(|e| connect_error(server, e))?
+    let endpoint =
+        Endpoint::from_shared(server.to_owned()).map_err(|e| connect_error(server, e))?;
+    run_on(endpoint, token, files, batch_size).await
+}
+
+/// `run` over `endpoint` (e.g. with TLS settings, see `client_endpoint`).
+pub async fn run_on(
+    endpoint: Endpoint,
+    token: &str,
+    files: &ImportFiles,
+    batch_size: usize,
+) -> Result<ImportReport, ImportError> {
+    let server = endpoint.uri().to_string();
+    let server = server.as_str();
+    let channel = endpoint
         .connect()
         .await
-        .map_err(|e| connect_error(server, e))?;
+        .map_err(|e| connect_error(server, error_chain(&e)))?;
     let auth = BearerToken::new(token).map_err(|e| connect_error(server, e))?;
     let channel = InterceptedService::new(channel, auth);
     let directory = DirectoryServiceClient::new(channel.clone());
@@ -370,6 +383,50 @@ pub async fn run(
         .await?;
     }
     Ok(report)
+}
+
+/// An error and its causes, outermost first: "transport error: tcp connect error:
+/// Connection refused (os error 111)" rather than tonic's bare "transport error".
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// The endpoint of a client command: `server` with TLS when it is `https://`, trusting
+/// `ca_cert` (PEM) when given, else the public web roots.
+pub fn client_endpoint(server: &str, ca_cert: Option<&Path>) -> Result<Endpoint, String> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| format!("{server} is not a server URL: {}", error_chain(&e)))?;
+    let tls = endpoint.uri().scheme_str() == Some("https");
+    if !tls {
+        return match ca_cert {
+            Some(_) => Err(format!(
+                "--ca-cert is for TLS servers; use an https:// URL, not {server}"
+            )),
+            None => Ok(endpoint),
+        };
+    }
+    let config = match ca_cert {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read --ca-cert {}: {e}", path.display()))?;
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+        }
+        None => tonic::transport::ClientTlsConfig::new().with_webpki_roots(),
+    };
+    endpoint
+        .tls_config(config)
+        .map_err(|e| format!("TLS settings for {server}: {}", error_chain(&e)))
 }
 
 fn connect_error(server: &str, e: impl fmt::Display) -> ImportError {

@@ -437,8 +437,60 @@ async fn the_server_speaks_tls_when_given_a_certificate() {
                 .is_err()
         );
     }
+    // The command-line client reaches it with the CA certificate, and says why not
+    // without it (the cause, not tonic's bare "transport error").
+    let cli = |args: Vec<String>| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_capsight"))
+            .args(args)
+            .output()
+            .await
+            .unwrap()
+    };
+    let token_file = temp.path().join("data").join("admin.token");
+    let server_url = format!("https://localhost:{port}");
+    let listed = cli(vec![
+        "token".into(),
+        "list".into(),
+        "--server".into(),
+        server_url.clone(),
+        "--ca-cert".into(),
+        temp.path().join("cert.pem").display().to_string(),
+        "--token-file".into(),
+        token_file.display().to_string(),
+    ])
+    .await;
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{listed:?}");
+    let line = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.contains(" admin ") && line.contains(" active ") && line.contains("created 20"),
+        "{out}"
+    );
+    let untrusted = cli(vec![
+        "token".into(),
+        "list".into(),
+        "--server".into(),
+        server_url,
+        "--token-file".into(),
+        token_file.display().to_string(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success());
+    assert!(err.contains("certificate"), "{err}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+    let refused = cli(vec![
+        "token".into(),
+        "list".into(),
+        "--server".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--token".into(),
+        "cs_x_y".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.to_lowercase().contains("connection refused"), "{err}");
 }
 
 #[tokio::test]
