@@ -142,6 +142,14 @@ enum TokenAction {
         /// Token id, as listed.
         token_id: String,
     },
+    /// Locked out (every admin token lost or expired)? With the server stopped, create a
+    /// new admin token directly in its data directory, write it to a new file there
+    /// (0600) and print the file's path. The recovery is recorded as an audit event.
+    Recover {
+        /// The stopped server's data directory.
+        #[arg(long, env = "CAPSIGHT_DATA_DIR", default_value = "./capsight-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Access role on the command line.
@@ -546,7 +554,70 @@ fn describe(info: &pb::TokenInfo) -> String {
     )
 }
 
+/// `token recover`: a new admin token made in the stopped server's store.
+async fn recover_admin(data_dir: PathBuf) -> Result<ExitCode, String> {
+    use crate::domain::{AccessRole, AuditEvent, Grant, Text, Timestamp};
+    use crate::engine::{Engine, EngineOptions};
+    if !data_dir.join("db").exists() {
+        return Err(format!("{} holds no capsight store", data_dir.display()));
+    }
+    let dir = data_dir.clone();
+    // Opening takes sled's lock: a running server on the directory makes this fail.
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, &EngineOptions::default()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
+    let grant = Grant::parse(AccessRole::Admin, Vec::new(), None).map_err(|v| v.reason)?;
+    let description = Text::long(&format!(
+        "recovered admin token, created by `capsight token recover` at {}",
+        when(Some(&prost_types::Timestamp {
+            seconds: Timestamp::now().unix_millis() / 1000,
+            nanos: 0
+        }))
+    ))
+    .map_err(|v| v.reason)?;
+    let (bearer, info) = engine
+        .create_token(grant, description, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let path = data_dir.join(format!("admin-recovered-{}.token", info.id.as_str()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&path).and_then(|mut file| {
+        use std::io::Write;
+        writeln!(file, "{bearer}")?;
+        file.sync_all()
+    });
+    engine
+        .record_audit(AuditEvent {
+            sequence: 0,
+            at: Timestamp::now(),
+            token: Some(info.id.clone()),
+            role: Some(AccessRole::Admin),
+            rpc: "capsight.cli/TokenRecover".into(),
+            subjects: vec![info.id.as_str().to_owned()],
+            outcome: "OK".into(),
+            source: None,
+            count: 1,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    engine.close().await.map_err(|e| e.to_string())?;
+    written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!(
+        "created admin token {} (start the server again to use it)",
+        info.id.as_str()
+    );
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run_token(args: TokenArgs) -> Result<ExitCode, String> {
+    if let TokenAction::Recover { data_dir } = args.action {
+        return recover_admin(data_dir).await;
+    }
     let token = args.client.token()?;
     let channel = args.client.connect().await?;
     let auth = BearerToken::new(&token).map_err(|e| e.to_string())?;
@@ -608,6 +679,8 @@ async fn run_token(args: TokenArgs) -> Result<ExitCode, String> {
                 println!("revoked {}", describe(info));
             }
         }
+        // Handled before connecting; kept here so that every action has its arm.
+        TokenAction::Recover { data_dir } => return recover_admin(data_dir).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -493,6 +493,50 @@ async fn the_server_speaks_tls_when_given_a_certificate() {
     assert!(err.to_lowercase().contains("connection refused"), "{err}");
 }
 
+/// Locked out: `token recover` refuses while the server runs, then, with it stopped,
+/// makes a new admin token in its store, written to a new 0600 file, and audited.
+#[tokio::test]
+async fn token_recover_makes_a_new_admin_token_in_a_stopped_servers_store() {
+    let mut app = TestApp::spawn().await;
+    let recover = |dir: std::path::PathBuf| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_capsight"))
+            .args(["token", "recover", "--data-dir"])
+            .arg(dir)
+            .output()
+            .await
+            .unwrap()
+    };
+    let busy = recover(app.data_dir.clone()).await;
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("in use by another process"),
+        "{busy:?}"
+    );
+    app.stop().await;
+    let recovered = recover(app.data_dir.clone()).await;
+    assert!(recovered.status.success(), "{recovered:?}");
+    let path = String::from_utf8_lossy(&recovered.stdout).trim().to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    let app = app.restart().await;
+    let mut access = app.clients(&token).access;
+    let events = access
+        .list_audit_events(pb::ListAuditEventsRequest {
+            rpc: "capsight.cli/TokenRecover".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the recovered token is an admin's")
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 1);
+}
+
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_is_refused_clearly() {
     let app = TestApp::spawn().await;
