@@ -47,6 +47,42 @@ enum Command {
     Demo(DemoArgs),
     /// Create, list or revoke access tokens on a running server (admin token needed).
     Token(TokenArgs),
+    /// Check a stopped server's store: its commit marker, every record, the references
+    /// between them and the idempotency index. Exits 1 when it finds a problem.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The stopped server's data directory.
+    #[arg(long, env = "CAPSIGHT_DATA_DIR", default_value = "./capsight-data")]
+    data_dir: PathBuf,
+}
+
+/// `verify`: opens the store (which checks the commit marker and decodes the records)
+/// and checks every record.
+async fn run_verify(args: VerifyArgs) -> Result<ExitCode, String> {
+    use crate::store::{Store, StoreOptions, verify};
+    if !args.data_dir.join("db").exists() {
+        return Err(format!(
+            "{} holds no capsight store",
+            args.data_dir.display()
+        ));
+    }
+    let dir = args.data_dir.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let opened = Store::open(&dir, &StoreOptions::default(), |_, _| {})?;
+        verify(&opened)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    println!("{}: {report}", args.data_dir.display());
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// How a client command reaches and authenticates to a running server.
@@ -375,6 +411,7 @@ pub fn main() -> ExitCode {
             Command::Import(args) => run_import(args).await,
             Command::Demo(args) => write_demo(args),
             Command::Token(args) => run_token(args).await,
+            Command::Verify(args) => run_verify(args).await,
         }
     });
     // A writer stuck inside sled after a storage failure must not hold up the exit.

@@ -142,7 +142,7 @@ async fn state(channel: &Authed) -> State {
 
 /// Builds the original store: people, 40 batches of assessments with long evidence text
 /// (some values large enough for sled's blob files), a token and an erasure.
-async fn original(data: &Path) -> State {
+async fn original(data: &Path, old: &Path) -> State {
     let Started::Serving { child, channel } = start(data).await else {
         panic!("a fresh store starts");
     };
@@ -216,6 +216,13 @@ async fn original(data: &Path) -> State {
             .await
             .expect("assessments");
     }
+    // A copy of the store as it is now, stopped: an older state to roll back to.
+    stop(child).await;
+    copy_dir(data, old);
+    let Started::Serving { child, channel } = start(data).await else {
+        panic!("the store starts again");
+    };
+    let mut directory = DirectoryServiceClient::new(channel.clone());
     AccessServiceClient::new(channel.clone())
         .create_token(pb::CreateTokenRequest {
             role: pb::AccessRole::Analyst.into(),
@@ -234,6 +241,14 @@ async fn original(data: &Path) -> State {
     assert!(!acknowledged.people.contains_key("p03"));
     stop(child).await;
     acknowledged
+}
+
+fn verify(data: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_capsight"))
+        .args(["verify", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("run capsight verify")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -296,7 +311,8 @@ fn blobs(data: &Path) -> Vec<PathBuf> {
 async fn every_damaged_store_serves_the_acknowledged_state_or_refuses_to_start() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("original");
-    let acknowledged = original(&data).await;
+    let old = temp.path().join("older");
+    let acknowledged = original(&data, &old).await;
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let has_blobs = !blobs(&data).is_empty();
     println!(
@@ -359,6 +375,38 @@ async fn every_damaged_store_serves_the_acknowledged_state_or_refuses_to_start()
             Box::new(|d: &Path| random_bytes(&d.join("conf"))),
         ),
         (
+            "rolled back: the store files of an older copy",
+            Box::new({
+                let old = old.clone();
+                move |d: &Path| {
+                    // Every file of the older copy but the marker and the token file.
+                    let kept = [capsight::store::MARKER_FILE, "admin.token"];
+                    for entry in std::fs::read_dir(d).unwrap() {
+                        let entry = entry.unwrap();
+                        if kept.iter().any(|k| entry.file_name() == *k) {
+                            continue;
+                        }
+                        if entry.file_type().unwrap().is_dir() {
+                            std::fs::remove_dir_all(entry.path()).unwrap();
+                        } else {
+                            std::fs::remove_file(entry.path()).unwrap();
+                        }
+                    }
+                    for entry in std::fs::read_dir(&old).unwrap() {
+                        let entry = entry.unwrap();
+                        if kept.iter().any(|k| entry.file_name() == *k) {
+                            continue;
+                        }
+                        if entry.file_type().unwrap().is_dir() {
+                            copy_dir(&entry.path(), &d.join(entry.file_name()));
+                        } else {
+                            std::fs::copy(entry.path(), d.join(entry.file_name())).unwrap();
+                        }
+                    }
+                }
+            }),
+        ),
+        (
             "commit marker: garbage",
             Box::new(|d: &Path| {
                 std::fs::write(d.join(capsight::store::MARKER_FILE), b"not a marker").unwrap()
@@ -380,6 +428,15 @@ async fn every_damaged_store_serves_the_acknowledged_state_or_refuses_to_start()
         ));
     }
 
+    // `capsight verify` on the stopped original finds it sound, and counts what it holds.
+    let verified = verify(&data);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{verified:?}");
+    assert!(
+        report.contains("people: 11") && report.contains("no problems found"),
+        "{report}"
+    );
+
     let mut outcomes = Vec::new();
     for (n, (name, damage)) in cases.iter().enumerate() {
         let copy = temp.path().join(format!("case-{n}"));
@@ -394,6 +451,8 @@ async fn every_damaged_store_serves_the_acknowledged_state_or_refuses_to_start()
             }
             Started::Refused { status, log } => {
                 assert!(!status.success(), "{name}: exited 0 without serving");
+                // `verify` refuses the same copy.
+                assert!(!verify(&copy).status.success(), "{name}: verify passed it");
                 // The last line is the reason, naming the store and what to do.
                 let last = log.last().cloned().unwrap_or_default();
                 assert!(
@@ -420,8 +479,12 @@ async fn every_damaged_store_serves_the_acknowledged_state_or_refuses_to_start()
     // The operator may accept the loss: the store then serves what it holds, the
     // decision is audited, and the next start needs no flag.
     let copy = temp.path().join("accepted");
-    copy_dir(&data, &copy);
-    truncate(&copy.join("db"), 0.7);
+    copy_dir(&old, &copy);
+    std::fs::copy(
+        data.join(capsight::store::MARKER_FILE),
+        copy.join(capsight::store::MARKER_FILE),
+    )
+    .unwrap();
     let Started::Serving { child, channel } = start_with(&copy, &["--accept-data-loss"]).await
     else {
         panic!("--accept-data-loss serves");

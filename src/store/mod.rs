@@ -27,6 +27,7 @@
 mod durable;
 mod marker;
 mod records;
+mod verify;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -60,6 +61,7 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 /// `meta` key of the number of commits made (see `marker`).
 const COMMITS_KEY: &[u8] = b"commits";
 pub use marker::MARKER_FILE;
+pub use verify::{Verified, verify};
 /// How many assessments the store held at the last close: sizes the id index at open
 /// (a hint only; a crash leaves it stale, which costs a few rehashes, nothing more).
 const COUNT_HINT_KEY: &[u8] = b"assessment_count";
@@ -374,6 +376,15 @@ impl Store {
             Self::open_checked(dir, options, &mut visit).map_err(|e| match e {
                 Error::Corrupt { .. } => Error::DataDir(format!(
                     "the store in {} is damaged: {e}. Restore the data directory from a backup",
+                    dir.display()
+                )),
+                Error::Storage(sled::Error::Corruption { .. }) => Error::DataDir(format!(
+                    "the store in {} is damaged: {e}. Restore the data directory from a backup",
+                    dir.display()
+                )),
+                Error::Storage(_) => Error::DataDir(format!(
+                    "the store in {} cannot be read: {e}. If its files were damaged, restore \
+                     the data directory from a backup",
                     dir.display()
                 )),
                 e => e,

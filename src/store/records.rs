@@ -92,7 +92,7 @@ pub(super) struct AssessmentRecord {
     #[prost(string, tag = "2")]
     pub(super) person_id: String,
     #[prost(string, tag = "3")]
-    skill_id: String,
+    pub(super) skill_id: String,
     #[prost(float, tag = "4")]
     score: f32,
     #[prost(uint32, tag = "5")]
