@@ -532,6 +532,22 @@ async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
         people: args.people,
         assessments: args.assessments,
     };
+    if [
+        &files.skills,
+        &files.roles,
+        &files.teams,
+        &files.people,
+        &files.assessments,
+    ]
+    .iter()
+    .all(|f| f.is_none())
+    {
+        return Err(
+            "nothing to import: give at least one of --skills, --roles, --teams, --people, \
+             --assessments"
+                .into(),
+        );
+    }
     let token = args.client.token()?;
     let report = import::run_on(args.client.endpoint()?, &token, &files, args.batch_size)
         .await

@@ -454,7 +454,8 @@ fn long_text(raw: &str) -> Text {
     Text::long(raw).unwrap_or_else(|_| panic!("demo text {raw}"))
 }
 fn level(raw: f64) -> Level {
-    Level::parse(raw.clamp(0.0, 5.0)).unwrap_or_else(|_| panic!("demo level {raw}"))
+    // `+ 0.0` turns a negative zero into 0 (CSV exports would print "-0").
+    Level::parse(raw.clamp(0.0, 5.0) + 0.0).unwrap_or_else(|_| panic!("demo level {raw}"))
 }
 
 impl DemoOrg {

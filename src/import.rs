@@ -93,8 +93,15 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}:{}: column {}: {}",
-            self.file, self.line, self.column, self.reason
+            "{}:{}: {}{}",
+            self.file,
+            self.line,
+            if self.column.is_empty() {
+                String::new()
+            } else {
+                format!("column {}: ", self.column)
+            },
+            self.reason
         )
     }
 }
@@ -116,6 +123,9 @@ pub struct ImportReport {
     pub assessments_duplicate: u64,
     /// Cells or rows not imported.
     pub problems: Vec<Problem>,
+    /// Files not imported at all because an earlier file (which they may depend on)
+    /// has problems.
+    pub skipped: Vec<String>,
 }
 
 impl fmt::Display for ImportReport {
@@ -137,6 +147,13 @@ impl fmt::Display for ImportReport {
         if self.problems.len() > 50 {
             writeln!(f, "... and {} more", self.problems.len() - 50)?;
         }
+        for file in &self.skipped {
+            writeln!(
+                f,
+                "{file}: not imported: fix the problems above first (files are imported in \
+                 dependency order; nothing after a file with problems is sent)"
+            )?;
+        }
         Ok(())
     }
 }
@@ -146,6 +163,9 @@ struct Table {
     file: String,
     columns: HashMap<String, usize>,
     rows: Vec<(u64, csv::StringRecord)>,
+    /// Lines that could not be read as a row (wrong number of fields), each a problem;
+    /// the other rows are imported.
+    problems: Vec<Problem>,
 }
 
 impl Table {
@@ -157,6 +177,7 @@ impl Table {
         };
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
+            .flexible(true)
             .from_path(path)
             .map_err(|e| fail(e.to_string()))?;
         let columns: HashMap<String, usize> = reader
@@ -169,16 +190,31 @@ impl Table {
         if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
             return Err(fail(format!("missing column `{missing}`")));
         }
+        let width = columns.len();
         let mut rows = Vec::new();
+        let mut problems = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| fail(e.to_string()))?;
             let line = record.position().map_or(0, csv::Position::line);
-            rows.push((line, record));
+            if record.len() == width {
+                rows.push((line, record));
+            } else {
+                problems.push(Problem {
+                    file: file.clone(),
+                    line,
+                    column: String::new(),
+                    reason: format!(
+                        "{} fields where the header has {width}; the line is skipped",
+                        record.len()
+                    ),
+                });
+            }
         }
         Ok(Self {
             file,
             columns,
             rows,
+            problems,
         })
     }
 
@@ -382,6 +418,25 @@ pub async fn run_on(
         )
         .await?;
     }
+    // Every file given after the first with problems was not sent: say so.
+    let order = [
+        &files.skills,
+        &files.roles,
+        &files.teams,
+        &files.people,
+        &files.assessments,
+    ];
+    let given: Vec<String> = order
+        .iter()
+        .filter_map(|f| f.as_deref())
+        .map(path_name)
+        .collect();
+    if let Some(first) = given
+        .iter()
+        .position(|f| report.problems.iter().any(|p| &p.file == f))
+    {
+        report.skipped = given[first + 1..].to_vec();
+    }
     Ok(report)
 }
 
@@ -540,8 +595,8 @@ fn single(line: u64) -> Origin {
 }
 
 fn read_skills(path: &Path) -> Result<(Vec<Located<pb::Skill>>, Vec<Problem>), ImportError> {
-    let table = Table::read(path, &["id", "name", "category"])?;
-    let mut problems = Vec::new();
+    let mut table = Table::read(path, &["id", "name", "category"])?;
+    let mut problems = std::mem::take(&mut table.problems);
     let mut skills = Vec::new();
     for (line, record) in &table.rows {
         let category_name = table.cell(record, "category");
@@ -581,7 +636,7 @@ fn read_skills(path: &Path) -> Result<(Vec<Located<pb::Skill>>, Vec<Problem>), I
 }
 
 fn read_roles(path: &Path) -> Result<(Vec<Located<pb::Role>>, Vec<Problem>), ImportError> {
-    let table = Table::read(
+    let mut table = Table::read(
         path,
         &[
             "role_id",
@@ -591,7 +646,7 @@ fn read_roles(path: &Path) -> Result<(Vec<Located<pb::Role>>, Vec<Problem>), Imp
             "weight",
         ],
     )?;
-    let mut problems = Vec::new();
+    let mut problems = std::mem::take(&mut table.problems);
     let mut roles: Vec<Located<pb::Role>> = Vec::new();
     let mut position: HashMap<String, usize> = HashMap::new();
     for row in &table.rows {
@@ -626,7 +681,8 @@ fn read_roles(path: &Path) -> Result<(Vec<Located<pb::Role>>, Vec<Problem>), Imp
 }
 
 fn read_teams(path: &Path) -> Result<(Vec<Located<pb::Team>>, Vec<Problem>), ImportError> {
-    let table = Table::read(path, &["id", "name", "parent_id"])?;
+    let mut table = Table::read(path, &["id", "name", "parent_id"])?;
+    let problems = std::mem::take(&mut table.problems);
     let teams = table
         .rows
         .iter()
@@ -642,12 +698,12 @@ fn read_teams(path: &Path) -> Result<(Vec<Located<pb::Team>>, Vec<Problem>), Imp
             )
         })
         .collect();
-    Ok((teams, Vec::new()))
+    Ok((teams, problems))
 }
 
 fn read_people(path: &Path) -> Result<(Vec<Located<pb::Person>>, Vec<Problem>), ImportError> {
-    let table = Table::read(path, &["id", "display_name", "team_id", "role_id"])?;
-    let mut problems = Vec::new();
+    let mut table = Table::read(path, &["id", "display_name", "team_id", "role_id"])?;
+    let mut problems = std::mem::take(&mut table.problems);
     let people = table
         .rows
         .iter()
@@ -724,7 +780,8 @@ async fn import_assessments(
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let file = path_name(path);
-    let table = Table::read(path, &ASSESSMENT_COLUMNS[..7])?;
+    let mut table = Table::read(path, &ASSESSMENT_COLUMNS[..7])?;
+    report.problems.append(&mut table.problems);
     let mut batches = Vec::new();
     let mut batch = pb::StreamAssessmentsRequest::default();
     let mut lines = Vec::new();

@@ -121,3 +121,59 @@ async fn problems_name_the_file_line_and_column() {
         "{report}"
     );
 }
+
+/// A line with too few fields is one problem in `file:line:` form, not the end of the
+/// file; the files after the first with problems are named as not imported.
+#[tokio::test]
+async fn a_short_line_is_one_problem_and_skipped_files_are_named() {
+    let app = TestApp::spawn().await;
+    let org = DemoOrg::generate(&DemoConfig {
+        seed: 3,
+        people: 20,
+        skills: 40,
+        ..DemoConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    import::write_org_csv(&org, dir.path()).unwrap();
+    let path = dir.path().join("assessments.csv");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines[3] = "a-short,p-000001,go".into();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let report = import::run(&app.address, &app.admin_token, &files(dir.path()), 100)
+        .await
+        .unwrap();
+    assert_eq!(report.problems.len(), 1, "{report}");
+    assert_eq!(report.problems[0].line, 4);
+    assert!(
+        report.problems[0]
+            .to_string()
+            .contains("assessments.csv:4: 3 fields where the header has 8; the line is skipped")
+    );
+    assert_eq!(
+        report.assessments_accepted as usize,
+        org.assessments.len() - 1
+    );
+    assert!(report.skipped.is_empty());
+
+    // A short line in people.csv: the people are not written (one upsert per file), and
+    // the assessments, which name people, are not sent — and the report says so.
+    let people = dir.path().join("people.csv");
+    let mut lines: Vec<String> = std::fs::read_to_string(&people)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines[2] = "p-000002,Short".into();
+    std::fs::write(&people, lines.join("\n") + "\n").unwrap();
+    let report = import::run(&app.address, &app.admin_token, &files(dir.path()), 100)
+        .await
+        .unwrap();
+    assert!(report.problems[0].file.ends_with("people.csv"), "{report}");
+    assert_eq!(report.skipped.len(), 1, "{report}");
+    assert!(report.skipped[0].ends_with("assessments.csv"));
+    assert!(report.to_string().contains("not imported"));
+}
