@@ -14,29 +14,11 @@ use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 #[path = "support/serving.rs"]
-#[allow(dead_code)] // shared with other test binaries; this one reads the log itself
 mod serving;
 
-type Authed = InterceptedService<Channel, Bearer>;
-
-#[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
+use serving::Authed;
 
 /// A started child server, or the log of one that refused to start.
 #[allow(clippy::large_enum_variant)] // one short-lived value at a time
@@ -64,16 +46,9 @@ async fn start_with(data: &Path, args: &[&str]) -> Started {
     match serving::serving_or_exit(&mut lines).await {
         Ok(address) => {
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            let token = std::fs::read_to_string(data.join("admin.token")).expect("token");
-            let channel = Channel::from_shared(format!("http://{address}"))
-                .unwrap()
-                .connect()
-                .await
-                .expect("connect");
-            let bearer = Bearer(format!("Bearer {}", token.trim()).parse().unwrap());
             Started::Serving {
                 child,
-                channel: InterceptedService::new(channel, bearer),
+                channel: serving::connect(&address, data).await,
             }
         }
         Err(log) => {
@@ -87,12 +62,7 @@ async fn start_with(data: &Path, args: &[&str]) -> Started {
 }
 
 async fn stop(mut child: Child) {
-    let pid = child.id().expect("pid").to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
+    serving::terminate(child.id().expect("pid"));
     tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("stopped in time")
@@ -146,69 +116,16 @@ async fn original(data: &Path, old: &Path) -> State {
     let Started::Serving { child, channel } = start(data).await else {
         panic!("a fresh store starts");
     };
-    let mut directory = DirectoryServiceClient::new(channel.clone());
-    directory
-        .upsert_skills(pb::UpsertSkillsRequest {
-            skills: vec![pb::Skill {
-                id: "rust".into(),
-                name: "Rust".into(),
-                category: pb::SkillCategory::Technical.into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("skills");
-    directory
-        .upsert_roles(pb::UpsertRolesRequest {
-            roles: vec![pb::Role {
-                id: "dev".into(),
-                name: "Developer".into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("roles");
-    directory
-        .upsert_teams(pb::UpsertTeamsRequest {
-            teams: vec![pb::Team {
-                id: "org".into(),
-                name: "Org".into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("teams");
-    let people: Vec<pb::Person> = (0..12)
-        .map(|i| pb::Person {
-            id: format!("p{i:02}"),
-            display_name: format!("Person {i}"),
-            team_id: "org".into(),
-            role_id: "dev".into(),
-            availability: 1.0,
-            ..Default::default()
-        })
-        .collect();
-    directory
-        .upsert_people(pb::UpsertPeopleRequest { people })
-        .await
-        .expect("people");
+    let people: Vec<String> = (0..12).map(|i| format!("p{i:02}")).collect();
+    serving::seed_org(channel.clone(), "org", &people).await;
     let mut ingest = IngestServiceClient::new(channel.clone());
     for batch in 0..40 {
         // Every fifth batch is large (about 400 KB), the rest small.
         let items = if batch % 5 == 0 { 200 } else { 10 };
         let assessments = (0..items)
-            .map(|i| pb::Assessment {
-                id: format!("b{batch}-{i}"),
-                person_id: format!("p{:02}", (batch + i) % 12),
-                skill_id: "rust".into(),
-                score: 3.0,
-                source: pb::AssessmentSource::ObjectiveTest.into(),
-                assessed_at: Some(prost_types::Timestamp {
-                    seconds: 1_750_000_000 + i64::from(batch),
-                    nanos: 0,
-                }),
-                evidence: "x".repeat(2_000),
-                ..Default::default()
+            .map(|i| {
+                let person = format!("p{:02}", (batch + i) % 12);
+                serving::assessment(format!("b{batch}-{i}"), &person, &"x".repeat(2_000))
             })
             .collect();
         ingest

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use capsight::api::BearerToken;
 use capsight::api::pb;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
@@ -22,11 +21,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 /// A channel that sends the admin token with every call.
-type Authed = InterceptedService<Channel, BearerToken>;
+use serving::Authed;
 
 const BATCH: usize = 250;
 
@@ -69,7 +66,7 @@ async fn start_command(
     let address = serving::serving_address(&mut lines).await;
     // Keep draining the log so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let channel = connect(&address, data_dir).await;
+    let channel = serving::connect(&address, data_dir).await;
     Child_ {
         process,
         channel,
@@ -77,26 +74,9 @@ async fn start_command(
     }
 }
 
-/// A channel to the server at `address` carrying the admin token of `data_dir`.
-async fn connect(address: &str, data_dir: &std::path::Path) -> Authed {
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let token = std::fs::read_to_string(data_dir.join(capsight::server::ADMIN_TOKEN_FILE))
-        .expect("admin token written before serving");
-    InterceptedService::new(channel, BearerToken::new(&token).expect("ascii"))
-}
-
 /// Sends SIGTERM to `process`.
 fn sigterm(process: &Child) {
-    let pid = process.id().expect("running");
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
+    serving::terminate(process.id().expect("running"));
 }
 
 /// Assessments `prefix-i` for each `i` of `range`.
@@ -105,66 +85,11 @@ fn batch(prefix: &str, range: std::ops::Range<u32>) -> Vec<pb::Assessment> {
 }
 
 async fn seed_org(channel: Authed) {
-    let mut directory = DirectoryServiceClient::new(channel);
-    directory
-        .upsert_skills(pb::UpsertSkillsRequest {
-            skills: vec![pb::Skill {
-                id: "rust".into(),
-                name: "Rust".into(),
-                category: pb::SkillCategory::Technical.into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("skills");
-    directory
-        .upsert_roles(pb::UpsertRolesRequest {
-            roles: vec![pb::Role {
-                id: "dev".into(),
-                name: "Dev".into(),
-                requirements: vec![],
-            }],
-        })
-        .await
-        .expect("roles");
-    directory
-        .upsert_teams(pb::UpsertTeamsRequest {
-            teams: vec![pb::Team {
-                id: "t".into(),
-                name: "T".into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("teams");
-    directory
-        .upsert_people(pb::UpsertPeopleRequest {
-            people: vec![pb::Person {
-                id: "p".into(),
-                display_name: "P".into(),
-                team_id: "t".into(),
-                role_id: "dev".into(),
-                availability: 1.0,
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("people");
+    serving::seed_org(channel, "t", &["p".to_owned()]).await;
 }
 
 fn assessment(id: String) -> pb::Assessment {
-    pb::Assessment {
-        id,
-        person_id: "p".into(),
-        skill_id: "rust".into(),
-        score: 3.0,
-        source: pb::AssessmentSource::ObjectiveTest.into(),
-        assessed_at: Some(prost_types::Timestamp {
-            seconds: 1_750_000_000,
-            nanos: 0,
-        }),
-        ..Default::default()
-    }
+    serving::assessment(id, "p", "")
 }
 
 /// Streams batches until the server dies; returns the ids of acknowledged items.
@@ -397,7 +322,7 @@ async fn idle_connections_past_the_open_file_limit_never_stall_writes_or_shutdow
     // Once the idle connections close, a new client writes.
     drop(idle);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let fresh = connect(&address, &data).await;
+    let fresh = serving::connect(&address, &data).await;
     let written = IngestServiceClient::new(fresh)
         .record_assessments(pb::RecordAssessmentsRequest {
             assessments: batch("flood-after", 0..10),

@@ -9,31 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use capsight::api::pb;
-use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 #[path = "support/serving.rs"]
-#[allow(dead_code)] // shared with other test binaries
 mod serving;
-
-#[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
 
 /// One traced system call that matters here.
 #[derive(Debug)]
@@ -173,79 +154,18 @@ async fn every_acknowledgement_follows_a_sync_of_every_file_written_since_the_la
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let address = serving::serving_address(&mut lines).await;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let token = std::fs::read_to_string(data.join("admin.token")).expect("token");
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
-    let bearer = Bearer(format!("Bearer {}", token.trim()).parse().unwrap());
-    let channel = InterceptedService::new(channel, bearer);
-    let mut directory = DirectoryServiceClient::new(channel.clone());
-    directory
-        .upsert_skills(pb::UpsertSkillsRequest {
-            skills: vec![pb::Skill {
-                id: "rust".into(),
-                name: "Rust".into(),
-                category: pb::SkillCategory::Technical.into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("skills");
-    directory
-        .upsert_roles(pb::UpsertRolesRequest {
-            roles: vec![pb::Role {
-                id: "dev".into(),
-                name: "Developer".into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("roles");
-    directory
-        .upsert_teams(pb::UpsertTeamsRequest {
-            teams: vec![pb::Team {
-                id: "org".into(),
-                name: "Org".into(),
-                ..Default::default()
-            }],
-        })
-        .await
-        .expect("teams");
-    directory
-        .upsert_people(pb::UpsertPeopleRequest {
-            people: (0..5)
-                .map(|i| pb::Person {
-                    id: format!("p{i}"),
-                    display_name: format!("Person {i}"),
-                    team_id: "org".into(),
-                    role_id: "dev".into(),
-                    availability: 1.0,
-                    ..Default::default()
-                })
-                .collect(),
-        })
-        .await
-        .expect("people");
+    let channel = serving::connect(&address, &data).await;
+    let people: Vec<String> = (0..5).map(|i| format!("p{i}")).collect();
+    serving::seed_org(channel.clone(), "org", &people).await;
     let mut ingest = IngestServiceClient::new(channel.clone());
     let mut accepted = 0;
     for batch in 0..20 {
         // Some batches are large enough for sled's blob files.
         let items = if batch % 4 == 0 { 150 } else { 5 };
         let assessments = (0..items)
-            .map(|i| pb::Assessment {
-                id: format!("b{batch}-{i}"),
-                person_id: format!("p{}", i % 5),
-                skill_id: "rust".into(),
-                score: 3.0,
-                source: pb::AssessmentSource::ObjectiveTest.into(),
-                assessed_at: Some(prost_types::Timestamp {
-                    seconds: 1_750_000_000,
-                    nanos: 0,
-                }),
-                evidence: "e".repeat(1_500),
-                ..Default::default()
+            .map(|i| {
+                let person = format!("p{}", i % 5);
+                serving::assessment(format!("b{batch}-{i}"), &person, &"e".repeat(1_500))
             })
             .collect();
         accepted += ingest

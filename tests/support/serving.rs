@@ -1,10 +1,112 @@
-//! A child `capsight serve`: its command line, and waiting for it to listen.
+//! A child `capsight serve`: its command line, waiting for it to listen, a channel to it
+//! with its admin token, a small organisation to write to, and stopping it.
+
+// Shared by several test binaries, each using some of it.
+#![allow(dead_code)]
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use capsight::api::BearerToken;
+use capsight::api::pb;
+use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use tokio::io::{AsyncBufRead, Lines};
 use tokio::process::Command;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// A channel that carries a bearer token.
+pub type Authed = InterceptedService<Channel, BearerToken>;
+
+/// A channel to the server at `address` carrying the admin token of `data_dir`.
+pub async fn connect(address: &str, data_dir: &std::path::Path) -> Authed {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let token = std::fs::read_to_string(data_dir.join(capsight::server::ADMIN_TOKEN_FILE))
+        .expect("admin token written before serving");
+    InterceptedService::new(channel, BearerToken::new(&token).expect("ascii"))
+}
+
+/// Sends SIGTERM to process `pid`.
+pub fn terminate(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+/// Skill `rust`, role `dev`, team `team` and `people` (ids) in it.
+pub async fn seed_org(channel: Authed, team: &str, people: &[String]) {
+    let mut directory = DirectoryServiceClient::new(channel);
+    directory
+        .upsert_skills(pb::UpsertSkillsRequest {
+            skills: vec![pb::Skill {
+                id: "rust".into(),
+                name: "Rust".into(),
+                category: pb::SkillCategory::Technical.into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("skills");
+    directory
+        .upsert_roles(pb::UpsertRolesRequest {
+            roles: vec![pb::Role {
+                id: "dev".into(),
+                name: "Dev".into(),
+                requirements: vec![],
+            }],
+        })
+        .await
+        .expect("roles");
+    directory
+        .upsert_teams(pb::UpsertTeamsRequest {
+            teams: vec![pb::Team {
+                id: team.into(),
+                name: team.to_uppercase(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("teams");
+    directory
+        .upsert_people(pb::UpsertPeopleRequest {
+            people: people
+                .iter()
+                .map(|id| pb::Person {
+                    id: id.clone(),
+                    display_name: format!("Person {id}"),
+                    team_id: team.into(),
+                    role_id: "dev".into(),
+                    availability: 1.0,
+                    ..Default::default()
+                })
+                .collect(),
+        })
+        .await
+        .expect("people");
+}
+
+/// An objective test of `person` in rust, scored 3, with `evidence` as its text.
+pub fn assessment(id: String, person: &str, evidence: &str) -> pb::Assessment {
+    pb::Assessment {
+        id,
+        person_id: person.into(),
+        skill_id: "rust".into(),
+        score: 3.0,
+        source: pb::AssessmentSource::ObjectiveTest.into(),
+        assessed_at: Some(prost_types::Timestamp {
+            seconds: 1_750_000_000,
+            nanos: 0,
+        }),
+        evidence: evidence.into(),
+        ..Default::default()
+    }
+}
 
 /// Makes `command` (capsight, perhaps behind a wrapper) `serve` `data_dir` on a free
 /// loopback port with JSON logs on a piped stderr; killed when dropped.
