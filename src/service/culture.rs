@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use crate::domain::{PersonId, Timestamp};
+use crate::domain::Timestamp;
 use crate::engine::insights::{
-    ArchetypeView, GroupBy, PatternData, compute_archetypes, compute_patterns, people_in,
+    ArchetypeView, GroupBy, PatternData, compute_archetypes, patterns_at,
 };
 use crate::engine::{Cancel, Engine, Fresh, KChoice, Snapshot, Want};
 use crate::error::{Error, Result};
@@ -183,21 +183,17 @@ impl Culture {
                     .engine
                     .jobs()
                     .run(Cancel::new(), move |cancel| {
-                        let people = people_in(&snapshot, None)?;
-                        let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
                         // The evidence of the pinned data only: later batches are left out.
-                        let evidence = reader
-                            .assessments_about_many_before(&ids, snapshot.evidence_batches)?;
-                        cancel.check()?;
-                        Ok(compute_patterns(
+                        patterns_at(
                             &snapshot,
-                            &people,
+                            &reader,
+                            None,
                             group_by,
-                            &evidence,
                             archetypes.as_deref().map(|a| (a, version)),
                             trend_days,
                             at,
-                        ))
+                            cancel,
+                        )
                     })
                     .await?;
                 Ok(Arc::new(data))

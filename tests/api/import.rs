@@ -14,6 +14,28 @@ fn files(dir: &std::path::Path) -> ImportFiles {
     }
 }
 
+/// The demo organisation of `people` (seed 3) written as CSV files in a temporary
+/// directory.
+fn demo_csv(people: usize) -> (DemoOrg, tempfile::TempDir) {
+    let org = DemoOrg::generate(&DemoConfig {
+        seed: 3,
+        people,
+        skills: 40,
+        ..DemoConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    import::write_org_csv(&org, dir.path()).unwrap();
+    (org, dir)
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 #[tokio::test]
 async fn a_demo_export_imports_completely_and_a_rerun_changes_nothing() {
     let app = TestApp::spawn().await;
@@ -62,20 +84,9 @@ async fn a_demo_export_imports_completely_and_a_rerun_changes_nothing() {
 #[tokio::test]
 async fn problems_name_the_file_line_and_column() {
     let app = TestApp::spawn().await;
-    let org = DemoOrg::generate(&DemoConfig {
-        seed: 3,
-        people: 20,
-        skills: 40,
-        ..DemoConfig::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    import::write_org_csv(&org, dir.path()).unwrap();
+    let (org, dir) = demo_csv(20);
     let path = dir.path().join("assessments.csv");
-    let mut lines: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let mut lines = lines_of(&path);
     // Line 3 gets an unknown person, line 5 a score that is not a number.
     lines[2] = lines[2].replacen(",p-", ",ghost-", 1);
     let mut cells: Vec<String> = lines[4].split(',').map(String::from).collect();
@@ -127,20 +138,9 @@ async fn problems_name_the_file_line_and_column() {
 #[tokio::test]
 async fn a_short_line_is_one_problem_and_skipped_files_are_named() {
     let app = TestApp::spawn().await;
-    let org = DemoOrg::generate(&DemoConfig {
-        seed: 3,
-        people: 20,
-        skills: 40,
-        ..DemoConfig::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    import::write_org_csv(&org, dir.path()).unwrap();
+    let (org, dir) = demo_csv(20);
     let path = dir.path().join("assessments.csv");
-    let mut lines: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let mut lines = lines_of(&path);
     lines[3] = "a-short,p-000001,go".into();
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let report = import::run(&app.address, &app.admin_token, &files(dir.path()), 100)
@@ -162,11 +162,7 @@ async fn a_short_line_is_one_problem_and_skipped_files_are_named() {
     // A short line in people.csv: the people are not written (one upsert per file), and
     // the assessments, which name people, are not sent — and the report says so.
     let people = dir.path().join("people.csv");
-    let mut lines: Vec<String> = std::fs::read_to_string(&people)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let mut lines = lines_of(&people);
     lines[2] = "p-000002,Short".into();
     std::fs::write(&people, lines.join("\n") + "\n").unwrap();
     let report = import::run(&app.address, &app.admin_token, &files(dir.path()), 100)

@@ -26,6 +26,25 @@ fn archetypes_request(members: bool) -> pb::GetSkillArchetypesRequest {
     }
 }
 
+/// Adjusted Rand index of the archetypes `found` (with members) against the archetypes
+/// the demo organisation of `config` planted.
+fn planted_ari(config: &DemoConfig, found: &pb::GetSkillArchetypesResponse) -> f64 {
+    let demo = DemoOrg::generate(config);
+    let planted: HashMap<String, usize> = demo
+        .people
+        .iter()
+        .zip(&demo.planted_archetypes)
+        .map(|(p, &a)| (p.id.to_string(), a))
+        .collect();
+    let truth: Vec<usize> = found
+        .members
+        .iter()
+        .map(|m| planted[&m.person_id])
+        .collect();
+    let recovered: Vec<usize> = found.members.iter().map(|m| m.archetype as usize).collect();
+    adjusted_rand_index(&truth, &recovered)
+}
+
 /// How current the archetypes served right now are.
 async fn archetypes_freshness(
     insights: &mut OrgInsightsServiceClient<crate::helpers::Authed>,
@@ -51,19 +70,7 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
         .into_inner();
 
     let demo = DemoOrg::generate(&DemoConfig::default());
-    let planted: HashMap<String, usize> = demo
-        .people
-        .iter()
-        .zip(&demo.planted_archetypes)
-        .map(|(p, &a)| (p.id.to_string(), a))
-        .collect();
-    let truth: Vec<usize> = found
-        .members
-        .iter()
-        .map(|m| planted[&m.person_id])
-        .collect();
-    let recovered: Vec<usize> = found.members.iter().map(|m| m.archetype as usize).collect();
-    let ari = adjusted_rand_index(&truth, &recovered);
+    let ari = planted_ari(&DemoConfig::default(), &found);
     println!(
         "k = {}, silhouette {:.3}, ARI {ari:.3}; labels: {:?}",
         found.archetypes.len(),
@@ -719,20 +726,7 @@ async fn automatic_k_recovers_thirty_planted_occupations_through_the_server() {
         .await
         .expect("archetypes")
         .into_inner();
-    let demo = DemoOrg::generate(&demo_config);
-    let planted: HashMap<String, usize> = demo
-        .people
-        .iter()
-        .zip(&demo.planted_archetypes)
-        .map(|(p, &a)| (p.id.to_string(), a))
-        .collect();
-    let truth: Vec<usize> = found
-        .members
-        .iter()
-        .map(|m| planted[&m.person_id])
-        .collect();
-    let recovered: Vec<usize> = found.members.iter().map(|m| m.archetype as usize).collect();
-    let ari = adjusted_rand_index(&truth, &recovered);
+    let ari = planted_ari(&demo_config, &found);
     println!(
         "k = {} of range {}..={}, known {:.3}, ARI {ari:.3}, answered in {:?}",
         found.archetypes.len(),

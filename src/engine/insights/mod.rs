@@ -17,14 +17,14 @@ use arc_swap::ArcSwap;
 
 use super::cache::{Cache, Fresh, Want};
 use super::{Engine, Snapshot};
-use crate::domain::{PersonId, TeamId, Timestamp};
+use crate::domain::{TeamId, Timestamp};
 use crate::error::{Error, Result};
 pub use archetypes::{ArchetypeView, KChoice, carry_labels, compute_archetypes, people_in};
 pub use mentoring::{
     MentorSkillView, MentorView, MentoringPlan, PlannedPair, find_mentors, mentee_needs,
     plan_mentoring,
 };
-pub use patterns::{CellSums, GroupBy, GroupData, PatternData, compute_patterns};
+pub use patterns::{CellSums, GroupBy, GroupData, PatternData, compute_patterns, patterns_at};
 
 /// Archetypes by (scope, k).
 type ArchetypeCache = Cache<(Option<TeamId>, KChoice), ArchetypeView>;
@@ -144,19 +144,16 @@ impl Engine {
                     engine
                         .jobs
                         .run(cancel, move |cancel| {
-                            let people = people_in(&snapshot, scope.as_ref())?;
-                            let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
-                            let evidence = reader.assessments_about_many(&ids)?;
-                            cancel.check()?;
-                            Ok(compute_patterns(
+                            patterns_at(
                                 &snapshot,
-                                &people,
+                                &reader,
+                                scope.as_ref(),
                                 group_by,
-                                &evidence,
                                 archetypes.as_ref().map(|(a, v)| (&**a, *v)),
                                 trend_days,
                                 Timestamp::now(),
-                            ))
+                                cancel,
+                            )
                         })
                         .await
                 })

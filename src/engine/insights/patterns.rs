@@ -74,6 +74,28 @@ pub struct PatternData {
     pub archetypes_version: Option<u64>,
 }
 
+/// The patterns of the people of `scope` in `snapshot`, reading their evidence as of the
+/// snapshot (batches stored after it are left out) — the body of a patterns job.
+#[allow(clippy::too_many_arguments)] // one job's inputs, each different
+pub fn patterns_at(
+    snapshot: &Snapshot,
+    reader: &crate::store::EvidenceReader,
+    scope: Option<&crate::domain::TeamId>,
+    group_by: GroupBy,
+    archetypes: Option<(&ArchetypeView, u64)>,
+    trend_days: u32,
+    now: Timestamp,
+    cancel: &crate::engine::Cancel,
+) -> crate::error::Result<PatternData> {
+    let people = super::people_in(snapshot, scope)?;
+    let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
+    let evidence = reader.assessments_about_many_before(&ids, snapshot.evidence_batches)?;
+    cancel.check()?;
+    Ok(compute_patterns(
+        snapshot, &people, group_by, &evidence, archetypes, trend_days, now,
+    ))
+}
+
 /// Aggregates the people of a scope by `group_by` from their evidence.
 pub fn compute_patterns(
     snapshot: &Snapshot,
