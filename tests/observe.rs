@@ -220,6 +220,14 @@ async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metr
         "{after}"
     );
     assert_eq!(sample(&after, "capsight_people", &[]), 1.0, "{after}");
+    // The insight calls looked in their caches (the walk's empty GetOrgSkillPatterns
+    // has no grouping and is refused before its cache).
+    for kind in ["archetypes", "plans"] {
+        assert!(
+            sample(&after, "capsight_cache_requests_total", &[("kind", kind)]) >= 1.0,
+            "{kind}: {after}"
+        );
+    }
     assert!(sample(&after, "capsight_store_bytes", &[]) > 0.0);
 
     // Exactly one request log line per call, each naming its rpc, code, latency and

@@ -124,6 +124,15 @@ pub struct Cache<K, T> {
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// The version of a snapshot a result of this kind depends on.
     version_of: fn(&Snapshot) -> u64,
+    /// The cache's name in metrics.
+    kind: &'static str,
+}
+
+/// Counts one lookup of cache `kind`: `hit` (a result of the current data), `stale` (an
+/// older result served at once while the next is computed) or `miss` (waited).
+fn count(kind: &'static str, outcome: &'static str) {
+    metrics::counter!("capsight_cache_requests_total", "kind" => kind, "outcome" => outcome)
+        .increment(1);
 }
 
 impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T> {
@@ -133,7 +142,14 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
             slots: Mutex::new(HashMap::new()),
             snapshot,
             version_of,
+            kind: "unnamed",
         }
+    }
+
+    /// Names the cache in metrics (`capsight_cache_requests_total{kind}`).
+    pub fn named(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Slot<T>>> {
@@ -175,12 +191,19 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
             if let Some(c) = &usable
                 && c.version == current_version
             {
+                count(self.kind, "hit");
                 return Ok(fresh(c, current_version, false));
             }
             let running = self.ensure_running(slot, key.clone(), &snapshot, job);
             match (usable, want) {
-                (Some(c), Want::Latest) => return Ok(fresh(&c, current_version, true)),
-                _ => running.join(),
+                (Some(c), Want::Latest) => {
+                    count(self.kind, "stale");
+                    return Ok(fresh(&c, current_version, true));
+                }
+                _ => {
+                    count(self.kind, "miss");
+                    running.join()
+                }
             }
         };
         let outcome = waiter

@@ -61,10 +61,10 @@ impl Insights {
         // A plan also depends on the mentoring relationships, which move only `version`.
         let any = |s: &Snapshot| s.version;
         Self {
-            archetypes: Arc::new(Cache::new(Arc::clone(snapshot), data)),
+            archetypes: Arc::new(Cache::new(Arc::clone(snapshot), data).named("archetypes")),
             last_archetypes: Mutex::default(),
-            patterns: Arc::new(Cache::new(Arc::clone(snapshot), data)),
-            plans: Arc::new(Cache::new(Arc::clone(snapshot), any)),
+            patterns: Arc::new(Cache::new(Arc::clone(snapshot), data).named("patterns")),
+            plans: Arc::new(Cache::new(Arc::clone(snapshot), any).named("plans")),
         }
     }
 
