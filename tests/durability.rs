@@ -40,9 +40,11 @@ fn events(trace: &str, data: &str) -> Vec<Event> {
     let mut pending: HashMap<&str, String> = HashMap::new();
     let mut out = Vec::new();
     for (n, line) in trace.lines().enumerate() {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(pid), Some(_time), Some(call)) = (parts.next(), parts.next(), parts.next())
-        else {
+        // `pid time call`; strace pads short pids with spaces.
+        let Some((pid, rest)) = line.trim_start().split_once(' ') else {
+            continue;
+        };
+        let Some((_time, call)) = rest.trim_start().split_once(' ') else {
             continue;
         };
         if let Some(resumed) = call.strip_prefix("<... ") {
@@ -105,7 +107,7 @@ fn unsynced_at_answers(events: &[Event]) -> Vec<(usize, BTreeSet<String>)> {
 fn the_trace_parser_reads_split_calls_and_fd_paths() {
     let trace = "\
 1 10:00:00.000001 pwrite64(9</d/db>, \"x\", 1, 0) = 1
-2 10:00:00.000002 fdatasync(9</d/db> <unfinished ...>
+2  10:00:00.000002 fdatasync(9</d/db> <unfinished ...>
 1 10:00:00.000003 writev(12<TCP:[127.0.0.1:1->127.0.0.1:2]>, [...], 1) = 9
 2 10:00:00.000004 <... fdatasync resumed>) = 0
 1 10:00:00.000005 writev(12<TCP:[127.0.0.1:1->127.0.0.1:2]>, [...], 1) = 9
