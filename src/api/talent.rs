@@ -135,12 +135,24 @@ impl TryFrom<&pb::PlanMentoringRequest> for PlanQuery {
             0 => Want::Current,
             raw => want(raw)?,
         };
+        let page = PageRequest::parse(
+            r.page_size,
+            &r.page_token,
+            page::context(&[
+                "PlanMentoring",
+                &r.scope_team_id,
+                &format!("{:?}", r.capacity_per_mentor),
+                &format!("{:?}", r.max_mentors_per_mentee),
+                &r.allow_same_team.to_string(),
+            ]),
+        )?;
         Ok(Self {
             scope: scope_team(&r.scope_team_id)?,
             capacity: r.capacity_per_mentor,
             mentors_per_mentee: r.max_mentors_per_mentee,
             allow_same_team: r.allow_same_team,
             want,
+            page,
         })
     }
 }
@@ -150,8 +162,7 @@ impl From<Plan> for pb::PlanMentoringResponse {
         let plan = &p.plan;
         Self {
             mentees_matched: p.mentees_matched,
-            pairs: plan
-                .pairs
+            pairs: plan.pairs[p.page.clone()]
                 .iter()
                 .map(|pair| pb::MentoringPair {
                     mentee_id: pair.mentee.to_string(),
@@ -164,6 +175,9 @@ impl From<Plan> for pb::PlanMentoringResponse {
             greedy_total_gain: plan.greedy_total,
             mentees_with_options: plan.mentees_with_options,
             candidate_pairs: plan.candidate_pairs,
+            total_gain_bound: plan.upper_bound,
+            proven_optimal: plan.exact,
+            next_page_token: p.next_page_token,
             freshness: Some(p.freshness.into()),
         }
     }

@@ -111,6 +111,27 @@ impl PageRequest {
     }
 }
 
+impl PageRequest {
+    /// One page of `items`, which are sorted by their unique `key`: the range it covers
+    /// and the next page's token (empty on the last page). The page starts after the
+    /// token's key, so it continues correctly when items came or went in between.
+    pub fn apply_sorted<T>(
+        &self,
+        items: &[T],
+        key: impl Fn(&T) -> String,
+    ) -> (std::ops::Range<usize>, String) {
+        let start = self.after.as_deref().map_or(0, |after| {
+            items.partition_point(|item| key(item).as_str() <= after)
+        });
+        let end = start.saturating_add(self.size).min(items.len());
+        let next = match end < items.len() && end > start {
+            true => encode_token(&self.context, key(&items[end - 1]).as_bytes()),
+            false => String::new(),
+        };
+        (start..end, next)
+    }
+}
+
 /// A page size: 0 means the default (100), at most 1,000.
 pub fn page_size_or_default(page_size: u32) -> Result<usize, Error> {
     match page_size as usize {

@@ -4,6 +4,7 @@
 //! optimality of a composition is stated.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::domain::{
@@ -102,6 +103,8 @@ pub struct PlanQuery {
     pub allow_same_team: bool,
     /// Fresh or at once.
     pub want: Want,
+    /// Which pairs.
+    pub page: PageRequest,
 }
 
 /// A mentoring plan.
@@ -109,6 +112,10 @@ pub struct PlanQuery {
 pub struct Plan {
     /// The plan.
     pub plan: Arc<MentoringPlan>,
+    /// The pairs of this page.
+    pub page: Range<usize>,
+    /// Token for the next page; empty on the last.
+    pub next_page_token: String,
     /// Mentees with at least one mentor.
     pub mentees_matched: u32,
     /// Freshness of the plan.
@@ -376,9 +383,10 @@ impl Talent {
                 query.want,
             )
             .await?;
-        let mut subjects: Vec<String> = fresh
-            .value
-            .pairs
+        let (page, next_page_token) = query.page.apply_sorted(&fresh.value.pairs, |p| {
+            format!("{}\u{1f}{}", p.mentee, p.mentor)
+        });
+        let mut subjects: Vec<String> = fresh.value.pairs[page.clone()]
             .iter()
             .flat_map(|p| [p.mentee.to_string(), p.mentor.to_string()])
             .collect();
@@ -387,6 +395,8 @@ impl Talent {
         let mut matched: Vec<&PersonId> = fresh.value.pairs.iter().map(|p| &p.mentee).collect();
         matched.dedup();
         let plan = Plan {
+            page,
+            next_page_token,
             mentees_matched: u32::try_from(matched.len()).unwrap_or(u32::MAX),
             freshness: Freshness::of(&fresh),
             plan: Arc::clone(&fresh.value),
@@ -770,6 +780,7 @@ mod tests {
             mentors_per_mentee: Some(6),
             allow_same_team: false,
             want: Want::Current,
+            page: PageRequest::parse(0, "", String::new()).unwrap(),
         };
         let e = talent.plan(&admin, plan.clone()).await.unwrap_err();
         assert_eq!(fields_of(&e), ["max_mentors_per_mentee"]);

@@ -740,3 +740,94 @@ async fn automatic_k_recovers_thirty_planted_occupations_through_the_server() {
     assert!(ari >= 0.95, "ARI {ari}, k {}", found.archetypes.len());
     assert!(!found.k_at_range_edge);
 }
+
+/// An organisation-wide plan comes in pages that cover every pair once, with totals for
+/// the whole plan on every page; its total never exceeds the proven bound; a department
+/// small enough is solved exactly; a page token only continues the request it came from.
+#[tokio::test]
+async fn a_mentoring_plan_is_paged_and_bounded() {
+    let (app, _temp) = demo_app().await;
+    let mut talent = app.clients(&app.admin_token).talent;
+    let request = |scope: &str, page_size: u32, page_token: String| pb::PlanMentoringRequest {
+        scope_team_id: scope.into(),
+        page_size,
+        page_token,
+        ..Default::default()
+    };
+    let mut pairs: Vec<pb::MentoringPair> = Vec::new();
+    let mut token = String::new();
+    let mut first: Option<pb::PlanMentoringResponse> = None;
+    loop {
+        let page = talent
+            .plan_mentoring(request("", 150, token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.pairs.len() <= 150);
+        if let Some(first) = &first {
+            assert_eq!(
+                page.total_gain, first.total_gain,
+                "totals cover the whole plan"
+            );
+            assert_eq!(page.candidate_pairs, first.candidate_pairs);
+        }
+        pairs.extend(page.pairs.iter().cloned());
+        token = page.next_page_token.clone();
+        first.get_or_insert(page);
+        if token.is_empty() {
+            break;
+        }
+    }
+    let whole = first.expect("a first page");
+    assert!(pairs.len() > 150, "more than one page: {}", pairs.len());
+    let keys: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|p| (p.mentee_id.as_str(), p.mentor_id.as_str()))
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "ordered, each pair once"
+    );
+    let sum: f64 = pairs.iter().map(|p| p.expected_gain).sum();
+    assert!((sum - whole.total_gain).abs() < 1e-6 * whole.total_gain.max(1.0));
+    let mut load: HashMap<&str, u32> = HashMap::new();
+    for p in &pairs {
+        *load.entry(p.mentor_id.as_str()).or_default() += 1;
+    }
+    assert!(load.values().all(|&l| l <= 3), "default capacity 3");
+    assert!(whole.total_gain <= whole.total_gain_bound + 1e-9);
+    assert!(whole.total_gain + 1e-9 >= whole.greedy_total_gain);
+    assert!(
+        !whole.proven_optimal && whole.candidate_pairs > 5_000,
+        "the organisation goes to the auction: {} pairs",
+        whole.candidate_pairs
+    );
+    assert!(
+        whole.total_gain >= 0.99 * whole.total_gain_bound,
+        "within 1 % of the optimum: {} of {}",
+        whole.total_gain,
+        whole.total_gain_bound
+    );
+
+    let team = talent
+        .plan_mentoring(request("dept-01", 1000, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(team.candidate_pairs <= 5_000 && team.proven_optimal);
+    assert_eq!(team.total_gain, team.total_gain_bound);
+
+    let foreign = talent
+        .plan_mentoring(request("dept-01", 150, whole.next_page_token.clone()))
+        .await;
+    let other_capacity = talent
+        .plan_mentoring(pb::PlanMentoringRequest {
+            capacity_per_mentor: Some(2),
+            ..request("", 150, whole.next_page_token.clone())
+        })
+        .await;
+    for refused in [foreign, other_capacity] {
+        let status = refused.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    }
+}

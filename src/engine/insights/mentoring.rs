@@ -3,11 +3,17 @@
 
 use ndarray::Array1;
 
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
 use crate::analytics::mentors::{
-    MentorRules, Need, Plan, PlanProblem, plan_greedy, plan_optimal, similarity,
+    MentorRules, Need, PlanProblem, SolvedPlan, plan_best, plan_greedy, similarity,
 };
-use crate::domain::{Person, PersonId, Role, SkillId};
-use crate::engine::Snapshot;
+use crate::domain::{Person, PersonId, Role, SkillId, TeamId};
+use crate::engine::{Cancel, Snapshot};
+use crate::error::{Error, Result};
 
 /// One skill a mentor can help with.
 #[derive(Clone, Debug)]
@@ -221,6 +227,11 @@ pub struct MentoringPlan {
     pub pairs: Vec<PlannedPair>,
     /// Total expected gain.
     pub total: f64,
+    /// No plan over the candidate pairs has a greater total (equal to `total` when the
+    /// plan is proven optimal).
+    pub upper_bound: f64,
+    /// Solved exactly (min-cost flow) rather than by the auction.
+    pub exact: bool,
     /// The greedy baseline's total.
     pub greedy_total: f64,
     /// Mentees with at least one candidate pair.
@@ -232,17 +243,194 @@ pub struct MentoringPlan {
 /// Candidate pairs kept per mentee, best first: bounds the flow network's size.
 pub const PAIRS_PER_MENTEE: usize = 25;
 
+/// Mentors considered per skill a mentee needs: the strongest this many qualified ones
+/// (level, then confidence), and as many more taken from a place in the rest that
+/// differs per mentee. Keeps a plan's cost linear in the organisation's size while the
+/// candidates still spread over every qualified mentor's capacity.
+pub const MENTORS_PER_SKILL: usize = 1_000;
+
+/// Mentors who qualify in a skill at all (level at least `min_level`), by level then
+/// confidence, highest first, as `(mentor, level, confidence)`.
+fn qualified_by_skill(
+    snapshot: &Snapshot,
+    mentors: &[&Person],
+    rules: &MentorRules,
+) -> Vec<Vec<(u32, f32, f32)>> {
+    let capability = &snapshot.capability;
+    let mut by_skill = vec![Vec::new(); capability.axis().len()];
+    for (j, mentor) in mentors.iter().enumerate() {
+        let Some(row) = capability.row(&mentor.id) else {
+            continue;
+        };
+        for (column, (&level, &confidence)) in row.levels.iter().zip(&row.confidence).enumerate() {
+            if level >= rules.min_level {
+                by_skill[column].push((j as u32, level, confidence));
+            }
+        }
+    }
+    for list in &mut by_skill {
+        list.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then(b.2.total_cmp(&a.2))
+                .then(a.0.cmp(&b.0))
+        });
+    }
+    by_skill
+}
+
+/// What candidate search knows of the mentors, by index.
+struct MentorPool<'a> {
+    people: Vec<&'a Person>,
+    /// Team of each mentor, as a number.
+    team: Vec<u32>,
+    /// Team numbers.
+    teams: HashMap<&'a TeamId, u32>,
+    /// Mentor index of a person.
+    index: HashMap<&'a PersonId, u32>,
+    /// Qualified mentors by skill column.
+    by_skill: Vec<Vec<(u32, f32, f32)>>,
+}
+
+impl<'a> MentorPool<'a> {
+    fn new(snapshot: &Snapshot, mentors: Vec<&'a Person>, rules: &MentorRules) -> Self {
+        let mut teams = HashMap::new();
+        let team = mentors
+            .iter()
+            .map(|m| {
+                let next = teams.len() as u32;
+                *teams.entry(&m.team).or_insert(next)
+            })
+            .collect();
+        let index = mentors
+            .iter()
+            .enumerate()
+            .map(|(j, m)| (&m.id, j as u32))
+            .collect();
+        let by_skill = qualified_by_skill(snapshot, &mentors, rules);
+        Self {
+            people: mentors,
+            team,
+            teams,
+            index,
+            by_skill,
+        }
+    }
+}
+
+/// Per-worker scratch space: every mentor's summed gain for the current mentee.
+struct Tally {
+    gain: Vec<f64>,
+    touched: Vec<u32>,
+    options: Vec<(usize, f64)>,
+}
+
+/// Spreads equally good candidates over mentors: a fixed pseudo-random order per
+/// mentee, so that ties do not send every mentee to the same few mentors.
+fn tie_break(mentee: usize, mentor: usize) -> u64 {
+    let mut x = ((mentee as u64) << 32 | mentor as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 29;
+    x.wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// `mentee`'s best `PAIRS_PER_MENTEE` mentors with their summed gain, best first (ties in
+/// a fixed order per mentee). Gains are summed skill by skill in the order of `needs`,
+/// over the mentors considered for each (see `MENTORS_PER_SKILL`), exactly as
+/// `mentor_gains` sums them.
+fn best_mentors(
+    snapshot: &Snapshot,
+    rules: &MentorRules,
+    pool: &MentorPool,
+    (position, mentee): (usize, &Person),
+    needs: &[(SkillId, Need)],
+    allow_same_team: bool,
+    tally: &mut Tally,
+) -> Vec<(usize, f64)> {
+    for (_, need) in needs {
+        let lowest = rules
+            .min_level
+            .max(need.level.unwrap_or(0.0) + rules.min_lead);
+        let qualified = &pool.by_skill[need.column];
+        let qualified = &qualified[..qualified.partition_point(|q| q.1 >= lowest)];
+        let (strongest, rest) = qualified.split_at(qualified.len().min(MENTORS_PER_SKILL));
+        let spread = match rest.len() > MENTORS_PER_SKILL {
+            true => {
+                let start = (tie_break(position, need.column) % rest.len() as u64) as usize;
+                let (tail, head) = rest.split_at(start);
+                let from_head = head.len().min(MENTORS_PER_SKILL);
+                head[..from_head]
+                    .iter()
+                    .chain(&tail[..MENTORS_PER_SKILL - from_head])
+            }
+            false => rest.iter().chain(&rest[..0]),
+        };
+        for &(j, level, confidence) in strongest.iter().chain(spread) {
+            let Some(gain) = rules.gain(need, level) else {
+                continue;
+            };
+            let gain = gain * confidence;
+            if gain > 0.0 {
+                let sum = &mut tally.gain[j as usize];
+                if *sum == 0.0 {
+                    tally.touched.push(j);
+                }
+                *sum += f64::from(gain);
+            }
+        }
+    }
+    let mentoring = &snapshot.mentorships;
+    let own_team = pool.teams.get(&mentee.team).copied();
+    let itself = pool.index.get(&mentee.id).copied();
+    let has_mentors = mentoring.mentors_of(&mentee.id) > 0;
+    let Tally {
+        gain,
+        touched,
+        options,
+    } = tally;
+    options.clear();
+    options.extend(
+        touched
+            .drain(..)
+            .map(|j| (j, std::mem::take(&mut gain[j as usize])))
+            .filter(|&(j, _)| {
+                Some(j) != itself
+                    && (allow_same_team || Some(pool.team[j as usize]) != own_team)
+                    && !(has_mentors
+                        && mentoring
+                            .get(&mentee.id, &pool.people[j as usize].id)
+                            .is_some())
+            })
+            .map(|(j, gain)| (j as usize, gain)),
+    );
+    let by_gain = |a: &(usize, f64), b: &(usize, f64)| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| tie_break(position, a.0).cmp(&tie_break(position, b.0)))
+    };
+    if options.len() > PAIRS_PER_MENTEE {
+        options.select_nth_unstable_by(PAIRS_PER_MENTEE - 1, by_gain);
+        options.truncate(PAIRS_PER_MENTEE);
+    }
+    options.sort_by(by_gain);
+    // A copy of the few kept: the scratch buffer stays with the worker.
+    options.to_vec()
+}
+
 /// The best assignment of mentors to mentees among `people` (each grows against their
 /// role), under the capacities. Active mentoring relationships count: a mentor's
 /// capacity is what their current mentees leave, a mentee's limit likewise, and pairs
 /// already mentoring are not proposed again.
+///
+/// Candidates come from a per-skill index of qualified mentors (each mentee touches only
+/// the mentors who can teach one of its needs), in parallel; the plan is exact up to
+/// `EXACT_PAIRS` candidate pairs and otherwise the auction's, with a proven bound on how
+/// far it is from the best (see `plan_best`). `Error::Cancelled` once `cancel` is set.
 pub fn plan_mentoring(
     snapshot: &Snapshot,
     people: &[&Person],
     capacity: u32,
     max_mentors: u32,
     allow_same_team: bool,
-) -> MentoringPlan {
+    cancel: &Cancel,
+) -> Result<MentoringPlan> {
     let rules = MentorRules::default();
     let directory = &snapshot.directory;
     let capability = &snapshot.capability;
@@ -259,59 +447,81 @@ pub fn plan_mentoring(
                 .is_some_and(|r| r.levels.iter().any(|&l| l >= rules.min_level))
         })
         .collect();
+    let pool = MentorPool::new(snapshot, mentors, &rules);
+    let stop = cancel.flag();
+    type Found = Option<(u32, Vec<(SkillId, Need)>, Vec<(usize, f64)>)>;
+    let found: Vec<Found> = people
+        .par_iter()
+        .enumerate()
+        .with_min_len(256)
+        .map_init(
+            || Tally {
+                gain: vec![0.0; pool.people.len()],
+                touched: Vec::new(),
+                options: Vec::new(),
+            },
+            |tally, (position, person)| {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let role = directory.roles().get(&person.role);
+                let limit =
+                    (max_mentors as usize).saturating_sub(mentoring.mentors_of(&person.id)) as u32;
+                let needs = mentee_needs(snapshot, person, role, &[]);
+                if needs.is_empty() || limit == 0 {
+                    return None;
+                }
+                let options = best_mentors(
+                    snapshot,
+                    &rules,
+                    &pool,
+                    (position, person),
+                    &needs,
+                    allow_same_team,
+                    tally,
+                );
+                (!options.is_empty()).then_some((limit, needs, options))
+            },
+        )
+        .collect();
+    cancel.check()?;
     let mut mentee_limits: Vec<u32> = Vec::new();
     let mut mentees: Vec<(&Person, Vec<(SkillId, Need)>)> = Vec::new();
     let mut pairs: Vec<(usize, usize, f64)> = Vec::new();
-    let mut pair_skills: Vec<Vec<SkillId>> = Vec::new();
-    for person in people {
-        let role = directory.roles().get(&person.role);
-        let limit = (max_mentors as usize).saturating_sub(mentoring.mentors_of(&person.id)) as u32;
-        let needs = mentee_needs(snapshot, person, role, &[]);
-        if needs.is_empty() || limit == 0 {
+    for (person, found) in people.iter().zip(found) {
+        let Some((limit, needs, options)) = found else {
             continue;
-        }
-        let mut options: Vec<(usize, f64, Vec<SkillId>)> = mentors
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.id != person.id && (allow_same_team || m.team != person.team))
-            .filter(|(_, m)| mentoring.get(&person.id, &m.id).is_none())
-            .filter_map(|(j, m)| {
-                let skills = mentor_gains(snapshot, &rules, &needs, m);
-                let gain: f64 = skills.iter().map(|s| f64::from(s.gain)).sum();
-                (gain > 0.0).then(|| (j, gain, skills.into_iter().map(|s| s.skill).collect()))
-            })
-            .collect();
-        if options.is_empty() {
-            continue;
-        }
-        options.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        options.truncate(PAIRS_PER_MENTEE);
+        };
         let mentee = mentees.len();
-        for (j, gain, skills) in options {
-            pairs.push((mentee, j, gain));
-            pair_skills.push(skills);
-        }
+        pairs.extend(options.into_iter().map(|(j, gain)| (mentee, j, gain)));
         mentees.push((person, needs));
         mentee_limits.push(limit);
     }
     let problem = PlanProblem {
         mentees: mentees.len(),
-        capacity: mentors.iter().map(|m| spare(m)).collect(),
+        capacity: pool.people.iter().map(|m| spare(m)).collect(),
         max_mentors: mentee_limits,
         pairs,
     };
-    let best: Plan = plan_optimal(&problem);
+    let mut solved: SolvedPlan = plan_best(&problem, &stop).ok_or(Error::Cancelled)?;
     let greedy = plan_greedy(&problem);
-    let mut chosen: Vec<PlannedPair> = best
+    // The auction is within its ε of the optimum, which greedy could in principle beat.
+    if greedy.total > solved.plan.total {
+        solved.plan = greedy.clone();
+    }
+    let mut chosen: Vec<PlannedPair> = solved
+        .plan
         .chosen
         .iter()
         .map(|&p| {
             let (mentee, mentor, gain) = problem.pairs[p];
+            let (person, needs) = &mentees[mentee];
+            let skills = mentor_gains(snapshot, &rules, needs, pool.people[mentor]);
             PlannedPair {
-                mentee: mentees[mentee].0.id.clone(),
-                mentor: mentors[mentor].id.clone(),
+                mentee: person.id.clone(),
+                mentor: pool.people[mentor].id.clone(),
                 gain,
-                skills: pair_skills[p].clone(),
+                skills: skills.into_iter().map(|s| s.skill).collect(),
             }
         })
         .collect();
@@ -320,11 +530,13 @@ pub fn plan_mentoring(
             .cmp(&b.mentee)
             .then_with(|| a.mentor.cmp(&b.mentor))
     });
-    MentoringPlan {
+    Ok(MentoringPlan {
         pairs: chosen,
-        total: best.total,
+        total: solved.plan.total,
+        upper_bound: solved.upper_bound,
+        exact: solved.exact,
         greedy_total: greedy.total,
         mentees_with_options: mentees.len() as u32,
         candidate_pairs: problem.pairs.len() as u32,
-    }
+    })
 }

@@ -178,15 +178,16 @@ impl Engine {
                 Box::pin(async move {
                     engine
                         .jobs
-                        .run(cancel, move |_| {
+                        .run(cancel, move |cancel| {
                             let people = people_in(&snapshot, scope.as_ref())?;
-                            Ok(plan_mentoring(
+                            plan_mentoring(
                                 &snapshot,
                                 &people,
                                 capacity,
                                 max_mentors,
                                 allow_same_team,
-                            ))
+                                cancel,
+                            )
                         })
                         .await
                 })
