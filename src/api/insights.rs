@@ -17,9 +17,10 @@ use crate::engine::insights::GroupBy;
 use crate::engine::{Engine, Want};
 use crate::error::{Error, Result};
 use crate::service::insights::{
-    ArchetypeEntry, Archetypes, ArchetypesQuery, Freshness, GroupPattern, Insights, Patterns,
-    PatternsQuery,
+    ArchetypeEntry, Archetypes, ArchetypesQuery, Freshness, GroupPattern, Insights, MEMBER_PAGES,
+    Patterns, PatternsQuery,
 };
+use crate::service::page::{self, PageRequest};
 
 /// The insights service.
 pub struct OrgInsightsApi {
@@ -83,12 +84,24 @@ impl TryFrom<&pb::GetSkillArchetypesRequest> for ArchetypesQuery {
     type Error = Error;
 
     fn try_from(r: &pb::GetSkillArchetypesRequest) -> Result<Self> {
+        let context = page::context(&[
+            "GetSkillArchetypes",
+            &r.scope_team_id,
+            &format!("{:?}", r.k),
+            &format!("{:?}", r.max_k),
+        ]);
         Ok(Self {
             scope: scope_team(&r.scope_team_id)?,
             k: r.k,
             max_k: r.max_k,
             include_members: r.include_members,
             want: want(r.result_policy)?,
+            members: PageRequest::parse_sized(
+                r.member_page_size,
+                &r.member_page_token,
+                context,
+                MEMBER_PAGES,
+            )?,
         })
     }
 }
@@ -166,6 +179,7 @@ impl From<Archetypes> for pb::GetSkillArchetypesResponse {
                 })
                 .collect(),
             map_explained: a.map_explained.into_iter().map(f64::from).collect(),
+            next_member_page_token: a.next_member_page_token,
         }
     }
 }
@@ -204,8 +218,26 @@ impl TryFrom<&pb::GetOrgSkillPatternsRequest> for PatternsQuery {
         }
         let scope = scope_team(&r.scope_team_id);
         let want = want(r.result_policy);
-        match (group_by, violations.is_empty()) {
-            (Some(group_by), true) => Ok(Self {
+        let mut filters: Vec<String> = vec![
+            "GetOrgSkillPatterns".into(),
+            r.group_by.to_string(),
+            r.scope_team_id.clone(),
+            format!("{:?}", r.min_group_size),
+            format!("{:?}", r.trend_days),
+        ];
+        filters.extend(r.skill_ids.iter().cloned());
+        filters.push(format!("{:?}", r.categories));
+        let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let page = match PageRequest::parse(r.page_size, &r.page_token, page::context(&filters)) {
+            Ok(page) => Some(page),
+            Err(Error::InvalidArgument(v)) => {
+                violations.extend(v);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        match (group_by, page, violations.is_empty()) {
+            (Some(group_by), Some(page), true) => Ok(Self {
                 scope: scope?,
                 group_by,
                 skills,
@@ -213,6 +245,7 @@ impl TryFrom<&pb::GetOrgSkillPatternsRequest> for PatternsQuery {
                 trend_days: r.trend_days,
                 min_group_size: r.min_group_size,
                 want: want?,
+                page,
             }),
             _ => Err(Error::InvalidArgument(violations)),
         }
@@ -274,6 +307,7 @@ impl From<Patterns> for pb::GetOrgSkillPatternsResponse {
             min_group_size: p.min_group_size,
             trend_days: p.trend_days,
             freshness: Some(p.freshness.into()),
+            next_page_token: p.next_page_token,
         }
     }
 }

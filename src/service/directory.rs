@@ -317,6 +317,7 @@ mod tests {
             max_k: None,
             include_members: false,
             want: crate::engine::Want::Current,
+            members: crate::service::page::PageRequest::parse(0, "", String::new()).unwrap(),
         };
         let before = insights.archetypes(&analyst, query.clone()).await.unwrap();
         let admin = grant(AccessRole::Admin, &[]);
@@ -328,6 +329,7 @@ mod tests {
             trend_days: None,
             min_group_size: None,
             want,
+            page: crate::service::page::PageRequest::parse(1000, "", String::new()).unwrap(),
         };
         let patterns_before = insights
             .patterns(&admin, patterns(crate::engine::Want::Current))

@@ -17,6 +17,7 @@ use crate::engine::{Engine, Fresh, KChoice, Want};
 use crate::error::{Error, Result};
 
 use super::Answer;
+use super::page::{PageFields, PageRequest};
 
 /// Default trend period of skill patterns, in days.
 pub const DEFAULT_TREND_DAYS: u32 = 180;
@@ -75,7 +76,18 @@ pub struct ArchetypesQuery {
     pub include_members: bool,
     /// Fresh or at once.
     pub want: Want,
+    /// Which members, with `include_members`.
+    pub members: PageRequest,
 }
+
+/// Page fields and sizes of archetype members: a member is about 50 bytes encoded, so a
+/// full page stays near 1 MB.
+pub const MEMBER_PAGES: PageFields = PageFields {
+    size: "member_page_size",
+    token: "member_page_token",
+    default: 1_000,
+    most: 20_000,
+};
 
 /// One department's share of an archetype.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,6 +185,8 @@ pub struct Archetypes {
     pub freshness: Freshness,
     /// Each person's archetype, if asked for.
     pub members: Vec<Member>,
+    /// Token for the next page of members; empty on the last.
+    pub next_member_page_token: String,
     /// Variance share of each map axis.
     pub map_explained: Vec<f32>,
 }
@@ -194,6 +208,8 @@ pub struct PatternsQuery {
     pub min_group_size: Option<u32>,
     /// Fresh or at once.
     pub want: Want,
+    /// Which groups.
+    pub page: PageRequest,
 }
 
 /// One skill of a group: its figures only when they rest on the minimum group size of
@@ -263,6 +279,8 @@ pub struct Patterns {
     pub trend_days: u32,
     /// Freshness of the aggregates.
     pub freshness: Freshness,
+    /// Token for the next page of groups; empty on the last.
+    pub next_page_token: String,
 }
 
 /// The insights service.
@@ -415,12 +433,22 @@ impl Insights {
             })
             .collect();
         // Members only of people who still exist (the cached result may predate changes).
+        // Members in person id order (the order people were clustered in).
+        debug_assert!(view.people.windows(2).all(|w| w[0] < w[1]));
+        let (page, next_member_page_token) = match query.include_members {
+            true => query
+                .members
+                .apply_sorted(&view.people, ToString::to_string),
+            false => (0..0, String::new()),
+        };
         let members: Vec<Member> = if query.include_members {
             view.people
                 .iter()
                 .zip(&view.set.assignments)
                 .zip(&view.set.distances)
                 .zip(view.set.points.outer_iter())
+                .skip(page.start)
+                .take(page.len())
                 .filter(|(((p, _), _), _)| directory.person(p.as_str()).is_some())
                 .map(|(((p, &a), &d), point)| Member {
                     person: p.to_string(),
@@ -451,6 +479,7 @@ impl Insights {
             min_group_size: minimum as u32,
             freshness: Freshness::of(&fresh),
             members,
+            next_member_page_token,
             map_explained: view.set.projection.explained.to_vec(),
         };
         Ok(Answer::new(archetypes, subjects))
@@ -525,11 +554,14 @@ impl Insights {
                 suppress(&known, minimum)
             })
             .collect();
+        let (page, next_page_token) = query.page.apply_sorted(&data.groups, |g| g.id.clone());
         let groups = data
             .groups
             .iter()
             .enumerate()
             .zip(decisions)
+            .skip(page.start)
+            .take(page.len())
             .map(|((i, g), d)| {
                 let cells: Vec<Suppression> = cell_decisions.iter().map(|c| c[i]).collect();
                 group_pattern(g, d, &cells, data, &selected, minimum)
@@ -564,6 +596,7 @@ impl Insights {
             ),
             min_group_size: minimum as u32,
             trend_days,
+            next_page_token,
             freshness: Freshness {
                 archetypes_version: data.archetypes_version,
                 ..Freshness::of(&fresh)
@@ -682,6 +715,7 @@ mod tests {
             max_k: None,
             include_members: false,
             want: Want::Current,
+            members: PageRequest::parse_sized(0, "", String::new(), MEMBER_PAGES).unwrap(),
         }
     }
 
@@ -694,7 +728,39 @@ mod tests {
             trend_days: None,
             min_group_size: None,
             want: Want::Current,
+            page: PageRequest::parse(1000, "", String::new()).unwrap(),
         }
+    }
+
+    #[tokio::test]
+    async fn pages_of_patterns_add_up_to_the_whole_answer() {
+        let (_dir, engine) = demo_engine(200).await;
+        let insights = Insights::new(engine, 5);
+        let admin = grant(AccessRole::Admin, &[]);
+        let whole = insights
+            .patterns(&admin, patterns_query(GroupBy::Team))
+            .await
+            .unwrap()
+            .value;
+        assert!(whole.next_page_token.is_empty());
+        assert!(whole.groups.len() > 8, "{} teams", whole.groups.len());
+        let (mut paged, mut token) = (Vec::new(), String::new());
+        loop {
+            let query = PatternsQuery {
+                page: PageRequest::parse(4, &token, String::new()).unwrap(),
+                ..patterns_query(GroupBy::Team)
+            };
+            let page = insights.patterns(&admin, query).await.unwrap().value;
+            assert!(page.groups.len() <= 4);
+            assert_eq!(page.total, whole.total, "the total is on every page");
+            paged.extend(page.groups);
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        // Suppression decisions are taken over all groups, so pages show the same.
+        assert_eq!(paged, whole.groups);
     }
 
     #[tokio::test]
@@ -726,11 +792,39 @@ mod tests {
         ));
         // An admin sees the members, and they are the answer's audit subjects.
         let admin = insights
-            .archetypes(&grant(AccessRole::Admin, &[]), members)
+            .archetypes(&grant(AccessRole::Admin, &[]), members.clone())
             .await
             .unwrap();
         assert_eq!(admin.value.members.len(), admin.value.people as usize);
         assert_eq!(admin.subjects.len(), admin.value.members.len());
+        assert!(admin.value.next_member_page_token.is_empty());
+
+        // In pages: every member once, in order, and only the page's members are the
+        // answer's subjects.
+        let (mut paged, mut token) = (Vec::new(), String::new());
+        loop {
+            let query = ArchetypesQuery {
+                members: PageRequest::parse_sized(7, &token, String::new(), MEMBER_PAGES).unwrap(),
+                ..members.clone()
+            };
+            let page = insights
+                .archetypes(&grant(AccessRole::Admin, &[]), query)
+                .await
+                .unwrap();
+            assert!(page.value.members.len() <= 7);
+            assert_eq!(page.subjects.len(), page.value.members.len());
+            paged.extend(page.value.members);
+            token = page.value.next_member_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(paged, admin.value.members);
+        let e = PageRequest::parse_sized(20_001, "", String::new(), MEMBER_PAGES).unwrap_err();
+        assert_eq!(fields_of(&e), ["member_page_size"]);
+        let e = PageRequest::parse_sized(0, "0123456789abcdef00", String::new(), MEMBER_PAGES)
+            .unwrap_err();
+        assert_eq!(fields_of(&e), ["member_page_token"]);
     }
 
     #[tokio::test]

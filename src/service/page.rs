@@ -61,6 +61,19 @@ pub fn decode_token(token: &str, context: &str) -> Result<Option<Vec<u8>>, Error
     Ok(Some(cursor.to_vec()))
 }
 
+/// The request fields and sizes of a list paged apart from the answer's main list.
+#[derive(Clone, Copy, Debug)]
+pub struct PageFields {
+    /// Name of the page size field.
+    pub size: &'static str,
+    /// Name of the page token field.
+    pub token: &'static str,
+    /// Size when none is asked for.
+    pub default: usize,
+    /// Largest size.
+    pub most: usize,
+}
+
 /// Where a page starts and how long it is.
 #[derive(Clone, Debug)]
 pub struct PageRequest {
@@ -74,6 +87,36 @@ impl PageRequest {
     /// `context` (see `context`).
     pub fn parse(page_size: u32, page_token: &str, context: String) -> Result<Self, Error> {
         let size = page_size_or_default(page_size)?;
+        Self::with_size(size, page_token, context)
+    }
+
+    /// As `parse`, for a list with its own page fields and sizes.
+    pub fn parse_sized(
+        page_size: u32,
+        page_token: &str,
+        context: String,
+        fields: PageFields,
+    ) -> Result<Self, Error> {
+        let size = match page_size as usize {
+            0 => fields.default,
+            n if n <= fields.most => n,
+            _ => {
+                let reason = format!("must be at most {}", fields.most);
+                return Err(invalid(fields.size, &reason));
+            }
+        };
+        Self::with_size(size, page_token, context).map_err(|e| match e {
+            Error::InvalidArgument(violations) => Error::InvalidArgument(
+                violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(fields.token, v.reason))
+                    .collect(),
+            ),
+            other => other,
+        })
+    }
+
+    fn with_size(size: usize, page_token: &str, context: String) -> Result<Self, Error> {
         let after = decode_token(page_token, &context)?
             .map(String::from_utf8)
             .transpose()

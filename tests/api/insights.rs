@@ -831,3 +831,71 @@ async fn a_mentoring_plan_is_paged_and_bounded() {
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     }
 }
+
+/// Patterns by team come 100 groups to a page by default, and the pages add up to every
+/// team; archetype members page too; a token continues only its own question.
+#[tokio::test]
+async fn patterns_and_archetype_members_are_paged() {
+    let (app, _temp) = demo_app().await;
+    let mut insights = app.clients(&app.admin_token).insights;
+    let by_team = |page_token: String| pb::GetOrgSkillPatternsRequest {
+        group_by: pb::GroupBy::Team.into(),
+        page_token,
+        ..Default::default()
+    };
+    let first = insights
+        .get_org_skill_patterns(by_team(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.groups.len(), 100, "the default page");
+    let mut groups = first.groups.clone();
+    let mut token = first.next_page_token.clone();
+    while !token.is_empty() {
+        let page = insights
+            .get_org_skill_patterns(by_team(token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.total, first.total);
+        groups.extend(page.groups);
+        token = page.next_page_token;
+    }
+    let teams = DemoOrg::generate(&DemoConfig::default())
+        .teams
+        .iter()
+        .filter(|t| t.id.as_str().starts_with("team-"))
+        .count();
+    assert_eq!(groups.len(), teams);
+    assert!(groups.windows(2).all(|w| w[0].group_id < w[1].group_id));
+    let by_role = pb::GetOrgSkillPatternsRequest {
+        group_by: pb::GroupBy::Role.into(),
+        page_token: first.next_page_token.clone(),
+        ..Default::default()
+    };
+    let status = insights.get_org_skill_patterns(by_role).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let members = |member_page_token: String| pb::GetSkillArchetypesRequest {
+        include_members: true,
+        member_page_size: 600,
+        member_page_token,
+        ..Default::default()
+    };
+    let (mut people, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = insights
+            .get_skill_archetypes(members(token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.members.len() <= 600);
+        people.extend(page.members.into_iter().map(|m| m.person_id));
+        token = page.next_member_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(people.len(), 2_000, "every demo person once");
+    assert!(people.windows(2).all(|w| w[0] < w[1]));
+}

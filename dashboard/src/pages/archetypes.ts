@@ -20,7 +20,13 @@ export async function archetypesPage(root: HTMLElement): Promise<void> {
   const m = await loadModel();
   let res: GetSkillArchetypesResponse;
   try {
-    res = await insights.getSkillArchetypes({ includeMembers: true });
+    // Members come in pages; the map shows at most the first 50,000 people.
+    res = await insights.getSkillArchetypes({ includeMembers: true, memberPageSize: 20000 });
+    for (let token = res.nextMemberPageToken; token && res.members.length < 50000; ) {
+      const next = await insights.getSkillArchetypes({ includeMembers: true, memberPageSize: 20000, memberPageToken: token });
+      res.members.push(...next.members);
+      token = next.nextMemberPageToken;
+    }
   } catch (e) {
     if (ConnectError.from(e).code !== Code.PermissionDenied) throw e;
     res = await insights.getSkillArchetypes({ includeMembers: false });

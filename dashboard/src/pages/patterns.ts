@@ -32,7 +32,13 @@ export async function patternsPage(root: HTMLElement, params: string[]): Promise
   picker.addEventListener("change", go);
   minimum.addEventListener("change", go);
   root.replaceChildren(h("div", { class: "toolbar" }, field("Group by", picker), field("Minimum group size", minimum)));
-  const res = await insights.getOrgSkillPatterns({ groupBy, minGroupSize: raised });
+  // Groups come in pages (totals and suppression cover them all): read every page.
+  const res = await insights.getOrgSkillPatterns({ groupBy, minGroupSize: raised, pageSize: 200 });
+  for (let token = res.nextPageToken; token; ) {
+    const next = await insights.getOrgSkillPatterns({ groupBy, minGroupSize: raised, pageSize: 200, pageToken: token });
+    res.groups.push(...next.groups);
+    token = next.nextPageToken;
+  }
   const row = (g: GroupPattern): (Node | string)[] => {
     if (g.suppression !== Suppression.NONE) {
       const why = g.suppression === Suppression.TOO_SMALL ? `fewer than ${res.minGroupSize} people` : "would reveal a smaller group by difference";
