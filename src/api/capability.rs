@@ -65,7 +65,13 @@ impl CapabilityApi {
     ) -> Result<Arc<TeamAnswer>, Status> {
         let caller = Caller::of(request)?;
         let r = request.get_ref();
-        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids, r.layout)?;
+        let query = TeamQuery::parse(
+            &r.team_id,
+            r.include_subteams,
+            &r.skill_ids,
+            r.layout,
+            (r.member_page_size, &r.member_page_token),
+        )?;
         let answer = match r.as_of {
             None => query.answer(&self.service, &caller.grant, &self.cache),
             Some(raw) => query.answer_as_of(&self.service, &caller.grant, raw).await,
@@ -279,7 +285,13 @@ impl pb::capability_service_server::CapabilityService for CapabilityApi {
     ) -> Result<Response<Self::WatchTeamCapabilityStream>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.get_ref();
-        let query = TeamQuery::parse(&r.team_id, r.include_subteams, &r.skill_ids, r.layout)?;
+        let query = TeamQuery::parse(
+            &r.team_id,
+            r.include_subteams,
+            &r.skill_ids,
+            r.layout,
+            (r.member_page_size, &r.member_page_token),
+        )?;
         // Changes are judged on the CELLS layout (NaN, the DENSE layout's unknown level,
         // never equals itself); each update is sent in the layout asked for.
         let first = query

@@ -20,6 +20,7 @@ use crate::domain::{FieldViolation, Grant, SkillId, TeamId};
 use crate::engine::queries::TeamCapabilityView;
 use crate::error::{Error, Result};
 use crate::service::capability::{Capability, TeamQuestion};
+use crate::service::page::{self, PageFields, PageRequest};
 
 /// `capsight.v1.CapabilityService` as mounted on the server: `GetTeamCapability`, the
 /// dashboard read under load, is answered with the cached encoded response (a cache hit
@@ -136,7 +137,7 @@ impl Decoder for PreEncoded {
 }
 
 /// The question and whether it wants the DENSE layout.
-type TeamKey = (TeamQuestion, bool);
+type TeamKey = (TeamQuestion, bool, PageRequest);
 
 /// Team views of the current snapshot version, by question. A view is the same for every
 /// caller allowed to see the team, so views are shared; access is checked before lookup.
@@ -217,12 +218,34 @@ impl TeamCache {
     }
 }
 
-/// A validated team question and the layout it wants.
+/// A validated team question, the layout it wants and the page of members.
 #[derive(Clone)]
 pub(super) struct TeamQuery {
     question: TeamQuestion,
     /// The DENSE matrix layout rather than CELLS.
     dense: bool,
+    /// Which members.
+    page: PageRequest,
+}
+
+/// Page fields and sizes of a team's members: a member row is about 1.6 KB in the CELLS
+/// layout over 500 skills, so a default page stays near 1.6 MB.
+const MEMBER_PAGES: PageFields = PageFields {
+    size: "member_page_size",
+    token: "member_page_token",
+    default: 1_000,
+    most: 10_000,
+};
+
+/// The members of `view` on `page`: the view cut to them (skill summaries and readiness
+/// still cover the whole team), the next page's token and the whole team's size.
+fn page_of(mut view: TeamCapabilityView, page: &PageRequest) -> (TeamCapabilityView, String, u32) {
+    let count = u32::try_from(view.members.len()).unwrap_or(u32::MAX);
+    let (range, next) = page.apply_sorted(&view.members, |p| p.id.to_string());
+    view.members = view.members.drain(range.clone()).collect();
+    view.cells = view.cells.drain(range.clone()).collect();
+    view.summary.member_readiness = view.summary.member_readiness.drain(range).collect();
+    (view, next, count)
 }
 
 impl TeamQuery {
@@ -231,7 +254,16 @@ impl TeamQuery {
         include_subteams: bool,
         skill_ids: &[String],
         layout: i32,
+        (page_size, page_token): (u32, &str),
     ) -> Result<Self> {
+        let mut context = vec![
+            "TeamCapability",
+            team_id,
+            if include_subteams { "subteams" } else { "" },
+        ];
+        context.extend(skill_ids.iter().map(String::as_str));
+        let page =
+            PageRequest::parse_sized(page_size, page_token, page::context(&context), MEMBER_PAGES)?;
         let team = required_id(team_id, "team_id", TeamId::parse)?;
         let skills = skill_ids
             .iter()
@@ -255,6 +287,7 @@ impl TeamQuery {
                 skills,
             },
             dense,
+            page,
         })
     }
 
@@ -281,7 +314,7 @@ impl TeamQuery {
         let as_of = timestamp_from_pb_any(raw)
             .map_err(|v| Error::InvalidArgument(vec![v.under("as_of")]))?;
         let view = service.team_as_of(grant, &self.question, as_of).await?;
-        Ok(self.lay_out(to_pb(&self.question.team, view)))
+        Ok(self.lay_out(to_pb(&self.question.team, page_of(view, &self.page))))
     }
 
     /// The view now, from the cache when this version already answered the question;
@@ -293,13 +326,13 @@ impl TeamQuery {
         cache: &TeamCache,
     ) -> Result<Arc<TeamAnswer>> {
         let version = service.admit_team(grant, &self.question.team)?;
-        let key = (self.question.clone(), self.dense);
+        let key = (self.question.clone(), self.dense, self.page.clone());
         if let Some(view) = cache.get(version, &key) {
             return Ok(view);
         }
         let view = service.team(grant, &self.question)?;
         let version = view.version;
-        let answer = self.lay_out(to_pb(&self.question.team, view));
+        let answer = self.lay_out(to_pb(&self.question.team, page_of(view, &self.page)));
         cache.put(version, key, Arc::clone(&answer));
         Ok(answer)
     }
@@ -351,10 +384,15 @@ fn to_dense(view: &pb::TeamCapability) -> pb::TeamCapability {
         skills: view.skills.clone(),
         readiness: view.readiness,
         data_version: view.data_version,
+        next_member_page_token: view.next_member_page_token.clone(),
+        member_count: view.member_count,
     }
 }
 
-fn to_pb(team: &TeamId, view: TeamCapabilityView) -> pb::TeamCapability {
+fn to_pb(
+    team: &TeamId,
+    (view, next_member_page_token, member_count): (TeamCapabilityView, String, u32),
+) -> pb::TeamCapability {
     let TeamCapabilityView {
         skills,
         members,
@@ -407,6 +445,8 @@ fn to_pb(team: &TeamId, view: TeamCapabilityView) -> pb::TeamCapability {
         readiness: summary.readiness.map(f64::from),
         data_version: version,
         dense: None,
+        next_member_page_token,
+        member_count,
     }
 }
 

@@ -75,7 +75,7 @@ pub struct PageFields {
 }
 
 /// Where a page starts and how long it is.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     size: usize,
     after: Option<String>,

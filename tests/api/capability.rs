@@ -713,3 +713,82 @@ async fn the_evidence_half_life_setting_sets_how_fast_confidence_fades() {
     }
     assert!(confidences[1] > confidences[0] + 0.1, "{confidences:?}");
 }
+
+/// A large subtree's members come in pages, in both layouts: every member once, in id
+/// order, with the whole team's summaries and size on every page; a token continues
+/// only its own question and a page size over the limit is refused by field.
+#[tokio::test]
+async fn team_members_are_paged_with_summaries_for_the_whole_team() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut config = capsight::server::ServerConfig::new(temp.path().join("data"));
+    config.demo = Some(capsight::demo::DemoConfig::default());
+    let app = TestApp::start(config).await;
+    let mut capability = app.clients(&app.admin_token).capability;
+    let ask = |layout: pb::MatrixLayout, member_page_token: String| pb::GetTeamCapabilityRequest {
+        team_id: "dept-01".into(),
+        include_subteams: true,
+        layout: layout.into(),
+        member_page_size: 40,
+        member_page_token,
+        ..Default::default()
+    };
+    for layout in [pb::MatrixLayout::Cells, pb::MatrixLayout::Dense] {
+        let (mut people, mut token, mut first) = (Vec::new(), String::new(), None);
+        loop {
+            let page = capability
+                .get_team_capability(ask(layout, token))
+                .await
+                .unwrap()
+                .into_inner()
+                .capability
+                .expect("a view");
+            assert!(page.members.len() <= 40);
+            if layout == pb::MatrixLayout::Dense {
+                let known = page.dense.as_ref().expect("dense").known_bitmap.len();
+                assert_eq!(
+                    known,
+                    (page.members.len() * page.skill_ids.len()).div_ceil(8)
+                );
+            }
+            let first = first.get_or_insert_with(|| page.clone());
+            assert_eq!(page.skills, first.skills, "summaries cover the whole team");
+            assert_eq!(page.member_count, first.member_count);
+            people.extend(page.members.iter().map(|m| m.person_id.clone()));
+            token = page.next_member_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        let first = first.expect("a first page");
+        assert!(first.member_count > 40, "{} members", first.member_count);
+        assert_eq!(people.len(), first.member_count as usize);
+        assert!(
+            people.windows(2).all(|w| w[0] < w[1]),
+            "each once, in order"
+        );
+    }
+    let second = capability
+        .get_team_capability(ask(pb::MatrixLayout::Cells, String::new()))
+        .await
+        .unwrap()
+        .into_inner()
+        .capability
+        .expect("a view")
+        .next_member_page_token;
+    let other_team = pb::GetTeamCapabilityRequest {
+        team_id: "dept-02".into(),
+        ..ask(pb::MatrixLayout::Cells, second)
+    };
+    let too_many = pb::GetTeamCapabilityRequest {
+        member_page_size: 10_001,
+        ..ask(pb::MatrixLayout::Cells, String::new())
+    };
+    for (request, field) in [
+        (other_team, "member_page_token"),
+        (too_many, "member_page_size"),
+    ] {
+        let status = capability.get_team_capability(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(violations(&status)[0].0, field);
+    }
+}

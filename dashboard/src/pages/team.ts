@@ -80,7 +80,8 @@ function heatmap(m: Model, c: TeamCapability): HTMLElement {
   const head = h(
     "tr",
     {},
-    h("th", { class: "corner" }, `${c.members.length} people`),
+    // Large teams come in pages of members: the first page is shown, and says so.
+    h("th", { class: "corner" }, c.members.length < c.memberCount ? `first ${c.members.length} of ${c.memberCount} people` : `${c.members.length} people`),
     h("th", {}, "Readiness"),
     c.skillIds.map((id) => h("th", { class: "skill", title: id }, h("span", {}, skillName(m, id)))),
   );
