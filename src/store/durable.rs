@@ -69,7 +69,13 @@ impl Durability {
             let entry = entry?;
             let name = entry.file_name();
             if !self.synced_blobs.contains(&name) {
-                File::open(entry.path())?.sync_all()?;
+                match File::open(entry.path()) {
+                    Ok(blob) => blob.sync_all()?,
+                    // Removed by sled's GC since the directory was read: no longer part
+                    // of the store, so there is nothing to make durable.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
                 synced_any = true;
             }
             present.insert(name);
@@ -92,6 +98,24 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_removed_while_the_directory_is_read_is_not_an_error() {
+        // A name listed whose file is gone by the time it is opened, as when sled's GC
+        // removes a blob between `read_dir` and `open` (found by a 100k-person load that
+        // failed its flush with ENOENT): here a dangling symbolic link.
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::write(temp.path().join("db"), b"log").unwrap();
+        let blobs = temp.path().join("blobs");
+        std::fs::create_dir(&blobs).unwrap();
+        std::os::unix::fs::symlink(temp.path().join("gone"), blobs.join("7")).unwrap();
+        let mut durability = Durability::new(temp.path()).unwrap();
+        assert!(durability.synced_blobs.is_empty());
+        std::fs::write(blobs.join("8"), b"blob").unwrap();
+        durability.blobs_seen_at = None;
+        durability.sync().unwrap();
+        assert_eq!(durability.synced_blobs.len(), 1);
+    }
 
     #[test]
     fn new_blob_files_are_synced_once_and_removed_ones_forgotten() {
