@@ -44,9 +44,9 @@ fn main() {
         .collect();
     let temp = tempfile::tempdir().expect("temp dir");
     let engine = Arc::new(Engine::open(temp.path(), &EngineOptions::default()).expect("engine"));
-    runtime
-        .block_on(capsight::server::load_org(&engine, org))
-        .expect("load");
+    if let Err(e) = runtime.block_on(capsight::server::load_org(&engine, org)) {
+        panic!("load: {e:?} ({:?})", engine.storage_failure());
+    }
     let snapshot = engine.snapshot();
     let mut times = Vec::new();
     let mut last = (0, 0.0);

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use linfa::DatasetBase;
 use linfa::traits::Fit;
 use linfa_linalg::eigh::{EigSort, EighInto};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -147,6 +147,21 @@ pub struct Projection {
 impl Projection {
     /// Fits the plane on `rows` of `x` (all of them when there are few).
     pub fn fit(x: ArrayView2<f32>, rows: &[usize]) -> Result<Self, KMeansError> {
+        Self::fit_dims(x, rows, 2)
+    }
+
+    /// The first `dims` components only (the map is the first two).
+    pub fn leading(&self, dims: usize) -> Self {
+        let dims = dims.min(self.components.nrows());
+        Self {
+            components: self.components.slice(s![..dims, ..]).to_owned(),
+            mean: self.mean.clone(),
+            explained: self.explained[..dims].to_vec(),
+        }
+    }
+
+    /// The `dims` principal components of `rows` of `x`, largest first.
+    pub fn fit_dims(x: ArrayView2<f32>, rows: &[usize], dims: usize) -> Result<Self, KMeansError> {
         let sample = x.select(Axis(0), rows).mapv(f64::from);
         let invalid = |why: String| KMeansError::InvalidParams(format!("projection: {why}"));
         if sample.iter().any(|v| !v.is_finite()) {
@@ -162,7 +177,7 @@ impl Projection {
             .eigh_into()
             .map_err(|e| invalid(e.to_string()))?
             .sort_eig_desc();
-        let dims = 2.min(values.len());
+        let dims = dims.min(values.len());
         let mut components = Array2::<f32>::zeros((dims, mean.len()));
         for (d, mut row) in components.outer_iter_mut().enumerate() {
             let vector = vectors.column(d);
@@ -230,7 +245,16 @@ pub fn find_archetypes(
     }
     let (x, known_share) = impute(profiles, params.unknown_level);
     let selection = sample_rows(n, params.selection_sample, params.seed);
-    let xs = x.select(Axis(0), &selection);
+    // Principal components of the sample: the first two are the map; with many skills
+    // the k search runs on the leading `SEARCH_DIMS`, where clusters keep their shape
+    // (the differences between archetypes lie in few directions) at a fraction of the
+    // cost. The population is then fitted in the full space.
+    let components = Projection::fit_dims(x.view(), &selection, SEARCH_DIMS)?;
+    let reduced = x.ncols() > SEARCH_DIMS;
+    let xs = match reduced {
+        true => components.project(x.select(Axis(0), &selection).view()),
+        false => x.select(Axis(0), &selection),
+    };
     let (k, k_scores, k_range, sample_model) = match params.k {
         Some(k) => (k, Vec::new(), (k, k), None),
         None => {
@@ -267,16 +291,26 @@ pub fn find_archetypes(
     // The population: the sample's model when the sample is everyone, else a fit
     // started from the sample's centroids (or from k-means++ when k was given).
     let model = match sample_model {
-        Some(model) if selection.len() == n => model,
-        Some(model) => KMeansParams::new(k)
-            .max_iterations(params.max_iterations)
-            .init_centroids(model.centroids)
-            .fit(&DatasetBase::from(x.view()))?,
+        Some(model) if selection.len() == n && !reduced => model,
+        Some(model) => {
+            // The sample's clusters, as centroids in the full space.
+            let centroids = match reduced {
+                true => {
+                    let full = x.select(Axis(0), &selection);
+                    centroids_of(full.view(), model.labels.as_slice().unwrap_or(&[]), k)
+                }
+                false => model.centroids,
+            };
+            KMeansParams::new(k)
+                .max_iterations(params.max_iterations)
+                .init_centroids(centroids)
+                .fit(&DatasetBase::from(x.view()))?
+        }
         None => fit(x.view(), k, params)?,
     };
     let scored = silhouette_rows(n, params.silhouette_sample, params.seed);
     let score = Silhouette::new(x.view(), scored).score(&model.labels);
-    let projection = Projection::fit(x.view(), &selection)?;
+    let projection = components.leading(2);
     let mut set = describe(&x, &model, names, score, k_scores, known_share, projection);
     set.k_range = k_range;
     set.k_at_edge = params.k.is_none() && k == k_range.1 && k_range.1 < n - 1;
@@ -284,9 +318,37 @@ pub fn find_archetypes(
     Ok(set)
 }
 
-/// The largest `k` tried by default for `n` people: `⌈√n⌉` within 20–60.
+/// Dimensions of the space the k search runs in when there are more skills.
+const SEARCH_DIMS: usize = 40;
+
+/// Mean of the rows of `x` with each of `k` labels (a label with no row: the overall
+/// mean, so that the fit can still move it).
+fn centroids_of(x: ArrayView2<f32>, labels: &[usize], k: usize) -> Array2<f32> {
+    let mut sums = Array2::<f64>::zeros((k, x.ncols()));
+    let mut counts = vec![0usize; k];
+    for (row, &label) in x.outer_iter().zip(labels) {
+        if label < k {
+            counts[label] += 1;
+            sums.row_mut(label)
+                .zip_mut_with(&row, |s, &v| *s += f64::from(v));
+        }
+    }
+    let overall = x
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(x.ncols()));
+    let mut centroids = Array2::<f32>::zeros((k, x.ncols()));
+    for (c, mut centroid) in centroids.outer_iter_mut().enumerate() {
+        match counts[c] {
+            0 => centroid.assign(&overall),
+            n => centroid.assign(&sums.row(c).mapv(|v| (v / n as f64) as f32)),
+        }
+    }
+    centroids
+}
+
+/// The largest `k` tried by default for `n` people: `⌈√n⌉` within 20–50 (the most a request may ask for).
 pub fn auto_k_max(n: usize) -> usize {
-    ((n as f64).sqrt().ceil() as usize).clamp(20, 60)
+    ((n as f64).sqrt().ceil() as usize).clamp(20, 50)
 }
 
 /// The `k` tried first: every `k` to 12, then steps of about 15 %, and `k_max`.

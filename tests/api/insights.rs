@@ -19,9 +19,11 @@ async fn demo_app() -> (TestApp, tempfile::TempDir) {
     (TestApp::start(config).await, temp)
 }
 
+/// Archetypes, with every member on one page when `members`.
 fn archetypes_request(members: bool) -> pb::GetSkillArchetypesRequest {
     pb::GetSkillArchetypesRequest {
         include_members: members,
+        member_page_size: 20_000,
         ..Default::default()
     }
 }
@@ -720,6 +722,7 @@ async fn automatic_k_recovers_thirty_planted_occupations_through_the_server() {
     let found = insights
         .get_skill_archetypes(pb::GetSkillArchetypesRequest {
             include_members: true,
+            member_page_size: 20_000,
             result_policy: pb::ResultPolicy::Current.into(),
             ..Default::default()
         })
