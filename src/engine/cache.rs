@@ -6,8 +6,8 @@
 //! it. A caller may take the latest result at once while its successor is computed
 //! (`Want::Latest`, the response says it is stale and refreshing) or wait for a result of
 //! the current data (`Want::Current`). A computation for a superseded version that no
-//! one waits for is cancelled. A result computed before an erasure is never served:
-//! erasing a person clears the cache, and results of older snapshots are not kept.
+//! one waits for is cancelled. After an erasure only results scrubbed of the person are
+//! kept (`Cache::scrub`); results computed on older snapshots are not.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -166,6 +166,30 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
             }
         }
         slots.clear();
+    }
+
+    /// After an erasure (the snapshot now counts `erasures`): keeps each result `scrub`
+    /// returns — the result without the erased person's contribution — usable as a
+    /// result of its old version (so served at once to `Want::Latest`, stale, while the
+    /// current one is computed), and forgets the rest. Computations no one waits for are
+    /// cancelled; their results, computed with the person, would not be kept anyway.
+    pub fn scrub(&self, erasures: u64, scrub: impl Fn(&Arc<T>) -> Option<Arc<T>>) {
+        let mut slots = self.lock();
+        for running in slots.values().filter_map(|s| s.running.as_ref()) {
+            if running.waiters() == 0 {
+                running.cancel.cancel();
+            }
+        }
+        slots.retain(|_, slot| {
+            slot.latest = slot.latest.take().and_then(|c| {
+                Some(Computed {
+                    value: scrub(&c.value)?,
+                    erasures,
+                    ..c
+                })
+            });
+            slot.latest.is_some() || slot.running.is_some()
+        });
     }
 
     /// The result for `key` as `want` asks, computing it with `job` when needed.
@@ -339,6 +363,48 @@ mod tests {
                 Ok(snapshot.data_version * 10)
             })
         }
+    }
+
+    #[tokio::test]
+    async fn a_scrubbed_result_is_served_at_once_after_an_erasure_and_then_refreshed() {
+        let snapshots = snapshot(7);
+        let cache: Arc<Cache<u8, u64>> =
+            Arc::new(Cache::new(Arc::clone(&snapshots), |s| s.data_version));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (release, released) = watch::channel(true);
+        let first = cache.get(1, Want::Current, gated(&runs, &released)).await;
+        assert_eq!(*first.unwrap().value, 70);
+        let five = |_: Arc<Snapshot>, _: Cancel| -> Job<u64> { Box::pin(async { Ok(5) }) };
+        cache.get(2, Want::Current, five).await.unwrap();
+        // The erasure: a new version and one more erasure; key 2's result cannot be
+        // scrubbed and is forgotten, key 1's is kept without the person (here: + 1).
+        snapshots.store(Arc::new(Snapshot {
+            data_version: 8,
+            erasures: 1,
+            ..Snapshot::default()
+        }));
+        cache.scrub(1, |v| (**v == 70).then(|| Arc::new(**v + 1)));
+        release.send_replace(false);
+        let at_once = cache
+            .get(1, Want::Latest, gated(&runs, &released))
+            .await
+            .unwrap();
+        assert_eq!((*at_once.value, at_once.computed_version), (71, 7));
+        assert!(at_once.refreshing, "computing the current result");
+        let waiting = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            let job = gated(&runs, &released);
+            async move { cache.get(2, Want::Latest, job).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "nothing usable for key 2: it waits");
+        release.send_replace(true);
+        assert_eq!(*waiting.await.unwrap().unwrap().value, 80);
+        let current = cache
+            .get(1, Want::Current, gated(&runs, &released))
+            .await
+            .unwrap();
+        assert_eq!((*current.value, current.computed_version), (80, 8));
     }
 
     #[tokio::test]

@@ -404,9 +404,14 @@ impl Engine {
                 evidence.plan_erasure(&person, scan)
             })
             .await?;
+        let before = self.snapshot();
+        let erased = id.clone();
         let report = self.write(move |w| w.delete_person(&id, &plan)).await;
-        // Cached insights may hold the person; none survives an erasure.
-        self.insights.clear();
+        // Cached insights may hold the person: kept only without them (see `scrub`).
+        let erasures = self.snapshot().erasures;
+        if erasures != before.erasures {
+            self.insights.scrub(&erased, &before, erasures);
+        }
         report
     }
 

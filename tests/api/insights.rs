@@ -61,7 +61,7 @@ async fn archetypes_freshness(
 }
 
 #[tokio::test]
-async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() {
+async fn demo_archetypes_recover_the_planted_ones_and_erasure_keeps_them_without_the_person() {
     let (mut app, _temp) = demo_app().await;
     let admin = app.clients(&app.admin_token.clone());
     let mut insights = admin.insights.clone();
@@ -172,18 +172,55 @@ async fn demo_archetypes_recover_the_planted_ones_and_erasure_recomputes_them() 
         })
         .await
         .unwrap();
-    let after = insights
+    // The next answer comes at once, without them: the cached result with their
+    // contribution removed, stale (and saying so) while the current one is computed.
+    let scrubbed = insights
         .get_skill_archetypes(archetypes_request(true))
         .await
         .unwrap()
         .into_inner();
-    let freshness = after.freshness.unwrap();
-    assert!(
-        !freshness.stale,
-        "recomputed, not served stale: {freshness:?}"
-    );
+    let freshness = scrubbed.freshness.unwrap();
+    assert!(freshness.stale && freshness.refreshing, "{freshness:?}");
+    assert_eq!(scrubbed.people as usize, demo.people.len() - 1);
+    assert_eq!(scrubbed.members.len(), demo.people.len() - 1);
+    assert!(scrubbed.members.iter().all(|m| m.person_id != victim));
+    let sizes: u32 = scrubbed.archetypes.iter().map(|a| a.size).sum();
+    assert_eq!(sizes as usize, demo.people.len() - 1);
+    // The recomputation agrees with it: same archetypes, centroids within 0.05 levels.
+    let after = insights
+        .get_skill_archetypes(pb::GetSkillArchetypesRequest {
+            result_policy: pb::ResultPolicy::Current.into(),
+            ..archetypes_request(true)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!after.freshness.unwrap().stale);
     assert_eq!(after.people as usize, demo.people.len() - 1);
     assert!(after.members.iter().all(|m| m.person_id != victim));
+    for a in &scrubbed.archetypes {
+        let b = after
+            .archetypes
+            .iter()
+            .find(|b| b.label == a.label)
+            .unwrap_or_else(|| panic!("{} recomputed", a.label));
+        let rms = (a
+            .centroid
+            .iter()
+            .zip(&b.centroid)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f64>()
+            / a.centroid.len() as f64)
+            .sqrt();
+        assert!(rms < 0.05, "{}: centroids {rms} apart", a.label);
+        assert!(
+            a.size.abs_diff(b.size) <= 2,
+            "{}: {} vs {}",
+            a.label,
+            a.size,
+            b.size
+        );
+    }
     let patterns = as_analyst
         .get_org_skill_patterns(pb::GetOrgSkillPatternsRequest {
             group_by: pb::GroupBy::Department.into(),

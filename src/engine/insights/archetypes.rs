@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2, ArrayView1, Axis};
 
 use crate::analytics::archetypes::{ArchetypeParams, ArchetypeSet, find_archetypes};
 use crate::analytics::kmeans::KMeansError;
 use crate::domain::{Person, PersonId, SkillId, TeamId};
 use crate::engine::Snapshot;
+use crate::engine::capability::SkillAxis;
 use crate::engine::jobs::Cancel;
 use crate::error::{Error, Result};
 
@@ -31,7 +32,7 @@ impl KChoice {
 }
 
 /// Archetypes of the people of a scope.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ArchetypeView {
     /// The clustering.
     pub set: ArchetypeSet,
@@ -43,6 +44,75 @@ pub struct ArchetypeView {
     pub departments: Vec<Vec<(TeamId, u32)>>,
     /// Level assumed without evidence.
     pub unknown_level: f32,
+}
+
+impl ArchetypeView {
+    /// The view without `person`, as if they had not been clustered: their row gone, and
+    /// their archetype's size, centroid, spread and department count, the population
+    /// mean and the inertia without their contribution. `levels` are their levels by
+    /// `axis` column as the snapshot before the erasure held them (unknown cells count at
+    /// the view's `unknown_level`, as in the clustering). Labels, defining skills, the
+    /// map axes and the silhouette stay as computed until the next computation. `None`
+    /// when the person is not in the view.
+    pub fn without(
+        &self,
+        person: &PersonId,
+        department: &TeamId,
+        (axis, levels): (&SkillAxis, ArrayView1<f32>),
+    ) -> Option<Self> {
+        let row = self.people.binary_search(person).ok()?;
+        let profile: Array1<f32> = self
+            .skills
+            .iter()
+            .map(|s| {
+                axis.column(s.as_str())
+                    .map(|c| levels[c])
+                    .filter(|v| !v.is_nan())
+                    .unwrap_or(self.unknown_level)
+            })
+            .collect();
+        let mut view = self.clone();
+        let set = &mut view.set;
+        let archetype = set.assignments.remove(row);
+        let distance = set.distances.remove(row);
+        view.people.remove(row);
+        set.points = set.points.select(
+            Axis(0),
+            &(0..set.points.nrows())
+                .filter(|&r| r != row)
+                .collect::<Vec<_>>(),
+        );
+        let remaining = view.people.len();
+        // Means without one of n: (n·mean − x) / (n − 1).
+        let without_one = |mean: &mut Array1<f32>, n: usize| {
+            if n > 1 {
+                let n = n as f32;
+                mean.zip_mut_with(&profile, |m, &x| *m = (n * *m - x) / (n - 1.0));
+            }
+        };
+        without_one(&mut set.population_mean, remaining + 1);
+        set.inertia = (set.inertia - f64::from(distance).powi(2)).max(0.0);
+        if let Some(a) = set.archetypes.get_mut(archetype) {
+            let n = a.size;
+            without_one(&mut a.centroid, n);
+            let squares = f64::from(a.spread).powi(2) * n as f64 - f64::from(distance).powi(2);
+            a.spread = match n > 1 {
+                true => (squares.max(0.0) / (n - 1) as f64).sqrt() as f32,
+                false => 0.0,
+            };
+            a.size = n.saturating_sub(1);
+        }
+        if let Some(departments) = view.departments.get_mut(archetype) {
+            if let Some(at) = departments.iter().position(|(d, _)| d == department) {
+                departments[at].1 = departments[at].1.saturating_sub(1);
+                if departments[at].1 == 0 {
+                    departments.remove(at);
+                }
+            }
+            departments.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        }
+        Some(view)
+    }
 }
 
 /// Most a new archetype's centroid may differ from an earlier one's, as a root mean
@@ -232,6 +302,69 @@ mod tests {
             departments: Vec::new(),
             unknown_level: 1.0,
         }
+    }
+
+    #[test]
+    fn without_a_person_the_view_is_what_their_removal_leaves() {
+        // Three groups over four skills, one cell unknown (NaN: counted at 1.0).
+        let mut profiles = Array2::from_shape_fn((30, 4), |(i, j)| {
+            if j == i % 3 {
+                3.5 + (i % 5) as f32 * 0.2
+            } else {
+                1.0 + (i % 2) as f32 * 0.1
+            }
+        });
+        profiles[[7, 3]] = f32::NAN;
+        let skills = ["rust", "sales", "design", "sql"];
+        let mut full = view(
+            &profiles.mapv(|v| if v.is_nan() { 1.0 } else { v }),
+            &skills,
+        );
+        full.people = (0..30)
+            .map(|i| PersonId::parse(&format!("p{i:02}")).unwrap())
+            .collect();
+        let dept = TeamId::parse("dept-01").unwrap();
+        full.departments = full
+            .set
+            .archetypes
+            .iter()
+            .map(|a| vec![(dept.clone(), a.size as u32)])
+            .collect();
+        let axis = SkillAxis::new(full.skills.iter().cloned());
+        // Columns of the axis (sorted) differ from the view's order: map the row.
+        let row = |i: usize| -> Array1<f32> {
+            axis.skills()
+                .iter()
+                .map(|s| profiles[[i, skills.iter().position(|k| *k == s.as_str()).unwrap()]])
+                .collect()
+        };
+        let gone = PersonId::parse("p07").unwrap();
+        let archetype = full.set.assignments[7];
+        let after = full.without(&gone, &dept, (&axis, row(7).view())).unwrap();
+        assert_eq!(after.people.len(), 29);
+        assert!(!after.people.contains(&gone));
+        assert_eq!(
+            (after.set.assignments.len(), after.set.points.nrows()),
+            (29, 29)
+        );
+        let size = full.set.archetypes[archetype].size;
+        assert_eq!(after.set.archetypes[archetype].size, size - 1);
+        assert_eq!(after.departments[archetype][0].1 as usize, size - 1);
+        // The centroid is the mean of the members left, the unknown cell as imputed.
+        let members: Vec<usize> = (0..30)
+            .filter(|&i| i != 7 && full.set.assignments[i] == archetype)
+            .collect();
+        for (j, &c) in after.set.archetypes[archetype].centroid.iter().enumerate() {
+            let mean =
+                members.iter().map(|&i| profiles[[i, j]]).sum::<f32>() / members.len() as f32;
+            assert!((c - mean).abs() < 1e-4, "skill {j}: {c} vs {mean}");
+        }
+        // Someone not in the view changes nothing.
+        let stranger = PersonId::parse("zz").unwrap();
+        assert!(
+            full.without(&stranger, &dept, (&axis, row(0).view()))
+                .is_none()
+        );
     }
 
     #[test]

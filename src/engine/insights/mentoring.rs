@@ -240,6 +240,32 @@ pub struct MentoringPlan {
     pub candidate_pairs: u32,
 }
 
+impl MentoringPlan {
+    /// The plan without the pairs of `person`, mentee or mentor, and their gain. It is no
+    /// longer proven optimal for what remains; `upper_bound` still bounds it (fewer people
+    /// never allow more). `None` when the person is in no pair.
+    pub fn without(&self, person: &PersonId) -> Option<Self> {
+        let involved = |p: &PlannedPair| p.mentee == *person || p.mentor == *person;
+        if !self.pairs.iter().any(involved) {
+            return None;
+        }
+        let was_mentee = self.pairs.iter().any(|p| p.mentee == *person);
+        let pairs: Vec<PlannedPair> = self
+            .pairs
+            .iter()
+            .filter(|p| !involved(p))
+            .cloned()
+            .collect();
+        Some(Self {
+            total: pairs.iter().fold(0.0, |t, p| t + p.gain),
+            pairs,
+            exact: false,
+            mentees_with_options: self.mentees_with_options - u32::from(was_mentee),
+            ..self.clone()
+        })
+    }
+}
+
 /// Candidate pairs kept per mentee, best first: bounds the flow network's size.
 pub const PAIRS_PER_MENTEE: usize = 25;
 
@@ -539,4 +565,44 @@ pub fn plan_mentoring(
         mentees_with_options: mentees.len() as u32,
         candidate_pairs: problem.pairs.len() as u32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(mentee: &str, mentor: &str, gain: f64) -> PlannedPair {
+        PlannedPair {
+            mentee: PersonId::parse(mentee).unwrap(),
+            mentor: PersonId::parse(mentor).unwrap(),
+            gain,
+            skills: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn without_a_person_a_plan_loses_their_pairs_and_their_gain() {
+        let plan = MentoringPlan {
+            pairs: vec![
+                pair("a", "m", 1.5),
+                pair("b", "m", 2.0),
+                pair("c", "n", 0.5),
+            ],
+            total: 4.0,
+            upper_bound: 4.2,
+            exact: true,
+            greedy_total: 3.5,
+            mentees_with_options: 5,
+            candidate_pairs: 40,
+        };
+        let id = |s: &str| PersonId::parse(s).unwrap();
+        let no_mentor = plan.without(&id("m")).unwrap();
+        assert_eq!(no_mentor.pairs.len(), 1);
+        assert_eq!(no_mentor.total, 0.5);
+        assert_eq!(no_mentor.mentees_with_options, 5, "m was no mentee");
+        assert!(!no_mentor.exact && no_mentor.upper_bound >= no_mentor.total);
+        let no_mentee = plan.without(&id("b")).unwrap();
+        assert_eq!((no_mentee.total, no_mentee.mentees_with_options), (2.0, 4));
+        assert!(plan.without(&id("z")).is_none(), "not in the plan");
+    }
 }

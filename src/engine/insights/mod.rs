@@ -3,8 +3,9 @@
 //!
 //! A cached result is served at once while data has changed since (the response says how
 //! stale it is) and its successor is computed in the background; a query waits only when
-//! nothing usable exists. A result computed before an erasure is never served: erasing a
-//! person clears every cache, and results computed on older snapshots are discarded.
+//! nothing usable exists. After an erasure, cached archetypes and plans are kept without
+//! the person (`Insights::scrub`), patterns are recomputed, and results computed on the
+//! snapshots before it are discarded.
 
 mod archetypes;
 mod mentoring;
@@ -17,7 +18,7 @@ use arc_swap::ArcSwap;
 
 use super::cache::{Cache, Fresh, Want};
 use super::{Engine, Snapshot};
-use crate::domain::{TeamId, Timestamp};
+use crate::domain::{PersonId, TeamId, Timestamp};
 use crate::error::{Error, Result};
 pub use archetypes::{ArchetypeView, KChoice, carry_labels, compute_archetypes, people_in};
 pub use mentoring::{
@@ -68,12 +69,40 @@ impl Insights {
         }
     }
 
-    pub(super) fn clear(&self) {
-        self.archetypes.clear();
-        // They name people (members): an erasure drops them too.
-        lock(&self.last_archetypes).clear();
-        self.patterns.clear();
-        self.plans.clear();
+    /// After `person` was erased (`before`: the snapshot that still held them; the
+    /// snapshot now counts `erasures`): archetypes and plans are kept without them,
+    /// served at once as stale while current ones are computed; patterns, whose sums
+    /// also hold their calibration and trend cells, are recomputed.
+    pub(super) fn scrub(&self, person: &PersonId, before: &Snapshot, erasures: u64) {
+        let department = before
+            .directory
+            .person(person.as_str())
+            .map(|p| before.directory.department_of(&p.team).clone());
+        let levels = before.capability.row(person).map(|r| r.levels.clone());
+        let axis = before.capability.axis();
+        let without = |view: &Arc<ArchetypeView>| match (&department, &levels) {
+            (Some(department), Some(levels)) => Some(
+                view.without(person, department, (axis, levels.view()))
+                    .map_or_else(|| Arc::clone(view), Arc::new),
+            ),
+            // Not clustered (no evidence): the view never held them.
+            _ => Some(Arc::clone(view)),
+        };
+        self.archetypes.scrub(erasures, without);
+        let mut last = lock(&self.last_archetypes);
+        let kept: LastMap = last
+            .drain()
+            .filter_map(|(key, view)| Some((key, without(&view)?)))
+            .collect();
+        *last = kept;
+        drop(last);
+        self.plans.scrub(erasures, |plan| {
+            Some(
+                plan.without(person)
+                    .map_or_else(|| Arc::clone(plan), Arc::new),
+            )
+        });
+        self.patterns.scrub(erasures, |_| None);
     }
 }
 
