@@ -3,7 +3,10 @@
 //! live here: who may name which team or person, the limits of each question (at most
 //! 20 expert requirements, 50 trend skills, 200 trend points) and their defaults.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -170,12 +173,67 @@ pub struct Trend {
 /// The capability service.
 pub struct Capability {
     engine: Arc<Engine>,
+    /// Skill risks by team, for the data version they were computed at.
+    risks: VersionMemo<TeamId, Vec<SkillRiskView>>,
+    /// Trends by question: (team, skills, from and to in ms, interval).
+    trends: VersionMemo<(TeamId, Vec<SkillId>, i64, i64, u32), Trend>,
+}
+
+/// Answers of one kind kept for the data version they were computed at: only a write or
+/// time moves them, and within `MEMO_AGE` time moves effective levels negligibly (the
+/// evidence half-life is counted in days). Access is checked before every lookup.
+struct VersionMemo<K, T> {
+    entries: Mutex<Kept<K, T>>,
+}
+
+/// The version answers are kept for, and each with when it was computed.
+type Kept<K, T> = (u64, HashMap<K, (Instant, Answer<T>)>);
+
+/// How long a kept answer is reused while the data stays the same.
+const MEMO_AGE: Duration = Duration::from_secs(600);
+
+/// Most answers kept per kind and version.
+const MEMO_LIMIT: usize = 1_024;
+
+impl<K: Eq + Hash, T: Clone> VersionMemo<K, T> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Kept<K, T>> {
+        // Only whole-entry inserts and clears happen under the lock: a poisoned one is
+        // coherent.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, version: u64, key: &K) -> Option<Answer<T>> {
+        let entries = self.lock();
+        let (at, answer) = entries.1.get(key).filter(|_| entries.0 == version)?;
+        (at.elapsed() < MEMO_AGE).then(|| answer.clone())
+    }
+
+    fn put(&self, version: u64, key: K, answer: &Answer<T>) {
+        let mut entries = self.lock();
+        if version < entries.0 {
+            return;
+        }
+        if version > entries.0 || entries.1.len() >= MEMO_LIMIT {
+            *entries = (version, HashMap::new());
+        }
+        entries.1.insert(key, (Instant::now(), answer.clone()));
+    }
 }
 
 impl Capability {
     /// The service over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            risks: VersionMemo::new(),
+            trends: VersionMemo::new(),
+        }
     }
 
     /// Signals each new data version (for watches and caches).
@@ -364,12 +422,17 @@ impl Capability {
     pub fn risks(&self, grant: &Grant, team: &TeamId) -> Result<Answer<Vec<SkillRiskView>>> {
         let snapshot = self.engine.snapshot();
         admit_team_for(grant, &snapshot.directory, team)?;
+        if let Some(kept) = self.risks.get(snapshot.data_version, team) {
+            return Ok(kept);
+        }
         let risks = skill_risks(&snapshot, team, Timestamp::now())?;
         let subjects = risks
             .iter()
             .filter_map(|r| r.holder.as_ref().map(ToString::to_string))
             .collect();
-        Ok(Answer::new(risks, subjects))
+        let answer = Answer::new(risks, subjects);
+        self.risks.put(snapshot.data_version, team.clone(), &answer);
+        Ok(answer)
     }
 
     /// How a team's skills moved over a period, and who grew most. Subjects: the people
@@ -389,6 +452,16 @@ impl Capability {
         }
         let dates = trend_dates(q.from, q.to, q.interval_days)?;
         admit_team_for(grant, directory, &q.team)?;
+        let key = (
+            q.team.clone(),
+            q.skills.clone(),
+            q.from.unix_millis(),
+            q.to.unix_millis(),
+            q.interval_days,
+        );
+        if let Some(kept) = self.trends.get(snapshot.data_version, &key) {
+            return Ok(kept);
+        }
         let teams = directory
             .subtree(q.team.as_str())
             .ok_or(Error::NotFound { kind: "team" })?;
@@ -453,13 +526,15 @@ impl Capability {
         });
         improvements.truncate(TOP_IMPROVEMENTS);
         let subjects = improvements.iter().map(|i| i.person.to_string()).collect();
-        Ok(Answer::new(
+        let answer = Answer::new(
             Trend {
                 points,
                 improvements,
             },
             subjects,
-        ))
+        );
+        self.trends.put(snapshot.data_version, key, &answer);
+        Ok(answer)
     }
 }
 
@@ -476,6 +551,36 @@ mod tests {
 
     fn team(raw: &str) -> TeamId {
         TeamId::parse(raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn kept_risks_are_still_refused_outside_the_scope_and_a_write_recomputes_them() {
+        let (_dir, engine) = demo_engine(60).await;
+        let service = Capability::new(Arc::clone(&engine));
+        let admin = grant(AccessRole::Admin, &[]);
+        let first = service.risks(&admin, &team("dept-01")).unwrap();
+        let version = engine.snapshot().data_version;
+        assert!(
+            service.risks.get(version, &team("dept-01")).is_some(),
+            "kept"
+        );
+        let again = service.risks(&admin, &team("dept-01")).unwrap();
+        assert_eq!(again.subjects, first.subjects);
+        // Access is checked before the kept answer is looked up.
+        let other = grant(AccessRole::Manager, &["dept-02"]);
+        assert!(matches!(
+            service.risks(&other, &team("dept-01")),
+            Err(Error::PermissionDenied)
+        ));
+        // Another version: nothing kept for it; an older answer never replaces a newer.
+        assert!(service.risks.get(version + 1, &team("dept-01")).is_none());
+        service.risks.put(version + 1, team("dept-02"), &first);
+        service.risks.put(version, team("dept-03"), &first);
+        assert!(service.risks.get(version + 1, &team("dept-03")).is_none());
+        assert!(
+            service.risks.get(version, &team("dept-01")).is_none(),
+            "superseded"
+        );
     }
 
     #[tokio::test]
