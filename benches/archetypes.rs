@@ -8,6 +8,8 @@
 //!  --occupations 30 --repeats 5]`. Without `--bench` (as under
 //! `cargo test --all-targets`) it runs one small smoke size.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,24 +18,15 @@ use capsight::demo::{DemoConfig, DemoOrg};
 use capsight::engine::insights::compute_archetypes;
 use capsight::engine::{Cancel, Engine, EngineOptions, KChoice};
 
-fn num(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let config = DemoConfig {
-        people: num("--people", if smoke { 400 } else { 1_200 }),
-        skills: num("--skills", if smoke { 200 } else { 320 }),
-        occupations: num("--occupations", if smoke { 10 } else { 30 }),
+        people: support::arg("--people", if smoke { 400 } else { 1_200 }),
+        skills: support::arg("--skills", if smoke { 200 } else { 320 }),
+        occupations: support::arg("--occupations", if smoke { 10 } else { 30 }),
         ..DemoConfig::default()
     };
-    let repeats = num("--repeats", if smoke { 1 } else { 5 });
+    let repeats = support::arg("--repeats", if smoke { 1 } else { 5 });
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let org = DemoOrg::generate(&config);
     let planted: std::collections::HashMap<String, usize> = org

@@ -7,6 +7,8 @@
 //! `cargo bench --bench mentoring -- --bench [--people 100000 --skills 500 --repeats 3]`.
 //! Without `--bench` (as under `cargo test --all-targets`) it runs one small smoke size.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,23 +17,14 @@ use capsight::domain::TeamId;
 use capsight::engine::insights::{people_in, plan_mentoring};
 use capsight::engine::{Cancel, Engine, EngineOptions};
 
-fn num(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let config = DemoConfig {
-        people: num("--people", if smoke { 3_000 } else { 100_000 }),
-        skills: num("--skills", if smoke { 60 } else { 500 }),
+        people: support::arg("--people", if smoke { 3_000 } else { 100_000 }),
+        skills: support::arg("--skills", if smoke { 60 } else { 500 }),
         ..DemoConfig::default()
     };
-    let repeats = num("--repeats", if smoke { 1 } else { 3 });
+    let repeats = support::arg("--repeats", if smoke { 1 } else { 3 });
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let org = DemoOrg::generate(&config);
     let temp = tempfile::tempdir().expect("temp dir");

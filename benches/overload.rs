@@ -61,16 +61,10 @@ impl Latencies {
 
 /// The process's resident memory (KiB) and thread count, from /proc.
 fn rss_and_threads(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("Threads:"))
+    (
+        support::proc_status(pid, "VmRSS:"),
+        support::proc_status(pid, "Threads:"),
+    )
 }
 
 /// CPU time (user + system) the process has used, in seconds.

@@ -16,8 +16,6 @@
 //! under `cargo test --all-targets`) it runs a 2,000-person smoke size in a temporary
 //! directory.
 
-// Only the rating helper and the client type of the shared support are used here.
-#[allow(dead_code)]
 mod support;
 
 use std::future::Future;
@@ -29,69 +27,24 @@ use capsight::api::BearerToken;
 use capsight::api::pb;
 use prost::Message;
 use support::Authed;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-fn num(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The release binary serving `data` (loading the demo organisation when it is empty);
-/// returns it with its address once it logs that it serves, and the time that took.
+/// The release binary serving `data` (loading the demo organisation when it is empty),
+/// its address once it logs that it serves, and the time that took.
 async fn serve(data: &Path, people: usize, skills: usize) -> (Child, String, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_capsight"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .args(["--demo-people", &people.to_string()])
-        .args(["--demo-skills", &skills.to_string()])
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn,capsight::server=info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn capsight");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("log")
-            .expect("server exited");
-        if let Some(at) = line.find("127.0.0.1:")
-            && line.contains("capsight serving")
-        {
-            let end = line[at..]
-                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                .map_or(line.len(), |e| at + e);
-            break line[at..end].to_owned();
-        }
-    };
-    let elapsed = started.elapsed();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address, elapsed)
+    let (people, skills) = (people.to_string(), skills.to_string());
+    let extra = ["--demo-people", &people, "--demo-skills", &skills];
+    let (child, address) = support::serve_demo(data, &extra).await;
+    (child, address, started.elapsed())
 }
 
 /// `VmHWM` (peak) and `VmRSS` of process `pid`, in MiB.
 fn rss(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    let mib = |name| support::proc_status(pid, name) as f64 / 1024.0;
+    (mib("VmHWM:"), mib("VmRSS:"))
 }
 
 type Call = Pin<Box<dyn Future<Output = Result<usize, tonic::Status>>>>;
@@ -448,9 +401,9 @@ fn summary(
 
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let people = num("--people", if smoke { 2_000 } else { 100_000 });
-    let skills = num("--skills", if smoke { 40 } else { 500 });
-    let rounds = num("--rounds", if smoke { 1 } else { 3 });
+    let people = support::arg("--people", if smoke { 2_000 } else { 100_000 });
+    let skills = support::arg("--skills", if smoke { 40 } else { 500 });
+    let rounds = support::arg("--rounds", if smoke { 1 } else { 3 });
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
         let temp = tempfile::tempdir().expect("temp dir");

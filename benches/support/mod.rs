@@ -1,4 +1,6 @@
-//! What the process-level benchmarks share: a `capsight serve` child on loopback.
+//! What the benchmarks share: a `capsight serve` child on loopback, command-line and
+//! /proc helpers. Each bench uses part of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -48,16 +50,53 @@ pub struct Server {
     _data: tempfile::TempDir,
 }
 
+/// The number after `name` on the command line, or `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A number field of `/proc/<pid>/status` (`"VmRSS:"` in KiB, `"Threads:"`…), or 0.
+pub fn proc_status(pid: u32, name: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Starts the release binary as `serve --demo` with `extra` arguments on a fresh data
 /// directory, and waits until it serves.
 pub async fn start_demo(extra: &[&str]) -> Server {
     let temp = tempfile::tempdir().expect("temp dir");
     let data: PathBuf = temp.path().join("data");
+    let (child, address) = serve_demo(&data, extra).await;
+    let token = std::fs::read_to_string(data.join(capsight::server::ADMIN_TOKEN_FILE))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+    Server {
+        child,
+        address,
+        token,
+        _data: temp,
+    }
+}
+
+/// The release binary as `serve --demo` with `extra` arguments on `data` (the demo is
+/// loaded only into an empty store), once it logs that it serves, and its address.
+pub async fn serve_demo(data: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_capsight"))
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
         .args(extra)
         .arg("--data-dir")
-        .arg(&data)
+        .arg(data)
         .env("RUST_LOG", "warn,capsight::server=info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -82,14 +121,5 @@ pub async fn start_demo(extra: &[&str]) -> Server {
     };
     // Keep draining the log so that the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let token = std::fs::read_to_string(data.join(capsight::server::ADMIN_TOKEN_FILE))
-        .expect("admin token")
-        .trim()
-        .to_owned();
-    Server {
-        child,
-        address,
-        token,
-        _data: temp,
-    }
+    (child, address)
 }
