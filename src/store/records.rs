@@ -12,8 +12,14 @@ use crate::domain::{
 };
 use crate::error::Error;
 
-/// Format byte in front of every record value.
+/// Format byte of values written before checksums: the message follows it directly.
+/// Still read.
 const RECORD_V1: u8 = 1;
+/// Format byte of values with a checksum: the message's xxh3-64 (8 bytes, little endian)
+/// follows it, then the message. Written since schema 2.
+const RECORD_V2: u8 = 2;
+/// Bytes in front of a V2 message.
+const V2_HEADER: usize = 1 + 8;
 
 #[derive(Clone, PartialEq, Message)]
 pub(super) struct IndicatorRecord {
@@ -115,18 +121,29 @@ pub(super) struct BatchRecord {
     pub(super) items: Vec<AssessmentRecord>,
 }
 
-/// Encodes `message` behind the format byte.
+/// Encodes `message` behind the format byte and its checksum.
 pub(super) fn encode(message: &impl Message) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(1 + message.encoded_len());
-    bytes.push(RECORD_V1);
+    let mut bytes = Vec::with_capacity(V2_HEADER + message.encoded_len());
+    bytes.push(RECORD_V2);
+    bytes.extend_from_slice(&[0; 8]);
     // Encoding into a Vec cannot run out of buffer space.
     message.encode(&mut bytes).expect("Vec grows as needed");
+    let sum = xxhash_rust::xxh3::xxh3_64(&bytes[V2_HEADER..]);
+    bytes[1..V2_HEADER].copy_from_slice(&sum.to_le_bytes());
     bytes
 }
 
-/// Decodes a record written by `encode`.
+/// Decodes a record written by `encode` (or by a build before checksums), verifying its
+/// checksum: a damaged value is an error naming its tree, never a different record.
 pub(super) fn decode<M: Message + Default>(tree: &str, bytes: &[u8]) -> Result<M, Error> {
     match bytes.split_first() {
+        Some((&RECORD_V2, rest)) if rest.len() >= 8 => {
+            let (sum, body) = rest.split_at(8);
+            if sum != xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() {
+                return Err(corrupt(tree, "a value fails its checksum"));
+            }
+            M::decode(body).map_err(|e| corrupt(tree, e.to_string()))
+        }
         Some((&RECORD_V1, body)) => M::decode(body).map_err(|e| corrupt(tree, e.to_string())),
         Some((version, _)) => Err(corrupt(tree, format!("unknown record format {version}"))),
         None => Err(corrupt(tree, "empty record")),
@@ -383,13 +400,38 @@ mod tests {
             parent: Some(TeamId::parse("org").unwrap()),
             manager: None,
         };
-        let bytes = encode(&TeamRecord::from(&team));
-        assert_eq!(bytes[0], RECORD_V1);
+        let record = TeamRecord::from(&team);
+        let bytes = encode(&record);
+        assert_eq!(bytes[0], RECORD_V2);
         let back = decode::<TeamRecord>("teams", &bytes)
             .unwrap()
             .into_domain()
             .unwrap();
         assert_eq!(back, team);
+        // Values written before checksums are still read.
+        let mut legacy = vec![RECORD_V1];
+        legacy.extend(record.encode_to_vec());
+        let back = decode::<TeamRecord>("teams", &legacy).unwrap();
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn every_flipped_bit_of_a_value_is_detected() {
+        let team = Team {
+            id: TeamId::parse("t1").unwrap(),
+            name: Text::name("Team one").unwrap(),
+            parent: None,
+            manager: None,
+        };
+        let bytes = encode(&TeamRecord::from(&team));
+        for bit in 0..bytes.len() * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                decode::<TeamRecord>("teams", &damaged).is_err(),
+                "bit {bit} flipped undetected"
+            );
+        }
     }
 
     #[test]
