@@ -4,7 +4,9 @@
 //! flush (what durability costs), and bytes on disk per assessment. Each mode runs
 //! several times, alternating, on a fresh data directory; medians are reported.
 //!
-//! `cargo bench --bench ingest` (env: INGEST_TOTAL, INGEST_BATCH, INGEST_RUNS).
+//! `cargo bench --bench ingest` (env: INGEST_TOTAL, INGEST_BATCH, INGEST_RUNS, and
+//! INGEST_EVIDENCE: characters of evidence text per assessment, default 0, which the
+//! store seals under the assessed person's key).
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +32,7 @@ fn env(name: &str, default: usize) -> usize {
 const PEOPLE: usize = 1_000;
 const SKILLS: usize = 50;
 
-fn batches(total: usize, batch: usize) -> Vec<pb::StreamAssessmentsRequest> {
+fn batches(total: usize, batch: usize, evidence: usize) -> Vec<pb::StreamAssessmentsRequest> {
     let sources = [
         pb::AssessmentSource::Self_,
         pb::AssessmentSource::Peer,
@@ -52,7 +54,11 @@ fn batches(total: usize, batch: usize) -> Vec<pb::StreamAssessmentsRequest> {
                         seconds: 1_700_000_000 + (i as i64 % 50_000_000),
                         nanos: 0,
                     }),
-                    evidence: String::new(),
+                    evidence: if evidence == 0 {
+                        String::new()
+                    } else {
+                        format!("{:<evidence$}", format!("observed in review {i}:"))
+                    },
                 })
                 .collect(),
         })
@@ -200,7 +206,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let requests = batches(total, batch);
+    let requests = batches(total, batch, env("INGEST_EVIDENCE", 0));
     let mut durable = Vec::new();
     let mut unflushed = Vec::new();
     let mut bytes = Vec::new();

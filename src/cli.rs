@@ -1,6 +1,8 @@
 //! Command-line interface: `serve`, `import` and `demo`. Parses flags (with environment
 //! fallbacks), sets up logging and the runtime, and hands over to the library.
 
+mod backup;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,11 @@ enum Command {
     /// Check a stopped server's store: its commit marker, every record, the references
     /// between them and the idempotency index. Exits 1 when it finds a problem.
     Verify(VerifyArgs),
+    /// Back up a running server's store into a new directory (admin token needed).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a stopped server's data directory; erasures made after the
+    /// backup are made again when the server next starts.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -412,6 +419,8 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => write_demo(args),
             Command::Token(args) => run_token(args).await,
             Command::Verify(args) => run_verify(args).await,
+            Command::Backup(args) => backup::run_backup(args).await,
+            Command::Restore(args) => backup::run_restore(args).await,
         }
     });
     // A writer stuck inside sled after a storage failure must not hold up the exit.

@@ -324,6 +324,28 @@ async fn every_damaged_store_serves_the_acknowledged_state_or_refuses_to_start()
             }),
         ),
         (
+            "person.keys: byte flipped in a key",
+            Box::new(|d: &Path| flip(&d.join(capsight::store::KEYS_FILE), 0.5)),
+        ),
+        (
+            "person.keys: truncated to its header",
+            Box::new(|d: &Path| {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join(capsight::store::KEYS_FILE))
+                    .unwrap();
+                f.set_len(16).unwrap();
+            }),
+        ),
+        (
+            "person.keys: deleted",
+            Box::new(|d: &Path| std::fs::remove_file(d.join(capsight::store::KEYS_FILE)).unwrap()),
+        ),
+        (
+            "person.keys: garbage",
+            Box::new(|d: &Path| random_bytes(&d.join(capsight::store::KEYS_FILE))),
+        ),
+        (
             "commit marker: garbage",
             Box::new(|d: &Path| {
                 std::fs::write(d.join(capsight::store::MARKER_FILE), b"not a marker").unwrap()

@@ -178,6 +178,13 @@ async fn every_acknowledgement_follows_a_sync_of_every_file_written_since_the_la
             .accepted;
     }
     assert_eq!(accepted, 5 * 150 + 15 * 5);
+    // An erasure writes the erasure ledger and zeroes a key in the key file.
+    capsight::api::pb::directory_service_client::DirectoryServiceClient::new(channel.clone())
+        .delete_person(pb::DeletePersonRequest {
+            person_id: "p4".into(),
+        })
+        .await
+        .expect("erasure");
     // Stop capsight (strace's child) gracefully; strace ends with it.
     let strace = child.id().expect("pid").to_string();
     let capsight = std::process::Command::new("pgrep")
@@ -215,7 +222,9 @@ async fn every_acknowledgement_follows_a_sync_of_every_file_written_since_the_la
     }
     println!("{answers} answers, {syncs} syncs; writes per file: {written:?}");
     assert!(answers >= 24, "{answers} answers traced");
-    assert!(written.contains_key("db") && written.contains_key("commit.marker"));
+    for file in ["db", "commit.marker", "person.keys", "erasures.ledger"] {
+        assert!(written.contains_key(file), "{file} not written");
+    }
     let unsynced = unsynced_at_answers(&events);
     assert!(
         unsynced.is_empty(),

@@ -80,8 +80,82 @@ fn new_token(request: pb::CreateTokenRequest) -> Result<NewToken, Error> {
     })
 }
 
+/// Bytes of the backup's data file per message.
+const BACKUP_CHUNK: usize = 1024 * 1024;
+
+impl From<&crate::store::Manifest> for pb::BackupManifest {
+    fn from(m: &crate::store::Manifest) -> Self {
+        Self {
+            created_at: Some(prost_types::Timestamp {
+                seconds: m.created_at_ms.div_euclid(1000),
+                nanos: i32::try_from(m.created_at_ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+            }),
+            commits: m.commits,
+            size_bytes: m.bytes,
+            sha256: m.sha256.clone(),
+            tree_records: m.trees.clone().into_iter().collect(),
+            text: m.to_text(),
+        }
+    }
+}
+
+/// Sends the backup's data file in chunks, then its manifest; the file goes when done
+/// (or when the caller leaves).
+fn send_backup(
+    backup: crate::engine::BackupFile,
+    out: tokio::sync::mpsc::Sender<Result<pb::CreateBackupResponse, Status>>,
+) {
+    use std::io::Read;
+    let part = |p| Ok(pb::CreateBackupResponse { part: Some(p) });
+    let mut file = match std::fs::File::open(&backup.path) {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = out.blocking_send(Err(Status::internal(format!("backup unreadable: {e}"))));
+            return;
+        }
+    };
+    let mut buf = vec![0u8; BACKUP_CHUNK];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let chunk = pb::create_backup_response::Part::Chunk(buf[..n].to_vec());
+                if out.blocking_send(part(chunk)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = out.blocking_send(Err(Status::internal(format!("backup unreadable: {e}"))));
+                return;
+            }
+        }
+    }
+    let manifest = pb::create_backup_response::Part::Manifest((&backup.manifest).into());
+    let _ = out.blocking_send(part(manifest));
+}
+
 #[tonic::async_trait]
 impl pb::access_service_server::AccessService for AccessApi {
+    type CreateBackupStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::CreateBackupResponse, Status>>;
+
+    #[tracing::instrument(skip_all)]
+    async fn create_backup(
+        &self,
+        request: Request<pb::CreateBackupRequest>,
+    ) -> Result<Response<Self::CreateBackupStream>, Status> {
+        let caller = Caller::of(&request)?;
+        let answer = self.service.backup().await.map(|backup| {
+            let (out, stream) = tokio::sync::mpsc::channel(4);
+            tokio::task::spawn_blocking(move || send_backup(backup, out));
+            (
+                tokio_stream::wrappers::ReceiverStream::new(stream),
+                Vec::new(),
+            )
+        });
+        caller.respond(answer)
+    }
+
     #[tracing::instrument(skip_all)]
     async fn create_token(
         &self,

@@ -93,6 +93,7 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
     ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListAuditEvents", ADMIN_ONLY),
+    ("/capsight.v1.AccessService/CreateBackup", ADMIN_ONLY),
 ];
 
 /// What a call costs the server, by rpc.

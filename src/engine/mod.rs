@@ -218,7 +218,32 @@ pub struct Engine {
     jobs: JobRunner,
     /// Whether the store still takes writes.
     health: Arc<StorageHealth>,
+    /// The data directory (backups are written there before they are sent).
+    dir: std::path::PathBuf,
+    /// Held while a backup is made or sent: one at a time.
+    backup: Arc<tokio::sync::Semaphore>,
 }
+
+/// A backup made by `Engine::backup`: its data file in the data directory, removed when
+/// this is dropped, and its manifest.
+pub struct BackupFile {
+    /// The data file (`backup.bin`'s content).
+    pub path: std::path::PathBuf,
+    /// What it holds.
+    pub manifest: crate::store::Manifest,
+    _one_at_a_time: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for BackupFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(error = %e, path = %self.path.display(), "backup file not removed");
+        }
+    }
+}
+
+/// Names of backup files being written or sent; any left by a crash are removed at start.
+const BACKUP_PREFIX: &str = "backup-in-progress-";
 
 impl Engine {
     /// Opens the store in `dir`, builds the first snapshot and starts the writer thread.
@@ -260,6 +285,16 @@ impl Engine {
             )
         });
         let store = opened.store;
+        // Backup files a crash left behind.
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(BACKUP_PREFIX)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let audit = store.audit_reader();
         let evidence = store.evidence_reader();
         let initial = Snapshot {
@@ -306,7 +341,52 @@ impl Engine {
             evidence,
             jobs: JobRunner::with_core_count(options.job_nice)?,
             health,
+            dir: dir.to_path_buf(),
+            backup: Arc::new(tokio::sync::Semaphore::new(1)),
         })
+    }
+
+    /// Makes a consistent backup of the store into a file of the data directory (the
+    /// writer pauses for the copy: writes wait, reads go on). One at a time: a second
+    /// caller meanwhile is refused with RESOURCE_EXHAUSTED.
+    pub async fn backup(&self) -> Result<BackupFile> {
+        let permit =
+            Arc::clone(&self.backup)
+                .try_acquire_owned()
+                .map_err(|_| Error::Overloaded {
+                    // Another backup is being made or sent.
+                    retry_after: std::time::Duration::from_secs(10),
+                })?;
+        let path = self
+            .dir
+            .join(format!("{BACKUP_PREFIX}{}", Timestamp::now().unix_millis()));
+        let target = path.clone();
+        let written = self.write(move |w| w.backup(&target)).await;
+        match written {
+            Ok(manifest) => Ok(BackupFile {
+                path,
+                manifest,
+                _one_at_a_time: permit,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes again the erasures a restored backup predates (see `store::restore`); returns
+    /// how many people were erased. Called once at start, before serving.
+    pub async fn reapply_erasures(&self) -> Result<usize> {
+        let pending = self.write(|w| Ok(w.pending_erasures())).await?;
+        for id in &pending {
+            match self.delete_person(id.clone()).await {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.write(Writer::erasures_caught_up).await?;
+        Ok(pending.len())
     }
 
     /// The current snapshot; cheap, never blocks on writers.

@@ -382,6 +382,25 @@ impl Writer {
 }
 
 impl Writer {
+    /// Writes a backup of the store to `path` (see `Store::write_backup`): on the
+    /// writer, so that no write interleaves with the copy.
+    pub(super) fn backup(&self, path: &std::path::Path) -> Result<crate::store::Manifest> {
+        self.store
+            .write_backup(path, crate::domain::Timestamp::now().unix_millis())
+    }
+
+    /// People the erasure ledger says to erase again (a restored backup).
+    pub(super) fn pending_erasures(&self) -> Vec<PersonId> {
+        self.store.pending_erasures(&self.directory)
+    }
+
+    /// Records that every erasure of the ledger is made.
+    pub(super) fn erasures_caught_up(&mut self) -> Result<()> {
+        self.store.erasures_caught_up()?;
+        self.touch();
+        Ok(())
+    }
+
     pub(super) fn create_token(
         &mut self,
         grant: Grant,

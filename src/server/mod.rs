@@ -432,6 +432,27 @@ async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {
     let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, &options))
         .await
         .map_err(|e| Error::Internal(format!("opening the store panicked: {e}")))??;
+    // A restored backup predates some erasures: they are made again before serving.
+    let reapplied = engine.reapply_erasures().await?;
+    if reapplied > 0 {
+        tracing::warn!(
+            erased = reapplied,
+            "erasures made after the restored backup were made again"
+        );
+        engine
+            .record_audit(crate::domain::AuditEvent {
+                sequence: 0,
+                at: crate::domain::Timestamp::now(),
+                token: None,
+                role: None,
+                rpc: "capsight.server/ReapplyErasures".into(),
+                subjects: Vec::new(),
+                outcome: "OK".into(),
+                source: None,
+                count: u32::try_from(reapplied).unwrap_or(u32::MAX),
+            })
+            .await?;
+    }
     let snapshot = engine.snapshot();
     tracing::info!(
         data_dir = %config.data_dir.display(),

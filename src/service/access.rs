@@ -58,6 +58,12 @@ impl Access {
         Self { engine }
     }
 
+    /// A consistent backup of the store, in a file of the data directory removed when the
+    /// returned value is dropped. Subjects: none (it holds everyone).
+    pub async fn backup(&self) -> Result<crate::engine::BackupFile> {
+        self.engine.backup().await
+    }
+
     /// Creates a token; returns its secret (shown once) and its record. Subjects: the
     /// teams and person it is bound to.
     pub async fn create_token(&self, token: NewToken) -> Result<Answer<(String, TokenInfo)>> {

@@ -5,12 +5,14 @@
 use prost::Message;
 
 use super::StoredToken;
+use super::keys::{KeyRing, Keys, SEALED_OVERHEAD};
 use crate::domain::{
     AccessRole, Assessment, AssessmentId, AuditEvent, Availability, FieldViolation, Grant,
     Indicator, Level, Mentorship, Person, PersonId, Requirement, Role, RoleId, Skill,
     SkillCategory, SkillId, Source, Team, TeamId, Text, Timestamp, TokenId, TokenInfo, Weight,
 };
 use crate::error::Error;
+use ring::aead::LessSafeKey;
 
 /// Format byte of values written before checksums: the message follows it directly.
 /// Still read.
@@ -89,6 +91,13 @@ pub(super) struct PersonRecord {
     target_role_id: String,
     #[prost(float, tag = "6")]
     availability: f32,
+    /// The person's key in `person.keys` (see `keys`); absent in records written before
+    /// schema 2, whose name is in `display_name`.
+    #[prost(uint32, optional, tag = "7")]
+    pub(super) key_slot: Option<u32>,
+    /// The display name sealed under the person's key (`display_name` is then empty).
+    #[prost(bytes = "vec", tag = "8")]
+    sealed_name: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -113,6 +122,9 @@ pub(super) struct AssessmentRecord {
     /// so that re-sending the original stays a duplicate, not a conflict.
     #[prost(fixed64, tag = "9")]
     pub(super) fingerprint: u64,
+    /// The evidence sealed under the assessed person's key (`evidence` is then empty).
+    #[prost(bytes = "vec", tag = "10")]
+    sealed_evidence: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -299,16 +311,47 @@ impl From<&Person> for PersonRecord {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
             availability: person.availability.value(),
+            key_slot: None,
+            sealed_name: Vec::new(),
         }
     }
 }
 
+/// Additional data of a sealed display name: the text is bound to its person.
+fn name_aad(person: &str) -> Vec<u8> {
+    [b"name\0".as_slice(), person.as_bytes()].concat()
+}
+
+/// Additional data of sealed evidence: bound to its assessment.
+fn evidence_aad(assessment: &str) -> Vec<u8> {
+    [b"evidence\0".as_slice(), assessment.as_bytes()].concat()
+}
+
+fn unseal(tree: &str, ring: &KeyRing, aad: &[u8], sealed: &[u8]) -> Result<String, Error> {
+    let plain = ring.open(aad, sealed).map_err(|e| corrupt(tree, e))?;
+    String::from_utf8(plain).map_err(|_| corrupt(tree, "sealed text is not UTF-8"))
+}
+
 impl PersonRecord {
-    pub(super) fn into_domain(self) -> Result<Person, Error> {
+    /// Seals the display name under the key in `slot`.
+    pub(super) fn seal(&mut self, keys: &mut Keys, slot: u32) -> Result<(), Error> {
+        let name = std::mem::take(&mut self.display_name);
+        self.sealed_name = keys
+            .seal(slot, &name_aad(&self.id), name.as_bytes())
+            .map_err(Error::Internal)?;
+        self.key_slot = Some(slot);
+        Ok(())
+    }
+
+    pub(super) fn into_domain(self, ring: &KeyRing) -> Result<Person, Error> {
         let bad = invalid("people");
+        let name = match self.key_slot {
+            Some(_) => unseal("people", ring, &name_aad(&self.id), &self.sealed_name)?,
+            None => self.display_name,
+        };
         Ok(Person {
             id: PersonId::parse(&self.id).map_err(&bad)?,
-            display_name: Text::name(&self.display_name).map_err(&bad)?,
+            display_name: Text::name(&name).map_err(&bad)?,
             team: TeamId::parse(&self.team_id).map_err(&bad)?,
             role: RoleId::parse(&self.role_id).map_err(&bad)?,
             target_role: optional(&self.target_role_id)
@@ -337,9 +380,27 @@ impl AssessmentRecord {
             assessed_at_ms: a.assessed_at.unix_millis(),
             evidence: a.evidence.as_str().to_owned(),
             fingerprint: 0,
+            sealed_evidence: Vec::new(),
         };
         record.fingerprint = xxhash_rust::xxh3::xxh3_64(&record.encode_to_vec());
         record
+    }
+
+    /// Seals non-empty evidence under `key` (the assessed person's, in `slot`).
+    pub(super) fn seal(
+        &mut self,
+        keys: &mut Keys,
+        key: &LessSafeKey,
+        slot: u32,
+    ) -> Result<(), Error> {
+        if self.evidence.is_empty() {
+            return Ok(());
+        }
+        let evidence = std::mem::take(&mut self.evidence);
+        self.sealed_evidence = keys
+            .seal_with(key, slot, &evidence_aad(&self.id), evidence.as_bytes())
+            .map_err(Error::Internal)?;
+        Ok(())
     }
 
     pub(super) fn skill_id(&self) -> &str {
@@ -356,7 +417,9 @@ impl AssessmentRecord {
             .ok()
             .and_then(Source::from_code)
             .ok_or_else(|| corrupt("assessments", "unknown source"))?;
-        if self.evidence.chars().count() > Text::MAX_LONG {
+        if self.evidence.chars().count() > Text::MAX_LONG
+            || self.sealed_evidence.len() > SEALED_OVERHEAD + 4 * Text::MAX_LONG
+        {
             return Err(corrupt("assessments", "evidence too long"));
         }
         Ok((
@@ -366,8 +429,20 @@ impl AssessmentRecord {
         ))
     }
 
-    pub(super) fn to_domain(&self) -> Result<Assessment, Error> {
+    pub(super) fn to_domain(&self, ring: &KeyRing) -> Result<Assessment, Error> {
         let bad = invalid("assessments");
+        let sealed;
+        let evidence = if self.sealed_evidence.is_empty() {
+            self.evidence.as_str()
+        } else {
+            sealed = unseal(
+                "assessments",
+                ring,
+                &evidence_aad(&self.id),
+                &self.sealed_evidence,
+            )?;
+            sealed.as_str()
+        };
         let source = u8::try_from(self.source)
             .ok()
             .and_then(Source::from_code)
@@ -383,7 +458,7 @@ impl AssessmentRecord {
                 .transpose()
                 .map_err(&bad)?,
             assessed_at: Timestamp::from_unix_millis(self.assessed_at_ms),
-            evidence: Text::long(&self.evidence).map_err(&bad)?,
+            evidence: Text::long(evidence).map_err(&bad)?,
         })
     }
 }

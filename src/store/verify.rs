@@ -112,6 +112,7 @@ pub fn verify(opened: &Opened) -> Result<Verified> {
     // (the idempotency index holds one fingerprint per id).
     let (mut batches, mut items) = (0usize, 0usize);
     let mut ids: HashSet<u128> = HashSet::new();
+    let ring = store.keys.ring();
     for entry in store.assessments.iter() {
         let (key, value) = entry?;
         let seq = seq_of(&key, "assessments")?;
@@ -119,6 +120,10 @@ pub fn verify(opened: &Opened) -> Result<Verified> {
         batches += 1;
         for record in &batch.items {
             items += 1;
+            // Its sealed evidence opens under its person's key.
+            if let Err(e) = record.to_domain(&ring) {
+                problems.push(format!("assessment {}: {e}", record.id));
+            }
             if !ids.insert(id_key(&record.id)) {
                 problems.push(format!("assessment id {} is stored twice", record.id));
             }
@@ -156,6 +161,22 @@ pub fn verify(opened: &Opened) -> Result<Verified> {
         next = seq + block.len() as u64;
         events += block.len();
     }
+    // Keys: one per person, none unused (opening destroys those), and the erasure ledger
+    // holds every erasure the store has made.
+    for person in d.people().keys() {
+        if !store.slots.contains_key(person.as_str()) {
+            problems.push(format!("person {person} has no key"));
+        }
+    }
+    let keys_used = store.keys.used().len();
+    if keys_used != store.slots.len() {
+        problems.push(format!(
+            "{keys_used} keys are in use for {} people with keys",
+            store.slots.len()
+        ));
+    }
+    let ledger = store.ledger.contents().entries.len();
+    let pending = store.pending_erasures(d).len();
     Ok(Verified {
         commits: store.commits,
         counts: vec![
@@ -168,6 +189,13 @@ pub fn verify(opened: &Opened) -> Result<Verified> {
             ("tokens", opened.tokens.len()),
             ("mentorships", opened.mentorships.len()),
             ("audit events", events),
+            ("keys", keys_used),
+            ("erasure ledger entries", ledger),
+            (
+                "erasures made",
+                usize::try_from(store.erasures_applied).unwrap_or(usize::MAX),
+            ),
+            ("erasures to make again at the next start", pending),
         ],
         problems,
     })

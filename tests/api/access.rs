@@ -593,6 +593,28 @@ fn cases() -> Vec<Case> {
                     .await
             }
         ),
+        case!(
+            "/capsight.v1.AccessService/CreateBackup",
+            &[Admin],
+            false,
+            |me, admin, _s| {
+                let mut parts = me
+                    .access
+                    .clone()
+                    .create_backup(pb::CreateBackupRequest {})
+                    .await?
+                    .into_inner();
+                let mut manifest = None;
+                while let Some(part) = parts.message().await? {
+                    if let Some(pb::create_backup_response::Part::Manifest(m)) = part.part {
+                        manifest = Some(m);
+                    }
+                }
+                let manifest = manifest.expect("a backup ends with its manifest");
+                assert!(manifest.tree_records["people"] >= 4, "{manifest:?}");
+                Ok(tonic::Response::new(()))
+            }
+        ),
     ]
 }
 

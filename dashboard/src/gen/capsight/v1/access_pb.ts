@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file capsight/v1/access.proto.
  */
 export const file_capsight_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChhjYXBzaWdodC92MS9hY2Nlc3MucHJvdG8SC2NhcHNpZ2h0LnYxIo4CCglUb2tlbkluZm8SEAoIdG9rZW5faWQYASABKAkSJQoEcm9sZRgCIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAyADKAkSEQoJcGVyc29uX2lkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooBChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEcm9sZRgBIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAiADKAkSEQoJcGVyc29uX2lkGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhMKC3R0bF9zZWNvbmRzGAUgASgEIkoKE0NyZWF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSJAoEaW5mbxgCIAEoCzIWLmNhcHNpZ2h0LnYxLlRva2VuSW5mbyImChJSZXZva2VUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiOwoTUmV2b2tlVG9rZW5SZXNwb25zZRIkCgRpbmZvGAEgASgLMhYuY2Fwc2lnaHQudjEuVG9rZW5JbmZvIjoKEUxpc3RUb2tlbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlUKEkxpc3RUb2tlbnNSZXNwb25zZRImCgZ0b2tlbnMYASADKAsyFi5jYXBzaWdodC52MS5Ub2tlbkluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItEBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0b2tlbl9pZBgDIAEoCRIlCgRyb2xlGAQgASgOMhcuY2Fwc2lnaHQudjEuQWNjZXNzUm9sZRILCgNycGMYBSABKAkSEwoLc3ViamVjdF9pZHMYBiADKAkSDwoHb3V0Y29tZRgHIAEoCRIOCgZzb3VyY2UYCCABKAkSDQoFY291bnQYCSABKA0inQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIdG9rZW5faWQYAyABKAkSCwoDcnBjGAQgASgJEhIKCnN1YmplY3RfaWQYBSABKAkSKQoFc2luY2UYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLmNhcHNpZ2h0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKrsBCgpBY2Nlc3NSb2xlEhsKF0FDQ0VTU19ST0xFX1VOU1BFQ0lGSUVEEAASFQoRQUNDRVNTX1JPTEVfQURNSU4QARIWChJBQ0NFU1NfUk9MRV9JTkdFU1QQAhIXChNBQ0NFU1NfUk9MRV9NQU5BR0VSEAMSFwoTQUNDRVNTX1JPTEVfUExBTk5FUhAEEhcKE0FDQ0VTU19ST0xFX0FOQUxZU1QQBRIWChJBQ0NFU1NfUk9MRV9QRVJTT04QBjLgAgoNQWNjZXNzU2VydmljZRJQCgtDcmVhdGVUb2tlbhIfLmNhcHNpZ2h0LnYxLkNyZWF0ZVRva2VuUmVxdWVzdBogLmNhcHNpZ2h0LnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USUAoLUmV2b2tlVG9rZW4SHy5jYXBzaWdodC52MS5SZXZva2VUb2tlblJlcXVlc3QaIC5jYXBzaWdodC52MS5SZXZva2VUb2tlblJlc3BvbnNlEk0KCkxpc3RUb2tlbnMSHi5jYXBzaWdodC52MS5MaXN0VG9rZW5zUmVxdWVzdBofLmNhcHNpZ2h0LnYxLkxpc3RUb2tlbnNSZXNwb25zZRJcCg9MaXN0QXVkaXRFdmVudHMSIy5jYXBzaWdodC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQuY2Fwc2lnaHQudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhjYXBzaWdodC92MS9hY2Nlc3MucHJvdG8SC2NhcHNpZ2h0LnYxIo4CCglUb2tlbkluZm8SEAoIdG9rZW5faWQYASABKAkSJQoEcm9sZRgCIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAyADKAkSEQoJcGVyc29uX2lkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooBChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEcm9sZRgBIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAiADKAkSEQoJcGVyc29uX2lkGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhMKC3R0bF9zZWNvbmRzGAUgASgEIkoKE0NyZWF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSJAoEaW5mbxgCIAEoCzIWLmNhcHNpZ2h0LnYxLlRva2VuSW5mbyImChJSZXZva2VUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiOwoTUmV2b2tlVG9rZW5SZXNwb25zZRIkCgRpbmZvGAEgASgLMhYuY2Fwc2lnaHQudjEuVG9rZW5JbmZvIjoKEUxpc3RUb2tlbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlUKEkxpc3RUb2tlbnNSZXNwb25zZRImCgZ0b2tlbnMYASADKAsyFi5jYXBzaWdodC52MS5Ub2tlbkluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItEBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0b2tlbl9pZBgDIAEoCRIlCgRyb2xlGAQgASgOMhcuY2Fwc2lnaHQudjEuQWNjZXNzUm9sZRILCgNycGMYBSABKAkSEwoLc3ViamVjdF9pZHMYBiADKAkSDwoHb3V0Y29tZRgHIAEoCRIOCgZzb3VyY2UYCCABKAkSDQoFY291bnQYCSABKA0inQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIdG9rZW5faWQYAyABKAkSCwoDcnBjGAQgASgJEhIKCnN1YmplY3RfaWQYBSABKAkSKQoFc2luY2UYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLmNhcHNpZ2h0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhUKE0NyZWF0ZUJhY2t1cFJlcXVlc3QiYAoUQ3JlYXRlQmFja3VwUmVzcG9uc2USDwoFY2h1bmsYASABKAxIABIvCghtYW5pZmVzdBgCIAEoCzIbLmNhcHNpZ2h0LnYxLkJhY2t1cE1hbmlmZXN0SABCBgoEcGFydCL7AQoOQmFja3VwTWFuaWZlc3QSLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY29tbWl0cxgCIAEoBBISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRJCCgx0cmVlX3JlY29yZHMYBSADKAsyLC5jYXBzaWdodC52MS5CYWNrdXBNYW5pZmVzdC5UcmVlUmVjb3Jkc0VudHJ5EgwKBHRleHQYBiABKAkaMgoQVHJlZVJlY29yZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBKrsBCgpBY2Nlc3NSb2xlEhsKF0FDQ0VTU19ST0xFX1VOU1BFQ0lGSUVEEAASFQoRQUNDRVNTX1JPTEVfQURNSU4QARIWChJBQ0NFU1NfUk9MRV9JTkdFU1QQAhIXChNBQ0NFU1NfUk9MRV9NQU5BR0VSEAMSFwoTQUNDRVNTX1JPTEVfUExBTk5FUhAEEhcKE0FDQ0VTU19ST0xFX0FOQUxZU1QQBRIWChJBQ0NFU1NfUk9MRV9QRVJTT04QBjK3AwoNQWNjZXNzU2VydmljZRJQCgtDcmVhdGVUb2tlbhIfLmNhcHNpZ2h0LnYxLkNyZWF0ZVRva2VuUmVxdWVzdBogLmNhcHNpZ2h0LnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USUAoLUmV2b2tlVG9rZW4SHy5jYXBzaWdodC52MS5SZXZva2VUb2tlblJlcXVlc3QaIC5jYXBzaWdodC52MS5SZXZva2VUb2tlblJlc3BvbnNlEk0KCkxpc3RUb2tlbnMSHi5jYXBzaWdodC52MS5MaXN0VG9rZW5zUmVxdWVzdBofLmNhcHNpZ2h0LnYxLkxpc3RUb2tlbnNSZXNwb25zZRJcCg9MaXN0QXVkaXRFdmVudHMSIy5jYXBzaWdodC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQuY2Fwc2lnaHQudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USVQoMQ3JlYXRlQmFja3VwEiAuY2Fwc2lnaHQudjEuQ3JlYXRlQmFja3VwUmVxdWVzdBohLmNhcHNpZ2h0LnYxLkNyZWF0ZUJhY2t1cFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A token as listed (no secret).
@@ -424,6 +424,112 @@ export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> 
   messageDesc(file_capsight_v1_access, 9);
 
 /**
+ * Request of CreateBackup.
+ *
+ * @generated from message capsight.v1.CreateBackupRequest
+ */
+export type CreateBackupRequest = Message<"capsight.v1.CreateBackupRequest"> & {
+};
+
+/**
+ * Describes the message capsight.v1.CreateBackupRequest.
+ * Use `create(CreateBackupRequestSchema)` to create a new message.
+ */
+export const CreateBackupRequestSchema: GenMessage<CreateBackupRequest> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_access, 10);
+
+/**
+ * One message of a backup: chunks of the data file in order, then the manifest.
+ *
+ * @generated from message capsight.v1.CreateBackupResponse
+ */
+export type CreateBackupResponse = Message<"capsight.v1.CreateBackupResponse"> & {
+  /**
+   * @generated from oneof capsight.v1.CreateBackupResponse.part
+   */
+  part: {
+    /**
+     * The next bytes of the data file (`backup.bin`), at most 1 MiB.
+     *
+     * @generated from field: bytes chunk = 1;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | {
+    /**
+     * What the data file holds and how to check it; the last message.
+     *
+     * @generated from field: capsight.v1.BackupManifest manifest = 2;
+     */
+    value: BackupManifest;
+    case: "manifest";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message capsight.v1.CreateBackupResponse.
+ * Use `create(CreateBackupResponseSchema)` to create a new message.
+ */
+export const CreateBackupResponseSchema: GenMessage<CreateBackupResponse> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_access, 11);
+
+/**
+ * What a backup holds, and how to check its data file.
+ *
+ * @generated from message capsight.v1.BackupManifest
+ */
+export type BackupManifest = Message<"capsight.v1.BackupManifest"> & {
+  /**
+   * When the copy was made.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 1;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Commits the store had made.
+   *
+   * @generated from field: uint64 commits = 2;
+   */
+  commits: bigint;
+
+  /**
+   * Size of the data file in bytes.
+   *
+   * @generated from field: uint64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * SHA-256 of the data file, lower-case hex.
+   *
+   * @generated from field: string sha256 = 4;
+   */
+  sha256: string;
+
+  /**
+   * Records per store tree.
+   *
+   * @generated from field: map<string, uint64> tree_records = 5;
+   */
+  treeRecords: { [key: string]: bigint };
+
+  /**
+   * The manifest file's text, as `capsight backup` writes it (`MANIFEST`).
+   *
+   * @generated from field: string text = 6;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message capsight.v1.BackupManifest.
+ * Use `create(BackupManifestSchema)` to create a new message.
+ */
+export const BackupManifestSchema: GenMessage<BackupManifest> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_access, 12);
+
+/**
  * What a token's holder may do.
  *
  * @generated from enum capsight.v1.AccessRole
@@ -484,7 +590,7 @@ export const AccessRoleSchema: GenEnum<AccessRole> = /*@__PURE__*/
   enumDesc(file_capsight_v1_access, 0);
 
 /**
- * Access tokens and the audit trail. Admin only.
+ * Access tokens, the audit trail and backups. Admin only.
  *
  * @generated from service capsight.v1.AccessService
  */
@@ -528,6 +634,19 @@ export const AccessService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * A consistent backup of the whole store: the writer pauses while the copy is made
+   * (writes wait, reads go on), then the copy is sent in chunks and the manifest last.
+   * One at a time (RESOURCE_EXHAUSTED meanwhile). `capsight backup` writes it to a
+   * directory that `capsight restore` reads.
+   *
+   * @generated from rpc capsight.v1.AccessService.CreateBackup
+   */
+  createBackup: {
+    methodKind: "server_streaming";
+    input: typeof CreateBackupRequestSchema;
+    output: typeof CreateBackupResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_capsight_v1_access, 0);
