@@ -125,7 +125,13 @@ pub(super) struct Keys {
     /// Nonces: a random prefix and a counter; a fresh prefix when the counter wraps.
     nonce_prefix: [u8; 8],
     nonce_counter: u32,
+    /// Keys prepared for sealing (AES key schedule and GHASH table, ~0.5 µs each), so
+    /// that ingest mixing many people prepares each once; emptied when full.
+    prepared: ahash::AHashMap<u32, LessSafeKey>,
 }
+
+/// Prepared keys kept for sealing (about 0.5 KiB each).
+const PREPARED_KEYS: usize = 16_384;
 
 impl Keys {
     /// Opens (creating) the key file in `dir` and reads every slot. A damaged slot or
@@ -168,6 +174,7 @@ impl Keys {
             dirty: false,
             nonce_prefix: [0; 8],
             nonce_counter: 0,
+            prepared: ahash::AHashMap::new(),
         };
         keys.fresh_prefix()?;
         // A trailing partial slot is an append a crash cut short, never synced, so never
@@ -256,6 +263,7 @@ impl Keys {
         self.file.write_all_at(&bytes, offset(slot))?;
         self.dirty = true;
         self.ring.set(slot, Some(key));
+        self.prepared.remove(&slot);
         Ok(slot)
     }
 
@@ -281,29 +289,16 @@ impl Keys {
         for &slot in &self.pending {
             self.file.write_all_at(&[0u8; SLOT_LEN], offset(slot))?;
             self.ring.set(slot, None);
+            self.prepared.remove(&slot);
         }
         self.file.sync_data()?;
         self.free.append(&mut self.pending);
         Ok(())
     }
 
-    /// Seals `plain` under the key in `slot`, bound to `aad`.
+    /// Seals `plain` under the key in `slot`, bound to `aad`: the slot, a nonce never
+    /// used before with this key, the ciphertext and its tag.
     pub(super) fn seal(&mut self, slot: u32, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
-        let key = self
-            .ring
-            .key(slot)
-            .ok_or_else(|| format!("key slot {slot} holds no key"))?;
-        self.seal_with(&less_safe(&key)?, slot, aad, plain)
-    }
-
-    /// `seal` with a key already prepared (`prepared`), for many texts under one key.
-    pub(super) fn seal_with(
-        &mut self,
-        key: &LessSafeKey,
-        slot: u32,
-        aad: &[u8],
-        plain: &[u8],
-    ) -> Result<Vec<u8>, String> {
         if self.nonce_counter == u32::MAX {
             self.fresh_prefix()?;
         }
@@ -311,28 +306,30 @@ impl Keys {
         let mut nonce = [0u8; NONCE_LEN];
         nonce[..8].copy_from_slice(&self.nonce_prefix);
         nonce[8..].copy_from_slice(&self.nonce_counter.to_le_bytes());
+        if !self.prepared.contains_key(&slot) {
+            let key = self
+                .ring
+                .key(slot)
+                .ok_or_else(|| format!("key slot {slot} holds no key"))?;
+            if self.prepared.len() >= PREPARED_KEYS {
+                self.prepared.clear();
+            }
+            self.prepared.insert(slot, less_safe(&key)?);
+        }
+        let key = &self.prepared[&slot];
         let mut sealed = Vec::with_capacity(SEALED_OVERHEAD + plain.len());
         sealed.extend_from_slice(&slot.to_le_bytes());
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(plain);
-        let mut body = sealed.split_off(SEALED_HEADER);
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut body,
-        )
-        .map_err(|_| "sealing failed".to_owned())?;
-        sealed.extend_from_slice(&body);
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut sealed[SEALED_HEADER..],
+            )
+            .map_err(|_| "sealing failed".to_owned())?;
+        sealed.extend_from_slice(tag.as_ref());
         Ok(sealed)
-    }
-
-    /// The key in `slot`, prepared for `seal_with`.
-    pub(super) fn prepared(&self, slot: u32) -> Result<LessSafeKey, String> {
-        let key = self
-            .ring
-            .key(slot)
-            .ok_or_else(|| format!("key slot {slot} holds no key"))?;
-        less_safe(&key)
     }
 }
 

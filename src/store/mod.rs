@@ -875,8 +875,6 @@ impl Store {
         let mut outcome = AppendOutcome::default();
         let mut fresh: HashMap<u128, u64> = HashMap::new();
         let mut records = Vec::new();
-        // Prepared keys of the people assessed, one AES key schedule per person.
-        let mut prepared: AHashMap<u32, ring::aead::LessSafeKey> = AHashMap::new();
         for (position, assessment) in items.iter().enumerate() {
             let mut record = AssessmentRecord::new(assessment);
             let key = id_key(&record.id);
@@ -897,13 +895,7 @@ impl Store {
                             *self.slots.get(assessment.person.as_str()).ok_or_else(|| {
                                 Error::Internal("an assessment of a person with no key".into())
                             })?;
-                        let key = match prepared.entry(slot) {
-                            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(e) => {
-                                e.insert(self.keys.prepared(slot).map_err(Error::Internal)?)
-                            }
-                        };
-                        record.seal(&mut self.keys, key, slot)?;
+                        record.seal(&mut self.keys, slot)?;
                     }
                     outcome.accepted.push(position);
                     records.push(record);

@@ -12,7 +12,6 @@ use crate::domain::{
     SkillCategory, SkillId, Source, Team, TeamId, Text, Timestamp, TokenId, TokenInfo, Weight,
 };
 use crate::error::Error;
-use ring::aead::LessSafeKey;
 
 /// Format byte of values written before checksums: the message follows it directly.
 /// Still read.
@@ -386,19 +385,14 @@ impl AssessmentRecord {
         record
     }
 
-    /// Seals non-empty evidence under `key` (the assessed person's, in `slot`).
-    pub(super) fn seal(
-        &mut self,
-        keys: &mut Keys,
-        key: &LessSafeKey,
-        slot: u32,
-    ) -> Result<(), Error> {
+    /// Seals non-empty evidence under the key in `slot` (the assessed person's).
+    pub(super) fn seal(&mut self, keys: &mut Keys, slot: u32) -> Result<(), Error> {
         if self.evidence.is_empty() {
             return Ok(());
         }
         let evidence = std::mem::take(&mut self.evidence);
         self.sealed_evidence = keys
-            .seal_with(key, slot, &evidence_aad(&self.id), evidence.as_bytes())
+            .seal(slot, &evidence_aad(&self.id), evidence.as_bytes())
             .map_err(Error::Internal)?;
         Ok(())
     }
