@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::web::DashboardLayer;
 
 mod admission;
+mod connect;
 mod connections;
 pub mod observe;
 pub use admission::AdmissionLimits;
@@ -275,6 +276,10 @@ pub async fn run(
         .initial_stream_window_size(Some(2 * 1024 * 1024))
         .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
         .layer(connections::ActivityLayer)
+        .layer(connect::ConnectLayer::new(
+            connect::descriptor_pool().map_err(|e| Error::Internal(format!("descriptors: {e}")))?,
+            limit,
+        ))
         .layer(observe::ObserveLayer::new(
             Arc::clone(&engine),
             config.data_dir.clone(),

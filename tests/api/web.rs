@@ -155,3 +155,98 @@ async fn grpc_web_calls_work_over_http1_with_cors_for_configured_origins() {
         "UNAUTHENTICATED expected, got {status}"
     );
 }
+
+fn connect_post(path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n{auth}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+#[tokio::test]
+async fn connect_json_calls_reach_every_unary_rpc_with_the_same_auth_and_errors_as_json() {
+    use prost::Message;
+    let app = TestApp::spawn().await;
+    let skills =
+        br#"{"skills":[{"id":"rust","name":"Rust","category":"SKILL_CATEGORY_TECHNICAL"}]}"#;
+    let path = "/capsight.v1.DirectoryService/UpsertSkills";
+    let token = app.admin_token.as_str();
+    let (status, headers, body) = http1(
+        &app.address,
+        &connect_post(path, Some(token), "application/json", skills),
+    )
+    .await;
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["upserted"], 1, "{answer}");
+    // Read back through Connect JSON and checked through gRPC.
+    let list = "/capsight.v1.DirectoryService/ListSkills";
+    let (_, _, body) = http1(
+        &app.address,
+        &connect_post(list, Some(token), "application/json", b"{}"),
+    )
+    .await;
+    let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(listed["skills"][0]["name"], "Rust", "{listed}");
+
+    // No token: UNAUTHENTICATED as HTTP 401 with a Connect error body.
+    let (status, _, body) = http1(
+        &app.address,
+        &connect_post(list, None, "application/json", b"{}"),
+    )
+    .await;
+    assert!(status.contains(" 401 "), "{status}");
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["code"], "unauthenticated");
+    // An invalid request: 400 with the BadRequest detail, decoded.
+    let bad = br#"{"skills":[{"id":"","name":"X","category":"SKILL_CATEGORY_TECHNICAL"}]}"#;
+    let (status, _, body) = http1(
+        &app.address,
+        &connect_post(path, Some(token), "application/json", bad),
+    )
+    .await;
+    assert!(status.contains(" 400 "), "{status}");
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["code"], "invalid_argument", "{error}");
+    assert_eq!(
+        error["details"][0]["type"], "google.rpc.BadRequest",
+        "{error}"
+    );
+    assert_eq!(
+        error["details"][0]["debug"]["fieldViolations"][0]["field"], "skills[0].id",
+        "{error}"
+    );
+    // JSON that is not the request message: 400, naming the field.
+    let (status, _, body) = http1(
+        &app.address,
+        &connect_post(path, Some(token), "application/json", br#"{"nope":1}"#),
+    )
+    .await;
+    assert!(status.contains(" 400 "), "{status}");
+    assert!(String::from_utf8_lossy(&body).contains("nope"));
+    // Binary protobuf works the same way.
+    let request = capsight::api::pb::ListSkillsRequest::default().encode_to_vec();
+    let (status, headers, body) = http1(
+        &app.address,
+        &connect_post(list, Some(token), "application/proto", &request),
+    )
+    .await;
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert_eq!(header(&headers, "content-type"), Some("application/proto"));
+    let listed = capsight::api::pb::ListSkillsResponse::decode(body.as_slice()).unwrap();
+    assert_eq!(listed.skills.len(), 1);
+    // Streaming rpcs are not Connect unary calls.
+    let watch = "/capsight.v1.CapabilityService/WatchTeamCapability";
+    let (status, _, _) = http1(
+        &app.address,
+        &connect_post(watch, Some(token), "application/json", b"{}"),
+    )
+    .await;
+    assert!(status.contains(" 501 "), "{status}");
+}

@@ -4,6 +4,8 @@
 - Google's gRPC implementation (Python grpcio, stubs generated from proto/ with
   grpcio-tools) writes a small organisation, ingests a batch and reads the team's
   capability; the levels are checked against hand-computed values.
+- curl calls a unary rpc with JSON (the Connect protocol), with and without a token
+  (HTTP 401) and with an invalid request (HTTP 400 with the BadRequest details).
 - grpcurl lists the services through reflection, calls GetTeamCapability with JSON and
   must agree with grpcio; the standard health check answers SERVING (grpcio-health-checking
   and grpcurl).
@@ -157,6 +159,28 @@ def main() -> int:
         check(refused.returncode != 0 and "google.rpc.BadRequest" in output
               and '"field":"people[0].id"' in output,
               "grpcurl decodes the BadRequest details of an invalid upsert")
+        # JSON over HTTP (the Connect protocol) with curl, on the same port.
+        def curl(path: str, body: str, token: str | None) -> tuple[int, dict]:
+            headers = ["-H", "content-type: application/json"]
+            if token:
+                headers += ["-H", f"authorization: Bearer {token}"]
+            done = subprocess.run(
+                ["curl", "-s", "-w", "\n%{http_code}", *headers, "-d", body, f"http://{address}/{path}"],
+                capture_output=True, text=True, timeout=60)
+            text, _, code = done.stdout.rpartition("\n")
+            return int(code), json.loads(text)
+        code, answer = curl("capsight.v1.CapabilityService/GetTeamCapability", '{"teamId": "core"}', token)
+        by_curl = {m["personId"]: m["cells"][0]["level"] for m in answer["capability"]["members"]}
+        check(code == 200 and by_curl == levels, f"curl's JSON answer agrees with grpcio ({code}, {by_curl})")
+        code, answer = curl("capsight.v1.CapabilityService/GetTeamCapability", '{"teamId": "core"}', None)
+        check(code == 401 and answer.get("code") == "unauthenticated",
+              f"curl without a token: HTTP 401 unauthenticated ({code}, {answer})")
+        code, answer = curl("capsight.v1.DirectoryService/UpsertPeople",
+                            '{"people": [{"id": "", "displayName": "x"}]}', token)
+        details = answer.get("details") or [{}]
+        check(code == 400 and details[0].get("type") == "google.rpc.BadRequest"
+              and details[0]["debug"]["fieldViolations"][0]["field"] == "people[0].id",
+              f"curl gets the BadRequest details as JSON ({code}, {answer})")
     finally:
         server.terminate()
         server.wait(timeout=30)
