@@ -26,6 +26,10 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CAPSIGHT_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Export traces (a span per rpc) over OTLP/gRPC to this collector endpoint, e.g.
+    /// http://127.0.0.1:4317.
+    #[arg(long, global = true, env = "CAPSIGHT_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -387,6 +391,9 @@ struct ImportArgs {
     /// Assessments per streamed batch.
     #[arg(long, default_value_t = 1_000)]
     batch_size: usize,
+    /// Check every file against the server's rules and directory, write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -401,7 +408,6 @@ struct DemoArgs {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -409,6 +415,20 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("capsight: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let telemetry = {
+        let _inside = runtime.enter();
+        crate::telemetry::init(
+            matches!(cli.log_format, LogFormat::Json),
+            cli.otlp_endpoint.as_deref(),
+        )
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("capsight: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -423,6 +443,8 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => backup::run_restore(args).await,
         }
     });
+    // Pending spans go out while the runtime still runs.
+    let _ = runtime.block_on(runtime.spawn_blocking(move || telemetry.shutdown()));
     // A writer stuck inside sled after a storage failure must not hold up the exit.
     runtime.shutdown_timeout(Duration::from_secs(2));
     match outcome {
@@ -431,21 +453,6 @@ pub fn main() -> ExitCode {
             eprintln!("capsight: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a terminal: a log file or a collector gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 
@@ -558,9 +565,28 @@ async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
         );
     }
     let token = args.client.token()?;
-    let report = import::run_on(args.client.endpoint()?, &token, &files, args.batch_size)
+    let options = import::ImportOptions {
+        batch_size: args.batch_size,
+        dry_run: args.dry_run,
+        progress: true,
+    };
+    let report = import::run_with(args.client.endpoint()?, &token, &files, &options)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            import::ImportError::Rpc {
+                code: tonic::Code::Unauthenticated,
+                ..
+            } => format!(
+                "{e}\nhint: the server did not accept the token{}; give this server's token \
+                 with --token-file (the `admin.token` in its data directory) or --token",
+                if args.client.token.is_some() {
+                    " given with --token".to_owned()
+                } else {
+                    format!(" from {}", args.client.token_file.display())
+                }
+            ),
+            e => e.to_string(),
+        })?;
     println!("{report}");
     Ok(if report.problems.is_empty() {
         ExitCode::SUCCESS

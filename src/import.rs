@@ -28,7 +28,46 @@ use crate::api::pb::directory_service_client::DirectoryServiceClient;
 use crate::api::pb::ingest_service_client::IngestServiceClient;
 use crate::api::{BearerToken, timestamp_to_pb};
 use crate::demo::DemoOrg;
-use crate::domain::MAX_BATCH_ITEMS;
+use crate::domain::{Directory, MAX_BATCH_ITEMS, Person, Role, Skill, Team};
+
+mod check;
+pub mod progress;
+
+/// How an import runs.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Assessments per streamed batch.
+    pub batch_size: usize,
+    /// Check everything, write nothing.
+    pub dry_run: bool,
+    /// Show progress on stderr (a bar on a terminal, lines otherwise).
+    pub progress: bool,
+}
+
+/// Attempts of a call the server answers UNAVAILABLE (restarting, shedding), with a
+/// doubling pause from 250 ms.
+const ATTEMPTS: u32 = 6;
+
+/// Calls `call` until it succeeds, fails otherwise than UNAVAILABLE, or has tried
+/// `ATTEMPTS` times.
+async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut pause = std::time::Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// The files to import; any may be absent.
 #[derive(Debug, Default, Clone)]
@@ -123,38 +162,45 @@ pub struct ImportReport {
     pub assessments_duplicate: u64,
     /// Cells or rows not imported.
     pub problems: Vec<Problem>,
-    /// Files not imported at all because an earlier file (which they may depend on)
-    /// has problems.
+    /// Files not written because the directory files have problems (they are written
+    /// only when every one is sound; the assessments need them).
     pub skipped: Vec<String>,
+    /// Checked only (`--dry-run`): nothing was written.
+    pub dry_run: bool,
 }
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "skills {}, roles {}, teams {}, people {}, assessments {} new + {} already stored, {} problem(s)",
-            self.skills,
-            self.roles,
-            self.teams,
-            self.people,
-            self.assessments_accepted,
-            self.assessments_duplicate,
-            self.problems.len()
-        )?;
-        for problem in self.problems.iter().take(50) {
+        for problem in &self.problems {
             writeln!(f, "{problem}")?;
-        }
-        if self.problems.len() > 50 {
-            writeln!(f, "... and {} more", self.problems.len() - 50)?;
         }
         for file in &self.skipped {
             writeln!(
                 f,
-                "{file}: not imported: fix the problems above first (files are imported in \
-                 dependency order; nothing after a file with problems is sent)"
+                "{file}: not imported: nothing was written because of the problems above \
+                 (the directory files are written only when every file is sound)"
             )?;
         }
-        Ok(())
+        if self.dry_run {
+            write!(
+                f,
+                "dry run: nothing written; {} problem(s)",
+                self.problems.len()
+            )
+        } else {
+            write!(
+                f,
+                "skills {}, roles {}, teams {}, people {}, assessments {} new + {} already \
+                 stored, {} problem(s)",
+                self.skills,
+                self.roles,
+                self.teams,
+                self.people,
+                self.assessments_accepted,
+                self.assessments_duplicate,
+                self.problems.len()
+            )
+        }
     }
 }
 
@@ -169,6 +215,44 @@ struct Table {
 }
 
 impl Table {
+    /// The header of `reader`'s file as an empty table, checking the required columns.
+    fn header(
+        file: &str,
+        reader: &mut csv::Reader<std::fs::File>,
+        required: &[&str],
+    ) -> Result<Self, ImportError> {
+        let fail = |message: String| ImportError::File {
+            file: file.to_owned(),
+            message,
+        };
+        let columns: HashMap<String, usize> = reader
+            .headers()
+            .map_err(|e| fail(e.to_string()))?
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_owned(), i))
+            .collect();
+        if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
+            return Err(fail(format!("missing column `{missing}`")));
+        }
+        Ok(Self {
+            file: file.to_owned(),
+            columns,
+            rows: Vec::new(),
+            problems: Vec::new(),
+        })
+    }
+
+    /// The problem of a line with the wrong number of fields.
+    fn short_line(file: &str, line: u64, fields: usize, width: usize) -> Problem {
+        Problem {
+            file: file.to_owned(),
+            line,
+            column: String::new(),
+            reason: format!("{fields} fields where the header has {width}; the line is skipped"),
+        }
+    }
+
     fn read(path: &Path, required: &[&str]) -> Result<Self, ImportError> {
         let file = path.display().to_string();
         let fail = |message: String| ImportError::File {
@@ -199,15 +283,7 @@ impl Table {
             if record.len() == width {
                 rows.push((line, record));
             } else {
-                problems.push(Problem {
-                    file: file.clone(),
-                    line,
-                    column: String::new(),
-                    reason: format!(
-                        "{} fields where the header has {width}; the line is skipped",
-                        record.len()
-                    ),
-                });
+                problems.push(Self::short_line(&file, line, record.len(), width));
             }
         }
         Ok(Self {
@@ -282,162 +358,315 @@ pub async fn run_on(
     files: &ImportFiles,
     batch_size: usize,
 ) -> Result<ImportReport, ImportError> {
+    let options = ImportOptions {
+        batch_size,
+        dry_run: false,
+        progress: false,
+    };
+    run_with(endpoint, token, files, &options).await
+}
+
+/// Every page of a directory list rpc, or `None` when the token may not read it.
+macro_rules! list_all {
+    ($client:expr, $method:ident, $request:ident, $field:ident) => {{
+        let mut items = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            // Teams and people take a subtree filter too, left empty.
+            #[allow(clippy::needless_update)]
+            let answer = with_retries(|| {
+                let mut client = $client.clone();
+                let request = pb::$request {
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                };
+                async move { client.$method(request).await }
+            })
+            .await;
+            match answer {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    items.extend(answer.$field);
+                    if answer.next_page_token.is_empty() {
+                        break Ok(Some(items));
+                    }
+                    page_token = answer.next_page_token;
+                }
+                Err(status) if status.code() == tonic::Code::PermissionDenied => break Ok(None),
+                Err(status) => break Err(status),
+            }
+        }
+    }};
+}
+
+/// The server's directory, to check references against; `None` when the token may not
+/// read it (an ingest token).
+async fn server_directory(
+    client: &DirectoryServiceClient<InterceptedService<Channel, BearerToken>>,
+) -> Result<Option<Directory>, tonic::Status> {
+    let Some(skills) = list_all!(client, list_skills, ListSkillsRequest, skills)? else {
+        return Ok(None);
+    };
+    let roles = list_all!(client, list_roles, ListRolesRequest, roles)?.unwrap_or_default();
+    let teams = list_all!(client, list_teams, ListTeamsRequest, teams)?.unwrap_or_default();
+    let people = list_all!(client, list_people, ListPeopleRequest, people)?.unwrap_or_default();
+    let mut directory = Directory::default();
+    directory.upsert_skills(skills.into_iter().filter_map(|s| Skill::try_from(s).ok()));
+    directory.upsert_roles(roles.into_iter().filter_map(|r| Role::try_from(r).ok()));
+    directory.upsert_teams(teams.into_iter().filter_map(|t| Team::try_from(t).ok()));
+    directory.upsert_people(people.into_iter().filter_map(|p| Person::try_from(p).ok()));
+    Ok(Some(directory))
+}
+
+/// Imports `files`: reads and checks every file first (every problem of every file, in
+/// line order, in one run), then — unless `dry_run` or there are problems in the
+/// directory files — writes them in dependency order and streams the assessments (whose
+/// invalid rows are reported and skipped).
+pub async fn run_with(
+    endpoint: Endpoint,
+    token: &str,
+    files: &ImportFiles,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     let server = endpoint.uri().to_string();
     let server = server.as_str();
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| connect_error(server, error_chain(&e)))?;
+    let channel = with_retries(|| {
+        let endpoint = endpoint.clone();
+        async move {
+            endpoint
+                .connect()
+                .await
+                .map_err(|e| tonic::Status::unavailable(error_chain(&e)))
+        }
+    })
+    .await
+    .map_err(|e| connect_error(server, e.message()))?;
     let auth = BearerToken::new(token).map_err(|e| connect_error(server, e))?;
     let channel = InterceptedService::new(channel, auth);
     let directory = DirectoryServiceClient::new(channel.clone());
     let mut report = ImportReport::default();
-
-    if let Some(path) = &files.skills {
-        let (skills, problems) = read_skills(path)?;
-        report.skills = upsert(
-            &path_name(path),
-            skills,
-            problems,
-            &mut report.problems,
-            |chunk| {
-                let mut client = directory.clone();
-                async move {
-                    client
-                        .upsert_skills(pb::UpsertSkillsRequest { skills: chunk })
-                        .await
-                        .map(|_| ())
-                }
-            },
-        )
-        .await?;
-    }
-    if let Some(path) = &files.roles {
-        let (roles, problems) = read_roles(path)?;
-        report.roles = upsert(
-            &path_name(path),
-            roles,
-            problems,
-            &mut report.problems,
-            |chunk| {
-                let mut client = directory.clone();
-                async move {
-                    client
-                        .upsert_roles(pb::UpsertRolesRequest { roles: chunk })
-                        .await
-                        .map(|_| ())
-                }
-            },
-        )
-        .await?;
-    }
-    let teams = files.teams.as_ref().map(|p| read_teams(p)).transpose()?;
-    if let Some((teams, problems)) = &teams {
-        // Managers are people, who need their teams first: teams go in without them now.
-        let unmanaged: Vec<Located<pb::Team>> = teams
-            .iter()
-            .map(|(at, t)| {
-                (
-                    at.clone(),
-                    pb::Team {
-                        manager_id: String::new(),
-                        ..t.clone()
-                    },
-                )
-            })
-            .collect();
-        report.teams = upsert(
-            &teams_file(files),
-            unmanaged,
-            problems.clone(),
-            &mut report.problems,
-            |chunk| {
-                let mut client = directory.clone();
-                async move {
-                    client
-                        .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
-                        .await
-                        .map(|_| ())
-                }
-            },
-        )
-        .await?;
-    }
-    if let Some(path) = &files.people {
-        let (people, problems) = read_people(path)?;
-        report.people = upsert(
-            &path_name(path),
-            people,
-            problems,
-            &mut report.problems,
-            |chunk| {
-                let mut client = directory.clone();
-                async move {
-                    client
-                        .upsert_people(pb::UpsertPeopleRequest { people: chunk })
-                        .await
-                        .map(|_| ())
-                }
-            },
-        )
-        .await?;
-    }
-    if let Some((teams, _)) = teams {
-        let managed: Vec<Located<pb::Team>> = teams
-            .into_iter()
-            .filter(|(_, t)| !t.manager_id.is_empty())
-            .collect();
-        if !managed.is_empty() {
-            upsert(
-                &teams_file(files),
-                managed,
-                Vec::new(),
-                &mut report.problems,
-                |chunk| {
-                    let mut client = directory.clone();
-                    async move {
-                        client
-                            .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
-                            .await
-                            .map(|_| ())
-                    }
-                },
-            )
-            .await?;
-        }
-    }
-    if let Some(path) = &files.assessments
-        && report.problems.is_empty()
-    {
-        let ingest = IngestServiceClient::new(channel);
-        import_assessments(
-            ingest,
-            path,
-            batch_size.clamp(1, MAX_BATCH_ITEMS),
-            &mut report,
-        )
-        .await?;
-    }
-    // Every file given after the first with problems was not sent: say so.
-    let order = [
+    let first_file = [
         &files.skills,
         &files.roles,
         &files.teams,
         &files.people,
         &files.assessments,
-    ];
-    let given: Vec<String> = order
-        .iter()
-        .filter_map(|f| f.as_deref())
-        .map(path_name)
-        .collect();
-    if let Some(first) = given
-        .iter()
-        .position(|f| report.problems.iter().any(|p| &p.file == f))
-    {
-        report.skipped = given[first + 1..].to_vec();
+    ]
+    .iter()
+    .find_map(|f| f.as_deref().map(path_name))
+    .unwrap_or_default();
+    let base = server_directory(&directory)
+        .await
+        .map_err(|status| ImportError::Rpc {
+            file: first_file,
+            code: status.code(),
+            message: status.message().to_owned(),
+        })?;
+    let mut checker = check::Checker::new(base);
+
+    // Read and check every directory file.
+    let skills = match &files.skills {
+        Some(path) => {
+            let (skills, problems) = read_skills(path)?;
+            report.problems.extend(problems);
+            report
+                .problems
+                .extend(checker.skills(&path_name(path), &skills));
+            skills
+        }
+        None => Vec::new(),
+    };
+    let roles = match &files.roles {
+        Some(path) => {
+            let (roles, problems) = read_roles(path)?;
+            report.problems.extend(problems);
+            report
+                .problems
+                .extend(checker.roles(&path_name(path), &roles));
+            roles
+        }
+        None => Vec::new(),
+    };
+    let teams = match &files.teams {
+        Some(path) => {
+            let (teams, problems) = read_teams(path)?;
+            report.problems.extend(problems);
+            report
+                .problems
+                .extend(checker.teams(&path_name(path), &teams));
+            teams
+        }
+        None => Vec::new(),
+    };
+    let people = match &files.people {
+        Some(path) => {
+            let (people, problems) = read_people(path)?;
+            report.problems.extend(problems);
+            report
+                .problems
+                .extend(checker.people(&path_name(path), &people));
+            people
+        }
+        None => Vec::new(),
+    };
+    report
+        .problems
+        .extend(checker.managers(&teams_file(files), &teams));
+
+    let write = !options.dry_run && report.problems.is_empty();
+    if write {
+        write_directory(&directory, files, skills, roles, teams, people, &mut report).await?;
     }
+    if let Some(path) = &files.assessments {
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        let progress = progress::Progress::new(&path_name(path), size, options.progress);
+        let batch_size = options.batch_size.clamp(1, MAX_BATCH_ITEMS);
+        if write && report.problems.is_empty() {
+            let ingest = IngestServiceClient::new(channel);
+            import_assessments(ingest, path, batch_size, &mut report, progress).await?;
+        } else {
+            // Not sent: checked row by row against the directory as the import would
+            // have left it.
+            let path = path.clone();
+            let problems = tokio::task::spawn_blocking(move || {
+                read_assessments(&path, batch_size, None, Some(&checker), &progress)
+            })
+            .await
+            .map_err(|e| ImportError::File {
+                file: path_name(files.assessments.as_deref().unwrap_or(Path::new(""))),
+                message: format!("the reader failed: {e}"),
+            })??;
+            report.problems.extend(problems);
+        }
+    }
+    let order: Vec<String> = [
+        &files.skills,
+        &files.roles,
+        &files.teams,
+        &files.people,
+        &files.assessments,
+    ]
+    .iter()
+    .filter_map(|f| f.as_deref())
+    .map(path_name)
+    .collect();
+    // Problems in file order, then line order; a cell the importer and the server's
+    // rules both fault is reported once (the importer's words, which quote the value).
+    report.problems.sort_by(|a, b| {
+        let key = |p: &Problem| {
+            let file = order
+                .iter()
+                .position(|f| *f == p.file)
+                .unwrap_or(usize::MAX);
+            (file, p.line, p.column.clone())
+        };
+        key(a).cmp(&key(b))
+    });
+    report
+        .problems
+        .dedup_by(|a, b| a.file == b.file && a.line == b.line && a.column == b.column);
+    if !write && !options.dry_run {
+        report.skipped = order;
+    }
+    report.dry_run = options.dry_run;
     Ok(report)
+}
+
+/// Writes the directory files, in dependency order: skills, roles, teams without their
+/// managers, people, then the teams' managers.
+async fn write_directory(
+    directory: &DirectoryServiceClient<InterceptedService<Channel, BearerToken>>,
+    files: &ImportFiles,
+    skills: Vec<Located<pb::Skill>>,
+    roles: Vec<Located<pb::Role>>,
+    teams: Vec<Located<pb::Team>>,
+    people: Vec<Located<pb::Person>>,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let name = |p: &Option<PathBuf>| p.as_deref().map(path_name).unwrap_or_default();
+    report.skills = upsert(
+        &name(&files.skills),
+        skills,
+        &mut report.problems,
+        |chunk| {
+            let mut client = directory.clone();
+            async move {
+                client
+                    .upsert_skills(pb::UpsertSkillsRequest { skills: chunk })
+                    .await
+                    .map(|_| ())
+            }
+        },
+    )
+    .await?;
+    report.roles = upsert(&name(&files.roles), roles, &mut report.problems, |chunk| {
+        let mut client = directory.clone();
+        async move {
+            client
+                .upsert_roles(pb::UpsertRolesRequest { roles: chunk })
+                .await
+                .map(|_| ())
+        }
+    })
+    .await?;
+    let unmanaged: Vec<Located<pb::Team>> = teams
+        .iter()
+        .map(|(at, t)| {
+            let team = pb::Team {
+                manager_id: String::new(),
+                ..t.clone()
+            };
+            (at.clone(), team)
+        })
+        .collect();
+    report.teams = upsert(
+        &teams_file(files),
+        unmanaged,
+        &mut report.problems,
+        |chunk| {
+            let mut client = directory.clone();
+            async move {
+                client
+                    .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
+                    .await
+                    .map(|_| ())
+            }
+        },
+    )
+    .await?;
+    report.people = upsert(
+        &name(&files.people),
+        people,
+        &mut report.problems,
+        |chunk| {
+            let mut client = directory.clone();
+            async move {
+                client
+                    .upsert_people(pb::UpsertPeopleRequest { people: chunk })
+                    .await
+                    .map(|_| ())
+            }
+        },
+    )
+    .await?;
+    let managed: Vec<Located<pb::Team>> = teams
+        .into_iter()
+        .filter(|(_, t)| !t.manager_id.is_empty())
+        .collect();
+    if !managed.is_empty() {
+        upsert(&teams_file(files), managed, &mut report.problems, |chunk| {
+            let mut client = directory.clone();
+            async move {
+                client
+                    .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// An error and its causes, outermost first: "transport error: tcp connect error:
@@ -510,10 +739,9 @@ type Located<T> = (Origin, T);
 
 /// Sends `items` in chunks through `send`. Parse problems, or the server's field
 /// violations (mapped back to lines and columns), stop the import of this file.
-async fn upsert<T, F, Fut>(
+async fn upsert<T: Clone, F, Fut>(
     file: &str,
     items: Vec<Located<T>>,
-    parse_problems: Vec<Problem>,
     problems: &mut Vec<Problem>,
     send: F,
 ) -> Result<usize, ImportError>
@@ -521,8 +749,7 @@ where
     F: Fn(Vec<T>) -> Fut,
     Fut: std::future::Future<Output = Result<(), tonic::Status>>,
 {
-    if !parse_problems.is_empty() || !problems.is_empty() {
-        problems.extend(parse_problems);
+    if !problems.is_empty() {
         return Ok(0);
     }
     let mut written = 0;
@@ -531,7 +758,7 @@ where
         let tail = rest.split_off(rest.len().min(MAX_BATCH_ITEMS));
         let (origins, chunk): (Vec<Origin>, Vec<T>) = rest.into_iter().unzip();
         let len = chunk.len();
-        if let Err(status) = send(chunk).await {
+        if let Err(status) = with_retries(|| send(chunk.clone())).await {
             let Some(bad) = status.get_details_bad_request() else {
                 return Err(ImportError::Rpc {
                     file: file.to_owned(),
@@ -773,44 +1000,119 @@ fn parse_assessment(
     })
 }
 
+/// Reads assessments.csv row by row (memory does not grow with the file): parsed rows
+/// go out in batches with their line numbers through `out` when given, or are checked by
+/// `checker` (`--dry-run`, or a file not sent because an earlier one has problems).
+/// Returns the rows' problems. Progress goes to `progress`.
+fn read_assessments(
+    path: &Path,
+    batch_size: usize,
+    out: Option<mpsc::Sender<(pb::StreamAssessmentsRequest, Vec<u64>)>>,
+    checker: Option<&check::Checker>,
+    progress: &progress::Progress,
+) -> Result<Vec<Problem>, ImportError> {
+    let file = path_name(path);
+    let fail = |message: String| ImportError::File {
+        file: file.clone(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| fail(e.to_string()))?;
+    let table = Table::header(&file, &mut reader, &ASSESSMENT_COLUMNS[..7])?;
+    let width = table.columns.len();
+    let mut problems = Vec::new();
+    let mut batch = pb::StreamAssessmentsRequest::default();
+    let mut lines = Vec::new();
+    let mut sequence = 0u64;
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0u64;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(fail(e.to_string())),
+        }
+        rows += 1;
+        let line = record.position().map_or(0, csv::Position::line);
+        if rows.is_multiple_of(4096) {
+            progress.at(reader.position().byte(), rows);
+        }
+        if record.len() != width {
+            problems.push(Table::short_line(&file, line, record.len(), width));
+            continue;
+        }
+        let row = (line, std::mem::take(&mut record));
+        let parsed = parse_assessment(&table, &row);
+        record = row.1;
+        match (parsed, checker) {
+            (Err(problem), _) => problems.push(problem),
+            (Ok(assessment), Some(checker)) => {
+                if let Err(v) = checker.assessment(assessment) {
+                    problems.push(table.problem(line, &v.field, v.reason));
+                }
+            }
+            (Ok(assessment), None) => {
+                batch.assessments.push(assessment);
+                lines.push(line);
+            }
+        }
+        if batch.assessments.len() == batch_size
+            && let Some(out) = &out
+        {
+            batch.sequence = sequence;
+            sequence += 1;
+            let full = (std::mem::take(&mut batch), std::mem::take(&mut lines));
+            if out.blocking_send(full).is_err() {
+                // The stream ended early; its error is reported by the sender side.
+                break;
+            }
+        }
+    }
+    if !batch.assessments.is_empty()
+        && let Some(out) = &out
+    {
+        batch.sequence = sequence;
+        let _ = out.blocking_send((batch, lines));
+    }
+    progress.done(reader.position().byte(), rows);
+    Ok(problems)
+}
+
 async fn import_assessments(
     mut client: IngestServiceClient<InterceptedService<Channel, BearerToken>>,
     path: &Path,
     batch_size: usize,
     report: &mut ImportReport,
+    progress: progress::Progress,
 ) -> Result<(), ImportError> {
     let file = path_name(path);
-    let mut table = Table::read(path, &ASSESSMENT_COLUMNS[..7])?;
-    report.problems.append(&mut table.problems);
-    let mut batches = Vec::new();
-    let mut batch = pb::StreamAssessmentsRequest::default();
-    let mut lines = Vec::new();
-    for row in &table.rows {
-        match parse_assessment(&table, row) {
-            Ok(assessment) => {
-                batch.assessments.push(assessment);
-                lines.push(row.0);
+    let (batches, mut incoming) = mpsc::channel::<(pb::StreamAssessmentsRequest, Vec<u64>)>(8);
+    let reading = {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            read_assessments(&path, batch_size, Some(batches), None, &progress)
+        })
+    };
+    // Lines of the batches sent and not yet acknowledged, in order.
+    let pending: std::sync::Arc<std::sync::Mutex<VecDeque<Vec<u64>>>> = Default::default();
+    let (requests, outbound) = mpsc::channel(8);
+    let forwarding = {
+        let pending = std::sync::Arc::clone(&pending);
+        tokio::spawn(async move {
+            while let Some((request, lines)) = incoming.recv().await {
+                pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_back(lines);
+                if requests.send(request).await.is_err() {
+                    break;
+                }
             }
-            Err(problem) => report.problems.push(problem),
-        }
-        if batch.assessments.len() == batch_size {
-            batch.sequence = batches.len() as u64;
-            batches.push((std::mem::take(&mut batch), std::mem::take(&mut lines)));
-        }
-    }
-    if !batch.assessments.is_empty() {
-        batch.sequence = batches.len() as u64;
-        batches.push((batch, lines));
-    }
-    let mut line_queue: VecDeque<Vec<u64>> = batches.iter().map(|(_, l)| l.clone()).collect();
-    let (requests, outbound) = mpsc::channel(16);
-    tokio::spawn(async move {
-        for (request, _) in batches {
-            if requests.send(request).await.is_err() {
-                break;
-            }
-        }
-    });
+        })
+    };
     let rpc_error = |status: tonic::Status| ImportError::Rpc {
         file: file.clone(),
         code: status.code(),
@@ -823,7 +1125,11 @@ async fn import_assessments(
         .into_inner();
     while let Some(ack) = acks.next().await {
         let ack = ack.map_err(rpc_error)?;
-        let lines = line_queue.pop_front().unwrap_or_default();
+        let lines = pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front()
+            .unwrap_or_default();
         report.assessments_accepted += u64::from(ack.accepted);
         report.assessments_duplicate += u64::from(ack.duplicates);
         for rejection in ack.rejections {
@@ -835,11 +1141,21 @@ async fn import_assessments(
             });
         }
     }
-    if !line_queue.is_empty() {
+    let _ = forwarding.await;
+    let problems = reading.await.map_err(|e| ImportError::File {
+        file: file.clone(),
+        message: format!("the reader failed: {e}"),
+    })??;
+    report.problems.extend(problems);
+    let unacknowledged = pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .len();
+    if unacknowledged > 0 {
         return Err(ImportError::Rpc {
             file,
             code: tonic::Code::Unavailable,
-            message: format!("{} batch(es) were not acknowledged", line_queue.len()),
+            message: format!("{unacknowledged} batch(es) were not acknowledged"),
         });
     }
     Ok(())

@@ -25,6 +25,7 @@ pub mod import;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 
 pub use error::{Error, Result};

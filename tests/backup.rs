@@ -3,7 +3,6 @@
 //! and a restart that serves the backup's state with the later erasure still in force.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,34 +11,15 @@ use capsight::api::pb;
 use capsight::api::pb::access_service_client::AccessServiceClient;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::Mutex;
 
 #[path = "support/serving.rs"]
 mod serving;
 
+use serving::{files_holding, start, stop};
+
 const LEAVER_NAME: &str = "Oswin Backup-Canary";
-
-async fn start(data: &Path) -> (Child, serving::Authed, String) {
-    let mut child = serving::serve(&mut Command::new(env!("CARGO_BIN_EXE_capsight")), data)
-        .spawn()
-        .expect("spawn capsight");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = serving::serving_address(&mut lines).await;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let channel = serving::connect(&address, data).await;
-    (child, channel, address)
-}
-
-async fn stop(mut child: Child) {
-    serving::terminate(child.id().expect("pid"));
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stopped in time")
-        .expect("status");
-    assert!(status.success());
-}
 
 async fn capsight(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_capsight"))
@@ -55,23 +35,6 @@ fn text(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            found.extend(files_holding(&entry.path(), needle));
-        } else if std::fs::read(entry.path())
-            .unwrap()
-            .windows(needle.len())
-            .any(|w| w == needle)
-        {
-            found.push(entry.path().display().to_string());
-        }
-    }
-    found
 }
 
 /// Acknowledged assessments per person.

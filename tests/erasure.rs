@@ -2,64 +2,24 @@
 //! directory holds the erased person's name or the evidence written about them, in any
 //! form a reader could recognise (raw bytes of every file, blobs included).
 
-use std::path::Path;
-use std::time::Duration;
-
 use capsight::api::pb;
 use capsight::api::pb::capability_service_client::CapabilityServiceClient;
 use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 #[path = "support/serving.rs"]
 mod serving;
 
+use serving::{files_holding, start, stop};
+
 const NAME: &str = "Quilla Zebediah-Canary";
 const EVIDENCE: &str = "canary-evidence-8472: fixed the flux capacitor";
-
-async fn start(data: &Path) -> (Child, serving::Authed) {
-    let mut child = serving::serve(&mut Command::new(env!("CARGO_BIN_EXE_capsight")), data)
-        .spawn()
-        .expect("spawn capsight");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = serving::serving_address(&mut lines).await;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let channel = serving::connect(&address, data).await;
-    (child, channel)
-}
-
-async fn stop(mut child: Child) {
-    serving::terminate(child.id().expect("pid"));
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stopped in time")
-        .expect("status");
-    assert!(status.success());
-}
-
-/// Every file under `dir` that contains `needle`, as raw bytes.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            found.extend(files_holding(&entry.path(), needle));
-        } else {
-            let bytes = std::fs::read(entry.path()).unwrap();
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                found.push(entry.path().display().to_string());
-            }
-        }
-    }
-    found
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erased_persons_name_and_evidence_are_in_no_file_of_the_data_directory() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
-    let (child, channel) = start(&data).await;
+    let (child, channel, _) = start(&data).await;
     let people: Vec<String> = (0..6).map(|i| format!("p{i}")).collect();
     serving::seed_org(channel.clone(), "org", &people).await;
     let mut directory = DirectoryServiceClient::new(channel.clone());
@@ -154,7 +114,7 @@ async fn an_erased_persons_name_and_evidence_are_in_no_file_of_the_data_director
     // The others' names and evidence are sealed the same way, and still served.
     assert!(files_holding(&data, b"Person p1").is_empty());
     assert!(files_holding(&data, b"ordinary evidence").is_empty());
-    let (child, channel) = start(&data).await;
+    let (child, channel, _) = start(&data).await;
     let person = DirectoryServiceClient::new(channel.clone())
         .get_person(pb::GetPersonRequest {
             person_id: "p1".into(),

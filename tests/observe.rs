@@ -260,3 +260,101 @@ async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metr
     assert_eq!(seen, expected);
     child.start_kill().ok();
 }
+
+/// An OTLP trace receiver (the protocol's own gRPC service), standing in for an
+/// OpenTelemetry Collector: every export request it gets goes to the test.
+struct Receiver(mpsc::UnboundedSender<ExportTraceServiceRequest>);
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let _ = self.0.send(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_otlp_endpoint_every_rpc_is_exported_as_a_span_of_service_capsight() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let collector = listener.local_addr().expect("address");
+    let (sent, mut received) = mpsc::unbounded_channel();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Receiver(sent)))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data = temp.path().join("data");
+    let mut child = serving::serve(&mut Command::new(env!("CARGO_BIN_EXE_capsight")), &data)
+        .args(["--otlp-endpoint", &format!("http://{collector}")])
+        .spawn()
+        .expect("spawn capsight");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let address = serving::serving_address(&mut lines).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let channel = serving::connect(&address, &data).await;
+    serving::seed_org(channel.clone(), "org", &["p1".to_owned()]).await;
+    let missing = capsight::api::pb::directory_service_client::DirectoryServiceClient::new(channel)
+        .get_person(pb::GetPersonRequest {
+            person_id: "nobody".into(),
+        })
+        .await
+        .expect_err("unknown person");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    // A clean stop sends the spans still pending.
+    serving::terminate(child.id().expect("pid"));
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped")
+        .expect("status");
+    assert!(status.success());
+    let mut methods = Vec::new();
+    let mut services = Vec::new();
+    while let Ok(request) = received.try_recv() {
+        for resource in request.resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref())
+                .map(|v| format!("{:?}", v.value));
+            services.extend(service);
+            for span in resource.scope_spans.iter().flat_map(|s| &s.spans) {
+                if span.name == "rpc" {
+                    methods.extend(
+                        span.attributes
+                            .iter()
+                            .filter(|a| a.key == "method")
+                            .filter_map(|a| a.value.as_ref())
+                            .map(|v| format!("{:?}", v.value)),
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        services.iter().all(|s| s.contains("capsight")) && !services.is_empty(),
+        "{services:?}"
+    );
+    for rpc in ["UpsertSkills", "UpsertPeople", "GetPerson"] {
+        assert!(
+            methods
+                .iter()
+                .any(|m| m.contains(&format!("DirectoryService/{rpc}"))),
+            "no span for {rpc}: {methods:?}"
+        );
+    }
+}

@@ -92,9 +92,18 @@ pub async fn start_demo(extra: &[&str]) -> Server {
 /// The release binary as `serve --demo` with `extra` arguments on `data` (the demo is
 /// loaded only into an empty store), once it logs that it serves, and its address.
 pub async fn serve_demo(data: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    let args: Vec<&str> = std::iter::once("--demo")
+        .chain(extra.iter().copied())
+        .collect();
+    serve(data, &args).await
+}
+
+/// The release binary as `serve` with `args` on `data`, once it logs that it serves,
+/// and its address.
+pub async fn serve(data: &std::path::Path, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_capsight"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn,capsight::server=info")

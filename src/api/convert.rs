@@ -484,7 +484,7 @@ impl From<&Assessment> for pb::Assessment {
 
 /// Converts one received assessment; `now` bounds its timestamp. Reports the first
 /// violation, so that every rejected item has exactly one rejection.
-pub(super) fn assessment_from_pb(
+pub(crate) fn assessment_from_pb(
     value: pb::Assessment,
     now: Timestamp,
 ) -> Result<Assessment, FieldViolation> {

@@ -35,4 +35,5 @@ pub mod pb {
         tonic::include_file_descriptor_set!("capsight_descriptor");
 }
 
+pub(crate) use convert::assessment_from_pb;
 pub use convert::{role_to_pb, timestamp_to_pb};

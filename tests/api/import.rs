@@ -102,9 +102,10 @@ async fn problems_name_the_file_line_and_column() {
         .iter()
         .map(|p| (p.line, p.column.clone()))
         .collect();
+    // In line order, whether found by the importer (the score) or the server.
     assert_eq!(
         found,
-        [(5, "score".to_owned()), (3, "person_id".to_owned())]
+        [(3, "person_id".to_owned()), (5, "score".to_owned())]
     );
     assert!(
         report
@@ -159,8 +160,9 @@ async fn a_short_line_is_one_problem_and_skipped_files_are_named() {
     );
     assert!(report.skipped.is_empty());
 
-    // A short line in people.csv: the people are not written (one upsert per file), and
-    // the assessments, which name people, are not sent — and the report says so.
+    // A short line in people.csv: no file is written (the directory files only when all
+    // are sound), the assessments are still checked (their short line reported in the
+    // same run), and the report names every file as not imported.
     let people = dir.path().join("people.csv");
     let mut lines = lines_of(&people);
     lines[2] = "p-000002,Short".into();
@@ -168,8 +170,113 @@ async fn a_short_line_is_one_problem_and_skipped_files_are_named() {
     let report = import::run(&app.address, &app.admin_token, &files(dir.path()), 100)
         .await
         .unwrap();
-    assert!(report.problems[0].file.ends_with("people.csv"), "{report}");
-    assert_eq!(report.skipped.len(), 1, "{report}");
-    assert!(report.skipped[0].ends_with("assessments.csv"));
+    let found: Vec<(String, u64)> = report
+        .problems
+        .iter()
+        .map(|p| (p.file.rsplit('/').next().unwrap().to_owned(), p.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("people.csv".to_owned(), 3),
+            ("assessments.csv".to_owned(), 4)
+        ],
+        "{report}"
+    );
+    assert_eq!(report.skipped.len(), 5, "{report}");
     assert!(report.to_string().contains("not imported"));
+}
+
+/// One problem of each kind, in two files of a fresh organisation: every one is reported
+/// in one run, file by file in line order, and nothing is written; `dry_run` reports the
+/// same and writes nothing either.
+#[tokio::test]
+async fn one_problem_of_each_kind_is_reported_in_one_run_in_line_order() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "skills.csv",
+        "id,name,category\nrust,Rust,technical\nsql,SQL,cooking\n",
+    );
+    write(
+        "roles.csv",
+        "role_id,role_name,skill_id,required_level,weight\ndev,Dev,rust,3,1\nops,Ops,go,2,1\n",
+    );
+    write(
+        "teams.csv",
+        "id,name,parent_id,manager_id\nt,T,,\nu,U,nowhere,\n",
+    );
+    write(
+        "people.csv",
+        "id,display_name,team_id,role_id,target_role_id,availability\n\
+         ada,Ada,t,dev,,1\n\
+         bob,Bob,t\n\
+         cy,Cy,t,dev,,lots\n\
+         dan,Dan,x,dev,,1\n\
+         eve,,t,dev,,1\n",
+    );
+    write(
+        "assessments.csv",
+        "id,person_id,skill_id,score,source,assessor_id,assessed_at,evidence\n\
+         a1,ada,rust,3,peer,,2026-01-01T00:00:00Z,\n\
+         a2,ada,rust,three,peer,,2026-01-01T00:00:00Z,\n\
+         a3,ada,rust,3,gossip,,2026-01-01T00:00:00Z,\n\
+         a4,ada,rust,3,peer,,yesterday,\n\
+         a5,ghost,rust,3,peer,,2026-01-01T00:00:00Z,\n\
+         a6,ada,cobol,3,peer,,2026-01-01T00:00:00Z,\n\
+         a7,ada,rust,9,peer,,2026-01-01T00:00:00Z,\n\
+         a8,ada\n",
+    );
+    let expected = [
+        ("skills.csv", 3, "category"),
+        ("roles.csv", 3, "skill_id"),
+        ("teams.csv", 3, "parent_id"),
+        ("people.csv", 3, ""),
+        ("people.csv", 4, "availability"),
+        ("people.csv", 5, "team_id"),
+        ("people.csv", 6, "display_name"),
+        ("assessments.csv", 3, "score"),
+        ("assessments.csv", 4, "source"),
+        ("assessments.csv", 5, "assessed_at"),
+        ("assessments.csv", 6, "person_id"),
+        ("assessments.csv", 7, "skill_id"),
+        ("assessments.csv", 8, "score"),
+        ("assessments.csv", 9, ""),
+    ];
+    for dry_run in [false, true] {
+        let options = import::ImportOptions {
+            batch_size: 100,
+            dry_run,
+            progress: false,
+        };
+        let endpoint = tonic::transport::Endpoint::from_shared(app.address.clone()).unwrap();
+        let report = import::run_with(endpoint, &app.admin_token, &files(dir.path()), &options)
+            .await
+            .unwrap();
+        let found: Vec<(String, u64, String)> = report
+            .problems
+            .iter()
+            .map(|p| {
+                let file = p.file.rsplit('/').next().unwrap().to_owned();
+                (file, p.line, p.column.clone())
+            })
+            .collect();
+        let expected: Vec<(String, u64, String)> = expected
+            .iter()
+            .map(|(f, l, c)| ((*f).to_owned(), *l, (*c).to_owned()))
+            .collect();
+        assert_eq!(found, expected, "dry run {dry_run}:\n{report}");
+        assert_eq!(report.skipped.len(), if dry_run { 0 } else { 5 });
+        // Nothing was written.
+        let skills = app
+            .clients(&app.admin_token)
+            .directory
+            .list_skills(pb::ListSkillsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .skills;
+        assert!(skills.is_empty(), "dry run {dry_run}: {skills:?}");
+    }
 }

@@ -478,6 +478,24 @@ async fn the_server_speaks_tls_when_given_a_certificate() {
     let err = String::from_utf8_lossy(&untrusted.stderr);
     assert!(!untrusted.status.success());
     assert!(err.contains("certificate"), "{err}");
+    // The importer reaches it the same way.
+    let skills = temp.path().join("skills.csv");
+    std::fs::write(&skills, "id,name,category\nrust,Rust,technical\n").unwrap();
+    let imported = cli(vec![
+        "import".into(),
+        "--server".into(),
+        format!("https://localhost:{port}"),
+        "--ca-cert".into(),
+        temp.path().join("cert.pem").display().to_string(),
+        "--token-file".into(),
+        token_file.display().to_string(),
+        "--skills".into(),
+        skills.display().to_string(),
+    ])
+    .await;
+    let out = String::from_utf8_lossy(&imported.stdout);
+    assert!(imported.status.success(), "{imported:?}");
+    assert!(out.contains("skills 1,"), "{out}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     let refused = cli(vec![

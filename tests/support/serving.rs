@@ -156,3 +156,45 @@ pub async fn serving_or_exit<R: AsyncBufRead + Unpin>(
         log.push(line);
     }
 }
+
+/// A child `capsight serve` on `data`, serving: the process, a channel with the admin
+/// token, and its address.
+pub async fn start(data: &std::path::Path) -> (tokio::process::Child, Authed, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = serve(&mut Command::new(env!("CARGO_BIN_EXE_capsight")), data)
+        .spawn()
+        .expect("spawn capsight");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let address = serving_address(&mut lines).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let channel = connect(&address, data).await;
+    (child, channel, address)
+}
+
+/// Stops `child` with SIGTERM and checks that it exited cleanly.
+pub async fn stop(mut child: tokio::process::Child) {
+    terminate(child.id().expect("pid"));
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stopped in time")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
+
+/// Every file under `dir` whose raw bytes contain `needle`.
+pub fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_dir() {
+            found.extend(files_holding(&entry.path(), needle));
+        } else if std::fs::read(entry.path())
+            .expect("read")
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(entry.path().display().to_string());
+        }
+    }
+    found
+}

@@ -1,0 +1,1 @@
+"""Generated at build time from proto/capsight/v1 (see setup.py)."""
