@@ -548,16 +548,7 @@ async fn run_import(args: ImportArgs) -> Result<ExitCode, String> {
         people: args.people,
         assessments: args.assessments,
     };
-    if [
-        &files.skills,
-        &files.roles,
-        &files.teams,
-        &files.people,
-        &files.assessments,
-    ]
-    .iter()
-    .all(|f| f.is_none())
-    {
+    if files.given().is_empty() {
         return Err(
             "nothing to import: give at least one of --skills, --roles, --teams, --people, \
              --assessments"

@@ -84,6 +84,23 @@ pub struct ImportFiles {
     pub assessments: Option<PathBuf>,
 }
 
+impl ImportFiles {
+    /// The files given, in the order they are imported.
+    pub fn given(&self) -> Vec<String> {
+        [
+            &self.skills,
+            &self.roles,
+            &self.teams,
+            &self.people,
+            &self.assessments,
+        ]
+        .iter()
+        .filter_map(|f| f.as_deref())
+        .map(path_name)
+        .collect()
+    }
+}
+
 /// Why an import could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -446,16 +463,8 @@ pub async fn run_with(
     let channel = InterceptedService::new(channel, auth);
     let directory = DirectoryServiceClient::new(channel.clone());
     let mut report = ImportReport::default();
-    let first_file = [
-        &files.skills,
-        &files.roles,
-        &files.teams,
-        &files.people,
-        &files.assessments,
-    ]
-    .iter()
-    .find_map(|f| f.as_deref().map(path_name))
-    .unwrap_or_default();
+    let order = files.given();
+    let first_file = order.first().cloned().unwrap_or_default();
     let base = server_directory(&directory)
         .await
         .map_err(|status| ImportError::Rpc {
@@ -465,51 +474,25 @@ pub async fn run_with(
         })?;
     let mut checker = check::Checker::new(base);
 
-    // Read and check every directory file.
-    let skills = match &files.skills {
-        Some(path) => {
-            let (skills, problems) = read_skills(path)?;
-            report.problems.extend(problems);
-            report
-                .problems
-                .extend(checker.skills(&path_name(path), &skills));
-            skills
-        }
-        None => Vec::new(),
-    };
-    let roles = match &files.roles {
-        Some(path) => {
-            let (roles, problems) = read_roles(path)?;
-            report.problems.extend(problems);
-            report
-                .problems
-                .extend(checker.roles(&path_name(path), &roles));
-            roles
-        }
-        None => Vec::new(),
-    };
-    let teams = match &files.teams {
-        Some(path) => {
-            let (teams, problems) = read_teams(path)?;
-            report.problems.extend(problems);
-            report
-                .problems
-                .extend(checker.teams(&path_name(path), &teams));
-            teams
-        }
-        None => Vec::new(),
-    };
-    let people = match &files.people {
-        Some(path) => {
-            let (people, problems) = read_people(path)?;
-            report.problems.extend(problems);
-            report
-                .problems
-                .extend(checker.people(&path_name(path), &people));
-            people
-        }
-        None => Vec::new(),
-    };
+    // Read and check every directory file, in dependency order.
+    macro_rules! read_and_check {
+        ($file:ident, $read:ident, $check:ident) => {
+            match &files.$file {
+                Some(path) => {
+                    let (items, problems) = $read(path)?;
+                    report.problems.extend(problems);
+                    let checked = checker.$check(&path_name(path), &items);
+                    report.problems.extend(checked);
+                    items
+                }
+                None => Vec::new(),
+            }
+        };
+    }
+    let skills = read_and_check!(skills, read_skills, skills);
+    let roles = read_and_check!(roles, read_roles, roles);
+    let teams = read_and_check!(teams, read_teams, teams);
+    let people = read_and_check!(people, read_people, people);
     report
         .problems
         .extend(checker.managers(&teams_file(files), &teams));
@@ -540,17 +523,6 @@ pub async fn run_with(
             report.problems.extend(problems);
         }
     }
-    let order: Vec<String> = [
-        &files.skills,
-        &files.roles,
-        &files.teams,
-        &files.people,
-        &files.assessments,
-    ]
-    .iter()
-    .filter_map(|f| f.as_deref())
-    .map(path_name)
-    .collect();
     // Problems in file order, then line order; a cell the importer and the server's
     // rules both fault is reported once (the importer's words, which quote the value).
     report.problems.sort_by(|a, b| {
@@ -585,31 +557,35 @@ async fn write_directory(
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let name = |p: &Option<PathBuf>| p.as_deref().map(path_name).unwrap_or_default();
-    report.skills = upsert(
-        &name(&files.skills),
+    // One upsert rpc per chunk of a file's items.
+    macro_rules! upsert_all {
+        ($file:expr, $items:expr, $method:ident, $request:ident, $field:ident) => {
+            upsert(&$file, $items, &mut report.problems, |chunk| {
+                let mut client = directory.clone();
+                async move {
+                    client
+                        .$method(pb::$request { $field: chunk })
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await?
+        };
+    }
+    report.skills = upsert_all!(
+        name(&files.skills),
         skills,
-        &mut report.problems,
-        |chunk| {
-            let mut client = directory.clone();
-            async move {
-                client
-                    .upsert_skills(pb::UpsertSkillsRequest { skills: chunk })
-                    .await
-                    .map(|_| ())
-            }
-        },
-    )
-    .await?;
-    report.roles = upsert(&name(&files.roles), roles, &mut report.problems, |chunk| {
-        let mut client = directory.clone();
-        async move {
-            client
-                .upsert_roles(pb::UpsertRolesRequest { roles: chunk })
-                .await
-                .map(|_| ())
-        }
-    })
-    .await?;
+        upsert_skills,
+        UpsertSkillsRequest,
+        skills
+    );
+    report.roles = upsert_all!(
+        name(&files.roles),
+        roles,
+        upsert_roles,
+        UpsertRolesRequest,
+        roles
+    );
     let unmanaged: Vec<Located<pb::Team>> = teams
         .iter()
         .map(|(at, t)| {
@@ -620,51 +596,32 @@ async fn write_directory(
             (at.clone(), team)
         })
         .collect();
-    report.teams = upsert(
-        &teams_file(files),
+    report.teams = upsert_all!(
+        teams_file(files),
         unmanaged,
-        &mut report.problems,
-        |chunk| {
-            let mut client = directory.clone();
-            async move {
-                client
-                    .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
-                    .await
-                    .map(|_| ())
-            }
-        },
-    )
-    .await?;
-    report.people = upsert(
-        &name(&files.people),
+        upsert_teams,
+        UpsertTeamsRequest,
+        teams
+    );
+    report.people = upsert_all!(
+        name(&files.people),
         people,
-        &mut report.problems,
-        |chunk| {
-            let mut client = directory.clone();
-            async move {
-                client
-                    .upsert_people(pb::UpsertPeopleRequest { people: chunk })
-                    .await
-                    .map(|_| ())
-            }
-        },
-    )
-    .await?;
+        upsert_people,
+        UpsertPeopleRequest,
+        people
+    );
     let managed: Vec<Located<pb::Team>> = teams
         .into_iter()
         .filter(|(_, t)| !t.manager_id.is_empty())
         .collect();
     if !managed.is_empty() {
-        upsert(&teams_file(files), managed, &mut report.problems, |chunk| {
-            let mut client = directory.clone();
-            async move {
-                client
-                    .upsert_teams(pb::UpsertTeamsRequest { teams: chunk })
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .await?;
+        upsert_all!(
+            teams_file(files),
+            managed,
+            upsert_teams,
+            UpsertTeamsRequest,
+            teams
+        );
     }
     Ok(())
 }

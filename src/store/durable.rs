@@ -90,6 +90,36 @@ impl Durability {
     }
 }
 
+/// Opens (creating) the file `name` of `dir` for reading and in-place writes, and reads
+/// it. A new (empty) file first gets the bytes `header` makes, synced with the
+/// directory entry that names it. Errors name the file.
+pub(super) fn open_with_header(
+    dir: &Path,
+    name: &str,
+    header: impl FnOnce() -> Result<Vec<u8>, String>,
+) -> Result<(File, Vec<u8>), String> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let path = dir.join(name);
+    let what = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(what)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(what)?;
+    if bytes.is_empty() {
+        bytes = header()?;
+        file.write_all_at(&bytes, 0).map_err(what)?;
+        file.sync_all().map_err(what)?;
+        sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok((file, bytes))
+}
+
 /// `fsync` of a directory, so that the names of files created in it are durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

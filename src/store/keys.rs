@@ -17,8 +17,7 @@
 //! removed the person is durable. A crash in between leaves a key no record references,
 //! which the next start zeroes (completing an erasure the client was never told about).
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -138,28 +137,12 @@ impl Keys {
     /// header is an error naming the file.
     pub(super) fn open(dir: &Path) -> Result<Self, String> {
         let path = dir.join(KEYS_FILE);
-        let what = |e: std::io::Error| format!("{}: {e}", path.display());
-        let created = !path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(what)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(what)?;
-        if created || bytes.is_empty() {
-            let mut header = [0u8; HEADER as usize];
+        let (file, bytes) = super::durable::open_with_header(dir, KEYS_FILE, || {
+            let mut header = vec![0u8; HEADER as usize];
             header[..8].copy_from_slice(MAGIC);
             header[8..12].copy_from_slice(&FORMAT.to_le_bytes());
-            file.write_all_at(&header, 0).map_err(what)?;
-            file.sync_all().map_err(what)?;
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            bytes = header.to_vec();
-        }
+            Ok(header)
+        })?;
         if bytes.len() < HEADER as usize || &bytes[..8] != MAGIC {
             return Err(format!("{} is not a key file", path.display()));
         }

@@ -15,8 +15,7 @@
 //! the sled flush that makes the erasure durable; a torn last entry (a crash during the
 //! append, never acknowledged) is dropped.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -131,28 +130,13 @@ impl Ledger {
     /// Opens the ledger in `dir`, creating it (with a new salt) when absent.
     pub(super) fn open(dir: &Path) -> Result<Self, String> {
         let path = dir.join(LEDGER_FILE);
-        let what = |e: std::io::Error| format!("{}: {e}", path.display());
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(what)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(what)?;
-        if bytes.is_empty() {
+        let (file, bytes) = super::durable::open_with_header(dir, LEDGER_FILE, || {
             let mut salt = [0u8; 16];
             SystemRandom::new()
                 .fill(&mut salt)
                 .map_err(|_| "the system's random source failed".to_owned())?;
-            bytes = header(&salt).to_vec();
-            file.write_all_at(&bytes, 0).map_err(what)?;
-            file.sync_all().map_err(what)?;
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
+            Ok(header(&salt).to_vec())
+        })?;
         let contents = Contents::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Self {
             file,
