@@ -270,27 +270,27 @@ impl Table {
         }
     }
 
+    /// A CSV reader of `path`: cells trimmed, rows of any length (a short row is a
+    /// problem of its own, not the end of the file).
+    fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>, ImportError> {
+        csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_path(path)
+            .map_err(|e| ImportError::File {
+                file: path_name(path),
+                message: e.to_string(),
+            })
+    }
+
     fn read(path: &Path, required: &[&str]) -> Result<Self, ImportError> {
         let file = path.display().to_string();
         let fail = |message: String| ImportError::File {
             file: file.clone(),
             message,
         };
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .flexible(true)
-            .from_path(path)
-            .map_err(|e| fail(e.to_string()))?;
-        let columns: HashMap<String, usize> = reader
-            .headers()
-            .map_err(|e| fail(e.to_string()))?
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.to_owned(), i))
-            .collect();
-        if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
-            return Err(fail(format!("missing column `{missing}`")));
-        }
+        let mut reader = Self::reader(path)?;
+        let Self { columns, .. } = Self::header(&file, &mut reader, required)?;
         let width = columns.len();
         let mut rows = Vec::new();
         let mut problems = Vec::new();
@@ -973,11 +973,7 @@ fn read_assessments(
         file: file.clone(),
         message,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| fail(e.to_string()))?;
+    let mut reader = Table::reader(path)?;
     let table = Table::header(&file, &mut reader, &ASSESSMENT_COLUMNS[..7])?;
     let width = table.columns.len();
     let mut problems = Vec::new();

@@ -149,38 +149,32 @@ async fn a_backup_under_ingest_restores_verified_with_a_later_erasure_still_in_f
     bytes[middle] ^= 1;
     std::fs::write(damaged.join("backup.bin"), bytes).unwrap();
     let elsewhere = temp.path().join("elsewhere");
-    let refused = capsight(&[
-        "restore",
-        "--from",
-        damaged.to_str().unwrap(),
-        "--data-dir",
-        elsewhere.to_str().unwrap(),
-    ])
-    .await;
+    let restore = |from: &std::path::Path, into: &std::path::Path, replace: bool| {
+        let mut args = vec![
+            "restore".to_owned(),
+            "--from".to_owned(),
+            from.display().to_string(),
+            "--data-dir".to_owned(),
+            into.display().to_string(),
+        ];
+        if replace {
+            args.push("--replace".to_owned());
+        }
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            capsight(&args).await
+        }
+    };
+    let refused = restore(&damaged, &elsewhere, false).await;
     assert!(!refused.status.success());
     assert!(text(&refused).contains("SHA-256"), "{}", text(&refused));
     assert!(!elsewhere.join("db").exists());
     // Nor is a restore over a store without --replace.
-    let occupied = capsight(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .await;
+    let occupied = restore(&backup, &data, false).await;
     assert!(!occupied.status.success());
     assert!(text(&occupied).contains("--replace"), "{}", text(&occupied));
 
-    let restored = capsight(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--replace",
-    ])
-    .await;
+    let restored = restore(&backup, &data, true).await;
     assert!(restored.status.success(), "{}", text(&restored));
     assert!(
         text(&restored).contains("erasures to make again at the next start: 1"),
