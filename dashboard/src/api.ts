@@ -1,14 +1,9 @@
 // Clients for every capsight service over gRPC-Web, the token kept in session storage,
 // and the directory model (skill and team names) the pages share.
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import type { DescService } from "@bufbuild/protobuf";
-import { CapabilityService } from "./gen/capsight/v1/capability_pb";
-import { DirectoryService } from "./gen/capsight/v1/directory_pb";
-import { IngestService } from "./gen/capsight/v1/ingest_pb";
-import { OrgInsightsService } from "./gen/capsight/v1/insights_pb";
-import { TalentService } from "./gen/capsight/v1/talent_pb";
-import type { Skill, Team } from "./gen/capsight/v1/types_pb";
+import { bearer, capsightClients } from "@capsight/client";
+import type { Skill, Team } from "@capsight/client/v1/types_pb";
 
 const TOKEN_KEY = "capsight.token";
 
@@ -22,24 +17,10 @@ export function setToken(value: string | null): void {
   model = null;
 }
 
-const bearer: Interceptor = (next) => async (req) => {
-  const t = token();
-  if (t) req.header.set("authorization", `Bearer ${t}`);
-  return next(req);
-};
-
 // Same origin as the page: capsight serves the dashboard beside its services.
-const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [bearer] });
+const transport = createGrpcWebTransport({ baseUrl: location.origin, interceptors: [bearer(token)] });
 
-function client<T extends DescService>(service: T): Client<T> {
-  return createClient(service, transport);
-}
-
-export const capability = client(CapabilityService);
-export const directory = client(DirectoryService);
-export const ingest = client(IngestService);
-export const insights = client(OrgInsightsService);
-export const talent = client(TalentService);
+export const { capability, directory, ingest, insights, talent } = capsightClients(transport);
 
 /** Skills and teams by id, loaded once per token. */
 export interface Model {

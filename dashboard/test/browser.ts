@@ -15,10 +15,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { chromium, type Page } from "playwright-core";
-import { AccessRole, AccessService } from "../src/gen/capsight/v1/access_pb";
-import { CapabilityService, type TeamCapability } from "../src/gen/capsight/v1/capability_pb";
-import { IngestService } from "../src/gen/capsight/v1/ingest_pb";
-import { AssessmentSchema, AssessmentSource } from "../src/gen/capsight/v1/types_pb";
+import { AccessRole, AccessService } from "@capsight/client/v1/access_pb";
+import { CapabilityService, type TeamCapability } from "@capsight/client/v1/capability_pb";
+import { IngestService } from "@capsight/client/v1/ingest_pb";
+import { AssessmentSchema, AssessmentSource } from "@capsight/client/v1/types_pb";
 
 const BIN = resolve(process.env.CAPSIGHT_BIN ?? "../target/debug/capsight");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";

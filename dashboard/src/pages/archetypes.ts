@@ -3,8 +3,8 @@
 // person-level access see the centroids only.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { insights, loadModel, teamName } from "../api";
-import type { GetSkillArchetypesResponse } from "../gen/capsight/v1/insights_pb";
-import { Suppression } from "../gen/capsight/v1/insights_pb";
+import type { GetSkillArchetypesResponse } from "@capsight/client/v1/insights_pb";
+import { Suppression } from "@capsight/client/v1/insights_pb";
 import { h, pct, svg, table } from "../ui";
 
 const PALETTE = [

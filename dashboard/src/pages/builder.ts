@@ -1,7 +1,7 @@
 // Team builder: ComposeTeam with requirements, size, pool and protection, showing
 // coverage, each member's contribution, source-team impact and the optimality statement.
 import { explain, loadModel, type Model, skillName, talent, teamName } from "../api";
-import type { ProposedTeam } from "../gen/capsight/v1/talent_pb";
+import type { ProposedTeam } from "@capsight/client/v1/talent_pb";
 import { field, h, notice, pct, select, table, loading } from "../ui";
 import { skillOptions } from "./common";
 

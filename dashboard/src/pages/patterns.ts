@@ -1,8 +1,8 @@
 // Organisation-wide skill patterns by department, team, role or archetype, with
 // suppressed groups marked (minimum group size, and complementary suppression).
 import { insights, loadModel } from "../api";
-import { GroupBy, type GroupPattern, Suppression } from "../gen/capsight/v1/insights_pb";
-import { SkillCategory } from "../gen/capsight/v1/types_pb";
+import { GroupBy, type GroupPattern, Suppression } from "@capsight/client/v1/insights_pb";
+import { SkillCategory } from "@capsight/client/v1/types_pb";
 import { fmtLevel, field, h, levelColour, inkOn, select, table } from "../ui";
 
 const GROUPINGS: [string, string][] = [

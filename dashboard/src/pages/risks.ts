@@ -1,6 +1,6 @@
 // Gaps against the team's roles and skill risks (bus factor ≤ 1 on required skills).
 import { capability, loadModel, skillName } from "../api";
-import { RiskKind } from "../gen/capsight/v1/capability_pb";
+import { RiskKind } from "@capsight/client/v1/capability_pb";
 import { fmtLevel, h, notice, pct, table, loading } from "../ui";
 import { chosenTeam, teamPicker } from "./common";
 

@@ -2,7 +2,7 @@
 // the team's requirement per skill, kept live by WatchTeamCapability in the dense layout
 // (the matrix as little-endian arrays: a fraction of the cost of one message per cell).
 import { capability, explain, loadModel, type Model, skillName } from "../api";
-import { MatrixLayout, type TeamCapability } from "../gen/capsight/v1/capability_pb";
+import { MatrixLayout, type TeamCapability } from "@capsight/client/v1/capability_pb";
 import { fmtLevel, h, inkOn, levelColour, notice, pct, loading } from "../ui";
 import { chosenTeam, teamPicker } from "./common";
 

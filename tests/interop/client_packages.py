@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""The Python client package (clients/python, installed from the repository with pip,
-its stubs generated at build time) runs its example against `serve --demo`.
+"""The client packages run their examples against `serve --demo`:
+
+- Python (clients/python, installed from the repository with pip, its stubs generated at
+  build time), over gRPC;
+- TypeScript (clients/ts, which the dashboard installs with npm as a `file:` dependency),
+  bundled for Node by `npm run example` in dashboard/, over Connect JSON.
 
     python3 -m pip install ./clients/python
-    CAPSIGHT_BIN=target/debug/capsight python3 tests/interop/python_package.py
+    (cd dashboard && npm ci && npm run example)
+    CAPSIGHT_BIN=target/debug/capsight python3 tests/interop/client_packages.py
 """
 
 import os
@@ -32,7 +37,13 @@ def main() -> int:
             capture_output=True, text=True, timeout=120, cwd=tempfile.gettempdir())
         print(done.stdout + done.stderr, end="")
         check(done.returncode == 0 and "members" in done.stdout and "required" in done.stdout,
-              "the installed package's example reads a department's gaps")
+              "the installed Python package's example reads a department's gaps")
+        bundle = ROOT / "dashboard" / "test-results" / "team_gaps.mjs"
+        done = subprocess.run(["node", str(bundle), address, str(Path(data_dir) / "admin.token")],
+                              capture_output=True, text=True, timeout=120)
+        print(done.stdout + done.stderr, end="")
+        check(done.returncode == 0 and "members" in done.stdout and "required" in done.stdout,
+              "the TypeScript package's example reads a department's gaps over Connect JSON")
         import capsight  # noqa: PLC0415
         check("site-packages" in capsight.__file__ or "dist-packages" in capsight.__file__,
               f"capsight imported from the installed package ({capsight.__file__})")
