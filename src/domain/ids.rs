@@ -15,16 +15,17 @@ fn check_id(raw: &str) -> Result<(), FieldViolation> {
     if raw.len() > MAX_ID_LEN {
         return Err(FieldViolation::new(
             "",
-            format!("must be at most {MAX_ID_LEN} characters"),
+            format!("must be at most {MAX_ID_LEN} characters, not {}", raw.len()),
         ));
     }
-    if !raw
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
-    {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '-');
+    if let Some(c) = raw.chars().find(|&c| !allowed(c)) {
+        // The id is at most 128 bytes here: quoted whole.
         return Err(FieldViolation::new(
             "",
-            "may contain only ASCII letters, digits and . _ : @ -",
+            format!(
+                "may contain only ASCII letters, digits and . _ : @ - (found {c:?} in {raw:?})"
+            ),
         ));
     }
     Ok(())

@@ -29,17 +29,21 @@ impl Text {
     }
 
     fn bounded(raw: &str, max: usize, multiline: bool) -> Result<Self, FieldViolation> {
-        if raw.chars().count() > max {
+        let count = raw.chars().count();
+        if count > max {
             return Err(FieldViolation::new(
                 "",
-                format!("must be at most {max} characters"),
+                format!("must be at most {max} characters, not {count}"),
             ));
         }
         let allowed = |c: char| !c.is_control() || (multiline && matches!(c, '\n' | '\t' | '\r'));
-        if !raw.chars().all(allowed) {
+        if let Some(c) = raw.chars().find(|&c| !allowed(c)) {
             return Err(FieldViolation::new(
                 "",
-                "must not contain control characters",
+                format!(
+                    "must not contain control characters (found U+{:04X})",
+                    u32::from(c)
+                ),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -69,7 +73,10 @@ impl Level {
     /// A finite value within 0-5.
     pub fn parse(raw: f64) -> Result<Self, FieldViolation> {
         if !raw.is_finite() || !(0.0..=f64::from(Self::MAX)).contains(&raw) {
-            return Err(FieldViolation::new("", "must be a number from 0 to 5"));
+            return Err(FieldViolation::new(
+                "",
+                format!("must be a number from 0 to 5, not {raw}"),
+            ));
         }
         Ok(Self(raw as f32))
     }
@@ -90,7 +97,7 @@ impl Weight {
         if !raw.is_finite() || raw <= 0.0 || raw > 1_000.0 {
             return Err(FieldViolation::new(
                 "",
-                "must be a number greater than 0 and at most 1000",
+                format!("must be a number greater than 0 and at most 1000, not {raw}"),
             ));
         }
         Ok(Self(raw as f32))
@@ -129,7 +136,9 @@ impl Timestamp {
         if !(Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(&seconds) {
             return Err(FieldViolation::new(
                 "",
-                "must be between 0001-01-01 and 9999-12-31",
+                format!(
+                    "must be between 0001-01-01 and 9999-12-31, not {seconds} seconds from 1970"
+                ),
             ));
         }
         // In range, seconds * 1000 is below 2^59: no overflow.
@@ -401,7 +410,10 @@ impl Availability {
     /// A finite value within 0-1.
     pub fn parse(raw: f64) -> Result<Self, FieldViolation> {
         if !raw.is_finite() || !(0.0..=1.0).contains(&raw) {
-            return Err(FieldViolation::new("", "must be a number from 0 to 1"));
+            return Err(FieldViolation::new(
+                "",
+                format!("must be a number from 0 to 1, not {raw}"),
+            ));
         }
         Ok(Self(raw as f32))
     }
@@ -474,6 +486,20 @@ impl Assessment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rejected_value_is_quoted_in_the_reason() {
+        let reason = |r: Result<(), FieldViolation>| r.unwrap_err().reason;
+        assert!(reason(Level::parse(9.0).map(|_| ())).ends_with("not 9"));
+        assert!(reason(Availability::parse(1.5).map(|_| ())).ends_with("not 1.5"));
+        assert!(reason(Weight::parse(-2.0).map(|_| ())).ends_with("not -2"));
+        assert!(reason(Text::name(&"x".repeat(201)).map(|_| ())).ends_with("not 201"));
+        assert!(reason(Text::name("a\u{7}b").map(|_| ())).contains("U+0007"));
+        assert!(
+            reason(crate::domain::PersonId::parse("ada lovelace").map(|_| ()))
+                .contains(r#"' ' in "ada lovelace""#)
+        );
+    }
 
     #[test]
     fn levels_outside_the_scale_or_nan_are_rejected() {
