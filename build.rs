@@ -1,9 +1,6 @@
-//! Compiles `proto/` with protox (pure Rust, no system `protoc`) and generates the tonic
-//! services plus the encoded descriptor set used by server reflection.
-
-use std::{env, fs, path::PathBuf};
-
-use prost::Message;
+//! Compiles `proto/` with protox (pure Rust, no system `protoc`) into the tonic service
+//! traits the server implements. The messages and clients come from the
+//! `capsight-proto` crate (`clients/rust`), which compiles the same files.
 
 const PROTOS: &[&str] = &[
     "proto/capsight/v1/types.proto",
@@ -23,17 +20,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let descriptors = protox::compile(PROTOS, ["proto"])?;
-    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(
-        out_dir.join("capsight_descriptor.bin"),
-        descriptors.encode_to_vec(),
-    )?;
 
     tonic_prost_build::configure()
-        .build_client(true)
+        .build_client(false)
         .build_server(true)
-        // The dense matrix's arrays are shared, not copied, by clones of a cached view.
-        .bytes(".capsight.v1.DenseMatrix")
+        // The messages are capsight-proto's.
+        .extern_path(".capsight.v1", "::capsight_proto::pb")
         // prost's codec, except that an undecodable message is INVALID_ARGUMENT.
         .codec_path("crate::api::codec::ProtoCodec")
         .compile_fds(descriptors)?;

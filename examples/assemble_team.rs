@@ -10,9 +10,9 @@
 //! Server: `CAPSIGHT_SERVER` (default http://127.0.0.1:50051). Token: `CAPSIGHT_TOKEN` (a
 //! planner token scoped to those departments is enough), or `./capsight-data/admin.token`.
 
-use capsight::api::BearerToken;
-use capsight::api::pb;
-use capsight::api::pb::talent_service_client::TalentServiceClient;
+use capsight_proto::BearerToken;
+use capsight_proto::pb;
+use capsight_proto::pb::talent_service_client::TalentServiceClient;
 
 type Error = Box<dyn std::error::Error>;
 

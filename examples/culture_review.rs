@@ -10,9 +10,9 @@
 //! Server: `CAPSIGHT_SERVER` (default http://127.0.0.1:50051). Token: `CAPSIGHT_TOKEN` (an
 //! analyst token is enough), or `./capsight-data/admin.token`.
 
-use capsight::api::BearerToken;
-use capsight::api::pb;
-use capsight::api::pb::org_insights_service_client::OrgInsightsServiceClient;
+use capsight_proto::BearerToken;
+use capsight_proto::pb;
+use capsight_proto::pb::org_insights_service_client::OrgInsightsServiceClient;
 
 type Error = Box<dyn std::error::Error>;
 

@@ -9,9 +9,9 @@
 //! Server: `CAPSIGHT_SERVER` (default http://127.0.0.1:50051). Token: `CAPSIGHT_TOKEN`, or
 //! `./capsight-data/admin.token`. A manager token sees only its own teams.
 
-use capsight::api::BearerToken;
-use capsight::api::pb;
-use capsight::api::pb::capability_service_client::CapabilityServiceClient;
+use capsight_proto::BearerToken;
+use capsight_proto::pb;
+use capsight_proto::pb::capability_service_client::CapabilityServiceClient;
 
 type Error = Box<dyn std::error::Error>;
 

@@ -529,26 +529,6 @@ where
     }
 }
 
-/// A client interceptor adding `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-pub struct BearerToken(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl BearerToken {
-    /// The interceptor for `token`; fails if the token is not printable ASCII.
-    pub fn new(token: &str) -> Result<Self, tonic::metadata::errors::InvalidMetadataValue> {
-        format!("Bearer {}", token.trim()).parse().map(Self)
-    }
-}
-
-impl tonic::service::Interceptor for BearerToken {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,9 @@ mod talent;
 mod team_capability;
 
 pub use access::AccessApi;
-pub use auth::{AuthLayer, BearerToken, Caller, Class, class_of};
+pub use auth::{AuthLayer, Caller, Class, class_of};
 pub use capability::CapabilityApi;
+pub use capsight_proto::BearerToken;
 pub use directory::DirectoryApi;
 pub use ingest::IngestApi;
 pub use insights::OrgInsightsApi;
@@ -28,11 +29,10 @@ pub use team_capability::CapabilityRoutes;
 /// Code generated from `proto/capsight/v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod pb {
+    // The messages, the clients and the descriptor set (`FILE_DESCRIPTOR_SET`).
+    pub use capsight_proto::pb::*;
+    // The service traits the server implements, over those messages.
     tonic::include_proto!("capsight.v1");
-
-    /// Encoded descriptors of every capsight proto file, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("capsight_descriptor");
 }
 
 pub(crate) use convert::assessment_from_pb;
