@@ -151,6 +151,24 @@ async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metr
             }
             .encode_to_vec(),
         ),
+        (
+            "/capsight.v1.IngestService/RecordAssessments",
+            pb::RecordAssessmentsRequest {
+                assessments: vec![pb::Assessment {
+                    id: "canary-assessment".into(),
+                    person_id: CANARY_ID.into(),
+                    skill_id: "canary-skill".into(),
+                    score: 3.0,
+                    source: pb::AssessmentSource::ObjectiveTest.into(),
+                    assessed_at: Some(prost_types::Timestamp {
+                        seconds: 1_750_000_000,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec(),
+        ),
     ];
     let descriptors =
         prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("descriptors");
@@ -192,8 +210,8 @@ async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metr
     }
     // The seed was taken: the canary exists, and reading them is among the calls.
     assert_eq!(
-        answers[..5],
-        [Ok(()), Ok(()), Ok(()), Ok(()), Ok(())],
+        answers[..6],
+        [Ok(()), Ok(()), Ok(()), Ok(()), Ok(()), Ok(())],
         "{answers:?}"
     );
 
@@ -229,6 +247,14 @@ async fn every_call_is_logged_once_without_personal_data_and_counted_in_the_metr
         );
     }
     assert!(sample(&after, "capsight_store_bytes", &[]) > 0.0);
+    // The ingest counter (rate() of it is the ingest rate) and the audit log's size.
+    assert_eq!(
+        sample(&after, "capsight_assessments_ingested_total", &[])
+            - sample(&before, "capsight_assessments_ingested_total", &[]),
+        1.0,
+        "{after}"
+    );
+    assert!(sample(&after, "capsight_audit_bytes", &[]) > 0.0, "{after}");
 
     // Exactly one request log line per call, each naming its rpc, code, latency and
     // token, none holding the person's name or id.

@@ -141,6 +141,7 @@ impl Writer {
             metrics::histogram!("capsight_commit_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             metrics::gauge!("capsight_writer_queue_depth").set(commands.len() as f64);
+            metrics::gauge!("capsight_audit_bytes").set(self.store.audit_bytes() as f64);
             if let Some(reply) = close {
                 if let Err(e) = self.store.save_count_hint() {
                     tracing::warn!(error = %e, "assessment count hint not saved");
@@ -343,6 +344,8 @@ impl Writer {
             let accepted: Vec<&Assessment> = appended.accepted.iter().map(|&p| &valid[p]).collect();
             self.capability.add(&accepted, Timestamp::now());
             self.total += u64::from(outcome.accepted);
+            metrics::counter!("capsight_assessments_ingested_total")
+                .increment(u64::from(outcome.accepted));
             self.touch_data();
         }
         Ok(outcome)

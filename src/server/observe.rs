@@ -97,6 +97,14 @@ fn describe() {
         "capsight_store_bytes",
         "Bytes of the data directory's files."
     );
+    describe_counter!(
+        "capsight_assessments_ingested_total",
+        "Assessments newly stored (rate() of it is the ingest rate)."
+    );
+    describe_gauge!(
+        "capsight_audit_bytes",
+        "Bytes of the stored audit log (its values), against --audit-max-bytes."
+    );
 }
 
 /// Bytes of every file under `dir` (0 if it cannot be read).

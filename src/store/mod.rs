@@ -1243,6 +1243,11 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes of the audit log's stored values.
+    pub fn audit_bytes(&self) -> u64 {
+        self.audit_bytes
+    }
+
     /// Bytes sled occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
