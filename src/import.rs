@@ -545,6 +545,20 @@ pub async fn run_with(
     Ok(report)
 }
 
+/// `teams` without their managers: teams go in before people, managers after them.
+fn without_managers(teams: &[Located<pb::Team>]) -> Vec<Located<pb::Team>> {
+    teams
+        .iter()
+        .map(|(at, t)| {
+            let team = pb::Team {
+                manager_id: String::new(),
+                ..t.clone()
+            };
+            (at.clone(), team)
+        })
+        .collect()
+}
+
 /// Writes the directory files, in dependency order: skills, roles, teams without their
 /// managers, people, then the teams' managers.
 async fn write_directory(
@@ -586,16 +600,7 @@ async fn write_directory(
         UpsertRolesRequest,
         roles
     );
-    let unmanaged: Vec<Located<pb::Team>> = teams
-        .iter()
-        .map(|(at, t)| {
-            let team = pb::Team {
-                manager_id: String::new(),
-                ..t.clone()
-            };
-            (at.clone(), team)
-        })
-        .collect();
+    let unmanaged = without_managers(&teams);
     report.teams = upsert_all!(
         teams_file(files),
         unmanaged,

@@ -221,30 +221,24 @@ async fn a_backup_under_ingest_restores_verified_with_a_later_erasure_still_in_f
             "{person}: {served} not in {low}..={high}"
         );
     }
-    let events = AccessServiceClient::new(channel.clone())
-        .list_audit_events(pb::ListAuditEventsRequest {
-            rpc: "capsight.server/ReapplyErasures".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("audit")
-        .into_inner()
-        .events;
+    let reapplied = |channel: serving::Authed| async move {
+        AccessServiceClient::new(channel)
+            .list_audit_events(pb::ListAuditEventsRequest {
+                rpc: "capsight.server/ReapplyErasures".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("audit")
+            .into_inner()
+            .events
+    };
+    let events = reapplied(channel.clone()).await;
     assert_eq!(events.len(), 1, "{events:?}");
     stop(child).await;
     // Made again, and physically: the leaver's key is gone, their name nowhere.
     assert!(files_holding(&data, LEAVER_NAME.as_bytes()).is_empty());
     // A further start has nothing left to make again.
     let (child, channel, _) = start(&data).await;
-    let events = AccessServiceClient::new(channel)
-        .list_audit_events(pb::ListAuditEventsRequest {
-            rpc: "capsight.server/ReapplyErasures".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("audit")
-        .into_inner()
-        .events;
-    assert_eq!(events.len(), 1);
+    assert_eq!(reapplied(channel).await.len(), 1);
     stop(child).await;
 }

@@ -81,16 +81,7 @@ impl Checker {
 
     /// Teams without their managers (people come after teams); `managers` checks those.
     pub(super) fn teams(&mut self, file: &str, items: &[Located<pb::Team>]) -> Vec<Problem> {
-        let unmanaged: Vec<Located<pb::Team>> = items
-            .iter()
-            .map(|(o, t)| {
-                let team = pb::Team {
-                    manager_id: String::new(),
-                    ..t.clone()
-                };
-                (o.clone(), team)
-            })
-            .collect();
+        let unmanaged = super::without_managers(items);
         let mut problems = Vec::new();
         let (origins, teams) = convert::<_, Team>(file, "teams", &unmanaged, &mut problems);
         if let Some(d) = &mut self.directory {
