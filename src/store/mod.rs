@@ -2,11 +2,13 @@
 //! batched durable writes, assessment idempotency and erasure.
 //! Must never depend on tonic or analytics.
 //!
-//! ## Layout (schema version 1)
+//! ## Layout (schema version 2)
 //! | tree          | key                          | value                                  |
 //! |---------------|------------------------------|----------------------------------------|
 //! | `meta`        | `schema_version`             | u32, big-endian                        |
 //! | `meta`        | `assessment_count`           | u64 BE: a sizing hint written at close |
+//! | `meta`        | `commits`                    | u64 BE: commits made (see `marker`)     |
+//! | `meta`        | `erasures_applied`           | u64 BE: ledger entries made (see `ledger`) |
 //! | `skills`      | skill id (UTF-8)             | `SkillRecord`                          |
 //! | `roles`       | role id                      | `RoleRecord`                           |
 //! | `teams`       | team id                      | `TeamRecord`                           |
@@ -16,7 +18,10 @@
 //! | `audit`       | first event's sequence, u64 BE | `AuditBlock`: events appended together (older values: one `AuditRecord`) |
 //! | `mentorships` | mentee id, 0, mentor id      | `MentorshipRecord`                     |
 //!
-//! Values are a format byte followed by a prost message (see `records`).
+//! Values are a format byte, an xxh3-64 checksum and a prost message (see `records`);
+//! names and evidence inside them are sealed under per-person keys (see `keys`). Beside
+//! sled: `commit.marker` (`marker`), `person.keys` (`keys`), `erasures.ledger`
+//! (`ledger`); backups and restores are in `backup`.
 //!
 //! Assessments are stored one sled record per accepted batch rather than one per item:
 //! sled manages ~100k single-record inserts/s, far below the ingest target, while a
