@@ -238,6 +238,10 @@ async function main(): Promise<void> {
       trs.some((tr) => [...tr.querySelectorAll("td")].slice(2).some((td) => (td.textContent ?? "") !== "")),
     );
     check(!leaked, "suppressed groups show no figures");
+    // No list starting with its separator, and no negative zero.
+    const cells = await page.$$eval("table.patterns tbody td", (tds) => tds.map((td) => td.textContent ?? ""));
+    const malformed = cells.filter((c) => c.startsWith(",") || c === "-0.00");
+    check(malformed.length === 0, `pattern cells are well formed (${JSON.stringify(malformed.slice(0, 3))})`);
     await shot(page, "patterns-by-team-suppressed", false);
     await page.goto(`${base}/#/patterns/1`);
     await page.waitForSelector("table.patterns tbody tr");

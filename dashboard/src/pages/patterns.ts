@@ -57,7 +57,7 @@ export async function patternsPage(root: HTMLElement, params: string[]): Promise
       }),
       g.calibration === undefined ? "–" : signed(g.calibration),
       g.trend === undefined ? "–" : signed(g.trend),
-      g.archetypes.slice(0, 3).map((a) => `${a.label} ${a.count}`).join(", ") + (g.otherArchetypes ? `, others ${g.otherArchetypes}` : ""),
+      archetypeList(g.archetypes.slice(0, 3), g.otherArchetypes),
     ];
   };
   const rows = res.groups.map(row);
@@ -81,6 +81,17 @@ export async function patternsPage(root: HTMLElement, params: string[]): Promise
   );
 }
 
+/** Up to three archetypes with their counts, then the people in the others; a group
+ * whose archetypes are all too small to show says only that. */
+function archetypeList(shown: { label: string; count: number }[], others: number): string {
+  const parts = shown.map((a) => `${a.label} ${a.count}`);
+  if (others) parts.push(parts.length ? `others ${others}` : `${others} in smaller archetypes`);
+  return parts.length ? parts.join(", ") : "–";
+}
+
+/** A signed difference to two decimals; one that rounds to zero is "0.00", never "-0.00". */
 function signed(v: number): string {
-  return `${v >= 0 ? "+" : ""}${v.toFixed(2)}`;
+  const text = v.toFixed(2);
+  if (Number(text) === 0) return "0.00";
+  return `${v > 0 ? "+" : ""}${text}`;
 }
