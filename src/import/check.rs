@@ -99,7 +99,7 @@ impl Checker {
         items
             .iter()
             .filter(|(_, t)| {
-                !t.manager_id.is_empty() && !d.people().keys().any(|p| p.as_str() == t.manager_id)
+                !t.manager_id.is_empty() && !d.people().contains_key(t.manager_id.as_str())
             })
             .map(|(o, _)| Problem {
                 file: file.to_owned(),
