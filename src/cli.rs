@@ -351,6 +351,29 @@ struct ServeArgs {
     /// this many MiB.
     #[arg(long, env = "CAPSIGHT_MIN_FREE_MB", default_value_t = 64)]
     min_free_mb: u64,
+    /// Cluster mode: NATS server URLs (comma-separated, `nats://` or `tls://`) of a
+    /// JetStream cluster; every write goes through its replicated log (see README,
+    /// "Running a cluster"). Without it capsight runs alone on its sled store.
+    #[arg(long, env = "CAPSIGHT_CLUSTER", value_delimiter = ',')]
+    cluster: Vec<String>,
+    /// Cluster mode: replicas of the log, keys and checkpoints (3: survives the loss
+    /// of one NATS server; 1 only for a single test server).
+    #[arg(long, env = "CAPSIGHT_CLUSTER_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
+    cluster_replicas: u8,
+    /// Cluster mode: name of the JetStream stream (one per organisation).
+    #[arg(long, env = "CAPSIGHT_CLUSTER_STREAM", default_value = "CAPSIGHT")]
+    cluster_stream: String,
+    /// Cluster mode: NATS credentials file (JWT and NKey seed).
+    #[arg(long, env = "CAPSIGHT_CLUSTER_CREDENTIALS")]
+    cluster_credentials: Option<PathBuf>,
+    /// Cluster mode: CA certificate of the NATS servers' TLS.
+    #[arg(long, env = "CAPSIGHT_CLUSTER_CA")]
+    cluster_ca: Option<PathBuf>,
+    /// Cluster mode: write a checkpoint of the store to the cluster every this many log
+    /// entries (0: only after erasures); the log is truncated behind the checkpoint
+    /// before the latest.
+    #[arg(long, env = "CAPSIGHT_CHECKPOINT_EVERY", default_value_t = 10_000)]
+    checkpoint_every: u64,
     /// TEST ONLY: acknowledge writes before they are flushed and disable background
     /// flushing (loses acknowledged data on a crash). Exists only in debug builds, for
     /// the crash test to show it detects loss; a release binary has no such switch.
@@ -482,6 +505,17 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         },
         max_streams_per_connection: args.max_streams_per_connection.max(1),
         min_free_bytes: args.min_free_mb.saturating_mul(1024 * 1024),
+        cluster: (!args.cluster.is_empty()).then(|| server::ClusterConfig {
+            log: crate::cluster::ClusterOptions {
+                urls: args.cluster.clone(),
+                name: args.cluster_stream.clone(),
+                replicas: usize::from(args.cluster_replicas),
+                credentials: args.cluster_credentials.clone(),
+                ca: args.cluster_ca.clone(),
+                ..Default::default()
+            },
+            checkpoint_every: args.checkpoint_every,
+        }),
         data_dir: args.data_dir,
         demo: args.demo.then(|| args.shape.config()),
         min_group_size: args.min_group_size as usize,

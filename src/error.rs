@@ -8,7 +8,7 @@ use crate::domain::FieldViolation;
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed or references what does not exist; nothing was written.
-    #[error("invalid request ({} field violation(s))", .0.len())]
+    #[error("invalid request: {}", violations(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// The addressed entity does not exist.
     #[error("{kind} not found")]
@@ -71,10 +71,28 @@ pub enum Error {
     /// the server is stopping).
     #[error("the computation was cancelled")]
     Cancelled,
+    /// A service this node depends on (the cluster log) cannot be reached or did not
+    /// answer in time; the write's outcome is unknown (retrying it with the same ids
+    /// is safe).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// An earlier flush failed; writes are refused until restart so that no write is
     /// acknowledged on a store whose durability is unknown.
     #[error("storage is unavailable after an earlier failure; restart the server")]
     StoragePoisoned,
+}
+
+/// The violations as one line: `field: reason; …` (at most three, then a count).
+fn violations(list: &[FieldViolation]) -> String {
+    let mut text: Vec<String> = list
+        .iter()
+        .take(3)
+        .map(|v| format!("{}: {}", v.field, v.reason))
+        .collect();
+    if list.len() > 3 {
+        text.push(format!("and {} more", list.len() - 3));
+    }
+    text.join("; ")
 }
 
 /// Result with the crate's error.

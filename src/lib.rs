@@ -17,6 +17,7 @@
 pub mod analytics;
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod demo;
 pub mod domain;
 pub mod engine;

@@ -28,9 +28,10 @@ impl From<Error> for Status {
             Error::FailedPrecondition(reason) => Status::failed_precondition(reason),
             Error::Unauthenticated(reason) => Status::unauthenticated(reason),
             Error::PermissionDenied => Status::permission_denied("permission denied"),
-            Error::ShuttingDown | Error::StoragePoisoned | Error::Cancelled => {
-                Status::unavailable(error.to_string())
-            }
+            Error::ShuttingDown
+            | Error::StoragePoisoned
+            | Error::Cancelled
+            | Error::Unavailable(_) => Status::unavailable(error.to_string()),
             Error::Overloaded { retry_after } => {
                 let details = ErrorDetails::with_retry_info(Some(retry_after));
                 Status::with_error_details(Code::ResourceExhausted, error.to_string(), details)

@@ -11,6 +11,7 @@ pub mod health;
 pub mod insights;
 pub mod jobs;
 pub mod queries;
+mod replica;
 mod tokens;
 mod writer;
 
@@ -23,18 +24,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::analytics::proficiency::{Evidence, ProficiencyModel};
 use crate::domain::{
-    Assessment, AuditEvent, Directory, Grant, Mentorship, Mentorships, Person, PersonId, Rejection,
-    Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
+    AccessRole, Assessment, AuditEvent, Directory, Grant, Mentorship, Mentorships, Person,
+    PersonId, Rejection, Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
-use crate::store::{AuditFilter, AuditReader, EvidenceReader, Store, StoreOptions};
+use crate::store::{AuditFilter, AuditReader, EvidenceReader, LogOp, Store, StoreOptions};
 pub use cache::{Fresh, Want};
 pub use capability::{CapabilityBuilder, CapabilityIndex, PersonCapability, SkillAxis};
 use health::StorageHealth;
 pub use insights::KChoice;
 pub use jobs::{Cancel, JobRunner, RECOMMENDED_JOB_NICE, RunnerLoad};
 pub use tokens::{AuthFailure, TokenTable};
-use writer::{Job, Writer};
+use writer::{Applied, Job, Writer};
 
 /// Longest an audit event waits in the queue when nothing else wakes the writer.
 const AUDIT_DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
@@ -95,6 +96,11 @@ impl AuditQueue {
     }
 }
 
+/// The error for a write whose outcome is not of its kind (a bug).
+fn unexpected(applied: &Applied) -> Error {
+    Error::Internal(format!("unexpected write outcome {applied:?}"))
+}
+
 /// One consistent, immutable view of the data, as of one acknowledged write.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -120,6 +126,27 @@ pub struct Snapshot {
     /// Assessment batches numbered below this are in the snapshot (see
     /// `EvidenceReader::assessments_about_many_before`).
     pub evidence_batches: u64,
+    /// Cluster mode: the time of the log entry that made `data_version` (which is that
+    /// entry's sequence), so that every node computes the same answers from it.
+    pub data_clock: Option<Timestamp>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Snapshot {
+    /// The time answers are computed at (proficiency decays with the age of evidence):
+    /// now; in cluster mode, the time of the last data change, or today's start (UTC)
+    /// if later, which every node agrees on.
+    pub fn as_of(&self) -> Timestamp {
+        let now = Timestamp::now();
+        match self.data_clock {
+            Some(clock) => {
+                let today = now.unix_millis() - now.unix_millis().rem_euclid(DAY_MS);
+                clock.max(Timestamp::from_unix_millis(today))
+            }
+            None => now,
+        }
+    }
 }
 
 /// How the engine runs.
@@ -139,6 +166,9 @@ pub struct EngineOptions {
     pub job_nice: i32,
     /// Age at which evidence counts half, in days (`None`: the model's default, 365).
     pub evidence_half_life_days: Option<f32>,
+    /// Cluster mode: every write goes through the replicated log (`join_cluster`), and
+    /// derived state is computed at the log's clock rather than the wall clock.
+    pub replicated: bool,
 }
 
 /// Result of recording one batch of assessments.
@@ -222,6 +252,10 @@ pub struct Engine {
     dir: std::path::PathBuf,
     /// Held while a backup is made or sent: one at a time.
     backup: Arc<tokio::sync::Semaphore>,
+    /// Cluster mode: the replicated log and what this node applied of it.
+    replica: std::sync::OnceLock<Arc<replica::Replica>>,
+    /// The last log entry the store had applied when opened.
+    log_sequence: u64,
 }
 
 /// A backup made by `Engine::backup`: its data file in the data directory, removed when
@@ -297,12 +331,21 @@ impl Engine {
         }
         let audit = store.audit_reader();
         let evidence = store.evidence_reader();
+        let (log_sequence, log_clock, data_sequence, data_clock) = store.log_position()?;
+        let as_of = if options.replicated && log_sequence > 0 {
+            Timestamp::from_unix_millis(log_clock)
+        } else {
+            Timestamp::now()
+        };
         let initial = Snapshot {
             version: 0,
-            data_version: 0,
+            data_version: if options.replicated { data_sequence } else { 0 },
+            data_clock: options
+                .replicated
+                .then(|| Timestamp::from_unix_millis(data_clock)),
             directory: Arc::new(opened.directory),
             assessment_total: store.assessment_count() as u64,
-            capability: builder.finish(Timestamp::now()),
+            capability: builder.finish(as_of),
             tokens: Arc::new(TokenTable::new(opened.tokens)),
             erasures: 0,
             mentorships: Arc::new(Mentorships::new(opened.mentorships)),
@@ -315,7 +358,7 @@ impl Engine {
         let health = Arc::new(StorageHealth::new(
             options.flush_stall.unwrap_or(health::DEFAULT_STALL),
         ));
-        let writer = Writer::new(
+        let mut writer = Writer::new(
             store,
             Arc::clone(&snapshot),
             notify,
@@ -323,6 +366,9 @@ impl Engine {
             options.ack_before_flush,
             Arc::clone(&health),
         );
+        if options.replicated {
+            writer.replicate();
+        }
         let handle = std::thread::Builder::new()
             .name("capsight-writer".into())
             .spawn(move || writer.run(receiver))
@@ -343,6 +389,8 @@ impl Engine {
             health,
             dir: dir.to_path_buf(),
             backup: Arc::new(tokio::sync::Semaphore::new(1)),
+            replica: std::sync::OnceLock::new(),
+            log_sequence,
         })
     }
 
@@ -425,34 +473,75 @@ impl Engine {
         self.enqueue(job).await?.durable().await
     }
 
+    /// Applies a write: on this node's writer, or in cluster mode through the
+    /// replicated log (answered once a quorum holds it and this node applied it).
+    async fn submit(&self, op: LogOp) -> Result<Applied> {
+        if let Some(replica) = self.replica.get() {
+            return replica.submit(op).await;
+        }
+        let plan = match &op {
+            LogOp::DeletePerson(id) => Some(self.erasure_plan(id).await?),
+            _ => None,
+        };
+        self.write(move |w| w.apply(op, plan.as_ref())).await
+    }
+
+    /// What erasing `id` must rewrite, read beside the writer (the audit log grows with
+    /// every read, and each batch mentioning the person is decoded and re-encoded); the
+    /// writer then applies the plan, redoing only what changed since.
+    async fn erasure_plan(&self, id: &PersonId) -> Result<crate::store::ErasurePlan> {
+        let (audit, evidence) = (self.audit.clone(), self.evidence());
+        let person = id.to_string();
+        self.jobs
+            .run(Cancel::new(), move |_| {
+                let scan = audit.scan_for(&person)?;
+                evidence.plan_erasure(&person, scan)
+            })
+            .await
+    }
+
     /// Records an active mentoring relationship (see `Writer::start_mentoring`).
     pub async fn start_mentoring(&self, m: Mentorship, capacity: usize) -> Result<usize> {
-        self.write(move |w| w.start_mentoring(m, capacity)).await
+        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+        match self.submit(LogOp::StartMentoring(m, capacity)).await? {
+            Applied::Load(load) => Ok(load),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Ends an active mentoring relationship.
     pub async fn end_mentoring(&self, mentee: PersonId, mentor: PersonId) -> Result<Mentorship> {
-        self.write(move |w| w.end_mentoring(&mentee, &mentor)).await
+        match self.submit(LogOp::EndMentoring(mentee, mentor)).await? {
+            Applied::Ended(m) => Ok(m),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn count(&self, op: LogOp) -> Result<usize> {
+        match self.submit(op).await? {
+            Applied::Count(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Creates or replaces skills; all or nothing.
     pub async fn upsert_skills(&self, skills: Vec<Skill>) -> Result<usize> {
-        self.write(move |w| w.upsert_skills(skills)).await
+        self.count(LogOp::Skills(skills)).await
     }
 
     /// Creates or replaces roles; all or nothing.
     pub async fn upsert_roles(&self, roles: Vec<Role>) -> Result<usize> {
-        self.write(move |w| w.upsert_roles(roles)).await
+        self.count(LogOp::Roles(roles)).await
     }
 
     /// Creates or replaces teams; all or nothing.
     pub async fn upsert_teams(&self, teams: Vec<Team>) -> Result<usize> {
-        self.write(move |w| w.upsert_teams(teams)).await
+        self.count(LogOp::Teams(teams)).await
     }
 
     /// Creates or replaces people; all or nothing.
     pub async fn upsert_people(&self, people: Vec<Person>) -> Result<usize> {
-        self.write(move |w| w.upsert_people(people)).await
+        self.count(LogOp::People(people)).await
     }
 
     /// Queues a batch of assessments (each with its position in the request); the
@@ -462,7 +551,17 @@ impl Engine {
         &self,
         items: Vec<(u32, Assessment)>,
     ) -> Result<Pending<IngestOutcome>> {
-        self.enqueue(move |w| w.record_assessments(items)).await
+        if let Some(replica) = self.replica.get() {
+            // The log orders the batches; each is answered once applied here.
+            return replica
+                .enqueue_assessments(items, Arc::clone(&self.health))
+                .await;
+        }
+        self.enqueue(move |w| match w.apply(LogOp::Assessments(items), None)? {
+            Applied::Ingest(outcome) => Ok(outcome),
+            other => Err(unexpected(&other)),
+        })
+        .await
     }
 
     /// Records a batch of assessments and waits until it is durable.
@@ -472,27 +571,37 @@ impl Engine {
 
     /// Erases a person, every assessment about them and their id everywhere else.
     pub async fn delete_person(&self, id: PersonId) -> Result<ErasureReport> {
-        // The reading is done beside the writer (the audit log grows with every read, and
-        // each batch mentioning the person is decoded and re-encoded); the writer then
-        // applies the plan, redoing only what changed since.
-        let (audit, evidence) = (self.audit.clone(), self.evidence());
-        let person = id.to_string();
-        let plan = self
-            .jobs
-            .run(Cancel::new(), move |_| {
-                let scan = audit.scan_for(&person)?;
-                evidence.plan_erasure(&person, scan)
-            })
-            .await?;
+        if let Some(replica) = self.replica.get() {
+            // Every node scrubs its cached insights as it applies the erasure.
+            let report = match replica.submit(LogOp::DeletePerson(id.clone())).await? {
+                Applied::Erased(report) => report,
+                other => return Err(unexpected(&other)),
+            };
+            replica.erase_key(&id).await?;
+            // The checkpoint before held the person (sealed, with their local key):
+            // it is replaced, and its chunks erased, now.
+            if let Err(e) = self.checkpoint(true).await {
+                tracing::warn!(error = %e, "no checkpoint after an erasure; the next one replaces the old");
+            }
+            return Ok(report);
+        }
         let before = self.snapshot();
         let erased = id.clone();
-        let report = self.write(move |w| w.delete_person(&id, &plan)).await;
+        let report = self.submit(LogOp::DeletePerson(id)).await;
         // Cached insights may hold the person: kept only without them (see `scrub`).
+        self.scrub_after(&erased, &before);
+        match report? {
+            Applied::Erased(report) => Ok(report),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Keeps cached insights only without `erased` if an erasure happened since `before`.
+    fn scrub_after(&self, erased: &PersonId, before: &Snapshot) {
         let erasures = self.snapshot().erasures;
         if erasures != before.erasures {
-            self.insights.scrub(&erased, &before, erasures);
+            self.insights.scrub(erased, before, erasures);
         }
-        report
     }
 
     /// A receiver that sees the snapshot version each time a new snapshot is published;
@@ -508,21 +617,42 @@ impl Engine {
         description: Text,
         ttl_ms: Option<i64>,
     ) -> Result<(String, TokenInfo)> {
-        self.write(move |w| w.create_token(grant, description, ttl_ms))
-            .await
+        // Minted here, so that only the secret's hash is ever written or replicated.
+        let (bearer, stored) = tokens::mint(grant, description, Timestamp::now(), ttl_ms);
+        match self.submit(LogOp::CreateToken(stored)).await? {
+            Applied::Token(info) => Ok((bearer, info)),
+            other => Err(unexpected(&other)),
+        }
     }
 
-    /// Creates the first admin token if no token exists yet; returns its bearer string.
+    /// Creates the first admin token if no token exists yet: `persist` gets the bearer
+    /// string first (to write it where the operator finds it), and the token is stored
+    /// only once that succeeded, so a token nobody can read is never stored.
     pub async fn ensure_admin_token(
         &self,
         persist: impl FnOnce(&str) -> Result<()> + Send + 'static,
     ) -> Result<bool> {
-        self.write(move |w| w.ensure_admin_token(persist)).await
+        if !self.snapshot().tokens.is_empty() {
+            return Ok(false);
+        }
+        let grant = Grant::parse(AccessRole::Admin, Vec::new(), None)
+            .map_err(|v| Error::Internal(v.reason))?;
+        let description = Text::long("first admin token, created at first start")
+            .map_err(|v| Error::Internal(v.reason))?;
+        let (bearer, stored) = tokens::mint(grant, description, Timestamp::now(), None);
+        persist(&bearer)?;
+        match self.submit(LogOp::FirstAdminToken(stored)).await? {
+            Applied::FirstAdmin(created) => Ok(created),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Revokes a token.
     pub async fn revoke_token(&self, id: TokenId) -> Result<TokenInfo> {
-        self.write(move |w| w.revoke_token(&id)).await
+        match self.submit(LogOp::RevokeToken(id)).await? {
+            Applied::Token(info) => Ok(info),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Appends an audit event. The writer stores it with its next group (see
@@ -545,6 +675,9 @@ impl Engine {
     /// Waits until every audit event recorded so far is in the store (they are queued
     /// to the writer in order, so an empty job behind them does).
     async fn settle_audit(&self) -> Result<()> {
+        if let Some(replica) = self.replica.get() {
+            return replica.settle_audit(&self.audit_queue).await;
+        }
         self.write(|_| Ok(())).await
     }
 
@@ -616,6 +749,9 @@ impl Engine {
     /// Cancels every derived computation, flushes and stops the writer; later writes
     /// fail with `ShuttingDown`.
     pub async fn close(&self) -> Result<()> {
+        if let Some(replica) = self.replica.get() {
+            replica.shutdown();
+        }
         self.jobs.shutdown();
         let (reply, done) = oneshot::channel();
         if self

@@ -9,14 +9,14 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::health::StorageHealth;
-use super::tokens::{self, TokenTable};
+use super::tokens::TokenTable;
 use super::{AuditQueue, ErasureReport, IngestOutcome, PersonExport, Snapshot};
 use crate::domain::{
-    AccessRole, Assessment, Directory, FieldViolation, Grant, Mentorship, Mentorships, Person,
-    PersonId, Rejection, RejectionKind, Role, Skill, Team, Text, Timestamp, TokenId, TokenInfo,
+    AccessRole, Assessment, Directory, FieldViolation, Mentorship, Mentorships, Person, PersonId,
+    Rejection, RejectionKind, Role, Skill, Team, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
-use crate::store::{ErasurePlan, Store};
+use crate::store::{ErasurePlan, LogOp, Store, StoredToken};
 
 /// Longest a read's audit event waits for a flush of its own (see `Writer::commit`).
 const AUDIT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -64,6 +64,35 @@ pub(crate) struct Writer {
     notify: watch::Sender<u64>,
     /// Where flush outcomes are reported for everyone else.
     health: Arc<StorageHealth>,
+    /// The time of the cluster-log entry being applied; the wall clock outside cluster
+    /// mode. Everything time-dependent the writer derives uses it, so that every node
+    /// derives the same.
+    clock: Option<Timestamp>,
+    /// Cluster mode: audit events reach the store as log entries, not from the queue.
+    replicated: bool,
+    /// Cluster mode: the time of the entry that made the data version.
+    data_clock: Option<Timestamp>,
+}
+
+/// What a write did, by kind of write.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// Items written or confirmed (upserts).
+    Count(usize),
+    /// Per-item outcome of assessments.
+    Ingest(IngestOutcome),
+    /// The mentor's load after a mentorship started.
+    Load(usize),
+    /// The mentorship ended.
+    Ended(Mentorship),
+    /// What an erasure removed.
+    Erased(ErasureReport),
+    /// The token's listing after it was created or revoked.
+    Token(TokenInfo),
+    /// Whether the first admin token was stored.
+    FirstAdmin(bool),
+    /// Nothing to report (audit events).
+    Done,
 }
 
 impl Writer {
@@ -100,7 +129,75 @@ impl Writer {
             published,
             notify,
             health,
+            clock: None,
+            replicated: false,
+            data_clock: current.data_clock,
         }
+    }
+
+    /// Cluster mode: audit events are stored only from log entries.
+    pub(super) fn replicate(&mut self) {
+        self.replicated = true;
+    }
+
+    /// The writer's clock (see `clock`).
+    fn now(&self) -> Timestamp {
+        self.clock.unwrap_or_else(Timestamp::now)
+    }
+
+    /// Applies one write; `plan` is an erasure's, read beforehand beside the writer.
+    pub(super) fn apply(&mut self, op: LogOp, plan: Option<&ErasurePlan>) -> Result<Applied> {
+        Ok(match op {
+            LogOp::Skills(v) => Applied::Count(self.upsert_skills(v)?),
+            LogOp::Roles(v) => Applied::Count(self.upsert_roles(v)?),
+            LogOp::Teams(v) => Applied::Count(self.upsert_teams(v)?),
+            LogOp::People(v) => Applied::Count(self.upsert_people(v)?),
+            LogOp::Assessments(items) => Applied::Ingest(self.record_assessments(items)?),
+            LogOp::StartMentoring(m, capacity) => {
+                Applied::Load(self.start_mentoring(m, capacity as usize)?)
+            }
+            LogOp::EndMentoring(mentee, mentor) => {
+                Applied::Ended(self.end_mentoring(&mentee, &mentor)?)
+            }
+            LogOp::DeletePerson(id) => {
+                let plan = plan.ok_or_else(|| Error::Internal("erasure without a plan".into()))?;
+                Applied::Erased(self.delete_person(&id, plan)?)
+            }
+            LogOp::CreateToken(stored) => Applied::Token(self.insert_token(stored)?),
+            LogOp::FirstAdminToken(stored) => Applied::FirstAdmin(self.first_admin(stored)?),
+            LogOp::RevokeToken(id) => Applied::Token(self.revoke_token(&id)?),
+            LogOp::Audit(events) => {
+                self.store_audit(events)?;
+                Applied::Done
+            }
+        })
+    }
+
+    /// Applies cluster-log entry `sequence` (received at `at`): the writer's clock is
+    /// the entry's time, and the store records the position with the entry's writes.
+    pub(super) fn apply_entry(
+        &mut self,
+        sequence: u64,
+        at: Timestamp,
+        op: LogOp,
+        plan: Option<&ErasurePlan>,
+    ) -> Result<Applied> {
+        self.clock = Some(at);
+        let data_before = self.data_changed;
+        self.data_changed = false;
+        let applied = self.apply(op, plan);
+        let data = self.data_changed;
+        self.data_changed |= data_before;
+        if data {
+            // In cluster mode the data version is the sequence of the entry that made it.
+            self.data_version = sequence;
+            self.data_clock = Some(at);
+        }
+        self.store
+            .set_log_position(sequence, at.unix_millis(), data)?;
+        self.staged = true;
+        self.data_staged = true;
+        applied
     }
 
     /// Flushes sled, telling `health` when it starts, ends or fails.
@@ -206,7 +303,9 @@ impl Writer {
         self.version += 1;
         if self.data_changed {
             self.data_changed = false;
-            self.data_version += 1;
+            if !self.replicated {
+                self.data_version += 1;
+            }
         }
         self.published.store(Arc::new(Snapshot {
             version: self.version,
@@ -218,6 +317,7 @@ impl Writer {
             erasures: self.erasures,
             mentorships: Arc::clone(&self.mentorships),
             evidence_batches: self.store.next_batch(),
+            data_clock: self.data_clock,
         }));
         self.notify.send_replace(self.version);
     }
@@ -262,7 +362,7 @@ impl Writer {
         if self.directory.skills().len() != self.capability.axis().len() {
             // New skills widen every row; rare, so a rebuild is fine.
             let axis = super::SkillAxis::new(self.directory.skills().keys().cloned());
-            self.capability = self.capability.with_axis(axis, Timestamp::now());
+            self.capability = self.capability.with_axis(axis, self.now());
         }
         self.touch_data();
         Ok(count)
@@ -342,7 +442,7 @@ impl Writer {
         outcome.rejections.sort_by_key(|r| r.index);
         if !appended.accepted.is_empty() {
             let accepted: Vec<&Assessment> = appended.accepted.iter().map(|&p| &valid[p]).collect();
-            self.capability.add(&accepted, Timestamp::now());
+            self.capability.add(&accepted, self.now());
             self.total += u64::from(outcome.accepted);
             metrics::counter!("capsight_assessments_ingested_total")
                 .increment(u64::from(outcome.accepted));
@@ -404,40 +504,25 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn create_token(
-        &mut self,
-        grant: Grant,
-        description: Text,
-        ttl_ms: Option<i64>,
-    ) -> Result<(String, TokenInfo)> {
-        reject_if_any(grant.check(&self.directory))?;
-        let (bearer, stored) = tokens::mint(grant, description, Timestamp::now(), ttl_ms);
+    /// Stores a token minted by the engine (`tokens::mint`): only its secret's hash.
+    fn insert_token(&mut self, stored: StoredToken) -> Result<TokenInfo> {
+        reject_if_any(stored.info.grant.check(&self.directory))?;
+        if self.tokens.get(stored.info.id.as_str()).is_some() {
+            return Err(Error::AlreadyExists { kind: "token" });
+        }
         self.store.put_token(&stored)?;
         let info = stored.info.clone();
         Arc::make_mut(&mut self.tokens).insert(stored);
         self.touch();
-        Ok((bearer, info))
+        Ok(info)
     }
 
-    /// Mints the first admin token when there is none: `persist` gets the bearer
-    /// string first (to write it where the operator finds it), and the token is stored
-    /// only once that succeeded, so a token nobody can read is never stored.
-    pub(super) fn ensure_admin_token(
-        &mut self,
-        persist: impl FnOnce(&str) -> Result<()>,
-    ) -> Result<bool> {
+    /// Stores the first admin token, unless a token exists already.
+    fn first_admin(&mut self, stored: StoredToken) -> Result<bool> {
         if !self.tokens.is_empty() {
             return Ok(false);
         }
-        let grant = Grant::parse(AccessRole::Admin, Vec::new(), None)
-            .map_err(|v| Error::Internal(v.reason))?;
-        let description = Text::long("first admin token, created at first start")
-            .map_err(|v| Error::Internal(v.reason))?;
-        let (bearer, stored) = tokens::mint(grant, description, Timestamp::now(), None);
-        persist(&bearer)?;
-        self.store.put_token(&stored)?;
-        Arc::make_mut(&mut self.tokens).insert(stored);
-        self.touch();
+        self.insert_token(stored)?;
         Ok(true)
     }
 
@@ -447,7 +532,7 @@ impl Writer {
             .stored(id.as_str())
             .cloned()
             .ok_or(Error::NotFound { kind: "token" })?;
-        let now = Timestamp::now();
+        let now = self.now();
         // Revoking the last way in would leave no one able to administer the server.
         if stored.info.grant.role == AccessRole::Admin
             && stored.info.is_active(now)
@@ -505,7 +590,16 @@ impl Writer {
     /// the whole group rather than one per event); they become durable with the flush
     /// that follows. Anything that reads or rewrites the audit tree stages them first.
     fn stage_audit(&mut self) -> Result<()> {
+        if self.replicated {
+            // Queued events are sent to the log (see `replica`).
+            return Ok(());
+        }
         let events = self.audit_queue.take();
+        self.store_audit(events)
+    }
+
+    /// Stores audit events as one block, applying retention.
+    fn store_audit(&mut self, events: Vec<crate::domain::AuditEvent>) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -517,7 +611,7 @@ impl Writer {
             return Ok(());
         }
         self.store.append_audit(events)?;
-        let removed = self.store.retain_audit(Timestamp::now())?;
+        let removed = self.store.retain_audit(self.now())?;
         if removed > 0 {
             tracing::debug!(blocks = removed, "old audit events removed (retention)");
         }

@@ -35,6 +35,7 @@ use crate::web::DashboardLayer;
 mod admission;
 mod connect;
 mod connections;
+pub mod consistency;
 pub mod observe;
 pub use admission::AdmissionLimits;
 use admission::{Admission, AdmissionLayer};
@@ -74,6 +75,17 @@ pub struct ServerConfig {
     /// Start-up fails, with a clear error, when the data directory's filesystem has
     /// less free space than this (a store cannot recover or write on a full disk).
     pub min_free_bytes: u64,
+    /// Cluster mode: the replicated log to join (`None`: this node alone).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Cluster mode's settings.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// How to reach the log.
+    pub log: crate::cluster::ClusterOptions,
+    /// Log entries between checkpoints (0: only after erasures).
+    pub checkpoint_every: u64,
 }
 
 /// Every capsight service, by its gRPC name (for per-service health).
@@ -122,6 +134,7 @@ impl ServerConfig {
             connections: ConnectionLimits::default(),
             max_streams_per_connection: 256,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            cluster: None,
         }
     }
 }
@@ -293,6 +306,7 @@ pub async fn run(
             config.admission,
             config.request_timeout,
         ))))
+        .layer(consistency::ConsistencyLayer::new(Arc::clone(&engine)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -429,14 +443,75 @@ fn check_free_space(dir: &std::path::Path, min_free: u64) -> Result<()> {
     Ok(())
 }
 
+/// Cluster mode, a node without a store: starts from the cluster's latest checkpoint
+/// (restored into the data directory as a backup is), if there is one.
+async fn restore_checkpoint(config: &ServerConfig, log: &crate::cluster::ClusterLog) -> Result<()> {
+    if crate::store::holds_store(&config.data_dir) {
+        return Ok(());
+    }
+    let download = config.data_dir.with_extension("checkpoint-download");
+    let _ = tokio::fs::remove_dir_all(&download).await;
+    let Some(info) = log.fetch_checkpoint(&download).await? else {
+        return Ok(());
+    };
+    let (from, into) = (download.clone(), config.data_dir.clone());
+    let restored = tokio::task::spawn_blocking(move || crate::store::restore(&from, &into, None))
+        .await
+        .map_err(|e| Error::Internal(format!("restoring the checkpoint panicked: {e}")))?;
+    let _ = tokio::fs::remove_dir_all(&download).await;
+    restored?;
+    tracing::info!(
+        sequence = info.sequence,
+        bytes = info.bytes,
+        "started from the cluster's checkpoint"
+    );
+    Ok(())
+}
+
 async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {
     check_free_space(&config.data_dir, config.min_free_bytes)?;
     let dir = config.data_dir.clone();
-    let options = config.engine.clone();
+    let mut options = config.engine.clone();
     let started = std::time::Instant::now();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, &options))
-        .await
-        .map_err(|e| Error::Internal(format!("opening the store panicked: {e}")))??;
+    let log = match &config.cluster {
+        Some(cluster) => {
+            let log = crate::cluster::ClusterLog::connect(cluster.log.clone()).await?;
+            restore_checkpoint(config, &log).await?;
+            options.replicated = true;
+            Some((Arc::new(log), cluster.checkpoint_every))
+        }
+        None => None,
+    };
+    let open = |dir: PathBuf, options: EngineOptions| async move {
+        tokio::task::spawn_blocking(move || Engine::open(&dir, &options))
+            .await
+            .map_err(|e| Error::Internal(format!("opening the store panicked: {e}")))?
+            .map(Arc::new)
+    };
+    let mut engine = open(dir.clone(), options.clone()).await?;
+    if let Some((log, checkpoint_every)) = log {
+        let (_, first) = log.bounds().await?;
+        if first > engine.log_sequence() + 1 {
+            // The log was truncated past this store (the node was down through two
+            // checkpoints): its state is the checkpoint's plus the log, so it starts
+            // over from them. The old store goes: it may hold people erased since.
+            tracing::warn!(
+                store = engine.log_sequence(),
+                log_starts = first,
+                "this node's store is behind the cluster log's start; replacing it with the checkpoint"
+            );
+            engine.close().await?;
+            drop(engine);
+            tokio::fs::remove_dir_all(&config.data_dir)
+                .await
+                .map_err(|e| Error::DataDir(format!("{}: {e}", config.data_dir.display())))?;
+            restore_checkpoint(config, &log).await?;
+            engine = open(dir, options).await?;
+        }
+        // Erasures made since a checkpoint are in the log after it: applied in order.
+        engine.join_cluster(log, checkpoint_every).await?;
+        return Ok(engine);
+    }
     // A restored backup predates some erasures: they are made again before serving.
     let reapplied = engine.reapply_erasures().await?;
     if reapplied > 0 {
@@ -466,7 +541,7 @@ async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "store opened"
     );
-    Ok(Arc::new(engine))
+    Ok(engine)
 }
 
 /// Loads the demo organisation through the normal write path, unless people exist.

@@ -266,7 +266,7 @@ impl Capability {
             &q.team,
             q.include_subteams,
             &q.skills,
-            Timestamp::now(),
+            snapshot.as_of(),
         )
     }
 
@@ -312,7 +312,7 @@ impl Capability {
             let scope = grant.person_scope(&snapshot.directory);
             let person = admit_person(&scope, &snapshot.directory, id)?.clone();
             let assessments = self.engine.assessments_about(id)?;
-            let view = person_profile(snapshot.capability.model(), assessments, Timestamp::now());
+            let view = person_profile(snapshot.capability.model(), assessments, snapshot.as_of());
             Ok(Profile { person, view })
         })();
         (result, self.subject_if_exists(id))
@@ -425,7 +425,7 @@ impl Capability {
         if let Some(kept) = self.risks.get(snapshot.data_version, team) {
             return Ok(kept);
         }
-        let risks = skill_risks(&snapshot, team, Timestamp::now())?;
+        let risks = skill_risks(&snapshot, team, snapshot.as_of())?;
         let subjects = risks
             .iter()
             .filter_map(|r| r.holder.as_ref().map(ToString::to_string))

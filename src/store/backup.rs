@@ -265,6 +265,11 @@ fn check_digest(data: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// Whether `dir` holds anything (a store, or files restore must not overwrite).
+pub fn holds_store(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
 /// Restores the backup in directory `from` into `into` (absent or empty). `newer` is the
 /// erasure ledger of the store being replaced, if there is one: when it continues the
 /// backup's ledger, its newer entries are kept, and the server makes those erasures again
@@ -285,7 +290,7 @@ pub fn restore(from: &Path, into: &Path, newer: Option<&Contents>) -> Result<Res
     })?;
     let data = from.join(BACKUP_FILE);
     check_digest(&data, &manifest)?;
-    if std::fs::read_dir(into).is_ok_and(|mut d| d.next().is_some()) {
+    if holds_store(into) {
         return Err(Error::DataDir(format!(
             "{} is not empty: restore writes a new data directory",
             into.display()

@@ -9,6 +9,8 @@
 //! | `meta`        | `assessment_count`           | u64 BE: a sizing hint written at close |
 //! | `meta`        | `commits`                    | u64 BE: commits made (see `marker`)     |
 //! | `meta`        | `erasures_applied`           | u64 BE: ledger entries made (see `ledger`) |
+//! | `meta`        | `log_sequence`, `log_clock`  | u64 / i64 BE: last cluster-log entry applied, its time |
+//! | `meta`        | `log_data_sequence`, `log_data_clock` | the same for the last entry that changed the data |
 //! | `skills`      | skill id (UTF-8)             | `SkillRecord`                          |
 //! | `roles`       | role id                      | `RoleRecord`                           |
 //! | `teams`       | team id                      | `TeamRecord`                           |
@@ -33,6 +35,7 @@ mod backup;
 mod durable;
 mod keys;
 mod ledger;
+mod log;
 mod marker;
 mod records;
 mod verify;
@@ -73,9 +76,18 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 const COMMITS_KEY: &[u8] = b"commits";
 /// Entries of the erasure ledger this store has applied (u64 BE; see `ledger`).
 const ERASURES_APPLIED_KEY: &[u8] = b"erasures_applied";
-pub use backup::{BACKUP_FILE, MANIFEST_FILE, Manifest, Restored, restore};
+/// `meta` key of the last cluster-log entry applied (cluster mode).
+const LOG_SEQUENCE_KEY: &[u8] = b"log_sequence";
+/// `meta` key of that entry's time, the clock derived state is computed at.
+const LOG_CLOCK_KEY: &[u8] = b"log_clock";
+/// `meta` key of the last cluster-log entry that changed the data: the data version.
+const LOG_DATA_SEQUENCE_KEY: &[u8] = b"log_data_sequence";
+/// `meta` key of that entry's time.
+const LOG_DATA_CLOCK_KEY: &[u8] = b"log_data_clock";
+pub use backup::{BACKUP_FILE, MANIFEST_FILE, Manifest, Restored, holds_store, restore};
 pub use keys::KEYS_FILE;
 pub use ledger::{Contents as LedgerContents, LEDGER_FILE};
+pub use log::{LogEntry, LogKey, LogOp, is_erased_name, new_log_key};
 pub use marker::MARKER_FILE;
 pub use verify::{Verified, verify};
 /// How many assessments the store held at the last close: sizes the id index at open
@@ -1187,6 +1199,33 @@ impl Store {
             assessor_references_cleared: cleared,
             revoked_tokens,
         })
+    }
+
+    /// The last cluster-log entry applied to this store and its time, and the last
+    /// that changed the data and its time (cluster mode; zeros for a store that never
+    /// applied one).
+    pub fn log_position(&self) -> Result<(u64, i64, u64, i64)> {
+        let time = |key| meta_u64(&self.meta, key).map(|t| i64::from_be_bytes(t.to_be_bytes()));
+        Ok((
+            meta_u64(&self.meta, LOG_SEQUENCE_KEY)?,
+            time(LOG_CLOCK_KEY)?,
+            meta_u64(&self.meta, LOG_DATA_SEQUENCE_KEY)?,
+            time(LOG_DATA_CLOCK_KEY)?,
+        ))
+    }
+
+    /// Records that the cluster-log entry `sequence`, received at `at_ms`, is applied,
+    /// and whether it changed the data; durable with the same flush as its writes.
+    pub fn set_log_position(&self, sequence: u64, at_ms: i64, data: bool) -> Result<()> {
+        self.meta
+            .insert(LOG_SEQUENCE_KEY, &sequence.to_be_bytes())?;
+        self.meta.insert(LOG_CLOCK_KEY, &at_ms.to_be_bytes())?;
+        if data {
+            self.meta
+                .insert(LOG_DATA_SEQUENCE_KEY, &sequence.to_be_bytes())?;
+            self.meta.insert(LOG_DATA_CLOCK_KEY, &at_ms.to_be_bytes())?;
+        }
+        Ok(())
     }
 
     /// Records how many assessments the store holds, to size the index at next open.

@@ -362,6 +362,59 @@ impl PersonRecord {
     }
 }
 
+/// Access for the cluster log (`log`), where the sealed fields hold text sealed under
+/// the person's cluster key rather than a local key slot.
+impl PersonRecord {
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(super) fn set_log_sealed_name(&mut self, sealed: Vec<u8>) {
+        self.display_name.clear();
+        self.sealed_name = sealed;
+    }
+
+    pub(super) fn log_sealed_name(&self) -> &[u8] {
+        &self.sealed_name
+    }
+
+    pub(super) fn set_plain_name(&mut self, name: String) {
+        self.display_name = name;
+        self.sealed_name.clear();
+        self.key_slot = None;
+    }
+
+    /// The person of a record whose name is in plain text (`set_plain_name`).
+    pub(super) fn into_plain_domain(self) -> Result<Person, Error> {
+        self.into_domain(&KeyRing::default())
+    }
+}
+
+impl AssessmentRecord {
+    pub(super) fn has_sealed_evidence(&self) -> bool {
+        !self.sealed_evidence.is_empty()
+    }
+
+    pub(super) fn set_log_sealed_evidence(&mut self, sealed: Vec<u8>) {
+        self.evidence.clear();
+        self.sealed_evidence = sealed;
+    }
+
+    pub(super) fn log_sealed_evidence(&self) -> &[u8] {
+        &self.sealed_evidence
+    }
+
+    pub(super) fn set_plain_evidence(&mut self, evidence: String) {
+        self.evidence = evidence;
+        self.sealed_evidence.clear();
+    }
+
+    /// The assessment of a record whose evidence is in plain text.
+    pub(super) fn into_plain_domain(self) -> Result<Assessment, Error> {
+        self.to_domain(&KeyRing::default())
+    }
+}
+
 impl AssessmentRecord {
     /// The record of a newly received assessment, with its content fingerprint.
     pub(super) fn new(a: &Assessment) -> Self {

@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 
 use super::cache::{Cache, Fresh, Want};
 use super::{Engine, Snapshot};
-use crate::domain::{PersonId, TeamId, Timestamp};
+use crate::domain::{PersonId, TeamId};
 use crate::error::{Error, Result};
 pub use archetypes::{ArchetypeView, KChoice, carry_labels, compute_archetypes, people_in};
 pub use mentoring::{
@@ -180,7 +180,7 @@ impl Engine {
                                 group_by,
                                 archetypes.as_ref().map(|(a, v)| (&**a, *v)),
                                 trend_days,
-                                Timestamp::now(),
+                                snapshot.as_of(),
                                 cancel,
                             )
                         })
