@@ -21,8 +21,7 @@
 //! `CAPSIGHT_CLUSTER_CYCLES` (default 3) sets the kill cycles.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+
 use std::time::{Duration, Instant};
 
 use capsight::api::BearerToken;
@@ -33,15 +32,16 @@ use capsight::api::pb::directory_service_client::DirectoryServiceClient;
 use capsight::api::pb::ingest_service_client::IngestServiceClient;
 use capsight::api::pb::org_insights_service_client::OrgInsightsServiceClient;
 use prost::Message;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+
+use tokio::process::Child;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/serving.rs"]
 mod serving;
-
-type Authed = InterceptedService<Channel, BearerToken>;
+use cluster::{Authed, Nats, Node, free_port, nats_server};
 
 /// A revoked token is refused by every node within this (measured: milliseconds).
 const REVOCATION_BOUND: Duration = Duration::from_secs(2);
@@ -51,180 +51,9 @@ const BATCH: usize = 100;
 const CANARY_NAME: &str = "Canary Quillfeather";
 const CANARY_EVIDENCE: &str = "canary-evidence-7f3a9c";
 
-fn nats_server() -> Option<PathBuf> {
-    let path = std::env::var_os("CAPSIGHT_NATS_SERVER")
-        .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from);
-    std::process::Command::new(&path)
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| path)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Nats {
-    binary: PathBuf,
-    configs: Vec<PathBuf>,
-    dirs: Vec<PathBuf>,
-    ports: Vec<u16>,
-    processes: Vec<Option<Child>>,
-}
-
-impl Nats {
-    fn start(binary: PathBuf, root: &Path) -> Self {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut configs = Vec::new();
-        let mut dirs = Vec::new();
-        for i in 0..3 {
-            let dir = root.join(format!("nats-{i}"));
-            std::fs::create_dir_all(&dir).expect("nats dir");
-            let others: Vec<String> = (0..3)
-                .filter(|&j| j != i)
-                .map(|j| format!("nats-route://127.0.0.1:{}", routes[j]))
-                .collect();
-            let config = format!(
-                "server_name: n{i}\nlisten: 127.0.0.1:{}\n\
-                 jetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 1GB }}\n\
-                 cluster {{ name: capsight-test, listen: 127.0.0.1:{}, routes: [{}] }}\n",
-                ports[i],
-                dir.display(),
-                routes[i],
-                others.join(", ")
-            );
-            let path = root.join(format!("nats-{i}.conf"));
-            std::fs::write(&path, config).expect("config");
-            configs.push(path);
-            dirs.push(dir);
-        }
-        let mut nats = Self {
-            binary,
-            configs,
-            dirs,
-            ports,
-            processes: vec![None, None, None],
-        };
-        for i in 0..3 {
-            nats.launch(i);
-        }
-        nats
-    }
-
-    fn launch(&mut self, i: usize) {
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(&self.configs[i])
-            .arg("--log")
-            .arg(self.configs[i].with_extension("log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn nats-server");
-        self.processes[i] = Some(child);
-    }
-
-    async fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.processes[i].take() {
-            child.kill().await.expect("SIGKILL nats-server");
-        }
-    }
-
-    async fn stop(&mut self, i: usize) {
-        if let Some(mut child) = self.processes[i].take() {
-            serving::terminate(child.id().expect("pid"));
-            let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
-        }
-    }
-
-    fn urls(&self) -> String {
-        self.ports
-            .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
-struct Node {
-    dir: PathBuf,
-    port: u16,
-    process: Option<Child>,
-}
-
-impl Node {
-    async fn launch(&mut self, urls: &str, demo: bool) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_capsight"));
-        command
-            .args(["--log-format", "json", "serve", "--listen"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(["--cluster", urls, "--checkpoint-every", "2000"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if demo {
-            command.arg("--demo");
-        }
-        let mut child = command.spawn().expect("spawn capsight");
-        // Every line goes to `<dir>.log` (read when a stage fails); serving is awaited.
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let log_path = self.dir.with_extension("log");
-        let (serving, served) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            use std::io::Write;
-            let mut log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .expect("node log");
-            let mut serving = Some(serving);
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = writeln!(log, "{line}");
-                if line.contains("capsight serving")
-                    && let Some(s) = serving.take()
-                {
-                    let _ = s.send(());
-                }
-            }
-        });
-        let started = tokio::time::timeout(Duration::from_secs(120), served).await;
-        if !matches!(started, Ok(Ok(()))) {
-            let log = std::fs::read_to_string(self.dir.with_extension("log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!(
-                "node {} did not serve: {}",
-                self.dir.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        self.process = Some(child);
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.process.take() {
-            child.kill().await.expect("SIGKILL capsight");
-        }
-    }
-
-    async fn channel(&self, token: &str) -> Authed {
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{}", self.port))
-            .expect("url")
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(30))
-            .connect_lazy();
-        InterceptedService::new(channel, BearerToken::new(token).expect("ascii"))
-    }
+/// Checkpoints often enough that the log is truncated past a node that was down.
+fn checkpoint_args() -> Vec<String> {
+    vec!["--checkpoint-every".into(), "2000".into()]
 }
 
 fn person(i: usize) -> String {
@@ -509,6 +338,7 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
             dir: root.path().join(format!("node-{i}")),
             port: free_port(),
             process: None,
+            args: checkpoint_args(),
         })
         .collect();
     for node in &mut nodes {
@@ -797,6 +627,7 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
         dir: root.path().join("node-new"),
         port: free_port(),
         process: None,
+        args: checkpoint_args(),
     };
     fresh.launch(&urls, false).await;
     let fresh_channel = fresh.channel(&token).await;
