@@ -539,3 +539,41 @@ async fn send_audit(engine: Weak<Engine>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AssessmentId, Level, Source, Text};
+
+    fn item(n: u32, evidence: &str) -> (u32, Assessment) {
+        let a = Assessment {
+            id: AssessmentId::parse(&format!("a{n}")).unwrap(),
+            person: PersonId::parse("p").unwrap(),
+            skill: crate::domain::SkillId::parse("s").unwrap(),
+            score: Level::parse(3.0).unwrap(),
+            source: Source::Peer,
+            assessor: None,
+            assessed_at: Timestamp::from_unix_millis(1),
+            evidence: Text::long(evidence).unwrap(),
+        };
+        (n, a)
+    }
+
+    #[test]
+    fn a_batch_is_split_in_order_into_parts_under_the_limit() {
+        let evidence = "x".repeat(1_000);
+        let items: Vec<_> = (0..100).map(|n| item(n, &evidence)).collect();
+        let parts = split(items, 10_000);
+        assert!(parts.len() > 1);
+        let flat: Vec<u32> = parts.iter().flatten().map(|(n, _)| *n).collect();
+        assert_eq!(flat, (0..100).collect::<Vec<_>>(), "order and items kept");
+        for part in &parts {
+            let size: usize = part.iter().map(|(_, a)| estimated_size(a)).sum();
+            assert!(size <= 10_000 || part.len() == 1);
+        }
+        // An item bigger than the limit still goes, alone; an empty batch is one part.
+        let big = split(vec![item(0, &"y".repeat(3_000))], 1_000);
+        assert_eq!(big.len(), 1);
+        assert_eq!(split(Vec::new(), 10_000).len(), 1);
+    }
+}

@@ -132,3 +132,26 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_minimum_sequence_header_is_a_number_or_a_clear_error() {
+        let parse = |v: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            if let Some(v) = v {
+                headers.insert(MIN_SEQUENCE_HEADER, v.parse().unwrap());
+            }
+            min_sequence(&headers)
+        };
+        assert_eq!(parse(None).unwrap(), None);
+        assert_eq!(parse(Some("42")).unwrap(), Some(42));
+        for bad in ["-1", "x", "1.5", "99999999999999999999999"] {
+            let status = parse(Some(bad)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad}");
+            assert!(status.message().contains(MIN_SEQUENCE_HEADER));
+        }
+    }
+}

@@ -412,19 +412,9 @@ pub fn is_erased_name(name: &Text) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::person;
     use super::*;
-    use crate::domain::{AssessmentId, Availability, Level, RoleId, SkillId, Source, TeamId};
-
-    fn person(id: &str, name: &str) -> Person {
-        Person {
-            id: PersonId::parse(id).unwrap(),
-            display_name: Text::name(name).unwrap(),
-            team: TeamId::parse("t").unwrap(),
-            role: RoleId::parse("r").unwrap(),
-            target_role: None,
-            availability: Availability::parse(1.0).unwrap(),
-        }
-    }
+    use crate::domain::{AssessmentId, Level, SkillId, Source};
 
     fn assessment(id: &str, person: &str, evidence: &str) -> Assessment {
         Assessment {

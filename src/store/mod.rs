@@ -1384,7 +1384,8 @@ mod tests {
             .store
     }
 
-    fn person(id: &str, name: &str) -> Person {
+    /// A person in team `t` with role `r` (also used by `log`'s tests).
+    pub(super) fn person(id: &str, name: &str) -> Person {
         use crate::domain::{Availability, RoleId, TeamId, Text};
         Person {
             id: PersonId::parse(id).unwrap(),
