@@ -111,16 +111,15 @@ async fn reads(channels: &[Authed], readers: usize, seconds: u64) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-fn summary(name: &str, values: &mut [f64]) -> f64 {
+fn summary(name: &str, values: &mut [f64], digits: usize, unit: &str) {
     values.sort_by(f64::total_cmp);
     let median = values[values.len() / 2];
     println!(
-        "{name:<44} median {median:>9.0}/s  (min {:.0}, max {:.0}, {} runs)",
+        "{name:<38} median {median:>9.digits$}{unit}  (min {:.digits$}, max {:.digits$}, {} runs)",
         values[0],
         values[values.len() - 1],
         values.len()
     );
-    median
 }
 
 fn main() {
@@ -197,15 +196,16 @@ fn main() {
             single_reads.push(one);
             cluster_reads.push(three);
         }
-        summary("ingest, single node (sled)", &mut single_in);
-        summary("ingest, 3 nodes over JetStream R3", &mut cluster_in);
-        let ratio = summary(
-            "ingest ratio cluster/single (x1000)",
-            &mut ratios.iter().map(|r| r * 1000.0).collect::<Vec<_>>(),
+        summary("ingest, single node (sled)", &mut single_in, 0, "/s");
+        summary(
+            "ingest, 3 nodes over JetStream R3",
+            &mut cluster_in,
+            0,
+            "/s",
         );
-        println!("  = {:.2}x", ratio / 1000.0);
-        summary("GetTeamCapability, 1 node", &mut single_reads);
-        summary("GetTeamCapability, 3 nodes", &mut cluster_reads);
+        summary("ingest, cluster / single (same run)", &mut ratios, 2, "x");
+        summary("GetTeamCapability, 1 node", &mut single_reads, 0, "/s");
+        summary("GetTeamCapability, 3 nodes", &mut cluster_reads, 0, "/s");
         serving::stop(single).await;
         for node in &mut nodes {
             node.kill().await;
