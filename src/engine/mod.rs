@@ -60,6 +60,13 @@ impl AuditQueue {
         events.len()
     }
 
+    /// Puts back events taken but not stored, ahead of those queued since.
+    pub(crate) fn requeue(&self, mut taken: Vec<AuditEvent>) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        taken.append(&mut events);
+        *events = taken;
+    }
+
     /// Takes every queued event, oldest first.
     pub(crate) fn take(&self) -> Vec<AuditEvent> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
@@ -778,5 +785,37 @@ impl Engine {
         f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.write(move |w| f(w.store())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(rpc: &str) -> AuditEvent {
+        AuditEvent {
+            sequence: 0,
+            at: Timestamp::from_unix_millis(1),
+            token: None,
+            role: None,
+            rpc: rpc.into(),
+            subjects: Vec::new(),
+            outcome: "OK".into(),
+            source: None,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn requeued_audit_events_go_back_ahead_of_newer_ones() {
+        let queue = AuditQueue::default();
+        queue.push(event("a"));
+        queue.push(event("b"));
+        let taken = queue.take();
+        queue.push(event("c"));
+        queue.requeue(taken);
+        let order: Vec<String> = queue.take().into_iter().map(|e| e.rpc).collect();
+        assert_eq!(order, ["a", "b", "c"]);
+        assert!(queue.is_empty());
     }
 }

@@ -361,6 +361,7 @@ impl Engine {
             .last_checkpoint
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = applied;
+        metrics::gauge!("capsight_cluster_checkpoint_sequence").set(applied as f64);
         tracing::info!(
             sequence = applied,
             bytes = backup.manifest.bytes,
@@ -483,6 +484,7 @@ async fn complete(engine: Weak<Engine>, mut in_flight: mpsc::Receiver<InFlight>)
             replica.log.forget(person);
         }
         replica.applied.send_replace(flight.sequence);
+        metrics::gauge!("capsight_cluster_applied_sequence").set(flight.sequence as f64);
         let sent_here = replica.answer(&flight.id, outcome);
         // The node that sent the entry crossing the interval writes the checkpoint:
         // one node each time, and never the same one while it is down.
@@ -532,10 +534,14 @@ async fn send_audit(engine: Weak<Engine>) {
             continue;
         }
         let count = events.len();
-        match replica.send(LogOp::Audit(events)).await {
+        match replica.send(LogOp::Audit(events.clone())).await {
             // Applied in the background; nobody waits for an audit entry's outcome.
             Ok(applied) => drop(tokio::spawn(applied)),
-            Err(e) => tracing::warn!(error = %e, events = count, "audit events not replicated"),
+            Err(e) => {
+                // Not sent: kept for the next attempt rather than lost.
+                tracing::warn!(error = %e, events = count, "audit events not replicated yet");
+                engine.audit_queue.requeue(events);
+            }
         }
     }
 }
