@@ -231,6 +231,24 @@ async fn answers(channel: Authed, sequence: u64) -> Vec<Vec<u8>> {
     ]
 }
 
+/// An encoded answer of `answers`, pretty-printed, to show where two differ.
+fn describe(kind: &str, bytes: &[u8]) -> String {
+    match kind {
+        "team capability" => format!(
+            "{:#?}",
+            pb::GetTeamCapabilityResponse::decode(bytes).expect("decode")
+        ),
+        "archetypes" => format!(
+            "{:#?}",
+            pb::GetSkillArchetypesResponse::decode(bytes).expect("decode")
+        ),
+        _ => format!(
+            "{:#?}",
+            pb::GetOrgSkillPatternsResponse::decode(bytes).expect("decode")
+        ),
+    }
+}
+
 /// The highest log sequence any node reports.
 async fn highest_sequence(channels: &[Authed]) -> u64 {
     let mut highest = 0;
@@ -400,7 +418,15 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
             .iter()
             .zip(reference.iter().zip(&theirs))
         {
-            assert!(a == b, "node {n} answers {kind} differently at {sequence}");
+            if a != b {
+                let (ours, theirs) = (describe(kind, a), describe(kind, b));
+                let first = ours
+                    .lines()
+                    .zip(theirs.lines())
+                    .find(|(x, y)| x != y)
+                    .map(|(x, y)| format!("node 0: {x}\nnode {n}: {y}"));
+                panic!("node {n} answers {kind} differently at {sequence}: {first:?}");
+            }
         }
     }
 
