@@ -238,27 +238,41 @@ impl ClusterLog {
             .remove(person);
     }
 
+    /// The person's key and its sequence, if it exists. A direct get may be answered by
+    /// a replica that has not yet received a key the quorum already holds, so "not
+    /// found" is confirmed by the stream's leader before it is believed: a key missing
+    /// there was erased (every entry's keys are created before the entry is published).
     async fn stored_key(&self, person: &PersonId) -> Result<Option<(u64, LogKey)>> {
-        match self
+        let subject = self.key_subject(person);
+        let message = match self
             .keys
-            .direct_get_last_for_subject(self.key_subject(person))
+            .direct_get_last_for_subject(subject.as_str())
             .await
         {
-            Ok(message) => {
-                let key: LogKey =
-                    message
-                        .payload
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| Error::Corrupt {
-                            tree: "cluster keys".into(),
-                            detail: "a key is not 32 bytes".into(),
-                        })?;
-                Ok(Some((message.sequence, key)))
+            Ok(message) => message,
+            Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                match self.keys.get_last_raw_message_by_subject(&subject).await {
+                    Ok(message) => message,
+                    Err(e)
+                        if e.kind()
+                            == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                    {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(unavailable("key lookup", e)),
+                }
             }
-            Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(unavailable("key lookup", e)),
-        }
+            Err(e) => return Err(unavailable("key lookup", e)),
+        };
+        let key: LogKey = message
+            .payload
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::Corrupt {
+                tree: "cluster keys".into(),
+                detail: "a key is not 32 bytes".into(),
+            })?;
+        Ok(Some((message.sequence, key)))
     }
 
     /// The keys of `people` that exist (erased people have none).
