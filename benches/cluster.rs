@@ -24,7 +24,7 @@ mod cluster;
 #[path = "../tests/support/serving.rs"]
 mod serving;
 
-use cluster::{Authed, Nats, Node, free_port, nats_server};
+use cluster::{Authed, Nats, Node, first_admin_token, nats_server};
 
 const PEOPLE: usize = 200;
 
@@ -151,25 +151,15 @@ fn main() {
         let nats = Nats::start(binary, root.path());
         let urls = nats.urls();
         let mut nodes: Vec<Node> = (0..3)
-            .map(|i| Node {
-                dir: root.path().join(format!("node-{i}")),
-                port: free_port(),
-                process: None,
-                args: Vec::new(),
-            })
+            .map(|i| Node::new(root.path(), &format!("node-{i}"), Vec::new()))
             .collect();
         for node in &mut nodes {
             node.launch(&urls, false).await;
         }
-        let token = nodes
-            .iter()
-            .find_map(|n| {
-                std::fs::read_to_string(n.dir.join(capsight::server::ADMIN_TOKEN_FILE)).ok()
-            })
-            .expect("admin token");
+        let token = first_admin_token(&nodes);
         let mut cluster_channels = Vec::new();
         for node in &nodes {
-            cluster_channels.push(node.channel(token.trim()).await);
+            cluster_channels.push(node.channel(&token).await);
         }
         serving::seed_org(cluster_channels[0].clone(), "bench", &people()).await;
 

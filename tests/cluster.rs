@@ -41,7 +41,7 @@ use tonic::transport::Channel;
 mod cluster;
 #[path = "support/serving.rs"]
 mod serving;
-use cluster::{Authed, Nats, Node, free_port, nats_server};
+use cluster::{Authed, Nats, Node, first_admin_token, nats_server};
 
 /// A revoked token is refused by every node within this (measured: milliseconds).
 const REVOCATION_BOUND: Duration = Duration::from_secs(2);
@@ -299,22 +299,13 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
     let mut nats = Nats::start(binary, root.path());
     let urls = nats.urls();
     let mut nodes: Vec<Node> = (0..3)
-        .map(|i| Node {
-            dir: root.path().join(format!("node-{i}")),
-            port: free_port(),
-            process: None,
-            args: checkpoint_args(),
-        })
+        .map(|i| Node::new(root.path(), &format!("node-{i}"), checkpoint_args()))
         .collect();
     for node in &mut nodes {
         node.launch(&urls, false).await;
     }
     // The first node to start made the one admin token; every node accepts it.
-    let token = nodes
-        .iter()
-        .find_map(|n| std::fs::read_to_string(n.dir.join(capsight::server::ADMIN_TOKEN_FILE)).ok())
-        .expect("an admin token was written");
-    let token = token.trim().to_owned();
+    let token = first_admin_token(&nodes);
     seed(nodes[0].channel(&token).await).await;
     // The canary's evidence, to look for after the erasure.
     IngestServiceClient::new(nodes[1].channel(&token).await)
@@ -596,12 +587,7 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
     for node in nodes.iter_mut().take(2) {
         node.launch(&urls, false).await;
     }
-    let mut fresh = Node {
-        dir: root.path().join("node-new"),
-        port: free_port(),
-        process: None,
-        args: checkpoint_args(),
-    };
+    let mut fresh = Node::new(root.path(), "node-new", checkpoint_args());
     fresh.launch(&urls, false).await;
     let fresh_channel = fresh.channel(&token).await;
     let sequence = highest_sequence(&[channels[0].clone(), fresh_channel.clone()]).await;

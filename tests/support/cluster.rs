@@ -156,6 +156,16 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node (not started) with its data in `root/name` and extra `serve` arguments.
+    pub fn new(root: &Path, name: &str, args: Vec<String>) -> Self {
+        Self {
+            dir: root.join(name),
+            port: free_port(),
+            process: None,
+            args,
+        }
+    }
+
     pub async fn launch(&mut self, urls: &str, demo: bool) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_capsight"));
         command
@@ -221,4 +231,15 @@ impl Node {
             .connect_lazy();
         InterceptedService::new(channel, BearerToken::new(token).expect("ascii"))
     }
+}
+
+/// The first admin token, which the first of `nodes` to start wrote to its data
+/// directory; every node accepts it.
+pub fn first_admin_token(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .find_map(|n| std::fs::read_to_string(n.dir.join(capsight::server::ADMIN_TOKEN_FILE)).ok())
+        .expect("an admin token was written")
+        .trim()
+        .to_owned()
 }
