@@ -194,11 +194,6 @@ impl ClusterLog {
         Ok((log, keys, checkpoints))
     }
 
-    /// The options connected with.
-    pub fn options(&self) -> &ClusterOptions {
-        &self.options
-    }
-
     /// Largest entry the servers accept, in bytes.
     pub fn max_payload(&self) -> usize {
         match self.client.server_info().max_payload {
@@ -336,14 +331,10 @@ impl ClusterLog {
         Ok(())
     }
 
-    /// Appends `entry` (sealing names and evidence under their people's keys) and
-    /// returns its sequence once a quorum of the stream's replicas holds it.
-    pub async fn append(&self, entry: &LogEntry) -> Result<u64> {
-        self.send(entry).await?.await
-    }
-
-    /// Sends `entry` to the log and returns the wait for its acknowledgement: entries
-    /// sent one after another by one node are ordered in the log as they were sent.
+    /// Sends `entry` to the log (sealing names and evidence under their people's keys)
+    /// and returns the wait for its sequence, known once a quorum of the stream's
+    /// replicas holds it. Entries sent one after another by one node are ordered in the
+    /// log as they were sent.
     pub async fn send(
         &self,
         entry: &LogEntry,
@@ -535,8 +526,7 @@ impl ClusterLog {
         while let Ok(message) = stream.direct_get_first_for_subject(subject.as_str()).await {
             match stream.delete_message(message.sequence).await {
                 Ok(_) => {}
-                // Erased by another node meanwhile.
-                Err(e) if e.to_string().contains("not found") => {}
+                Err(e) if erased_meanwhile(&e) => {}
                 Err(e) => return Err(unavailable("checkpoint erase", e)),
             }
         }
@@ -591,6 +581,22 @@ impl ClusterLog {
             .await
             .map_err(io)?;
         Ok(info)
+    }
+}
+
+/// Whether a delete failed only because another node deleted the message first.
+fn erased_meanwhile(e: &stream::DeleteMessageError) -> bool {
+    use jetstream::ErrorCode;
+    match e.kind() {
+        stream::DeleteMessageErrorKind::JetStream(e) => {
+            let code = e.error_code();
+            code == ErrorCode::SEQUENCE_NOT_FOUND
+                || code == ErrorCode::NO_MESSAGE_FOUND
+                // The server's generic delete failure, when the message is gone.
+                || (code == ErrorCode::STREAM_MESSAGE_DELETE_FAILED
+                    && e.to_string().contains("no message found"))
+        }
+        _ => false,
     }
 }
 

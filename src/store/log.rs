@@ -18,8 +18,7 @@ use super::records::{
     TeamRecord, TokenRecord, decode, encode,
 };
 use crate::domain::{
-    Assessment, AuditEvent, Mentorship, Person, PersonId, Role, Skill, Team, Text, Timestamp,
-    TokenId,
+    Assessment, AuditEvent, Mentorship, Person, PersonId, Role, Skill, Team, Timestamp, TokenId,
 };
 use crate::error::Error;
 
@@ -405,16 +404,11 @@ impl LogEntry {
     }
 }
 
-/// Placeholder-free check used by tests: is `name` the placeholder of an erased person?
-pub fn is_erased_name(name: &Text) -> bool {
-    name.as_str() == ERASED_NAME
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::person;
     use super::*;
-    use crate::domain::{AssessmentId, Level, SkillId, Source};
+    use crate::domain::{AssessmentId, Level, SkillId, Source, Text};
 
     fn assessment(id: &str, person: &str, evidence: &str) -> Assessment {
         Assessment {
@@ -468,7 +462,7 @@ mod tests {
         }
         let bytes = people.encode(&keys).unwrap();
         match LogEntry::decode(&bytes, &HashMap::new()).unwrap().op {
-            LogOp::People(v) => assert!(is_erased_name(&v[0].display_name)),
+            LogOp::People(v) => assert_eq!(v[0].display_name.as_str(), ERASED_NAME),
             other => panic!("{other:?}"),
         }
         // A wrong key is an error, never wrong text.

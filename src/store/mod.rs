@@ -87,7 +87,7 @@ const LOG_DATA_CLOCK_KEY: &[u8] = b"log_data_clock";
 pub use backup::{BACKUP_FILE, MANIFEST_FILE, Manifest, Restored, holds_store, restore};
 pub use keys::KEYS_FILE;
 pub use ledger::{Contents as LedgerContents, LEDGER_FILE};
-pub use log::{LogEntry, LogKey, LogOp, is_erased_name, new_log_key};
+pub use log::{LogEntry, LogKey, LogOp, new_log_key};
 pub use marker::MARKER_FILE;
 pub use verify::{Verified, verify};
 /// How many assessments the store held at the last close: sizes the id index at open
