@@ -154,6 +154,12 @@ impl Snapshot {
             None => now,
         }
     }
+
+    /// Whether this is a cluster node's snapshot (answers must depend on the data version
+    /// only, never on what this node computed before).
+    pub fn replicated(&self) -> bool {
+        self.data_clock.is_some()
+    }
 }
 
 /// How the engine runs.

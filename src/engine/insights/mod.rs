@@ -128,7 +128,10 @@ impl Engine {
                         .run(cancel, move |cancel| {
                             let mut view =
                                 compute_archetypes(&snapshot, scope.as_ref(), k, cancel)?;
-                            if let Some(previous) = previous {
+                            // In cluster mode every node must answer the same at the
+                            // same data version, whatever earlier results it computed:
+                            // labels then come from the data alone.
+                            if let Some(previous) = previous.filter(|_| !snapshot.replicated()) {
                                 carry_labels(&mut view, &previous);
                             }
                             Ok(view)
