@@ -6,8 +6,10 @@
 //!   de-duplicated by the entry id (`Nats-Msg-Id`) within the stream's window;
 //! - the stream `<name>_KEYS` (subjects `<name>.key.<hash of person id>`): each person's
 //!   cluster key, one message per person, created with an expected subject sequence of
-//!   0 so that racing nodes agree on one key. Erasure deletes that message with
-//!   JetStream's erasing delete (the payload is overwritten on disk);
+//!   0 so that racing nodes agree on one key. The stream is kept in memory (Raft log
+//!   included), so no server writes a key to disk; erasure deletes the message. Every
+//!   node keeps the keys of its people sealed with them and gives them back when the
+//!   stream has lost them (all its servers restarted);
 //! - the object store `<name>_checkpoints`: the latest checkpoints (backups of one
 //!   node's store at a log sequence, named by it), from which new nodes start; the log
 //!   is truncated behind the oldest one kept.
@@ -23,6 +25,9 @@ use tokio_stream::StreamExt;
 use crate::domain::PersonId;
 use crate::error::{Error, Result};
 use crate::store::{LogEntry, LogKey, new_log_key};
+
+/// Header of a key a node gave back to the key stream (`ClusterLog::restore_keys`).
+const RESTORED_HEADER: &str = "Capsight-Restored";
 
 /// How to reach the cluster.
 #[derive(Clone, Debug)]
@@ -172,7 +177,11 @@ impl ClusterLog {
                 name: format!("{name}_KEYS"),
                 subjects: vec![format!("{name}.key.*")],
                 num_replicas: replicas,
-                storage: stream::StorageType::File,
+                // In memory, Raft log included: no server ever writes a key to disk, so
+                // an erased key is gone from every server once deleted. Nodes keep each
+                // key sealed with the person and give it back if the stream loses it
+                // (`restore_keys`).
+                storage: stream::StorageType::Memory,
                 max_messages_per_subject: 1,
                 allow_direct: true,
                 ..Default::default()
@@ -238,6 +247,17 @@ impl ClusterLog {
     /// found" is confirmed by the stream's leader before it is believed: a key missing
     /// there was erased (every entry's keys are created before the entry is published).
     async fn stored_key(&self, person: &PersonId) -> Result<Option<(u64, LogKey)>> {
+        Ok(self
+            .stored_key_message(person)
+            .await?
+            .map(|(stored, key)| (stored.sequence, key)))
+    }
+
+    /// `stored_key`, with the message that holds it.
+    async fn stored_key_message(
+        &self,
+        person: &PersonId,
+    ) -> Result<Option<(jetstream::message::StreamMessage, LogKey)>> {
         let subject = self.key_subject(person);
         let message = match self
             .keys
@@ -267,7 +287,7 @@ impl ClusterLog {
                 tree: "cluster keys".into(),
                 detail: "a key is not 32 bytes".into(),
             })?;
-        Ok(Some((message.sequence, key)))
+        Ok(Some((message, key)))
     }
 
     /// The keys of `people` that exist (erased people have none).
@@ -318,13 +338,71 @@ impl ClusterLog {
         Ok(found)
     }
 
-    /// Destroys a person's key: JetStream's erasing delete overwrites it on disk on
-    /// every replica. Entries sealed under it can no longer be read by anyone.
+    /// How many keys the key stream holds, and its last sequence (which drops to 0 when
+    /// every server of the stream restarted: it is kept in memory).
+    pub async fn key_stream_state(&self) -> Result<(u64, u64)> {
+        let info = self
+            .keys
+            .get_info()
+            .await
+            .map_err(|e| unavailable("key stream info", e))?;
+        Ok((info.state.messages, info.state.last_sequence))
+    }
+
+    /// Gives `keys` back to the key stream where it lacks them (after its servers all
+    /// restarted), never replacing a key it holds. Returns how many were given back.
+    pub async fn restore_keys(&self, keys: &[(PersonId, LogKey)]) -> Result<usize> {
+        let mut restored = 0;
+        for chunk in keys.chunks(256) {
+            let mut acks = Vec::with_capacity(chunk.len());
+            for (person, key) in chunk {
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(key.to_vec().into())
+                    .header(RESTORED_HEADER, "1")
+                    .expected_last_subject_sequence(0);
+                let ack = self
+                    .js
+                    .send_publish(self.key_subject(person), publish)
+                    .await
+                    .map_err(|e| unavailable("key restore", e))?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                // Refused: the stream holds a key for them already.
+                if ack.await.is_ok() {
+                    restored += 1;
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Destroys a person's key: it is deleted from the key stream, whose replicas hold it
+    /// in memory only. Entries sealed under it can no longer be read by anyone.
     pub async fn erase_key(&self, person: &PersonId) -> Result<()> {
         self.forget(person);
         if let Some((sequence, _)) = self.stored_key(person).await? {
             self.keys
                 .delete_message(sequence)
+                .await
+                .map_err(|e| unavailable("key erase", e))?;
+        }
+        Ok(())
+    }
+
+    /// Destroys a person's key as a node applying their erasure (entry time `at`):
+    /// the key they had then, or one given back since (`restore_keys`); not a key made
+    /// for someone created again with the same id after the erasure.
+    pub async fn erase_key_applied(&self, person: &PersonId, at: i64) -> Result<()> {
+        self.forget(person);
+        let Some((message, _)) = self.stored_key_message(person).await? else {
+            return Ok(());
+        };
+        let made_ms =
+            i64::try_from(message.time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        if message.headers.get(RESTORED_HEADER).is_some() || made_ms <= at {
+            self.keys
+                .delete_message(message.sequence)
                 .await
                 .map_err(|e| unavailable("key erase", e))?;
         }

@@ -256,6 +256,8 @@ pub struct Engine {
     changes: watch::Receiver<u64>,
     audit: AuditReader,
     evidence: EvidenceReader,
+    /// Cluster mode: the people's cluster keys this node keeps (`replica::restore_keys`).
+    cluster_keys: crate::store::ClusterKeyReader,
     insights: insights::Insights,
     /// The bounded pool that runs CPU-heavy derived results.
     jobs: JobRunner,
@@ -344,6 +346,7 @@ impl Engine {
         }
         let audit = store.audit_reader();
         let evidence = store.evidence_reader();
+        let cluster_keys = store.cluster_key_reader();
         let (log_sequence, log_clock, data_sequence, data_clock) = store.log_position()?;
         let as_of = if options.replicated && log_sequence > 0 {
             Timestamp::from_unix_millis(log_clock)
@@ -398,6 +401,7 @@ impl Engine {
             changes,
             audit,
             evidence,
+            cluster_keys,
             jobs: JobRunner::with_core_count(options.job_nice)?,
             health,
             dir: dir.to_path_buf(),

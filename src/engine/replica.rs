@@ -7,7 +7,7 @@
 //! computed, which is the one every node computes (same entries, same order, same
 //! clock: the entry's time).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ const AUDIT_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the reader waits before reading the log again after an error.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// How often a node checks that the key stream still holds the keys it keeps.
+const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Share of the log's message limit one assessment entry may fill (headroom for the
 /// estimate's error).
 const ENTRY_FILL: usize = 2;
@@ -51,6 +54,17 @@ pub(crate) struct Replica {
     last_checkpoint: Mutex<u64>,
     /// A checkpoint is being considered or written by this node.
     checkpointing: std::sync::atomic::AtomicBool,
+    /// The erasures found in the log by `erased_after`.
+    erasures_seen: tokio::sync::Mutex<ErasureScan>,
+}
+
+/// Erasures in a stretch of the log.
+#[derive(Default)]
+struct ErasureScan {
+    /// The stretch read: `from..=to` (empty when `to < from`).
+    from: u64,
+    to: u64,
+    found: Vec<(u64, PersonId)>,
 }
 
 fn entry_id() -> String {
@@ -68,7 +82,43 @@ impl Replica {
             checkpoint_every,
             last_checkpoint: Mutex::new(0),
             checkpointing: std::sync::atomic::AtomicBool::new(false),
+            erasures_seen: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// The people erased by log entries after `sequence` (up to the log's end now).
+    /// A key missing for a person an entry names was destroyed by their erasure, which
+    /// then follows in the log; or lost, if every server of the key stream restarted
+    /// (it is held in memory) before a node gave it back.
+    async fn erased_after(&self, sequence: u64) -> Result<HashSet<PersonId>> {
+        let (last, _) = self.log.bounds().await?;
+        let mut scan = self.erasures_seen.lock().await;
+        if sequence < scan.from || scan.to < sequence {
+            *scan = ErasureScan {
+                from: sequence,
+                to: sequence,
+                found: Vec::new(),
+            };
+        }
+        if last > scan.to {
+            let mut entries = Box::pin(self.log.entries_from(scan.to + 1).await?);
+            while let Some(item) = entries.next().await {
+                let (at, bytes) = item?;
+                if let Some(person) = LogEntry::erases(&bytes)? {
+                    scan.found.push((at, person));
+                }
+                scan.to = at;
+                if at >= last {
+                    break;
+                }
+            }
+        }
+        Ok(scan
+            .found
+            .iter()
+            .filter(|(at, _)| *at > sequence)
+            .map(|(_, person)| person.clone())
+            .collect())
     }
 
     fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiter>> {
@@ -239,6 +289,8 @@ struct InFlight {
     pending: Pending<Applied>,
     /// An erasure: the person, and the snapshot before it (to scrub cached insights).
     erased: Option<(PersonId, Arc<Snapshot>)>,
+    /// The entry's time (Unix milliseconds).
+    at: i64,
 }
 
 impl Engine {
@@ -278,6 +330,7 @@ impl Engine {
         tokio::spawn(read_log(Arc::downgrade(self), start, flights));
         tokio::spawn(complete(Arc::downgrade(self), in_flight));
         tokio::spawn(send_audit(Arc::downgrade(self)));
+        tokio::spawn(restore_keys(Arc::downgrade(self)));
         tracing::info!(from = start, to = last, "catching up with the cluster log");
         let mut stop = replica.stop.subscribe();
         tokio::select! {
@@ -443,7 +496,21 @@ async fn hand_over(
     sequence: u64,
     bytes: &[u8],
 ) -> Result<InFlight> {
-    let keys = replica.log.keys(&LogEntry::sealed_in(bytes)?).await?;
+    let needed = LogEntry::sealed_in(bytes)?;
+    let keys = replica.log.keys(&needed).await?;
+    if keys.len() < needed.len() {
+        let erased = replica.erased_after(sequence).await?;
+        if needed
+            .iter()
+            .any(|p| !keys.contains_key(p) && !erased.contains(p))
+        {
+            return Err(Error::Unavailable(format!(
+                "the cluster key of someone log entry {sequence} names is missing, and \
+                 they were not erased: the key stream lost it (all its servers \
+                 restarted); waiting for a node to give it back"
+            )));
+        }
+    }
     let entry = LogEntry::decode(bytes, &keys)?;
     let (plan, erased) = match &entry.op {
         LogOp::DeletePerson(id) => (
@@ -454,10 +521,11 @@ async fn hand_over(
     };
     let (at, op) = (entry.at, entry.op);
     let pending = engine
-        .enqueue(move |w| w.apply_entry(sequence, at, op, plan.as_ref()))
+        .enqueue(move |w| w.apply_entry(sequence, at, op, plan.as_ref(), keys))
         .await?;
     Ok(InFlight {
         sequence,
+        at: at.unix_millis(),
         id: entry.id,
         pending,
         erased,
@@ -481,7 +549,11 @@ async fn complete(engine: Weak<Engine>, mut in_flight: mpsc::Receiver<InFlight>)
         }
         if let Some((person, before)) = &flight.erased {
             engine.scrub_after(person, before);
-            replica.log.forget(person);
+            // Every node destroys the key (not only the one that took the call): a key
+            // this node gave back meanwhile (`restore_keys`) goes too.
+            if let Err(e) = replica.log.erase_key_applied(person, flight.at).await {
+                tracing::warn!(error = %e, "cluster key not erased here; the erasing node does");
+            }
         }
         replica.applied.send_replace(flight.sequence);
         metrics::gauge!("capsight_cluster_applied_sequence").set(flight.sequence as f64);
@@ -514,6 +586,67 @@ async fn complete(engine: Weak<Engine>, mut in_flight: mpsc::Receiver<InFlight>)
             });
         }
     }
+}
+
+/// Gives the key stream back the keys this node keeps whenever it holds fewer keys than
+/// this node has people, or restarted empty (it is kept in memory, so a restart of all
+/// its servers loses it).
+async fn restore_keys(engine: Weak<Engine>) {
+    let mut highest = 0;
+    let mut short = false;
+    loop {
+        let Some(current) = engine.upgrade() else {
+            return;
+        };
+        let Some(replica) = current.replica.get().cloned() else {
+            return;
+        };
+        let people = current.snapshot().directory.people().len() as u64;
+        let reader = current.cluster_keys.clone();
+        drop(current);
+        let mut stop = replica.stop.subscribe();
+        match replica.log.key_stream_state().await {
+            Ok((held, last)) => {
+                let reset = last < highest;
+                highest = highest.max(last);
+                // Fewer keys than people for a moment is an erasure in flight: only
+                // twice running counts.
+                let missing = held < people;
+                if reset || (missing && (short || held == 0)) {
+                    match give_back(&replica, &reader).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(keys = n, "gave keys back to the key stream"),
+                        Err(e) => tracing::warn!(error = %e, "keys not given back; retrying"),
+                    }
+                    highest = 0;
+                }
+                short = missing && !short;
+            }
+            Err(e) => tracing::debug!(error = %e, "key stream state unknown"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(KEY_CHECK_INTERVAL) => {}
+            _ = stop.wait_for(|&s| s) => return,
+        }
+    }
+}
+
+/// Publishes the keys this node keeps that the key stream lacks; a key of someone erased
+/// meanwhile is destroyed again.
+async fn give_back(replica: &Replica, reader: &crate::store::ClusterKeyReader) -> Result<usize> {
+    let reader_all = reader.clone();
+    let kept = tokio::task::spawn_blocking(move || reader_all.all())
+        .await
+        .map_err(|e| Error::Internal(format!("key reader: {e}")))??;
+    let restored = replica.log.restore_keys(&kept).await?;
+    for (person, _) in &kept {
+        // Published after this node applied their erasure (whose own key deletion it
+        // may have preceded): delete it again.
+        if !reader.holds(person)? {
+            replica.log.erase_key(person).await?;
+        }
+    }
+    Ok(restored)
 }
 
 /// Sends the audit events recorded on this node to the log, every `AUDIT_INTERVAL`.

@@ -3,6 +3,7 @@
 //! its writes is acknowledged or becomes visible (group commit). It is an OS thread,
 //! not a task, because sled's flush blocks on fsync.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -16,7 +17,7 @@ use crate::domain::{
     Rejection, RejectionKind, Role, Skill, Team, Timestamp, TokenId, TokenInfo,
 };
 use crate::error::{Error, Result};
-use crate::store::{ErasurePlan, LogOp, Store, StoredToken};
+use crate::store::{ErasurePlan, LogKey, LogOp, Store, StoredToken};
 
 /// Longest a read's audit event waits for a flush of its own (see `Writer::commit`).
 const AUDIT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -72,6 +73,9 @@ pub(crate) struct Writer {
     replicated: bool,
     /// Cluster mode: the time of the entry that made the data version.
     data_clock: Option<Timestamp>,
+    /// Cluster mode: the keys of the people named by the entry being applied, kept
+    /// with their records.
+    entry_keys: HashMap<PersonId, LogKey>,
 }
 
 /// What a write did, by kind of write.
@@ -132,6 +136,7 @@ impl Writer {
             clock: None,
             replicated: false,
             data_clock: current.data_clock,
+            entry_keys: HashMap::new(),
         }
     }
 
@@ -181,11 +186,14 @@ impl Writer {
         at: Timestamp,
         op: LogOp,
         plan: Option<&ErasurePlan>,
+        keys: HashMap<PersonId, LogKey>,
     ) -> Result<Applied> {
         self.clock = Some(at);
+        self.entry_keys = keys;
         let data_before = self.data_changed;
         self.data_changed = false;
         let applied = self.apply(op, plan);
+        self.entry_keys.clear();
         let data = self.data_changed;
         self.data_changed |= data_before;
         if data {
@@ -401,7 +409,7 @@ impl Writer {
         if people.is_empty() {
             return Ok(count);
         }
-        self.store.put_people(&people)?;
+        self.store.put_people_keyed(&people, &self.entry_keys)?;
         Arc::make_mut(&mut self.directory).upsert_people(people);
         self.touch_data();
         Ok(count)

@@ -288,6 +288,17 @@ impl LogEntry {
         Ok(encode(&record))
     }
 
+    /// The person an encoded entry erases, if it is an erasure.
+    pub fn erases(bytes: &[u8]) -> Result<Option<PersonId>, Error> {
+        let record: EntryRecord = decode("cluster log", bytes)?;
+        if record.kind != DELETE_PERSON {
+            return Ok(None);
+        }
+        PersonId::parse(&record.first)
+            .map(Some)
+            .map_err(|v| corrupt(format!("{}: {}", v.field, v.reason)))
+    }
+
     /// The people whose keys decoding `bytes` needs (cheap: no unsealing).
     pub fn sealed_in(bytes: &[u8]) -> Result<Vec<PersonId>, Error> {
         let record: EntryRecord = decode("cluster log", bytes)?;

@@ -868,6 +868,16 @@ impl Store {
     /// Stages people (durable after `flush`), each name sealed under the person's key (a
     /// new key for a new person).
     pub fn put_people(&mut self, people: &[Person]) -> Result<()> {
+        self.put_people_keyed(people, &HashMap::new())
+    }
+
+    /// `put_people`, keeping with each person their cluster key from `cluster_keys`
+    /// (cluster mode), sealed under their local key.
+    pub fn put_people_keyed(
+        &mut self,
+        people: &[Person],
+        cluster_keys: &HashMap<PersonId, LogKey>,
+    ) -> Result<()> {
         let mut values = Vec::with_capacity(people.len());
         for person in people {
             let slot = match self.slots.get(person.id.as_str()) {
@@ -880,6 +890,9 @@ impl Store {
             };
             let mut record = PersonRecord::from(person);
             record.seal(&mut self.keys, slot)?;
+            if let Some(key) = cluster_keys.get(&person.id) {
+                record.seal_cluster_key(&mut self.keys, slot, key)?;
+            }
             values.push((person.id.as_str(), encode(&record)));
         }
         put_all(&self.people, values.into_iter())
@@ -1031,6 +1044,14 @@ impl Store {
     }
 
     /// A read handle on the assessments, usable from any thread while the writer writes.
+    /// A reader of the cluster keys the people records hold, for use off the writer.
+    pub fn cluster_key_reader(&self) -> ClusterKeyReader {
+        ClusterKeyReader {
+            people: self.people.clone(),
+            keys: self.keys.ring(),
+        }
+    }
+
     pub fn evidence_reader(&self) -> EvidenceReader {
         EvidenceReader {
             assessments: self.assessments.clone(),
@@ -1471,6 +1492,39 @@ mod tests {
     }
 
     #[test]
+    fn cluster_keys_are_kept_sealed_with_their_people_and_go_with_them() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut store = open(temp.path());
+        let (ada, bob) = (person("ada", "Ada"), person("bob", "Bob"));
+        let ada_key: LogKey = [7; 32];
+        let keys = HashMap::from([(ada.id.clone(), ada_key)]);
+        store
+            .put_people_keyed(&[ada.clone(), bob.clone()], &keys)
+            .unwrap();
+        store.flush().unwrap();
+        let reader = store.cluster_key_reader();
+        assert_eq!(reader.all().unwrap(), vec![(ada.id.clone(), ada_key)]);
+        assert!(reader.holds(&ada.id).unwrap());
+        // Sealed: the key's bytes are in no record.
+        let raw = store.raw_entries().unwrap();
+        assert!(
+            !raw.iter()
+                .any(|(_, _, v)| v.windows(32).any(|w| w == ada_key))
+        );
+        // Erased: no longer held, nothing to give back.
+        let erasure = Erasure {
+            person: ada.clone(),
+            unmanaged_teams: vec![],
+        };
+        store
+            .erase_person(&erasure, &ErasurePlan::default())
+            .unwrap();
+        store.flush().unwrap();
+        assert!(!reader.holds(&ada.id).unwrap());
+        assert!(reader.all().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_key_no_person_references_is_zeroed_at_the_next_open() {
         // A new person's key is synced before the flush that stores them: a crash in
         // between leaves a key nobody uses, which the next open destroys.
@@ -1643,6 +1697,33 @@ impl BatchIndex {
     /// The batches that mention `person`, copied so that no lock is held while reading.
     fn of(&self, person: &str) -> Vec<u64> {
         self.read().get(person).cloned().unwrap_or_default()
+    }
+}
+
+/// Reads the cluster keys kept with people (`Store::put_people_keyed`).
+#[derive(Clone)]
+pub struct ClusterKeyReader {
+    people: sled::Tree,
+    keys: keys::KeyRing,
+}
+
+impl ClusterKeyReader {
+    /// Every person's cluster key this store holds.
+    pub fn all(&self) -> Result<Vec<(PersonId, LogKey)>> {
+        let mut found = Vec::new();
+        for item in self.people.iter() {
+            let (_, bytes) = item?;
+            let record: PersonRecord = decode("people", &bytes)?;
+            if let Some(pair) = record.cluster_key(&self.keys)? {
+                found.push(pair);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether the store still holds `person` (not erased).
+    pub fn holds(&self, person: &PersonId) -> Result<bool> {
+        Ok(self.people.contains_key(person.as_str().as_bytes())?)
     }
 }
 

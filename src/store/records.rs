@@ -97,6 +97,11 @@ pub(super) struct PersonRecord {
     /// The display name sealed under the person's key (`display_name` is then empty).
     #[prost(bytes = "vec", tag = "8")]
     sealed_name: Vec<u8>,
+    /// Cluster mode: the person's cluster key (`log::LogKey`) sealed under their local
+    /// key, so that it goes with them on erasure and can be given back to the cluster
+    /// if its key stream (held in memory) is lost.
+    #[prost(bytes = "vec", tag = "9")]
+    sealed_cluster_key: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -312,8 +317,14 @@ impl From<&Person> for PersonRecord {
             availability: person.availability.value(),
             key_slot: None,
             sealed_name: Vec::new(),
+            sealed_cluster_key: Vec::new(),
         }
     }
+}
+
+/// Additional data of a sealed cluster key: bound to its person.
+fn cluster_key_aad(person: &str) -> Vec<u8> {
+    [b"cluster-key\0".as_slice(), person.as_bytes()].concat()
 }
 
 /// Additional data of a sealed display name: the text is bound to its person.
@@ -340,6 +351,38 @@ impl PersonRecord {
             .map_err(Error::Internal)?;
         self.key_slot = Some(slot);
         Ok(())
+    }
+
+    /// Seals the person's cluster key under the key in `slot` (after `seal`).
+    pub(super) fn seal_cluster_key(
+        &mut self,
+        keys: &mut Keys,
+        slot: u32,
+        key: &crate::store::LogKey,
+    ) -> Result<(), Error> {
+        self.sealed_cluster_key = keys
+            .seal(slot, &cluster_key_aad(&self.id), key)
+            .map_err(Error::Internal)?;
+        Ok(())
+    }
+
+    /// The person's id and cluster key, if the record holds one.
+    pub(super) fn cluster_key(
+        &self,
+        ring: &KeyRing,
+    ) -> Result<Option<(PersonId, crate::store::LogKey)>, Error> {
+        if self.sealed_cluster_key.is_empty() {
+            return Ok(None);
+        }
+        let plain = ring
+            .open(&cluster_key_aad(&self.id), &self.sealed_cluster_key)
+            .map_err(|e| corrupt("people", e))?;
+        let key = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("people", "a cluster key is not 32 bytes"))?;
+        let id = PersonId::parse(&self.id).map_err(invalid("people"))?;
+        Ok(Some((id, key)))
     }
 
     pub(super) fn into_domain(self, ring: &KeyRing) -> Result<Person, Error> {
