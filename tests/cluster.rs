@@ -303,10 +303,22 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
     let mut nodes: Vec<Node> = (0..3)
         .map(|i| Node::new(root.path(), &format!("node-{i}"), checkpoint_args()))
         .collect();
-    for node in &mut nodes {
-        node.launch(&urls, false).await;
-    }
-    // The first node to start made the one admin token; every node accepts it.
+    // All three start at once on the empty log, racing to create the first admin token:
+    // one wins, and only its file is left.
+    let [a, b, c] = nodes.as_mut_slice() else {
+        unreachable!("three nodes")
+    };
+    tokio::join!(
+        a.launch(&urls, false),
+        b.launch(&urls, false),
+        c.launch(&urls, false)
+    );
+    let token_files = nodes
+        .iter()
+        .filter(|n| n.dir.join(capsight::server::ADMIN_TOKEN_FILE).exists())
+        .count();
+    assert_eq!(token_files, 1, "one first admin token, written by one node");
+    // Every node accepts it (every later call uses it on every node).
     let token = first_admin_token(&nodes);
     seed(nodes[0].channel(&token).await).await;
     // The canary's evidence, to look for after the erasure.

@@ -168,9 +168,23 @@ pub async fn run(
     // The token file is written (and synced) before the token is stored: should that
     // fail, no token exists that nobody can read, and the next start tries again.
     let data_dir = config.data_dir.clone();
-    engine
-        .ensure_admin_token(move |token| write_admin_token(&data_dir, token))
+    let written = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wrote = Arc::clone(&written);
+    let created = engine
+        .ensure_admin_token(move |token| {
+            write_admin_token(&data_dir, token)?;
+            wrote.store(true, std::sync::atomic::Ordering::Release);
+            Ok(())
+        })
         .await?;
+    if written.load(std::sync::atomic::Ordering::Acquire) && !created {
+        // Cluster mode: another node's first token reached the log first, so the one
+        // written here was never stored. Its file would only mislead.
+        let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::DataDir(format!("cannot remove {}: {e}", path.display())))?;
+        tracing::info!("another node created the first admin token; its data directory holds it");
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, tonic_health::ServingStatus::Serving).await;
