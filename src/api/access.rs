@@ -192,6 +192,23 @@ impl pb::access_service_server::AccessService for AccessApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let (info, name) = self.service.whoami(&caller.token)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            token: Some((&info).into()),
+            allowed_rpcs: super::auth::allowed_rpcs(caller.grant.role)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            display_name: name.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_tokens(
         &self,
         request: Request<pb::ListTokensRequest>,

@@ -31,6 +31,7 @@ const SCOPED_READERS: &[AccessRole] = &[Admin, Manager, Planner];
 const ADMIN_ONLY: &[AccessRole] = &[Admin];
 const SUBJECT_OR_ADMIN: &[AccessRole] = &[Admin, PersonRole];
 const AGGREGATE_READERS: &[AccessRole] = &[Admin, Manager, Planner, Analyst];
+const ANY_TOKEN: &[AccessRole] = &[Admin, Ingest, Manager, Planner, Analyst, PersonRole];
 
 /// Which roles may call each rpc. Subject scope is checked by the handler.
 pub const RULES: &[(&str, &[AccessRole])] = &[
@@ -89,12 +90,22 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
     ("/capsight.v1.TalentService/EndMentoring", SCOPED_READERS),
     ("/capsight.v1.TalentService/ListMentorships", PERSON_READERS),
     ("/capsight.v1.TalentService/ComposeTeam", SCOPED_READERS),
+    ("/capsight.v1.AccessService/WhoAmI", ANY_TOKEN),
     ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),
     ("/capsight.v1.AccessService/ListAuditEvents", ADMIN_ONLY),
     ("/capsight.v1.AccessService/CreateBackup", ADMIN_ONLY),
 ];
+
+/// The rpcs (`capsight.v1.Service/Method`) `role` may call, in `RULES` order.
+pub fn allowed_rpcs(role: AccessRole) -> Vec<&'static str> {
+    RULES
+        .iter()
+        .filter(|(_, roles)| roles.contains(&role))
+        .map(|(path, _)| path.trim_start_matches('/'))
+        .collect()
+}
 
 /// What a call costs the server, by rpc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

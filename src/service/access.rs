@@ -93,6 +93,24 @@ impl Access {
         Ok(Answer::new(self.engine.revoke_token(id).await?, subjects))
     }
 
+    /// The calling token `id`, and the display name of the person it is bound to.
+    /// Subjects: none (the caller asks about itself).
+    pub fn whoami(&self, id: &TokenId) -> Result<(TokenInfo, Option<String>)> {
+        let snapshot = self.engine.snapshot();
+        let info = snapshot
+            .tokens
+            .get(id.as_str())
+            .cloned()
+            .ok_or(Error::Unauthenticated("the token no longer exists"))?;
+        let name = info
+            .grant
+            .person
+            .as_ref()
+            .and_then(|p| snapshot.directory.person(p.as_str()))
+            .map(|p| p.display_name.as_str().to_owned());
+        Ok((info, name))
+    }
+
     /// One page of the tokens (never their secrets).
     pub fn tokens(&self, page: &PageRequest) -> (Vec<TokenInfo>, String) {
         let infos = self.engine.snapshot().tokens.infos();

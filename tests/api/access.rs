@@ -572,6 +572,17 @@ fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "/capsight.v1.AccessService/WhoAmI",
+            &[Admin, Ingest, Manager, Planner, Analyst, Person],
+            false,
+            |me, admin, _s| {
+                me.access
+                    .clone()
+                    .who_am_i(pb::WhoAmIRequest::default())
+                    .await
+            }
+        ),
+        case!(
             "/capsight.v1.AccessService/ListTokens",
             &[Admin],
             false,
@@ -727,6 +738,52 @@ async fn every_rpc_answers_every_role_in_and_out_of_scope_as_the_rules_say() {
         }
     }
     assert_eq!(checked, described_rpcs().len() * 6 * 2);
+}
+
+#[tokio::test]
+async fn whoami_tells_each_token_its_role_scope_and_rpcs() {
+    let mut app = TestApp::spawn().await;
+    seed_org(&mut app).await;
+    let manager = app.token(Manager, &["eng"], "").await;
+    let person = app.token(Person, &[], "alice").await;
+    let me = app
+        .clients(&manager)
+        .access
+        .who_am_i(pb::WhoAmIRequest::default())
+        .await
+        .expect("manager")
+        .into_inner();
+    let token = me.token.expect("token");
+    assert_eq!(token.role, Manager as i32);
+    assert_eq!(token.team_ids, vec!["eng".to_owned()]);
+    assert!(
+        me.allowed_rpcs
+            .contains(&"capsight.v1.CapabilityService/GetTeamCapability".to_owned())
+    );
+    assert!(
+        !me.allowed_rpcs
+            .contains(&"capsight.v1.AccessService/ListTokens".to_owned())
+    );
+    // Exactly the rules' rpcs for the role.
+    let expected: Vec<String> =
+        capsight::api::auth::allowed_rpcs(capsight::domain::AccessRole::Manager)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    assert_eq!(me.allowed_rpcs, expected);
+    let me = app
+        .clients(&person)
+        .access
+        .who_am_i(pb::WhoAmIRequest::default())
+        .await
+        .expect("person")
+        .into_inner();
+    assert_eq!(me.token.expect("token").person_id, "alice");
+    assert!(!me.display_name.is_empty(), "the person's name");
+    assert!(
+        !me.allowed_rpcs
+            .contains(&"capsight.v1.OrgInsightsService/GetSkillArchetypes".to_owned())
+    );
 }
 
 #[tokio::test]

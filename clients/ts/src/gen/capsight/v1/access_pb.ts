@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file capsight/v1/access.proto.
  */
 export const file_capsight_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChhjYXBzaWdodC92MS9hY2Nlc3MucHJvdG8SC2NhcHNpZ2h0LnYxIo4CCglUb2tlbkluZm8SEAoIdG9rZW5faWQYASABKAkSJQoEcm9sZRgCIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAyADKAkSEQoJcGVyc29uX2lkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooBChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEcm9sZRgBIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAiADKAkSEQoJcGVyc29uX2lkGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhMKC3R0bF9zZWNvbmRzGAUgASgEIkoKE0NyZWF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSJAoEaW5mbxgCIAEoCzIWLmNhcHNpZ2h0LnYxLlRva2VuSW5mbyImChJSZXZva2VUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiOwoTUmV2b2tlVG9rZW5SZXNwb25zZRIkCgRpbmZvGAEgASgLMhYuY2Fwc2lnaHQudjEuVG9rZW5JbmZvIjoKEUxpc3RUb2tlbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlUKEkxpc3RUb2tlbnNSZXNwb25zZRImCgZ0b2tlbnMYASADKAsyFi5jYXBzaWdodC52MS5Ub2tlbkluZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItEBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0b2tlbl9pZBgDIAEoCRIlCgRyb2xlGAQgASgOMhcuY2Fwc2lnaHQudjEuQWNjZXNzUm9sZRILCgNycGMYBSABKAkSEwoLc3ViamVjdF9pZHMYBiADKAkSDwoHb3V0Y29tZRgHIAEoCRIOCgZzb3VyY2UYCCABKAkSDQoFY291bnQYCSABKA0inQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIdG9rZW5faWQYAyABKAkSCwoDcnBjGAQgASgJEhIKCnN1YmplY3RfaWQYBSABKAkSKQoFc2luY2UYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLmNhcHNpZ2h0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhUKE0NyZWF0ZUJhY2t1cFJlcXVlc3QiYAoUQ3JlYXRlQmFja3VwUmVzcG9uc2USDwoFY2h1bmsYASABKAxIABIvCghtYW5pZmVzdBgCIAEoCzIbLmNhcHNpZ2h0LnYxLkJhY2t1cE1hbmlmZXN0SABCBgoEcGFydCL7AQoOQmFja3VwTWFuaWZlc3QSLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY29tbWl0cxgCIAEoBBISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCRJCCgx0cmVlX3JlY29yZHMYBSADKAsyLC5jYXBzaWdodC52MS5CYWNrdXBNYW5pZmVzdC5UcmVlUmVjb3Jkc0VudHJ5EgwKBHRleHQYBiABKAkaMgoQVHJlZVJlY29yZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBKrsBCgpBY2Nlc3NSb2xlEhsKF0FDQ0VTU19ST0xFX1VOU1BFQ0lGSUVEEAASFQoRQUNDRVNTX1JPTEVfQURNSU4QARIWChJBQ0NFU1NfUk9MRV9JTkdFU1QQAhIXChNBQ0NFU1NfUk9MRV9NQU5BR0VSEAMSFwoTQUNDRVNTX1JPTEVfUExBTk5FUhAEEhcKE0FDQ0VTU19ST0xFX0FOQUxZU1QQBRIWChJBQ0NFU1NfUk9MRV9QRVJTT04QBjK3AwoNQWNjZXNzU2VydmljZRJQCgtDcmVhdGVUb2tlbhIfLmNhcHNpZ2h0LnYxLkNyZWF0ZVRva2VuUmVxdWVzdBogLmNhcHNpZ2h0LnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USUAoLUmV2b2tlVG9rZW4SHy5jYXBzaWdodC52MS5SZXZva2VUb2tlblJlcXVlc3QaIC5jYXBzaWdodC52MS5SZXZva2VUb2tlblJlc3BvbnNlEk0KCkxpc3RUb2tlbnMSHi5jYXBzaWdodC52MS5MaXN0VG9rZW5zUmVxdWVzdBofLmNhcHNpZ2h0LnYxLkxpc3RUb2tlbnNSZXNwb25zZRJcCg9MaXN0QXVkaXRFdmVudHMSIy5jYXBzaWdodC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQuY2Fwc2lnaHQudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USVQoMQ3JlYXRlQmFja3VwEiAuY2Fwc2lnaHQudjEuQ3JlYXRlQmFja3VwUmVxdWVzdBohLmNhcHNpZ2h0LnYxLkNyZWF0ZUJhY2t1cFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhjYXBzaWdodC92MS9hY2Nlc3MucHJvdG8SC2NhcHNpZ2h0LnYxIo4CCglUb2tlbkluZm8SEAoIdG9rZW5faWQYASABKAkSJQoEcm9sZRgCIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAyADKAkSEQoJcGVyc29uX2lkGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooBChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEcm9sZRgBIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSEAoIdGVhbV9pZHMYAiADKAkSEQoJcGVyc29uX2lkGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhMKC3R0bF9zZWNvbmRzGAUgASgEIkoKE0NyZWF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSJAoEaW5mbxgCIAEoCzIWLmNhcHNpZ2h0LnYxLlRva2VuSW5mbyImChJSZXZva2VUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiOwoTUmV2b2tlVG9rZW5SZXNwb25zZRIkCgRpbmZvGAEgASgLMhYuY2Fwc2lnaHQudjEuVG9rZW5JbmZvIg8KDVdob0FtSVJlcXVlc3QiYwoOV2hvQW1JUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jYXBzaWdodC52MS5Ub2tlbkluZm8SFAoMYWxsb3dlZF9ycGNzGAIgAygJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSI6ChFMaXN0VG9rZW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSJVChJMaXN0VG9rZW5zUmVzcG9uc2USJgoGdG9rZW5zGAEgAygLMhYuY2Fwc2lnaHQudjEuVG9rZW5JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLRAQoKQXVkaXRFdmVudBIQCghzZXF1ZW5jZRgBIAEoBBImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdG9rZW5faWQYAyABKAkSJQoEcm9sZRgEIAEoDjIXLmNhcHNpZ2h0LnYxLkFjY2Vzc1JvbGUSCwoDcnBjGAUgASgJEhMKC3N1YmplY3RfaWRzGAYgAygJEg8KB291dGNvbWUYByABKAkSDgoGc291cmNlGAggASgJEg0KBWNvdW50GAkgASgNIp0BChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEhAKCHRva2VuX2lkGAMgASgJEgsKA3JwYxgEIAEoCRISCgpzdWJqZWN0X2lkGAUgASgJEikKBXNpbmNlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJbChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRInCgZldmVudHMYASADKAsyFy5jYXBzaWdodC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIVChNDcmVhdGVCYWNrdXBSZXF1ZXN0ImAKFENyZWF0ZUJhY2t1cFJlc3BvbnNlEg8KBWNodW5rGAEgASgMSAASLwoIbWFuaWZlc3QYAiABKAsyGy5jYXBzaWdodC52MS5CYWNrdXBNYW5pZmVzdEgAQgYKBHBhcnQi+wEKDkJhY2t1cE1hbmlmZXN0Ei4KCmNyZWF0ZWRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2NvbW1pdHMYAiABKAQSEgoKc2l6ZV9ieXRlcxgDIAEoBBIOCgZzaGEyNTYYBCABKAkSQgoMdHJlZV9yZWNvcmRzGAUgAygLMiwuY2Fwc2lnaHQudjEuQmFja3VwTWFuaWZlc3QuVHJlZVJlY29yZHNFbnRyeRIMCgR0ZXh0GAYgASgJGjIKEFRyZWVSZWNvcmRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASq7AQoKQWNjZXNzUm9sZRIbChdBQ0NFU1NfUk9MRV9VTlNQRUNJRklFRBAAEhUKEUFDQ0VTU19ST0xFX0FETUlOEAESFgoSQUNDRVNTX1JPTEVfSU5HRVNUEAISFwoTQUNDRVNTX1JPTEVfTUFOQUdFUhADEhcKE0FDQ0VTU19ST0xFX1BMQU5ORVIQBBIXChNBQ0NFU1NfUk9MRV9BTkFMWVNUEAUSFgoSQUNDRVNTX1JPTEVfUEVSU09OEAYy+gMKDUFjY2Vzc1NlcnZpY2USQQoGV2hvQW1JEhouY2Fwc2lnaHQudjEuV2hvQW1JUmVxdWVzdBobLmNhcHNpZ2h0LnYxLldob0FtSVJlc3BvbnNlElAKC0NyZWF0ZVRva2VuEh8uY2Fwc2lnaHQudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GiAuY2Fwc2lnaHQudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJQCgtSZXZva2VUb2tlbhIfLmNhcHNpZ2h0LnYxLlJldm9rZVRva2VuUmVxdWVzdBogLmNhcHNpZ2h0LnYxLlJldm9rZVRva2VuUmVzcG9uc2USTQoKTGlzdFRva2VucxIeLmNhcHNpZ2h0LnYxLkxpc3RUb2tlbnNSZXF1ZXN0Gh8uY2Fwc2lnaHQudjEuTGlzdFRva2Vuc1Jlc3BvbnNlElwKD0xpc3RBdWRpdEV2ZW50cxIjLmNhcHNpZ2h0LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJC5jYXBzaWdodC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJVCgxDcmVhdGVCYWNrdXASIC5jYXBzaWdodC52MS5DcmVhdGVCYWNrdXBSZXF1ZXN0GiEuY2Fwc2lnaHQudjEuQ3JlYXRlQmFja3VwUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A token as listed (no secret).
@@ -204,6 +204,58 @@ export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__P
   messageDesc(file_capsight_v1_access, 4);
 
 /**
+ * Request of WhoAmI.
+ *
+ * @generated from message capsight.v1.WhoAmIRequest
+ */
+export type WhoAmIRequest = Message<"capsight.v1.WhoAmIRequest"> & {
+};
+
+/**
+ * Describes the message capsight.v1.WhoAmIRequest.
+ * Use `create(WhoAmIRequestSchema)` to create a new message.
+ */
+export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_access, 5);
+
+/**
+ * Response of WhoAmI.
+ *
+ * @generated from message capsight.v1.WhoAmIResponse
+ */
+export type WhoAmIResponse = Message<"capsight.v1.WhoAmIResponse"> & {
+  /**
+   * The calling token (never its secret).
+   *
+   * @generated from field: capsight.v1.TokenInfo token = 1;
+   */
+  token?: TokenInfo | undefined;
+
+  /**
+   * Full names of the rpcs the token's role may call, e.g.
+   * "capsight.v1.CapabilityService/GetTeamCapability" (each subject is still checked
+   * against the token's scope).
+   *
+   * @generated from field: repeated string allowed_rpcs = 2;
+   */
+  allowedRpcs: string[];
+
+  /**
+   * Person role: the display name of the person the token is bound to.
+   *
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message capsight.v1.WhoAmIResponse.
+ * Use `create(WhoAmIResponseSchema)` to create a new message.
+ */
+export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
+  messageDesc(file_capsight_v1_access, 6);
+
+/**
  * Request of ListTokens.
  *
  * @generated from message capsight.v1.ListTokensRequest
@@ -229,7 +281,7 @@ export type ListTokensRequest = Message<"capsight.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 5);
+  messageDesc(file_capsight_v1_access, 7);
 
 /**
  * Response of ListTokens.
@@ -257,7 +309,7 @@ export type ListTokensResponse = Message<"capsight.v1.ListTokensResponse"> & {
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 6);
+  messageDesc(file_capsight_v1_access, 8);
 
 /**
  * One audited call: a write, or a read of person-level data. Never holds scores.
@@ -337,7 +389,7 @@ export type AuditEvent = Message<"capsight.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 7);
+  messageDesc(file_capsight_v1_access, 9);
 
 /**
  * Request of ListAuditEvents.
@@ -393,7 +445,7 @@ export type ListAuditEventsRequest = Message<"capsight.v1.ListAuditEventsRequest
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 8);
+  messageDesc(file_capsight_v1_access, 10);
 
 /**
  * Response of ListAuditEvents.
@@ -421,7 +473,7 @@ export type ListAuditEventsResponse = Message<"capsight.v1.ListAuditEventsRespon
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 9);
+  messageDesc(file_capsight_v1_access, 11);
 
 /**
  * Request of CreateBackup.
@@ -436,7 +488,7 @@ export type CreateBackupRequest = Message<"capsight.v1.CreateBackupRequest"> & {
  * Use `create(CreateBackupRequestSchema)` to create a new message.
  */
 export const CreateBackupRequestSchema: GenMessage<CreateBackupRequest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 10);
+  messageDesc(file_capsight_v1_access, 12);
 
 /**
  * One message of a backup: chunks of the data file in order, then the manifest.
@@ -471,7 +523,7 @@ export type CreateBackupResponse = Message<"capsight.v1.CreateBackupResponse"> &
  * Use `create(CreateBackupResponseSchema)` to create a new message.
  */
 export const CreateBackupResponseSchema: GenMessage<CreateBackupResponse> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 11);
+  messageDesc(file_capsight_v1_access, 13);
 
 /**
  * What a backup holds, and how to check its data file.
@@ -527,7 +579,7 @@ export type BackupManifest = Message<"capsight.v1.BackupManifest"> & {
  * Use `create(BackupManifestSchema)` to create a new message.
  */
 export const BackupManifestSchema: GenMessage<BackupManifest> = /*@__PURE__*/
-  messageDesc(file_capsight_v1_access, 12);
+  messageDesc(file_capsight_v1_access, 14);
 
 /**
  * What a token's holder may do.
@@ -590,11 +642,22 @@ export const AccessRoleSchema: GenEnum<AccessRole> = /*@__PURE__*/
   enumDesc(file_capsight_v1_access, 0);
 
 /**
- * Access tokens, the audit trail and backups. Admin only.
+ * Access tokens, the audit trail and backups. Admin only, but WhoAmI.
  *
  * @generated from service capsight.v1.AccessService
  */
 export const AccessService: GenService<{
+  /**
+   * The calling token: its role and scope, and the rpcs it may call (any token). A
+   * client shows only what its user may use.
+   *
+   * @generated from rpc capsight.v1.AccessService.WhoAmI
+   */
+  whoAmI: {
+    methodKind: "unary";
+    input: typeof WhoAmIRequestSchema;
+    output: typeof WhoAmIResponseSchema;
+  },
   /**
    * Creates a token; its secret is returned once and stored only as a hash.
    *
