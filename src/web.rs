@@ -35,7 +35,7 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/style.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../dashboard/src/style.css"),
+        body: include_bytes!("../dashboard/dist/app.css"),
     },
 ];
 

@@ -18,6 +18,8 @@ import { chromium, type Page } from "playwright-core";
 import { AccessRole, AccessService } from "@capsight/client/v1/access_pb";
 import { CapabilityService, type TeamCapability } from "@capsight/client/v1/capability_pb";
 import { IngestService } from "@capsight/client/v1/ingest_pb";
+import { DirectoryService } from "@capsight/client/v1/directory_pb";
+import { TalentService } from "@capsight/client/v1/talent_pb";
 import { AssessmentSchema, AssessmentSource } from "@capsight/client/v1/types_pb";
 
 const BIN = resolve(process.env.CAPSIGHT_BIN ?? "../target/debug/capsight");
@@ -68,6 +70,8 @@ function clients(base: string, token: string) {
     access: createClient(AccessService, transport),
     capability: createClient(CapabilityService, transport),
     ingest: createClient(IngestService, transport),
+    directory: createClient(DirectoryService, transport),
+    talent: createClient(TalentService, transport),
   };
 }
 
@@ -118,6 +122,37 @@ async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
 }
 
+/** The pages each role is offered, in menu order. */
+const OFFERED: Record<string, string[]> = {
+  admin: ["team", "progress", "growth", "risks", "experts", "mentors", "plan", "builder", "archetypes", "patterns", "tokens", "audit"],
+  manager: ["team", "progress", "growth", "risks", "experts", "mentors", "plan", "builder", "archetypes", "patterns"],
+  planner: ["team", "progress", "growth", "risks", "experts", "mentors", "plan", "builder", "archetypes", "patterns"],
+  analyst: ["archetypes", "patterns"],
+  person: ["growth"],
+};
+
+/** Waits until a page has rendered its result (or an error) after navigation. */
+async function rendered(page: Page): Promise<void> {
+  await page.waitForSelector("section.page");
+  await page.waitForFunction(() => {
+    const root = document.querySelector("section.page");
+    if (!root) return false;
+    if (root.querySelector(".notice.loading")) return false;
+    return (root.textContent ?? "").trim().length > 0;
+  });
+  // Charts are drawn on the next frame.
+  await page.waitForTimeout(100);
+}
+
+async function navOffered(page: Page): Promise<string[]> {
+  return page.$$eval("#nav a", (as) => as.map((a) => (a.getAttribute("href") ?? "").replace(/^#\//, "")));
+}
+
+/** Whether the document itself scrolls sideways (its own tables may). */
+async function scrollsSideways(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+}
+
 async function main(): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
   const dataDir = mkdtempSync(join(tmpdir(), "capsight-browser-"));
@@ -140,8 +175,8 @@ async function main(): Promise<void> {
     const shown = await heatmapCells(page);
     check(before.members.length > 0 && shown.size === before.members.length, `heatmap has a row per member (${shown.size})`);
     check(sameCells(shown, expectedCells(before)), "every heatmap cell shows the level GetTeamCapability returns");
-    const named = await page.locator("table.heatmap th.member").allTextContents();
-    check(named.includes(before.members[0].displayName), "members are shown by name");
+    const memberNames = await page.locator("table.heatmap th.member").allTextContents();
+    check(memberNames.includes(before.members[0].displayName), "members are shown by name");
     await shot(page, "team-heatmap");
 
     // 2. An ingest for the team arrives live through WatchTeamCapability.
@@ -247,7 +282,133 @@ async function main(): Promise<void> {
     await page.waitForSelector("table.patterns tbody tr");
     await shot(page, "patterns");
 
-    // 4. A manager token opens its own team and not another.
+    // 4. Every role: the pages offered, what they show, and nothing outside the scope.
+    const teams = await admin.directory.listTeams({ pageSize: 1000 });
+    const department = teams.teams.find((t) => t.id === TEAM)!.parentId;
+    const subtree = new Set([department]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const t of teams.teams) if (subtree.has(t.parentId) && !subtree.has(t.id)) (subtree.add(t.id), (grew = true));
+    }
+    const mk = async (role: AccessRole, teamIds: string[], personId = "") =>
+      (await admin.access.createToken({ role, teamIds, personId, description: `browser test ${AccessRole[role]}` })).token;
+    const roleTokens: [string, string][] = [
+      ["admin", readFileSync(join(dataDir, "admin.token"), "utf8").trim()],
+      ["manager", await mk(AccessRole.MANAGER, [department])],
+      ["planner", await mk(AccessRole.PLANNER, [department])],
+      ["analyst", await mk(AccessRole.ANALYST, [])],
+      ["person", await mk(AccessRole.PERSON, [], member.personId)],
+    ];
+    const subtreePeople = new Set<string>();
+    for (let pageToken = ""; ; ) {
+      const res = await admin.directory.listPeople({ subtreeTeamId: department, pageSize: 1000, pageToken });
+      for (const p of res.people) subtreePeople.add(p.id);
+      pageToken = res.nextPageToken;
+      if (!pageToken) break;
+    }
+    for (const [role, roleToken] of roleTokens) {
+      await signIn(page, base, roleToken, "#/");
+      await rendered(page);
+      const offered = await navOffered(page);
+      check(JSON.stringify(offered) === JSON.stringify(OFFERED[role]), `${role}: offered ${offered.join(", ")}`);
+      check((await page.locator("section.page .notice.error").count()) === 0, `${role}: opens on a page it may use (${offered[0]})`);
+      for (const path of offered) {
+        await page.goto(`${base}/#/${path}`);
+        await rendered(page);
+        if (["experts", "builder"].includes(path)) {
+          await page.click("form.query button[type=submit]");
+          await page.waitForSelector(".results > :not(.loading)");
+        }
+        // (A proposed team may name requirements it leaves unmet: not a page error.)
+        check((await page.locator("section.page .notice.error:not(.card .notice)").count()) === 0, `${role}: ${path} renders without an error`);
+        await shot(page, `${role}-${path}`, false);
+      }
+      // A page outside the role is refused, not shown.
+      const outside = OFFERED.admin.find((p) => !offered.includes(p));
+      if (outside) {
+        await page.goto(`${base}/#/${outside}`);
+        await page.waitForSelector("main .notice.error");
+        check((await page.locator("section.page").count()) === 0, `${role}: ${outside} is refused`);
+      }
+      if (role === "manager" || role === "planner") {
+        // The team picker offers exactly the teams of the scope.
+        await page.goto(`${base}/#/team`);
+        await page.waitForSelector(".live[data-state=live]");
+        const options = await page.$$eval("datalist option", (os) => os.map((o) => /\(([^()]+)\)$/.exec(o.getAttribute("value") ?? "")?.[1] ?? ""));
+        check(options.length === subtree.size && options.every((id) => subtree.has(id)), `${role}: the team picker lists the ${subtree.size} teams of the scope only (${options.length})`);
+        const shownPeople = await page.$$eval("table.heatmap tbody tr", (trs) => trs.map((tr) => tr.getAttribute("data-person") ?? ""));
+        check(shownPeople.length > 0 && shownPeople.every((p) => subtreePeople.has(p)), `${role}: the heatmap opens on its own department, only its people`);
+      }
+    }
+
+    // 5. Figures equal the rpcs': a person's growth page, a planner's mentoring plan, the
+    // progress stories and the token list.
+    const person = clients(base, roleTokens[4][1]);
+    await signIn(page, base, roleTokens[4][1], "#/growth");
+    await rendered(page);
+    const profile = await person.capability.getPersonProfile({ personId: member.personId });
+    const levels = await page.$$eval("table.profile tbody tr", (trs) => trs.map((tr) => tr.children[1]?.textContent ?? ""));
+    const wantLevels = profile.skills.map((x) => (x.level === undefined ? "–" : x.level.toFixed(1)));
+    check(JSON.stringify(levels) === JSON.stringify(wantLevels), `growth: every level equals GetPersonProfile (${levels.length} skills)`);
+    const gaps = await person.capability.getPersonGaps({ personId: member.personId });
+    const gapCells = await page.$$eval("table.gaps", (ts) => [...(ts[0]?.querySelectorAll("tbody tr") ?? [])].map((tr) => tr.children[3]?.textContent ?? ""));
+    check(JSON.stringify(gapCells) === JSON.stringify(gaps.gaps.map((g) => (g.gap > 0 ? g.gap.toFixed(1) : "met"))), "growth: every gap equals GetPersonGaps");
+    // Past the suggested mentors, no one else of the team is named.
+    const body = await page.evaluate(() => {
+      const main = document.querySelector("main")!.cloneNode(true) as HTMLElement;
+      main.querySelectorAll("table.suggested, table.agreed").forEach((t) => t.remove());
+      return main.textContent ?? "";
+    });
+    const others = before.members.filter((x) => x.personId !== member.personId).map((x) => x.displayName);
+    const named = others.filter((name) => body.includes(name));
+    check(named.length === 0, `growth: nobody else is shown (${named.join(", ")})`);
+    check((await page.locator(".chart canvas").count()) > 0 || body.includes("Not enough evidence"), "growth: the progress chart is drawn");
+
+    const planner = clients(base, roleTokens[2][1]);
+    await signIn(page, base, roleTokens[2][1], `#/plan/${department}`);
+    await rendered(page);
+    const plan = await planner.talent.planMentoring({ scopeTeamId: department, pageSize: 50 });
+    const gains = await page.$$eval("table.plan tbody tr", (trs) => trs.map((tr) => tr.children[3]?.textContent ?? ""));
+    const wantGains = plan.pairs.map((x) => x.expectedGain).sort((a, b) => b - a).map((g) => g.toFixed(2));
+    check(gains.length === plan.pairs.length && gains.every((g, i) => g === wantGains[i]), `plan: ${gains.length} pairs with the expected gains PlanMentoring returns`);
+    check(gains.every((g, i) => i === 0 || Number(g) <= Number(gains[i - 1])), "plan: pairs ordered by expected gain");
+
+    await page.goto(`${base}/#/progress/${department}`);
+    await rendered(page);
+    const storyPeople = await page.$$eval("ol.stories li", (lis) => lis.map((li) => li.getAttribute("data-person") ?? ""));
+    check(storyPeople.length > 0 && storyPeople.every((p) => subtreePeople.has(p)), `progress: ${storyPeople.length} improvement stories, all inside the scope`);
+    check((await page.locator(".chart canvas").count()) > 0, "progress: the trend chart is drawn");
+
+    await signIn(page, base, roleTokens[0][1], "#/tokens");
+    await rendered(page);
+    const listed = await admin.access.listTokens({ pageSize: 1000 });
+    check((await page.locator("table.tokens tbody tr").count()) === listed.tokens.length, `tokens: every token listed (${listed.tokens.length})`);
+    await page.goto(`${base}/#/audit`);
+    await rendered(page);
+    check((await page.locator("table.audit tbody tr").count()) > 0, "audit: events listed");
+
+    // 6. At 375 × 812 no page scrolls sideways (tables scroll inside themselves).
+    await page.setViewportSize({ width: 375, height: 812 });
+    for (const [role, roleToken] of [roleTokens[0], roleTokens[4]]) {
+      await signIn(page, base, roleToken, "#/");
+      for (const path of OFFERED[role]) {
+        await page.goto(`${base}/#/${path}`);
+        await rendered(page);
+        check(!(await scrollsSideways(page)), `375 px: ${role} ${path} does not scroll sideways`);
+        if (role === "admin") await shot(page, `narrow-${path}`, false);
+      }
+    }
+    await page.setViewportSize({ width: 1400, height: 900 });
+
+    // A malformed token is told apart from an unknown one.
+    await page.goto(`${base}/#/`);
+    if (await page.locator("#signout").isVisible()) await page.click("#signout");
+    await page.fill("input[name=token]", "not-a-token");
+    await page.click("form.signin button[type=submit]");
+    await page.waitForSelector("form.signin .notice.error");
+    check(((await page.textContent("form.signin .notice.error")) ?? "").includes("not a capsight token"), "a malformed token is reported as such");
+
+    // 7. A manager token opens its own team and not another.
     const manager = await admin.access.createToken({
       role: AccessRole.MANAGER,
       teamIds: [TEAM],

@@ -6,6 +6,7 @@ import { insights, loadModel, teamName } from "../api";
 import type { GetSkillArchetypesResponse } from "@capsight/client/v1/insights_pb";
 import { Suppression } from "@capsight/client/v1/insights_pb";
 import { h, pct, svg, table } from "../ui";
+import { ownTop } from "./common";
 
 const PALETTE = [
   "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -18,18 +19,20 @@ export function colourOf(index: number): string {
 
 export async function archetypesPage(root: HTMLElement): Promise<void> {
   const m = await loadModel();
+  // Managers and planners: their own teams; everyone else: the whole organisation.
+  const scope = ownTop(m);
   let res: GetSkillArchetypesResponse;
   try {
     // Members come in pages; the map shows at most the first 50,000 people.
-    res = await insights.getSkillArchetypes({ includeMembers: true, memberPageSize: 20000 });
+    res = await insights.getSkillArchetypes({ scopeTeamId: scope, includeMembers: true, memberPageSize: 20000 });
     for (let token = res.nextMemberPageToken; token && res.members.length < 50000; ) {
-      const next = await insights.getSkillArchetypes({ includeMembers: true, memberPageSize: 20000, memberPageToken: token });
+      const next = await insights.getSkillArchetypes({ scopeTeamId: scope, includeMembers: true, memberPageSize: 20000, memberPageToken: token });
       res.members.push(...next.members);
       token = next.nextMemberPageToken;
     }
   } catch (e) {
     if (ConnectError.from(e).code !== Code.PermissionDenied) throw e;
-    res = await insights.getSkillArchetypes({ includeMembers: false });
+    res = await insights.getSkillArchetypes({ scopeTeamId: scope, includeMembers: false });
   }
   const fresh = res.freshness;
   const [ex = 0, ey = 0] = res.mapExplained;

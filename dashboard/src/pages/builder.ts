@@ -3,7 +3,7 @@
 import { explain, loadModel, type Model, skillName, talent, teamName } from "../api";
 import type { ProposedTeam } from "@capsight/client/v1/talent_pb";
 import { field, h, notice, pct, select, table, loading } from "../ui";
-import { skillOptions } from "./common";
+import { scopeOptions, skillOptions } from "./common";
 
 const ROWS = 5;
 
@@ -18,8 +18,7 @@ export async function builderPage(root: HTMLElement): Promise<void> {
   }));
   const minSize = h("input", { type: "number", name: "min", min: 1, max: 50, value: 4 });
   const maxSize = h("input", { type: "number", name: "max", min: 1, max: 50, value: 6 });
-  const teams = [...m.teams.values()].sort((a, b) => a.id.localeCompare(b.id));
-  const pool = select("pool", [["", "Whole organisation"], ...teams.map((t): [string, string] => [t.id, `${t.name} (${t.id})`])]);
+  const pool = select("pool", ...scopeOptions(m));
   const availability = h("input", { type: "number", name: "availability", min: 0, max: 1, step: 0.1, value: 0.2 });
   const perTeam = h("input", { type: "number", name: "perTeam", min: 0, max: 50, value: 2 });
   const protect = h("input", { type: "checkbox", name: "protect", checked: true });

@@ -1,10 +1,52 @@
-// Pieces several pages share: the team picker and the default team.
-import { type Model, teamName } from "../api";
-import { field, h, select } from "../ui";
+// Pieces several pages share: the token's teams, the team picker and the default team.
+import { type Me, type Model, teamName } from "../api";
+import { field, h } from "../ui";
 
 const TEAM_KEY = "capsight.team";
 
-/** The team in the route, else the last one viewed, else the first team without children. */
+/** The teams the token may see person-level data of: a manager's or planner's subtrees,
+ * every team otherwise. Set by the router before a page renders. */
+let inScope: Set<string> | null = null;
+
+export function setScope(m: Model, who: Me): void {
+  if (who.teamIds.length === 0) {
+    inScope = null;
+    return;
+  }
+  const children = new Map<string, string[]>();
+  for (const t of m.teams.values()) {
+    if (!children.has(t.parentId)) children.set(t.parentId, []);
+    children.get(t.parentId)!.push(t.id);
+  }
+  const found = new Set<string>();
+  const stack = [...who.teamIds];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (found.has(id)) continue;
+    found.add(id);
+    stack.push(...(children.get(id) ?? []));
+  }
+  inScope = found;
+}
+
+/** The first team a scoped token was given (the top of its scope); "" (everything)
+ * for other tokens. Aggregates and pools of scoped tokens default to it. */
+export function ownTop(m: Model): string {
+  if (inScope === null) return "";
+  const own = [...inScope].filter((id) => m.teams.has(id)).sort();
+  return own.find((id) => !inScope!.has(m.teams.get(id)!.parentId)) ?? own[0] ?? "";
+}
+
+/** The teams of the token's scope, sorted by name. */
+export function scopeTeams(m: Model): { id: string; name: string }[] {
+  return [...m.teams.values()]
+    .filter((t) => inScope === null || inScope.has(t.id))
+    .map((t) => ({ id: t.id, name: t.name }))
+    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }) || a.id.localeCompare(b.id));
+}
+
+/** The team in the route, else the last one viewed (if in scope), else the token's own
+ * top team, else the first team without children. */
 export function chosenTeam(m: Model, params: string[]): string {
   const fromRoute = params[0];
   if (fromRoute) {
@@ -12,23 +54,42 @@ export function chosenTeam(m: Model, params: string[]): string {
     return fromRoute;
   }
   const last = sessionStorage.getItem(TEAM_KEY);
-  if (last && m.teams.has(last)) return last;
+  if (last && m.teams.has(last) && (inScope === null || inScope.has(last))) return last;
+  // A scoped token opens on the first of its own teams.
+  if (inScope !== null) return ownTop(m);
   const parents = new Set([...m.teams.values()].map((t) => t.parentId));
   const leaves = [...m.teams.keys()].filter((id) => !parents.has(id)).sort();
   return leaves[0] ?? [...m.teams.keys()].sort()[0] ?? "";
 }
 
-/** A team `<select>` that opens `#/<page>/<team>`. */
+/** A searchable team picker (by name or id, within the token's scope) that opens
+ * `#/<page>/<team>`. */
 export function teamPicker(m: Model, page: string, current: string): HTMLElement {
-  const options: [string, string][] = [...m.teams.values()]
-    .sort((a, b) => a.id.localeCompare(b.id))
-    .map((t) => [t.id, `${t.name} (${t.id})`]);
-  if (current && !m.teams.has(current)) options.unshift([current, current]);
-  const picker = select("team", options, current);
-  picker.addEventListener("change", () => {
-    location.hash = `#/${page}/${encodeURIComponent(picker.value)}`;
+  const teams = scopeTeams(m);
+  const list = h("datalist", { id: `teams-${page}` }, teams.map((t) => h("option", { value: `${t.name} (${t.id})` })));
+  const input = h("input", {
+    name: "team",
+    list: `teams-${page}`,
+    placeholder: "search teams by name",
+    autocomplete: "off",
+    value: current ? `${teamName(m, current)} (${current})` : "",
   });
-  return h("div", { class: "toolbar" }, field("Team", picker), h("strong", { class: "team-name" }, teamName(m, current)));
+  const open = () => {
+    const text = input.value.trim();
+    const byLabel = /\(([^()]+)\)$/.exec(text)?.[1];
+    const match =
+      teams.find((t) => t.id === byLabel || t.id === text) ??
+      teams.find((t) => t.name.toLowerCase() === text.toLowerCase());
+    if (match && match.id !== current) location.hash = `#/${page}/${encodeURIComponent(match.id)}`;
+  };
+  input.addEventListener("change", open);
+  return h(
+    "div",
+    { class: "toolbar" },
+    field(`Team (${teams.length} in your scope)`, input),
+    list,
+    h("strong", { class: "team-name" }, teamName(m, current)),
+  );
 }
 
 /** The skill options of the model, by name. */
@@ -36,4 +97,12 @@ export function skillOptions(m: Model): [string, string][] {
   return [...m.skills.values()]
     .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }))
     .map((s) => [s.id, s.name]);
+}
+
+/** Options of a scope `<select>`: the whole organisation when the token sees it, then
+ * the teams of its scope; and the one selected at first. */
+export function scopeOptions(m: Model): [[string, string][], string] {
+  const teams = scopeTeams(m).map((t): [string, string] => [t.id, `${t.name} (${t.id})`]);
+  if (inScope === null) return [[["", "Whole organisation"], ...teams], ""];
+  return [teams, ownTop(m)];
 }

@@ -1,7 +1,7 @@
 // Expert search: people who meet every skill requirement, ranked.
 import { capability, explain, loadModel, skillName, teamName } from "../api";
-import { fmtLevel, field, h, notice, pct, select, table, loading } from "../ui";
-import { skillOptions } from "./common";
+import { fmtLevel, field, h, notice, pct, select, loading } from "../ui";
+import { scopeOptions, skillOptions } from "./common";
 
 const ROWS = 3;
 
@@ -12,7 +12,7 @@ export async function expertsPage(root: HTMLElement): Promise<void> {
     skill: select(`skill${i}`, [["", "—"], ...skills], i === 0 ? skills[0]?.[0] ?? "" : ""),
     level: h("input", { type: "number", name: `level${i}`, min: 0, max: 5, step: 0.5, value: 3 }),
   }));
-  const scope = select("scope", [["", "Whole organisation"], ...[...m.teams.values()].sort((a, b) => a.id.localeCompare(b.id)).map((t): [string, string] => [t.id, `${t.name} (${t.id})`])]);
+  const scope = select("scope", ...scopeOptions(m));
   const confidence = h("input", { type: "number", name: "confidence", min: 0, max: 1, step: 0.05, value: 0.3 });
   const results = h("div", { class: "results" });
   const form = h(
@@ -28,28 +28,47 @@ export async function expertsPage(root: HTMLElement): Promise<void> {
       .filter((r) => r.skill.value)
       .map((r) => ({ skillId: r.skill.value, minLevel: Number(r.level.value) }));
     results.replaceChildren(loading("Searching…"));
-    try {
+    const head = ["Person", "Team", ...requirements.map((r) => skillName(m, r.skillId)), "Confidence", "Score"];
+    const body = h("tbody");
+    const more = h("button", { type: "button", class: "more" }, "Show more");
+    const legend = h("p", { class: "legend" });
+    let pageToken = "";
+    let shown = 0;
+    // Pages of 25, best first; "Show more" fetches the next page of the same search.
+    const next = async () => {
+      more.disabled = true;
       const res = await capability.findExperts({
         requirements,
         scopeTeamId: scope.value,
         minConfidence: Number(confidence.value),
         pageSize: 25,
+        pageToken,
       });
+      for (const e of res.experts) {
+        body.append(
+          h(
+            "tr",
+            {},
+            [h("span", { title: e.personId }, e.displayName), teamName(m, e.teamId), ...e.levels.map((l) => fmtLevel(l)), pct(e.minConfidence), e.score.toFixed(2)].map((c) => h("td", {}, c)),
+          ),
+        );
+      }
+      shown += res.experts.length;
+      pageToken = res.nextPageToken;
+      legend.textContent = `${res.total} people meet every requirement; the best ${shown} shown, best first.`;
+      more.hidden = !pageToken;
+      more.disabled = false;
+      return res.total;
+    };
+    try {
+      const total = await next();
+      more.addEventListener("click", () => void next().catch((e) => results.append(notice(explain(e), "error"))));
       results.replaceChildren(
-        h("p", { class: "legend" }, `${res.total} people meet every requirement; the best ${res.experts.length}:`),
-        res.experts.length
-          ? table(
-              ["Person", "Team", ...requirements.map((r) => skillName(m, r.skillId)), "Confidence", "Score"],
-              res.experts.map((e) => [
-                h("span", { title: e.personId }, e.displayName),
-                teamName(m, e.teamId),
-                ...e.levels.map((l) => fmtLevel(l)),
-                pct(e.minConfidence),
-                e.score.toFixed(2),
-              ]),
-              { class: "experts" },
-            )
+        legend,
+        total
+          ? h("div", { class: "scroll" }, h("table", { class: "experts" }, h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))), body))
           : notice("Nobody in the scope meets all of these requirements. Try lower levels or a wider scope."),
+        more,
       );
     } catch (e) {
       results.replaceChildren(notice(explain(e), "error"));

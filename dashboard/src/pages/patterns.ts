@@ -4,6 +4,7 @@ import { insights, loadModel } from "../api";
 import { GroupBy, type GroupPattern, Suppression } from "@capsight/client/v1/insights_pb";
 import { SkillCategory } from "@capsight/client/v1/types_pb";
 import { fmtLevel, field, h, levelColour, inkOn, select, table } from "../ui";
+import { ownTop } from "./common";
 
 const GROUPINGS: [string, string][] = [
   [String(GroupBy.DEPARTMENT), "Department"],
@@ -22,7 +23,9 @@ const CATEGORIES = [
 ];
 
 export async function patternsPage(root: HTMLElement, params: string[]): Promise<void> {
-  await loadModel();
+  const m = await loadModel();
+  // Managers and planners: their own teams; everyone else: the whole organisation.
+  const scope = ownTop(m);
   const groupBy = Number(params[0] ?? GroupBy.DEPARTMENT) as GroupBy;
   const raised = params[1] ? Number(params[1]) : undefined;
   const picker = select("groupBy", GROUPINGS, String(groupBy));
@@ -33,9 +36,9 @@ export async function patternsPage(root: HTMLElement, params: string[]): Promise
   minimum.addEventListener("change", go);
   root.replaceChildren(h("div", { class: "toolbar" }, field("Group by", picker), field("Minimum group size", minimum)));
   // Groups come in pages (totals and suppression cover them all): read every page.
-  const res = await insights.getOrgSkillPatterns({ groupBy, minGroupSize: raised, pageSize: 200 });
+  const res = await insights.getOrgSkillPatterns({ scopeTeamId: scope, groupBy, minGroupSize: raised, pageSize: 200 });
   for (let token = res.nextPageToken; token; ) {
-    const next = await insights.getOrgSkillPatterns({ groupBy, minGroupSize: raised, pageSize: 200, pageToken: token });
+    const next = await insights.getOrgSkillPatterns({ scopeTeamId: scope, groupBy, minGroupSize: raised, pageSize: 200, pageToken: token });
     res.groups.push(...next.groups);
     token = next.nextPageToken;
   }

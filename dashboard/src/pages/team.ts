@@ -27,6 +27,7 @@ export async function teamPage(root: HTMLElement, params: string[], signal: Abor
         updates === 1
           ? `live · data version ${message.capability.dataVersion}`
           : `live · updated at ${at} (update ${updates - 1}) · data version ${message.capability.dataVersion}`;
+      live.title = "Live: new evidence appears without reloading. The data version counts the changes the server has applied.";
       live.dataset.state = "live";
       live.dataset.updates = String(updates - 1);
     }
@@ -112,22 +113,22 @@ function heatmap(m: Model, c: TeamCapability): HTMLElement {
       }),
     ),
   );
-  const summary = (label: string, value: (i: number) => string, cls = "") =>
+  const summary = (label: string, value: (i: number) => string, cls = "", explanation = "") =>
     h(
       "tr",
       { class: `summary ${cls}` },
-      h("th", {}, label),
+      h("th", {}, explanation ? h("abbr", { title: explanation }, label) : label),
       h("td"),
       c.skills.map((_, i) => h("td", {}, value(i))),
     );
   const foot = [
-    summary("Required", (i) => fmtLevel(c.skills[i].requiredLevel)),
-    summary("Mean", (i) => fmtLevel(c.skills[i].meanLevel)),
+    summary("Required", (i) => fmtLevel(c.skills[i].requiredLevel), "", "The highest level the members' roles require in this skill"),
+    summary("Mean", (i) => fmtLevel(c.skills[i].meanLevel), "", "Mean level of the members with evidence in this skill"),
     summary("Gap", (i) => {
       const gap = c.skills[i].gap;
       return gap === undefined || gap <= 0 ? "" : gap.toFixed(1);
-    }, "gap"),
-    summary("Proficient (≥3)", (i) => String(c.skills[i].proficientCount)),
+    }, "gap", "Required level minus the team's best: how far even the strongest member is from what the role needs (empty when someone meets it)"),
+    summary("Proficient (≥3)", (i) => String(c.skills[i].proficientCount), "", "Members at level 3 or above"),
   ];
   return h(
     "div",
@@ -135,7 +136,14 @@ function heatmap(m: Model, c: TeamCapability): HTMLElement {
     h(
       "p",
       { class: "legend" },
-      `Team readiness against its roles: ${pct(c.readiness)}. Cells: effective level 0–5 (colour); the bar under each level is the confidence of the evidence; · means no evidence.`,
+      `Team readiness against its roles: ${pct(c.readiness)}. Cells: effective level 0–5 (colour`,
+      h("span", { class: "scale", "aria-hidden": "true" }, [0, 1, 2, 3, 4, 5].map((l) => {
+        const swatch = h("i", {}, String(l));
+        swatch.style.background = levelColour(l);
+        swatch.style.color = inkOn(l);
+        return swatch;
+      })),
+      `); the yellow bar under each level is the confidence of the evidence; · means no evidence.`,
     ),
     h("div", { class: "scroll" }, h("table", { class: "heatmap" }, h("thead", {}, head), h("tbody", {}, rows), h("tfoot", {}, foot))),
   );
