@@ -6,22 +6,66 @@ import { MatrixLayout, type TeamCapability } from "@capsight/client/v1/capabilit
 import { fmtLevel, h, inkOn, levelColour, notice, pct, loading } from "../ui";
 import { chosenTeam, teamPicker } from "./common";
 
+/** Members per screen: a large department renders its first screen at once and pages on. */
+const PAGE = 100;
+
 export async function teamPage(root: HTMLElement, params: string[], signal: AbortSignal): Promise<void> {
   const m = await loadModel();
   const teamId = chosenTeam(m, params);
   const live = h("span", { class: "live", "data-state": "connecting" }, "connecting…");
   const view = h("div", { class: "heatmap-view" }, loading("Loading…"));
-  root.replaceChildren(teamPicker(m, "team", teamId), live, view);
+  const pager = h("div", { class: "pager" });
+  root.replaceChildren(teamPicker(m, "team", teamId), live, view, pager);
+  // Page tokens of the pages before the one shown ("" is the first page).
+  const previous: string[] = [];
+  let current = "";
+  let watch: AbortController | null = null;
+  const show = (pageToken: string) => {
+    watch?.abort();
+    watch = new AbortController();
+    signal.addEventListener("abort", () => watch?.abort(), { once: true });
+    current = pageToken;
+    void follow(m, teamId, pageToken, watch.signal, live, view, (c, first) => {
+      const next = h("button", { type: "button", class: "more", disabled: !c.nextMemberPageToken }, `Next ${PAGE} people`);
+      const back = h("button", { type: "button", class: "more", disabled: previous.length === 0 }, "Previous");
+      next.addEventListener("click", () => {
+        previous.push(current);
+        show(c.nextMemberPageToken);
+      });
+      back.addEventListener("click", () => show(previous.pop() ?? ""));
+      const last = first + c.members.length;
+      pager.replaceChildren(
+        back,
+        next,
+        h("span", { class: "legend" }, ` people ${c.members.length ? first + 1 : 0}–${last} of ${c.memberCount}`),
+      );
+    }, previous.length * PAGE);
+  };
+  show("");
+}
+
+/** Shows one page of the team's members, kept live by WatchTeamCapability. */
+async function follow(
+  m: Model,
+  teamId: string,
+  memberPageToken: string,
+  signal: AbortSignal,
+  live: HTMLElement,
+  view: HTMLElement,
+  paged: (c: TeamCapability, first: number) => void,
+  first: number,
+): Promise<void> {
   let updates = 0;
   try {
     const stream = capability.watchTeamCapability(
-      { teamId, includeSubteams: true, layout: MatrixLayout.DENSE },
+      { teamId, includeSubteams: true, layout: MatrixLayout.DENSE, memberPageSize: PAGE, memberPageToken },
       { signal },
     );
     for await (const message of stream) {
       if (!message.capability) continue;
       updates += 1;
-      view.replaceChildren(heatmap(m, message.capability));
+      view.replaceChildren(heatmap(m, message.capability, first));
+      paged(message.capability, first);
       const at = new Date().toLocaleTimeString();
       live.textContent =
         updates === 1
@@ -76,13 +120,13 @@ function denseRows(c: TeamCapability): Cell[][] {
   );
 }
 
-function heatmap(m: Model, c: TeamCapability): HTMLElement {
+function heatmap(m: Model, c: TeamCapability, first: number): HTMLElement {
   const matrix = denseRows(c);
   const head = h(
     "tr",
     {},
     // Large teams come in pages of members: the first page is shown, and says so.
-    h("th", { class: "corner" }, c.members.length < c.memberCount ? `first ${c.members.length} of ${c.memberCount} people` : `${c.members.length} people`),
+    h("th", { class: "corner" }, c.members.length < c.memberCount ? `${first + 1}–${first + c.members.length} of ${c.memberCount} people` : `${c.members.length} people`),
     h("th", {}, "Readiness"),
     c.skillIds.map((id) => h("th", { class: "skill", title: id }, h("span", {}, skillName(m, id)))),
   );
