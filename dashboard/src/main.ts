@@ -40,6 +40,9 @@ export const PAGES: PageEntry[] = [
   { path: "audit", title: "Audit trail", page: auditPage, needs: ["AccessService/ListAuditEvents"] },
 ];
 
+/** Pages about one team, which an organisation without teams cannot show. */
+const TEAM_PAGES = new Set(["team", "progress", "risks", "plan", "growth", "mentors"]);
+
 /** The pages `who` may use, in menu order. */
 export function pagesFor(who: Me): PageEntry[] {
   return PAGES.filter((p) => p.needs.every((rpc) => can(who, rpc)));
@@ -91,7 +94,15 @@ async function route(): Promise<void> {
     main.replaceChildren(notice("Your token does not give access to this page.", "error"));
     return;
   }
-  setScope(await loadModel(), who);
+  const m = await loadModel();
+  setScope(m, who);
+  if (m.teams.size === 0 && TEAM_PAGES.has(entry.path)) {
+    main.replaceChildren(
+      h("h1", {}, titleOf(entry, who)),
+      notice("Your organisation has no teams yet. Load it first (capsight import, or the DirectoryService rpcs); this page then shows it.", "info"),
+    );
+    return;
+  }
   const root = h("section", { class: "page", "data-page": entry.path });
   main.replaceChildren(h("h1", {}, titleOf(entry, who)), root);
   try {

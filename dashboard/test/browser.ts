@@ -265,6 +265,10 @@ async function main(): Promise<void> {
     await page.goto(`${base}/#/mentors/${member.personId}`);
     await page.waitForSelector(".results .card.mentor, .results .notice:not(.loading)");
     check((await page.locator(".results .card.mentor").count()) > 0, "mentor suggestions are listed");
+    const mentorGains = await page.$$eval(".results .card.mentor", (cards) =>
+      cards.map((c) => Number(/Expected gain ([0-9.]+)/.exec(c.textContent ?? "")?.[1] ?? "NaN")),
+    );
+    check(mentorGains.every((g, i) => !Number.isNaN(g) && (i === 0 || g <= mentorGains[i - 1])), `mentors are ordered by the expected gain shown (${mentorGains.join(", ")})`);
     await shot(page, "mentors");
     // Agreeing a pair records it (a write over gRPC-Web) and counts against capacity.
     await page.locator(".results .card.mentor button.agree").first().click();
@@ -300,6 +304,17 @@ async function main(): Promise<void> {
     await page.waitForSelector("svg.map circle.member");
     check((await page.locator("svg.map circle.member").count()) >= 1000, "the archetype map plots the organisation's profiles");
     check((await page.locator("table.archetypes tbody tr").count()) >= 2, "archetypes are listed");
+    const labelBoxes = await page.$$eval("svg.map text.label", (ts) => {
+      const svg = (ts[0] as SVGTextElement | undefined)?.ownerSVGElement;
+      const frame = svg?.viewBox.baseVal;
+      return ts.map((t) => {
+        const b = (t as SVGTextElement).getBBox();
+        return { x0: b.x, x1: b.x + b.width, y0: b.y, y1: b.y + b.height, w: frame?.width ?? 0, h: frame?.height ?? 0 };
+      });
+    });
+    const clash = labelBoxes.some((a, i) => labelBoxes.some((b, j) => i < j && a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1));
+    const clipped = labelBoxes.some((b) => b.x0 < 0 || b.y0 < 0 || b.x1 > b.w || b.y1 > b.h);
+    check(labelBoxes.length >= 2 && !clash && !clipped, `the ${labelBoxes.length} archetype labels neither overlap nor leave the map`);
     await shot(page, "archetypes");
 
     // Demo teams have about 13 people: with the minimum raised to 13 some are suppressed,

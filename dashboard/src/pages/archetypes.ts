@@ -5,7 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { insights, loadModel, teamName } from "../api";
 import type { GetSkillArchetypesResponse } from "@capsight/client/v1/insights_pb";
 import { Suppression } from "@capsight/client/v1/insights_pb";
-import { h, pct, svg, table } from "../ui";
+import { h, loading, pct, svg, table } from "../ui";
 import { ownTop } from "./common";
 
 const PALETTE = [
@@ -21,6 +21,7 @@ export async function archetypesPage(root: HTMLElement): Promise<void> {
   const m = await loadModel();
   // Managers and planners: their own teams; everyone else: the whole organisation.
   const scope = ownTop(m);
+  root.replaceChildren(loading("Computing archetypes… the first answer after a change can take a few seconds."));
   let res: GetSkillArchetypesResponse;
   try {
     // Members come in pages; the map shows at most the first 50,000 people.
@@ -94,6 +95,30 @@ function map(res: GetSkillArchetypesResponse): SVGElement {
       }),
     );
   const largest = Math.max(1, ...res.archetypes.map((a) => a.size));
+  const radius = (size: number) => 6 + 14 * Math.sqrt(size / largest);
+  // Labels: largest archetypes first, each at the first spot around its centroid where it
+  // stays inside the map and clear of the labels already placed.
+  const placed: Box[] = [];
+  const labels = new Map<number, { x: number; y: number; anchor: string }>();
+  for (const a of [...res.archetypes].filter((a) => a.position).sort((p, q) => q.size - p.size)) {
+    const [cx, cy, r] = [sx(a.position!.x), sy(a.position!.y), radius(a.size)];
+    const w = a.label.length * 6.6 + 6;
+    const spots = [
+      { x: cx, y: cy - r - 4 }, { x: cx, y: cy + r + 13 }, { x: cx + r + 4 + w / 2, y: cy + 4 },
+      { x: cx - r - 4 - w / 2, y: cy + 4 }, { x: cx, y: cy - r - 18 }, { x: cx, y: cy + r + 27 },
+      { x: cx + r + 4 + w / 2, y: cy - 12 }, { x: cx - r - 4 - w / 2, y: cy + 20 },
+    ];
+    const inside = (b: Box) => b.x0 >= 2 && b.x1 <= width - 2 && b.y0 >= 2 && b.y1 <= height - 2;
+    const boxOf = (p: { x: number; y: number }): Box => {
+      // Kept inside the frame horizontally.
+      const x = Math.min(Math.max(p.x, w / 2 + 2), width - w / 2 - 2);
+      return { x0: x - w / 2, x1: x + w / 2, y0: p.y - 11, y1: p.y + 3 };
+    };
+    const boxes = spots.map(boxOf);
+    const free = boxes.find((b) => inside(b) && !placed.some((o) => overlaps(b, o))) ?? boxes.find(inside) ?? boxes[0];
+    placed.push(free);
+    labels.set(a.index, { x: (free.x0 + free.x1) / 2, y: free.y1 - 3, anchor: "middle" });
+  }
   const centres = res.archetypes
     .filter((a) => a.position)
     .map((a) =>
@@ -103,24 +128,38 @@ function map(res: GetSkillArchetypesResponse): SVGElement {
         svg("circle", {
           cx: sx(a.position!.x).toFixed(1),
           cy: sy(a.position!.y).toFixed(1),
-          r: (6 + 14 * Math.sqrt(a.size / largest)).toFixed(1),
+          r: radius(a.size).toFixed(1),
           fill: colourOf(a.index),
           "fill-opacity": 0.25,
           stroke: colourOf(a.index),
           "stroke-width": 2,
         }),
-        svg(
-          "text",
-          { x: sx(a.position!.x).toFixed(1), y: (sy(a.position!.y) - 4).toFixed(1), "text-anchor": "middle" },
-          a.label,
-        ),
       ),
     );
+  const texts = res.archetypes
+    .filter((a) => labels.has(a.index))
+    .map((a) => {
+      const l = labels.get(a.index)!;
+      return svg("text", { x: l.x.toFixed(1), y: l.y.toFixed(1), "text-anchor": l.anchor, class: "label" }, a.label);
+    });
   return svg(
     "svg",
     { viewBox: `0 0 ${width} ${height}`, class: "map", role: "img", "aria-label": "archetype map" },
     svg("rect", { x: 0, y: 0, width, height, class: "frame" }),
     ...dots,
     ...centres,
+    ...texts,
   );
+}
+
+/** A label's box on the map. */
+interface Box {
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+}
+
+function overlaps(a: Box, b: Box): boolean {
+  return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
 }

@@ -5,14 +5,18 @@ import { chosenTeam } from "./common";
 
 export async function mentorsPage(root: HTMLElement, params: string[]): Promise<void> {
   const m = await loadModel();
-  const person = h("input", { name: "person", list: "people", placeholder: "person id", required: true, value: params[0] ?? "" });
+  const person = h("input", { name: "person", list: "people", placeholder: "search people by name", autocomplete: "off", required: true, value: params[0] ?? "" });
+  // The option text is "Name (id)": the id is what the rpcs take.
+  const personId = () => /\(([^()]+)\)$/.exec(person.value.trim())?.[1] ?? person.value.trim();
   const people = h("datalist", { id: "people" });
   // People of the last team viewed, to pick from (needs person-level access to it).
   directory
     .listPeople({ subtreeTeamId: chosenTeam(m, []), pageSize: 200 })
     .then((page) => {
-      people.replaceChildren(...page.people.map((p) => h("option", { value: p.id }, `${p.displayName} · ${teamName(m, p.teamId)}`)));
-      if (!person.value && page.people[0]) person.value = page.people[0].id;
+      people.replaceChildren(...page.people.map((p) => h("option", { value: `${p.displayName} (${p.id})` }, teamName(m, p.teamId))));
+      const known = page.people.find((p) => p.id === person.value);
+      if (known) person.value = `${known.displayName} (${known.id})`;
+      if (!person.value && page.people[0]) person.value = `${page.people[0].displayName} (${page.people[0].id})`;
     })
     .catch(() => undefined);
   const target = h("input", { type: "checkbox", name: "target" });
@@ -28,7 +32,7 @@ export async function mentorsPage(root: HTMLElement, params: string[]): Promise<
     results.replaceChildren(loading("Matching…"));
     try {
       const res = await talent.findMentors({
-        personId: person.value.trim(),
+        personId: personId(),
         useTargetRole: target.checked,
         allowSameTeam: sameTeam.checked,
         limit: 8,
@@ -39,7 +43,8 @@ export async function mentorsPage(root: HTMLElement, params: string[]): Promise<
       }
       results.replaceChildren(
         h("p", { class: "legend" }, `Gap skills considered: ${res.skillIds.map((id) => skillName(m, id)).join(", ")}`),
-        ...res.mentors.map((mentor, rank) =>
+        // Best expected gain first (the figure each card shows).
+        ...[...res.mentors].sort((a, b) => b.expectedGain - a.expectedGain).map((mentor, rank) =>
           h(
             "article",
             { class: "card mentor" },
@@ -77,7 +82,7 @@ export async function mentorsPage(root: HTMLElement, params: string[]): Promise<
     button.addEventListener("click", async () => {
       button.disabled = true;
       try {
-        const res = await talent.startMentoring({ menteeId: person.value.trim(), mentorId, skillIds });
+        const res = await talent.startMentoring({ menteeId: personId(), mentorId, skillIds });
         status.replaceChildren(notice(`Recorded: the mentor now has ${res.mentorLoad} mentee(s).`, "ok"));
       } catch (e) {
         button.disabled = false;
@@ -88,7 +93,7 @@ export async function mentorsPage(root: HTMLElement, params: string[]): Promise<
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    location.hash = `#/mentors/${encodeURIComponent(person.value.trim())}`;
+    location.hash = `#/mentors/${encodeURIComponent(personId())}`;
   });
   root.replaceChildren(form, results);
   if (params[0]) await run();
