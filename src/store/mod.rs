@@ -1405,6 +1405,18 @@ mod tests {
             .store
     }
 
+    /// Erases `person` (no unmanaged teams, no prepared plan) and flushes.
+    fn erase(store: &mut Store, person: &Person) {
+        let erasure = Erasure {
+            person: person.clone(),
+            unmanaged_teams: vec![],
+        };
+        store
+            .erase_person(&erasure, &ErasurePlan::default())
+            .unwrap();
+        store.flush().unwrap();
+    }
+
     /// A person in team `t` with role `r` (also used by `log`'s tests).
     pub(super) fn person(id: &str, name: &str) -> Person {
         use crate::domain::{Availability, RoleId, TeamId, Text};
@@ -1462,14 +1474,7 @@ mod tests {
         let key_file = || std::fs::read(temp.path().join(KEYS_FILE)).unwrap();
         let ada_key = key_file()[16 + 40 * slot as usize..][..32].to_vec();
 
-        let erasure = Erasure {
-            person: ada.clone(),
-            unmanaged_teams: vec![],
-        };
-        store
-            .erase_person(&erasure, &ErasurePlan::default())
-            .unwrap();
-        store.flush().unwrap();
+        erase(&mut store, &ada);
         // Her key is gone from memory and from the key file: the sealed copies of her name
         // that sled's log may still hold can no longer be opened.
         let record: PersonRecord = decode("people", &sealed_name).unwrap();
@@ -1512,14 +1517,7 @@ mod tests {
                 .any(|(_, _, v)| v.windows(32).any(|w| w == ada_key))
         );
         // Erased: no longer held, nothing to give back.
-        let erasure = Erasure {
-            person: ada.clone(),
-            unmanaged_teams: vec![],
-        };
-        store
-            .erase_person(&erasure, &ErasurePlan::default())
-            .unwrap();
-        store.flush().unwrap();
+        erase(&mut store, &ada);
         assert!(!reader.holds(&ada.id).unwrap());
         assert!(reader.all().unwrap().is_empty());
     }
