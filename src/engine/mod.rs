@@ -604,9 +604,10 @@ impl Engine {
         }
         let before = self.snapshot();
         let erased = id.clone();
+        let prepared = self.insights.prepare_scrub(&id, &before, &self.evidence);
         let report = self.submit(LogOp::DeletePerson(id)).await;
         // Cached insights may hold the person: kept only without them (see `scrub`).
-        self.scrub_after(&erased, &before);
+        self.scrub_after(&erased, &before, &prepared);
         match report? {
             Applied::Erased(report) => Ok(report),
             other => Err(unexpected(&other)),
@@ -614,10 +615,15 @@ impl Engine {
     }
 
     /// Keeps cached insights only without `erased` if an erasure happened since `before`.
-    fn scrub_after(&self, erased: &PersonId, before: &Snapshot) {
+    fn scrub_after(
+        &self,
+        erased: &PersonId,
+        before: &Snapshot,
+        prepared: &insights::PreparedScrub,
+    ) {
         let erasures = self.snapshot().erasures;
         if erasures != before.erasures {
-            self.insights.scrub(erased, before, erasures);
+            self.insights.scrub(erased, before, erasures, prepared);
         }
     }
 

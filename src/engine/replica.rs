@@ -287,8 +287,9 @@ struct InFlight {
     sequence: u64,
     id: String,
     pending: Pending<Applied>,
-    /// An erasure: the person, and the snapshot before it (to scrub cached insights).
-    erased: Option<(PersonId, Arc<Snapshot>)>,
+    /// An erasure: the person, the snapshot before it and the cached insights without
+    /// them (to scrub cached insights).
+    erased: Option<(PersonId, Arc<Snapshot>, super::insights::PreparedScrub)>,
     /// The entry's time (Unix milliseconds).
     at: i64,
 }
@@ -513,10 +514,14 @@ async fn hand_over(
     }
     let entry = LogEntry::decode(bytes, &keys)?;
     let (plan, erased) = match &entry.op {
-        LogOp::DeletePerson(id) => (
-            Some(engine.erasure_plan(id).await?),
-            Some((id.clone(), engine.snapshot())),
-        ),
+        LogOp::DeletePerson(id) => {
+            let before = engine.snapshot();
+            let prepared = engine.insights.prepare_scrub(id, &before, &engine.evidence);
+            (
+                Some(engine.erasure_plan(id).await?),
+                Some((id.clone(), before, prepared)),
+            )
+        }
         _ => (None, None),
     };
     let (at, op) = (entry.at, entry.op);
@@ -547,8 +552,8 @@ async fn complete(engine: Weak<Engine>, mut in_flight: mpsc::Receiver<InFlight>)
             replica.shutdown();
             return;
         }
-        if let Some((person, before)) = &flight.erased {
-            engine.scrub_after(person, before);
+        if let Some((person, before, prepared)) = &flight.erased {
+            engine.scrub_after(person, before, prepared);
             // Every node destroys the key (not only the one that took the call): a key
             // this node gave back meanwhile (`restore_keys`) goes too.
             if let Err(e) = replica.log.erase_key_applied(person, flight.at).await {

@@ -189,7 +189,7 @@ impl Culture {
                             &reader,
                             None,
                             group_by,
-                            archetypes.as_deref().map(|a| (a, version)),
+                            archetypes.as_ref().map(|a| (a, version)),
                             trend_days,
                             at,
                             cancel,

@@ -69,11 +69,44 @@ impl Insights {
         }
     }
 
+    /// Before `person` is erased: the cached patterns without them, computed while
+    /// their evidence can still be read (each result's own evidence bound, team, role
+    /// and archetype). Results computed after this are dropped by `scrub`.
+    pub(super) fn prepare_scrub(
+        &self,
+        person: &PersonId,
+        before: &Snapshot,
+        reader: &crate::store::EvidenceReader,
+    ) -> PreparedScrub {
+        let mut patterns = Vec::new();
+        for data in self.patterns.latest() {
+            let evidence = match reader.assessments_about_many_before(
+                std::slice::from_ref(person),
+                data.basis.evidence_batches,
+            ) {
+                Ok(mut found) => found.pop().map(|(_, a)| a).unwrap_or_default(),
+                // Unreadable: the result is dropped and recomputed.
+                Err(_) => continue,
+            };
+            let without = data
+                .without(person, before.capability.model(), &evidence)
+                .map_or_else(|| Arc::clone(&data), Arc::new);
+            patterns.push((data, without));
+        }
+        PreparedScrub { patterns }
+    }
+
     /// After `person` was erased (`before`: the snapshot that still held them; the
-    /// snapshot now counts `erasures`): archetypes and plans are kept without them,
-    /// served at once as stale while current ones are computed; patterns, whose sums
-    /// also hold their calibration and trend cells, are recomputed.
-    pub(super) fn scrub(&self, person: &PersonId, before: &Snapshot, erasures: u64) {
+    /// snapshot now counts `erasures`): archetypes, plans and patterns are kept without
+    /// them (patterns as `prepared` took them out), served at once as stale while
+    /// current ones are computed.
+    pub(super) fn scrub(
+        &self,
+        person: &PersonId,
+        before: &Snapshot,
+        erasures: u64,
+        prepared: &PreparedScrub,
+    ) {
         let department = before
             .directory
             .person(person.as_str())
@@ -102,8 +135,21 @@ impl Insights {
                     .map_or_else(|| Arc::clone(plan), Arc::new),
             )
         });
-        self.patterns.scrub(erasures, |_| None);
+        self.patterns.scrub(erasures, |data| {
+            prepared
+                .patterns
+                .iter()
+                .find(|(original, _)| Arc::ptr_eq(original, data))
+                .map(|(_, without)| Arc::clone(without))
+        });
     }
+}
+
+/// Cached results without a person about to be erased (`Insights::prepare_scrub`).
+#[derive(Default)]
+pub(super) struct PreparedScrub {
+    /// (cached patterns, the same without the person).
+    patterns: Vec<(Arc<PatternData>, Arc<PatternData>)>,
 }
 
 impl Engine {
@@ -181,7 +227,7 @@ impl Engine {
                                 &reader,
                                 scope.as_ref(),
                                 group_by,
-                                archetypes.as_ref().map(|(a, v)| (&**a, *v)),
+                                archetypes.as_ref().map(|(a, v)| (a, *v)),
                                 trend_days,
                                 snapshot.as_of(),
                                 cancel,
