@@ -226,7 +226,9 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
                 count(self.kind, "hit");
                 return Ok(fresh(c, current_version, false));
             }
-            let running = self.ensure_running(slot, key.clone(), &snapshot, job);
+            // Served stale at once: the refresh is background work until someone waits.
+            let background = usable.is_some() && want == Want::Latest;
+            let running = self.ensure_running(slot, key.clone(), &snapshot, job, background);
             match (usable, want) {
                 (Some(c), Want::Latest) => {
                     count(self.kind, "stale");
@@ -261,6 +263,7 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
         key: K,
         snapshot: &Arc<Snapshot>,
         job: impl FnOnce(Arc<Snapshot>, Cancel) -> Job<T>,
+        background: bool,
     ) -> &'s Running<T> {
         let version = (self.version_of)(snapshot);
         if let Some(running) = &slot.running {
@@ -280,7 +283,8 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
         let this = Arc::clone(self);
         let from = Arc::clone(snapshot);
         tokio::spawn(async move {
-            let result = work.await;
+            // Its jobs queue behind those callers wait for (`jobs::BACKGROUND`).
+            let result = super::jobs::BACKGROUND.scope(background, work).await;
             if let Err(e) = &result
                 && !matches!(e, Error::Cancelled)
             {

@@ -35,6 +35,12 @@ pub fn lower_priority(nice: i32) {
     }
 }
 
+tokio::task_local! {
+    /// Set (by the caches) around a refresh that no caller waits for: its jobs queue
+    /// behind every job a caller waits for, and never take the last free worker.
+    pub static BACKGROUND: bool;
+}
+
 /// How long a refused caller is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -76,11 +82,19 @@ impl Cancel {
 struct Task {
     run: Box<dyn FnOnce() + Send>,
     cancel: Cancel,
+    /// A refresh no caller waits for (`BACKGROUND`).
+    background: bool,
 }
 
 #[derive(Default)]
 struct Queue {
+    /// Jobs callers wait for, first come first served.
     tasks: VecDeque<Task>,
+    /// Background refreshes: taken only when no caller's job waits, and by at most
+    /// `Shared::background_limit` workers at a time.
+    background: VecDeque<Task>,
+    /// Background refreshes running now.
+    background_running: usize,
     /// Flags of the jobs running now, so that shutdown can cancel them.
     running: Vec<Cancel>,
     closed: bool,
@@ -91,6 +105,29 @@ struct Shared {
     ready: Condvar,
     capacity: usize,
     busy: AtomicUsize,
+    /// Most background refreshes running at once: one worker fewer than the pool (at
+    /// least one), so a caller's job always finds a worker soon.
+    background_limit: usize,
+}
+
+impl Queue {
+    /// The next task a worker may take: a caller's job first, else a background one if
+    /// fewer than `limit` run.
+    fn next(&mut self, limit: usize) -> Option<Task> {
+        if let Some(task) = self.tasks.pop_front() {
+            return Some(task);
+        }
+        if self.background_running < limit {
+            let task = self.background.pop_front()?;
+            self.background_running += 1;
+            return Some(task);
+        }
+        None
+    }
+
+    fn queued(&self) -> usize {
+        self.tasks.len() + self.background.len()
+    }
 }
 
 impl Shared {
@@ -125,6 +162,7 @@ impl JobRunner {
             ready: Condvar::new(),
             capacity,
             busy: AtomicUsize::new(0),
+            background_limit: workers.max(2) - 1,
         });
         let handles = (0..workers.max(1))
             .map(|i| {
@@ -178,16 +216,25 @@ impl JobRunner {
             // The caller may have left; the result is then dropped (caches keep theirs).
             let _ = reply.send(outcome);
         });
+        let background = BACKGROUND.try_with(|b| *b).unwrap_or(false);
         let mut queue = self.shared.lock();
         if queue.closed {
             return Err(Error::ShuttingDown);
         }
-        if queue.tasks.len() >= self.shared.capacity {
+        if queue.queued() >= self.shared.capacity {
             return Err(Error::Overloaded {
                 retry_after: RETRY_AFTER,
             });
         }
-        queue.tasks.push_back(Task { run, cancel });
+        let task = Task {
+            run,
+            cancel,
+            background,
+        };
+        match background {
+            true => queue.background.push_back(task),
+            false => queue.tasks.push_back(task),
+        }
         drop(queue);
         self.shared.ready.notify_one();
         Ok(result)
@@ -207,7 +254,7 @@ impl JobRunner {
     /// How many jobs wait and run now.
     pub fn load(&self) -> RunnerLoad {
         RunnerLoad {
-            queued: self.shared.lock().tasks.len(),
+            queued: self.shared.lock().queued(),
             running: self.shared.busy.load(Ordering::Relaxed),
         }
     }
@@ -217,7 +264,9 @@ impl JobRunner {
     pub fn shutdown(&self) {
         let mut queue = self.shared.lock();
         queue.closed = true;
-        for task in queue.tasks.drain(..) {
+        let q = &mut *queue;
+        let queued: Vec<Task> = q.tasks.drain(..).chain(q.background.drain(..)).collect();
+        for task in queued {
             task.cancel.cancel();
             // Running the cancelled task answers its caller with `Cancelled` at once.
             (task.run)();
@@ -246,7 +295,7 @@ fn work(shared: &Shared) {
     loop {
         let mut queue = shared.lock();
         let task = loop {
-            if let Some(task) = queue.tasks.pop_front() {
+            if let Some(task) = queue.next(shared.background_limit) {
                 break task;
             }
             if queue.closed {
@@ -255,7 +304,7 @@ fn work(shared: &Shared) {
             queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
         };
         queue.running.push(task.cancel.clone());
-        metrics::gauge!("capsight_jobs_queued").set(queue.tasks.len() as f64);
+        metrics::gauge!("capsight_jobs_queued").set(queue.queued() as f64);
         drop(queue);
         shared.busy.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
@@ -271,6 +320,12 @@ fn work(shared: &Shared) {
         {
             queue.running.swap_remove(at);
         }
+        if task.background {
+            queue.background_running -= 1;
+            // A worker may be waiting for this slot.
+            drop(queue);
+            shared.ready.notify_all();
+        }
     }
 }
 
@@ -278,6 +333,58 @@ fn work(shared: &Shared) {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    #[tokio::test]
+    async fn background_refreshes_leave_a_worker_to_callers_and_queue_behind_them() {
+        let runner = Arc::new(JobRunner::new(2, 16, 0).unwrap());
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Three background refreshes: one runs, two wait (one worker stays free).
+        let mut background = Vec::new();
+        for i in 0..3 {
+            let (hold, order) = (Arc::clone(&hold), Arc::clone(&order));
+            let rx = BACKGROUND
+                .scope(true, async {
+                    runner.submit(Cancel::new(), move |_| {
+                        order.lock().unwrap().push(format!("background {i}"));
+                        hold.lock().unwrap().recv().unwrap();
+                        Ok(())
+                    })
+                })
+                .await
+                .unwrap();
+            background.push(rx);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(runner.load().running, 1, "one background refresh at a time");
+        // A caller's job runs at once on the free worker.
+        let order2 = Arc::clone(&order);
+        let answer = runner
+            .run(Cancel::new(), move |_| {
+                order2.lock().unwrap().push("caller".into());
+                Ok(7)
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer, 7);
+        assert_eq!(
+            order.lock().unwrap().as_slice(),
+            ["background 0", "caller"],
+            "the caller did not wait for the refreshes"
+        );
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        for rx in background {
+            rx.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            order.lock().unwrap().len(),
+            4,
+            "every refresh ran in the end"
+        );
+    }
 
     #[tokio::test]
     async fn a_job_runs_and_answers() {
