@@ -226,8 +226,10 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
                 count(self.kind, "hit");
                 return Ok(fresh(c, current_version, false));
             }
-            // Served stale at once: the refresh is background work until someone waits.
-            let background = usable.is_some() && want == Want::Latest;
+            // Served stale at once, or asked for by background work (a patterns refresh
+            // needing archetypes): the computation is background work too.
+            let background = (usable.is_some() && want == Want::Latest)
+                || super::jobs::BACKGROUND.try_with(|b| *b).unwrap_or(false);
             let running = self.ensure_running(slot, key.clone(), &snapshot, job, background);
             match (usable, want) {
                 (Some(c), Want::Latest) => {

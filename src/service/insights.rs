@@ -283,9 +283,22 @@ pub struct Patterns {
     pub next_page_token: String,
 }
 
+/// Suppression decisions of one patterns result at one minimum: per group, and per
+/// skill column per group.
+type Decisions = (Vec<Suppression>, Vec<Vec<Suppression>>);
+
+/// Results whose suppression decisions are kept (the latest few asked for).
+const DECISIONS_KEPT: usize = 8;
+
+/// Kept decisions: the result (held weakly), the minimum, the decisions.
+type KeptDecisions = Vec<(std::sync::Weak<PatternData>, usize, Arc<Decisions>)>;
+
 /// The insights service.
 pub struct Insights {
     engine: Arc<Engine>,
+    /// Suppression decisions by patterns result (held weakly) and minimum: computed once
+    /// per result, not on every page read (at 100k people by team they take ~100 ms).
+    decisions: std::sync::Mutex<KeptDecisions>,
     min_group_size: usize,
     /// What analysts read.
     culture: Culture,
@@ -318,8 +331,35 @@ impl Insights {
         Self {
             culture: Culture::new(Arc::clone(&engine), culture::DEFAULT_PERIOD),
             engine,
+            decisions: std::sync::Mutex::default(),
             min_group_size: min_group_size.max(MIN_GROUP_SIZE_FLOOR),
         }
+    }
+
+    /// The suppression decisions of `data` at `minimum`, from the last few computed.
+    fn suppression_of(&self, data: &Arc<PatternData>, minimum: usize) -> Arc<Decisions> {
+        let mut kept = self
+            .decisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.retain(|(d, _, _)| d.strong_count() > 0);
+        if let Some((_, _, found)) = kept
+            .iter()
+            .find(|(d, m, _)| *m == minimum && std::ptr::eq(d.as_ptr(), Arc::as_ptr(data)))
+        {
+            return Arc::clone(found);
+        }
+        drop(kept);
+        let computed = Arc::new(suppression_decisions(data, minimum));
+        let mut kept = self
+            .decisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kept.len() >= DECISIONS_KEPT {
+            kept.remove(0);
+        }
+        kept.push((Arc::downgrade(data), minimum, Arc::clone(&computed)));
+        computed
     }
 
     /// Analysts' culture snapshot is published at most once per `period` (zero: they
@@ -529,31 +569,7 @@ impl Insights {
                     || query.categories.contains(category)
             })
             .collect();
-        // Parents: teams report under their department, everything else under the scope.
-        let mut parents: Vec<&str> = data.groups.iter().map(|g| g.parent.as_str()).collect();
-        parents.sort_unstable();
-        parents.dedup();
-        let sizes: Vec<(usize, usize)> = data
-            .groups
-            .iter()
-            .map(|g| {
-                let parent = parents.binary_search(&g.parent.as_str()).unwrap_or(0);
-                (parent, g.size)
-            })
-            .collect();
-        let decisions = suppress(&sizes, minimum);
-        // Each skill's figures are suppressed per group as groups are: by the people
-        // with evidence in it, with complementary suppression among siblings.
-        let cell_decisions: Vec<Vec<Suppression>> = (0..data.skills.len())
-            .map(|c| {
-                let known: Vec<(usize, usize)> = sizes
-                    .iter()
-                    .zip(&data.groups)
-                    .map(|(&(parent, _), g)| (parent, g.cells[c].known as usize))
-                    .collect();
-                suppress(&known, minimum)
-            })
-            .collect();
+        let (decisions, cell_decisions) = &*self.suppression_of(data, minimum);
         let (page, next_page_token) = query.page.apply_sorted(&data.groups, |g| g.id.clone());
         let groups = data
             .groups
@@ -564,7 +580,7 @@ impl Insights {
             .take(page.len())
             .map(|((i, g), d)| {
                 let cells: Vec<Suppression> = cell_decisions.iter().map(|c| c[i]).collect();
-                group_pattern(g, d, &cells, data, &selected, minimum)
+                group_pattern(g, *d, &cells, data, &selected, minimum)
             })
             .collect();
         let total_decision = if data.total.size >= minimum {
@@ -604,6 +620,36 @@ impl Insights {
         };
         Ok(Answer::new(patterns, Vec::new()))
     }
+}
+
+/// Which groups of `data`, and which skill cells of each, are shown at `minimum`.
+fn suppression_decisions(data: &PatternData, minimum: usize) -> Decisions {
+    // Parents: teams report under their department, everything else under the scope.
+    let mut parents: Vec<&str> = data.groups.iter().map(|g| g.parent.as_str()).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    let sizes: Vec<(usize, usize)> = data
+        .groups
+        .iter()
+        .map(|g| {
+            let parent = parents.binary_search(&g.parent.as_str()).unwrap_or(0);
+            (parent, g.size)
+        })
+        .collect();
+    let decisions = suppress(&sizes, minimum);
+    // Each skill's figures are suppressed per group as groups are: by the people with
+    // evidence in it, with complementary suppression among siblings.
+    let cell_decisions: Vec<Vec<Suppression>> = (0..data.skills.len())
+        .map(|c| {
+            let known: Vec<(usize, usize)> = sizes
+                .iter()
+                .zip(&data.groups)
+                .map(|(&(parent, _), g)| (parent, g.cells[c].known as usize))
+                .collect();
+            suppress(&known, minimum)
+        })
+        .collect();
+    (decisions, cell_decisions)
 }
 
 /// A group's pattern under `suppression`: its figures only when visible, each skill's
