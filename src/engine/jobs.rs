@@ -147,7 +147,8 @@ pub struct RunnerLoad {
     pub running: usize,
 }
 
-/// A fixed pool of worker threads with a bounded queue.
+/// A fixed pool of worker threads with a bounded queue per class (callers' jobs,
+/// background refreshes).
 pub struct JobRunner {
     shared: Arc<Shared>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -221,7 +222,12 @@ impl JobRunner {
         if queue.closed {
             return Err(Error::ShuttingDown);
         }
-        if queue.queued() >= self.shared.capacity {
+        // Each class has its own bound: refreshes piling up never refuse a caller's job.
+        let waiting = match background {
+            true => queue.background.len(),
+            false => queue.tasks.len(),
+        };
+        if waiting >= self.shared.capacity {
             return Err(Error::Overloaded {
                 retry_after: RETRY_AFTER,
             });
@@ -387,6 +393,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn refreshes_piling_up_never_refuse_a_callers_job() {
+        let runner = JobRunner::new(1, 2, 0).unwrap();
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        // One refresh runs, two wait: the background queue is full.
+        let mut background = Vec::new();
+        for i in 0..3 {
+            if i == 1 {
+                // The first is taken by the worker before the others queue.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let hold = Arc::clone(&hold);
+            background.push(
+                BACKGROUND
+                    .scope(true, async {
+                        runner.submit(Cancel::new(), move |_| {
+                            hold.lock().unwrap().recv().unwrap();
+                            Ok(())
+                        })
+                    })
+                    .await,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refused = BACKGROUND
+            .scope(true, async { runner.submit(Cancel::new(), |_| Ok(())) })
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Overloaded { .. })),
+            "{:?}",
+            runner.load()
+        );
+        // A caller's job is still taken (and runs once the worker is free).
+        let caller = runner.submit(Cancel::new(), |_| Ok(5)).unwrap();
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        assert_eq!(caller.await.unwrap().unwrap(), 5);
+        for b in background {
+            b.unwrap().await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn a_job_runs_and_answers() {
         let runner = JobRunner::new(1, 1, 0).unwrap();
         assert_eq!(runner.run(Cancel::new(), |_| Ok(6 * 7)).await.unwrap(), 42);
@@ -407,7 +457,11 @@ mod tests {
         running.recv().unwrap();
         let queued = runner.submit(Cancel::new(), |_| -> Result<i32> { panic!("boom") });
         let refused = runner.submit(Cancel::new(), |_| Ok(3));
-        assert!(matches!(refused, Err(Error::Overloaded { .. })));
+        assert!(
+            matches!(refused, Err(Error::Overloaded { .. })),
+            "{:?}",
+            runner.load()
+        );
         assert_eq!(
             runner.load(),
             RunnerLoad {
