@@ -94,3 +94,10 @@ export function select(name: string, options: [string, string][], selected = "")
     options.map(([value, text]) => h("option", { value, selected: value === selected }, text)),
   );
 }
+
+/** A signed difference to two decimals; one that rounds to zero is "0.00", never "-0.00". */
+export function signed(v: number): string {
+  const text = v.toFixed(2);
+  if (Number(text) === 0) return "0.00";
+  return `${v > 0 ? "+" : ""}${text}`;
+}

@@ -76,7 +76,7 @@ export function teamPicker(m: Model, page: string, current: string): HTMLElement
   });
   const open = () => {
     const text = input.value.trim();
-    const byLabel = /\(([^()]+)\)$/.exec(text)?.[1];
+    const byLabel = idInLabel(text);
     const match =
       teams.find((t) => t.id === byLabel || t.id === text) ??
       teams.find((t) => t.name.toLowerCase() === text.toLowerCase());
@@ -105,4 +105,9 @@ export function scopeOptions(m: Model): [[string, string][], string] {
   const teams = scopeTeams(m).map((t): [string, string] => [t.id, `${t.name} (${t.id})`]);
   if (inScope === null) return [[["", "Whole organisation"], ...teams], ""];
   return [teams, ownTop(m)];
+}
+
+/** The id in a picker label "Name (id)", if the text is one. */
+export function idInLabel(text: string): string | undefined {
+  return /\(([^()]+)\)$/.exec(text.trim())?.[1];
 }

@@ -8,7 +8,7 @@ import type { GetPersonProfileResponse, GetPersonGapsResponse, SkillProficiency 
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { lineChart } from "../chart";
 import { fmtLevel, field, h, loading, notice, pct, table } from "../ui";
-import { chosenTeam } from "./common";
+import { chosenTeam, idInLabel } from "./common";
 
 export async function growthPage(root: HTMLElement, params: string[], signal: AbortSignal): Promise<void> {
   const [m, who] = await Promise.all([loadModel(), whoAmI()]);
@@ -69,7 +69,7 @@ async function personPicker(m: Model, current: string): Promise<{ element: HTMLE
   });
   input.addEventListener("change", () => {
     const text = input.value.trim();
-    const id = /\(([^()]+)\)$/.exec(text)?.[1] ?? people.find((p) => p.displayName.toLowerCase() === text.toLowerCase())?.id ?? text;
+    const id = idInLabel(text) ?? people.find((p) => p.displayName.toLowerCase() === text.toLowerCase())?.id ?? text;
     if (id) location.hash = `#/growth/${encodeURIComponent(id)}`;
   });
   return {

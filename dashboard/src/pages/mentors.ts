@@ -1,13 +1,13 @@
 // Mentor suggestions for one person: proficient people where the person has gaps.
 import { directory, explain, loadModel, skillName, talent, teamName } from "../api";
 import { fmtLevel, field, h, notice, pct, table, loading } from "../ui";
-import { chosenTeam } from "./common";
+import { chosenTeam, idInLabel } from "./common";
 
 export async function mentorsPage(root: HTMLElement, params: string[]): Promise<void> {
   const m = await loadModel();
   const person = h("input", { name: "person", list: "people", placeholder: "search people by name", autocomplete: "off", required: true, value: params[0] ?? "" });
   // The option text is "Name (id)": the id is what the rpcs take.
-  const personId = () => /\(([^()]+)\)$/.exec(person.value.trim())?.[1] ?? person.value.trim();
+  const personId = () => idInLabel(person.value) ?? person.value.trim();
   const people = h("datalist", { id: "people" });
   // People of the last team viewed, to pick from (needs person-level access to it).
   directory

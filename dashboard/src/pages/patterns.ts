@@ -3,7 +3,7 @@
 import { insights, loadModel } from "../api";
 import { GroupBy, type GroupPattern, Suppression } from "@capsight/client/v1/insights_pb";
 import { SkillCategory } from "@capsight/client/v1/types_pb";
-import { fmtLevel, field, h, levelColour, inkOn, select, table } from "../ui";
+import { fmtLevel, field, h, levelColour, inkOn, select, signed, table } from "../ui";
 import { ownTop } from "./common";
 
 const GROUPINGS: [string, string][] = [
@@ -92,9 +92,3 @@ function archetypeList(shown: { label: string; count: number }[], others: number
   return parts.length ? parts.join(", ") : "–";
 }
 
-/** A signed difference to two decimals; one that rounds to zero is "0.00", never "-0.00". */
-function signed(v: number): string {
-  const text = v.toFixed(2);
-  if (Number(text) === 0) return "0.00";
-  return `${v > 0 ? "+" : ""}${text}`;
-}

@@ -6,7 +6,7 @@ import { AssessmentSource } from "@capsight/client/v1/types_pb";
 import type { Improvement } from "@capsight/client/v1/capability_pb";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { lineChart } from "../chart";
-import { h, loading, notice, table } from "../ui";
+import { h, loading, notice, signed, table } from "../ui";
 import { chosenTeam, teamPicker } from "./common";
 
 const MONTHS = 12;
@@ -64,11 +64,6 @@ async function requiredSkills(): Promise<string[]> {
   return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, SKILLS).map(([id]) => id);
 }
 
-function signed(v: number): string {
-  const text = v.toFixed(2);
-  if (Number(text) === 0) return "0.00";
-  return `${v > 0 ? "+" : ""}${text}`;
-}
 
 /** "Uma Rao: Kubernetes 2.1 → 3.8, mentored by Ivan Petrov, from 2 objective tests". */
 async function stories(m: Model, improvements: Improvement[], signal: AbortSignal): Promise<HTMLElement> {
