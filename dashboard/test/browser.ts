@@ -1,7 +1,8 @@
 // Browser test of the reference dashboard: starts `capsight serve --demo`, drives Debian's
-// Chromium with playwright-core, and checks the heatmap against the server's own numbers,
-// a live update after an ingest, a manager token kept out of another team, and every
-// page rendering. Screenshots go to $SCREENSHOT_DIR (default test-results/).
+// Chromium with playwright-core, and signs in with a token of each role: the pages
+// offered, every figure of every page against the rpc behind it (asked with the same
+// token; see figures.ts), nothing outside the role's scope, a live update after an
+// ingest, and a layout that holds at 375 px. Screenshots go to $SCREENSHOT_DIR (default test-results/).
 //
 //   npm run test:browser            # uses ../target/debug/capsight
 //   CAPSIGHT_BIN=... CHROMIUM=... SCREENSHOT_DIR=../docs/screenshots npm run test:browser
@@ -12,15 +13,11 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { chromium, type Page } from "playwright-core";
-import { AccessRole, AccessService } from "@capsight/client/v1/access_pb";
-import { CapabilityService, type TeamCapability } from "@capsight/client/v1/capability_pb";
-import { IngestService } from "@capsight/client/v1/ingest_pb";
-import { DirectoryService } from "@capsight/client/v1/directory_pb";
-import { TalentService } from "@capsight/client/v1/talent_pb";
+import { AccessRole } from "@capsight/client/v1/access_pb";
+import type { TeamCapability } from "@capsight/client/v1/capability_pb";
 import { AssessmentSchema, AssessmentSource } from "@capsight/client/v1/types_pb";
+import { clients, compare, type Clients, difference, names, type Names } from "./figures";
 
 const BIN = resolve(process.env.CAPSIGHT_BIN ?? "../target/debug/capsight");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -58,21 +55,6 @@ async function startServer(dataDir: string, extra: string[] = []): Promise<{ ser
     });
   });
   return { server, address };
-}
-
-function clients(base: string, token: string) {
-  const bearer: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
-  const transport = createGrpcWebTransport({ baseUrl: base, interceptors: [bearer] });
-  return {
-    access: createClient(AccessService, transport),
-    capability: createClient(CapabilityService, transport),
-    ingest: createClient(IngestService, transport),
-    directory: createClient(DirectoryService, transport),
-    talent: createClient(TalentService, transport),
-  };
 }
 
 /** What the heatmap shows: person → skill → cell text. */
@@ -120,6 +102,27 @@ async function signIn(page: Page, base: string, token: string, hash: string): Pr
 
 async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+}
+
+/** Checks every figure of the page at `path` against its rpcs (asked with `c`). */
+async function figures(page: Page, label: string, path: string, c: Clients, n: Names, scope: string): Promise<void> {
+  for (const x of await compare(page, path, c, n, scope)) {
+    const diff = difference(x);
+    check(diff === "", `${label}: ${x.what} (${x.shown.length} rows)${diff ? ` — ${diff}` : ""}`);
+  }
+}
+
+/** Ids of the people a page names (rows and labels carry them). */
+async function peopleShown(page: Page): Promise<string[]> {
+  return page.$$eval(
+    "section.page [data-person], section.page [data-mentee], section.page table.experts span[title], section.page table.members span[title], section.page datalist#growth-people option",
+    (els) =>
+      els.flatMap((e) => {
+        const inLabel = /\(([^()]+)\)$/.exec(e.getAttribute("value") ?? "")?.[1];
+        const titled = e.tagName === "SPAN" ? e.getAttribute("title") : null;
+        return [e.getAttribute("data-person"), e.getAttribute("data-mentee"), e.getAttribute("data-mentor"), titled, inLabel].filter((x): x is string => !!x);
+      }),
+  );
 }
 
 /** The pages each role is offered, in menu order. */
@@ -205,6 +208,7 @@ async function main(): Promise<void> {
       if (process.env.CAPSIGHT_LARGE_ONLY) return;
     }
     const admin = clients(base, readFileSync(join(dataDir, "admin.token"), "utf8").trim());
+    const n = await names(admin);
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.setDefaultTimeout(TIMEOUT);
     page.on("pageerror", (e) => check(false, `no script error on the page (${e.message})`));
@@ -254,6 +258,7 @@ async function main(): Promise<void> {
     await page.goto(`${base}/#/risks/${TEAM}`);
     await page.waitForSelector("section.page h2");
     check((await page.locator("table.risks tbody tr, table.gaps tbody tr, .notice.ok").count()) > 0, "gaps and risks page renders");
+    await figures(page, "admin", "risks", admin, n, "");
     await shot(page, "gaps-and-risks");
 
     await page.goto(`${base}/#/experts`);
@@ -333,6 +338,7 @@ async function main(): Promise<void> {
     const cells = await page.$$eval("table.patterns tbody td", (tds) => tds.map((td) => td.textContent ?? ""));
     const malformed = cells.filter((c) => c.startsWith(",") || c === "-0.00");
     check(malformed.length === 0, `pattern cells are well formed (${JSON.stringify(malformed.slice(0, 3))})`);
+    await figures(page, "admin, minimum 13", "patterns", admin, n, "");
     await shot(page, "patterns-by-team-suppressed", false);
     await page.goto(`${base}/#/patterns/1`);
     await page.waitForSelector("table.patterns tbody tr");
@@ -362,21 +368,48 @@ async function main(): Promise<void> {
       pageToken = res.nextPageToken;
       if (!pageToken) break;
     }
+    const everyone = new Map<string, string>();
+    for (let pageToken = ""; ; ) {
+      const res = await admin.directory.listPeople({ pageSize: 1000, pageToken });
+      for (const p of res.people) everyone.set(p.id, p.displayName);
+      pageToken = res.nextPageToken;
+      if (!pageToken) break;
+    }
+    const scoped = (role: string) => role === "manager" || role === "planner";
     for (const [role, roleToken] of roleTokens) {
+      const c = clients(base, roleToken);
       await signIn(page, base, roleToken, "#/");
       await rendered(page);
       const offered = await navOffered(page);
       check(JSON.stringify(offered) === JSON.stringify(OFFERED[role]), `${role}: offered ${offered.join(", ")}`);
       check((await page.locator("section.page .notice.error").count()) === 0, `${role}: opens on a page it may use (${offered[0]})`);
       for (const path of offered) {
-        await page.goto(`${base}/#/${path}`);
+        // Team pages open on the department (a page of 100 of its people, a plan with
+        // pairs); mentors are suggested for the first person of the scope.
+        const mentee = scoped(role) ? [...subtreePeople].sort()[0] : member.personId;
+        const subject = ["team", "progress", "risks", "plan"].includes(path) ? department : path === "mentors" ? mentee : "";
+        await page.goto(`${base}/#/${path}${subject ? `/${subject}` : ""}`);
+        if (path === "team") await page.waitForSelector(".live[data-state=live]");
         await rendered(page);
+        if (path === "mentors") await page.waitForSelector(".results .card.mentor, .results .notice:not(.loading)");
         if (["experts", "builder"].includes(path)) {
           await page.click("form.query button[type=submit]");
           await page.waitForSelector(".results > :not(.loading)");
         }
         // (A proposed team may name requirements it leaves unmet: not a page error.)
         check((await page.locator("section.page .notice.error:not(.card .notice)").count()) === 0, `${role}: ${path} renders without an error`);
+        await figures(page, role, path, c, n, scoped(role) ? department : "");
+        if (scoped(role)) {
+          const ids = await peopleShown(page);
+          const outside = ids.filter((id) => !subtreePeople.has(id));
+          check(outside.length === 0, `${role}: ${path} names only people of its scope (${ids.length} named${outside.length ? `; outside: ${outside.slice(0, 3).join(", ")}` : ""})`);
+        }
+        if (role === "analyst") {
+          // Aggregates only: no one's name anywhere on the page.
+          const text = (await page.textContent("main")) ?? "";
+          const named = [...everyone.values()].filter((name) => text.includes(name));
+          check(named.length === 0, `analyst: ${path} names nobody (${named.slice(0, 3).join(", ")})`);
+        }
         await shot(page, `${role}-${path}`, false);
       }
       // A page outside the role is refused, not shown.
@@ -412,18 +445,10 @@ async function main(): Promise<void> {
       `a ${subtreePeople.size}-person department shows 100 people a screen and pages on (${secondPage.length} next)`,
     );
 
-    // 5. Figures equal the rpcs': a person's growth page, a planner's mentoring plan, the
-    // progress stories and the token list.
-    const person = clients(base, roleTokens[4][1]);
+    // 5. What a person sees of others, the order of the plan, the scope of the stories
+    // (their figures were compared with the rpcs above, role by role).
     await signIn(page, base, roleTokens[4][1], "#/growth");
     await rendered(page);
-    const profile = await person.capability.getPersonProfile({ personId: member.personId });
-    const levels = await page.$$eval("table.profile tbody tr", (trs) => trs.map((tr) => tr.children[1]?.textContent ?? ""));
-    const wantLevels = profile.skills.map((x) => (x.level === undefined ? "–" : x.level.toFixed(1)));
-    check(JSON.stringify(levels) === JSON.stringify(wantLevels), `growth: every level equals GetPersonProfile (${levels.length} skills)`);
-    const gaps = await person.capability.getPersonGaps({ personId: member.personId });
-    const gapCells = await page.$$eval("table.gaps", (ts) => [...(ts[0]?.querySelectorAll("tbody tr") ?? [])].map((tr) => tr.children[3]?.textContent ?? ""));
-    check(JSON.stringify(gapCells) === JSON.stringify(gaps.gaps.map((g) => (g.gap > 0 ? g.gap.toFixed(1) : "met"))), "growth: every gap equals GetPersonGaps");
     // Past the suggested mentors, no one else of the team is named.
     const body = await page.evaluate(() => {
       const main = document.querySelector("main")!.cloneNode(true) as HTMLElement;
@@ -435,13 +460,10 @@ async function main(): Promise<void> {
     check(named.length === 0, `growth: nobody else is shown (${named.join(", ")})`);
     check((await page.locator(".chart canvas").count()) > 0 || body.includes("Not enough evidence"), "growth: the progress chart is drawn");
 
-    const planner = clients(base, roleTokens[2][1]);
     await signIn(page, base, roleTokens[2][1], `#/plan/${department}`);
     await rendered(page);
-    const plan = await planner.talent.planMentoring({ scopeTeamId: department, pageSize: 50 });
     const gains = await page.$$eval("table.plan tbody tr", (trs) => trs.map((tr) => tr.children[3]?.textContent ?? ""));
-    const wantGains = plan.pairs.map((x) => x.expectedGain).sort((a, b) => b - a).map((g) => g.toFixed(2));
-    check(gains.length === plan.pairs.length && gains.every((g, i) => g === wantGains[i]), `plan: ${gains.length} pairs with the expected gains PlanMentoring returns`);
+    check(gains.length > 0, `plan: ${gains.length} pairs proposed for the department`);
     check(gains.every((g, i) => i === 0 || Number(g) <= Number(gains[i - 1])), "plan: pairs ordered by expected gain");
 
     await page.goto(`${base}/#/progress/${department}`);
@@ -452,11 +474,7 @@ async function main(): Promise<void> {
 
     await signIn(page, base, roleTokens[0][1], "#/tokens");
     await rendered(page);
-    const listed = await admin.access.listTokens({ pageSize: 1000 });
-    check((await page.locator("table.tokens tbody tr").count()) === listed.tokens.length, `tokens: every token listed (${listed.tokens.length})`);
-    await page.goto(`${base}/#/audit`);
-    await rendered(page);
-    check((await page.locator("table.audit tbody tr").count()) > 0, "audit: events listed");
+    await figures(page, "admin, after creating tokens", "tokens", admin, n, "");
 
     // 6. At 375 × 812 no page scrolls sideways (tables scroll inside themselves).
     await page.setViewportSize({ width: 375, height: 812 });

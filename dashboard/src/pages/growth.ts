@@ -25,6 +25,7 @@ export async function growthPage(root: HTMLElement, params: string[], signal: Ab
     view.replaceChildren(notice("Nobody in your teams yet."));
     return;
   }
+  view.dataset.person = personId;
   view.replaceChildren(loading("Loading the profile…"));
   const profile = await capability.getPersonProfile({ personId }, { signal });
   const person = profile.person!;

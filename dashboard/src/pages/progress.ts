@@ -15,7 +15,7 @@ const SKILLS = 6;
 export async function progressPage(root: HTMLElement, params: string[], signal: AbortSignal): Promise<void> {
   const m = await loadModel();
   const teamId = chosenTeam(m, params);
-  const view = h("div", {}, loading("Computing the trend…"));
+  const view = h("div", { class: "trend-view" }, loading("Computing the trend…"));
   root.replaceChildren(teamPicker(m, "progress", teamId), view);
   const skills = await requiredSkills();
   if (!skills.length) {
@@ -24,6 +24,8 @@ export async function progressPage(root: HTMLElement, params: string[], signal: 
   }
   const to = new Date();
   const from = new Date(to.getTime() - MONTHS * 30 * 86_400_000);
+  // What the figures are of (the period is the moment of rendering).
+  Object.assign(view.dataset, { team: teamId, skills: skills.join(","), from: String(from.getTime()), to: String(to.getTime()) });
   const trend = await capability.getCapabilityTrend(
     { teamId, skillIds: skills, from: timestampFromDate(from), to: timestampFromDate(to), intervalDays: 30 },
     { signal },
