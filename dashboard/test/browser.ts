@@ -130,7 +130,7 @@ const OFFERED: Record<string, string[]> = {
   admin: ["team", "progress", "growth", "risks", "experts", "mentors", "plan", "builder", "archetypes", "patterns", "tokens", "audit"],
   manager: ["team", "progress", "growth", "risks", "experts", "mentors", "plan", "builder", "archetypes", "patterns"],
   planner: ["team", "progress", "growth", "risks", "experts", "mentors", "plan", "builder", "archetypes", "patterns"],
-  analyst: ["archetypes", "patterns"],
+  analyst: ["progress", "archetypes", "patterns"],
   person: ["growth"],
 };
 
@@ -388,6 +388,7 @@ async function main(): Promise<void> {
         // pairs); mentors are suggested for the first person of the scope.
         const mentee = scoped(role) ? [...subtreePeople].sort()[0] : member.personId;
         const subject = ["team", "progress", "risks", "plan"].includes(path) ? department : path === "mentors" ? mentee : "";
+        // (An analyst follows whole departments: the test's department is one.)
         await page.goto(`${base}/#/${path}${subject ? `/${subject}` : ""}`);
         if (path === "team") await page.waitForSelector(".live[data-state=live]");
         await rendered(page);
@@ -403,6 +404,13 @@ async function main(): Promise<void> {
           const ids = await peopleShown(page);
           const outside = ids.filter((id) => !subtreePeople.has(id));
           check(outside.length === 0, `${role}: ${path} names only people of its scope (${ids.length} named${outside.length ? `; outside: ${outside.slice(0, 3).join(", ")}` : ""})`);
+        }
+        if (role === "analyst" && path === "progress") {
+          // Whole departments only (teams directly under a root).
+          const roots = new Set(teams.teams.filter((t) => !t.parentId).map((t) => t.id));
+          const departments = teams.teams.filter((t) => roots.has(t.parentId)).map((t) => t.id).sort();
+          const options = await page.$$eval("datalist option", (os) => os.map((o) => /\(([^()]+)\)$/.exec(o.getAttribute("value") ?? "")?.[1] ?? ""));
+          check(JSON.stringify([...options].sort()) === JSON.stringify(departments), `analyst: progress offers the ${departments.length} departments only (${options.length})`);
         }
         if (role === "analyst") {
           // Aggregates only: no one's name anywhere on the page.

@@ -74,7 +74,7 @@ pub const RULES: &[(&str, &[AccessRole])] = &[
     ),
     (
         "/capsight.v1.CapabilityService/GetCapabilityTrend",
-        SCOPED_READERS,
+        AGGREGATE_READERS,
     ),
     (
         "/capsight.v1.OrgInsightsService/GetSkillArchetypes",

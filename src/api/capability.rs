@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::service::capability::{
     Capability, Experts, ExpertsQuery, Gaps, GapsQuery, Profile, Trend, TrendQuery,
 };
+use crate::service::culture::Culture;
 
 /// How long a watcher waits for more changes before sending, so a burst of writes
 /// yields one update.
@@ -33,9 +34,16 @@ pub struct CapabilityApi {
 }
 
 impl CapabilityApi {
-    /// A service reading `engine`'s snapshots; watches end when `shutdown` turns true.
-    pub fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> Self {
-        let service = Arc::new(Capability::new(engine));
+    /// A service reading `engine`'s snapshots, showing analysts trends of `culture`'s
+    /// published snapshot with no figure of fewer than `min_group_size` people; watches
+    /// end when `shutdown` turns true.
+    pub fn new(
+        engine: Arc<Engine>,
+        min_group_size: usize,
+        culture: Arc<Culture>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let service = Arc::new(Capability::new(engine).for_analysts(min_group_size, culture));
         let cache = Arc::new(TeamCache::default());
         // Drop cached views as soon as anything changes, so that no result outlives the
         // data it came from (an erased person must not linger in a cached view).

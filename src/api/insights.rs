@@ -40,6 +40,13 @@ impl OrgInsightsApi {
     }
 }
 
+impl OrgInsightsApi {
+    /// The culture snapshot its analysts read.
+    pub fn culture(&self) -> Arc<crate::service::culture::Culture> {
+        self.service.culture()
+    }
+}
+
 /// The team named by an optional `scope_team_id` (empty: the whole organisation).
 pub(super) fn scope_team(raw: &str) -> Result<Option<TeamId>> {
     (!raw.is_empty())

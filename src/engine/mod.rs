@@ -744,10 +744,20 @@ impl Engine {
         &self,
         people: Vec<PersonId>,
     ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
+        self.assessments_about_many_before(people, u64::MAX).await
+    }
+
+    /// The same, from the first `batches` evidence batches only (the evidence a pinned
+    /// snapshot holds: `Snapshot::evidence_batches`).
+    pub async fn assessments_about_many_before(
+        &self,
+        people: Vec<PersonId>,
+        batches: u64,
+    ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
         let reader = self.evidence();
         self.jobs
             .run(Cancel::new(), move |_| {
-                reader.assessments_about_many(&people)
+                reader.assessments_about_many_before(&people, batches)
             })
             .await
     }

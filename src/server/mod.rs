@@ -200,20 +200,28 @@ pub async fn run(
     let directory = DirectoryServiceServer::new(DirectoryApi::new(Arc::clone(&engine)))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    let capability = CapabilityRoutes::new(
-        CapabilityApi::new(Arc::clone(&engine), streams_stopped.clone()),
-        limit,
-    );
-    let ingest = IngestServiceServer::new(IngestApi::new(Arc::clone(&engine), streams_stopped))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+
+    let ingest =
+        IngestServiceServer::new(IngestApi::new(Arc::clone(&engine), streams_stopped.clone()))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
     let access = AccessServiceServer::new(AccessApi::new(Arc::clone(&engine)));
-    let insights = OrgInsightsServiceServer::new(OrgInsightsApi::new(
+    let insights = OrgInsightsApi::new(
         Arc::clone(&engine),
         config.min_group_size,
         config.culture_period,
-    ))
-    .max_encoding_message_size(limit);
+    );
+    // Analysts' trends read the same published culture snapshot as their insights.
+    let capability = CapabilityRoutes::new(
+        CapabilityApi::new(
+            Arc::clone(&engine),
+            config.min_group_size,
+            insights.culture(),
+            streams_stopped.clone(),
+        ),
+        limit,
+    );
+    let insights = OrgInsightsServiceServer::new(insights).max_encoding_message_size(limit);
     let talent = TalentServiceServer::new(TalentApi::new(Arc::clone(&engine)))
         .max_encoding_message_size(limit);
     // Archetypes of the organisation are computed once up front, off the request path,

@@ -11,21 +11,24 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::analytics::gaps::{Gap, Ranked};
+use crate::analytics::privacy::MIN_GROUP_SIZE_FLOOR;
 use crate::analytics::proficiency::Evidence;
 use crate::analytics::trends;
 use crate::domain::{
-    FieldViolation, Grant, Level, Person, PersonId, RoleId, SkillId, TeamId, Timestamp, TokenId,
+    AccessRole, Directory, FieldViolation, Grant, Level, Person, PersonId, RoleId, SkillId, TeamId,
+    Timestamp, TokenId,
 };
-use crate::engine::Engine;
 use crate::engine::queries::{
     ProfileView, SkillRiskView, TeamCapabilityView, find_experts, person_gaps, person_profile,
     skill_risks, team_capability, team_capability_as_of, team_members,
 };
+use crate::engine::{Engine, Snapshot};
 use crate::error::{Error, Result};
 
 use super::Answer;
+use super::culture::Culture;
 use super::page;
-use super::scope::{admit_person, admit_team, admit_team_for};
+use super::scope::{admit_department, admit_person, admit_team, admit_team_for};
 
 /// Most points one skill's trend may have.
 pub const MAX_TREND_POINTS: i64 = 200;
@@ -170,9 +173,32 @@ pub struct Trend {
     pub improvements: Vec<Improvement>,
 }
 
+impl Trend {
+    /// What an aggregate-only caller may see: nobody named, and every point of fewer
+    /// than `minimum` people with a known level left without figures.
+    pub fn aggregate_only(mut self, minimum: usize) -> Self {
+        self.improvements.clear();
+        for (_, point) in &mut self.points {
+            if (point.known as usize) < minimum {
+                *point = trends::TrendPoint {
+                    at: point.at,
+                    mean: None,
+                    known: 0,
+                    proficient: 0,
+                };
+            }
+        }
+        self
+    }
+}
+
 /// The capability service.
 pub struct Capability {
     engine: Arc<Engine>,
+    /// Smallest group an aggregate-only caller (an analyst) is shown a figure of.
+    min_group_size: usize,
+    /// The culture snapshot analysts read (`None`: the current data).
+    culture: Option<Arc<Culture>>,
     /// Skill risks by team, for the data version they were computed at.
     risks: VersionMemo<TeamId, Vec<SkillRiskView>>,
     /// Trends by question: (team, skills, from and to in ms, interval).
@@ -231,9 +257,19 @@ impl Capability {
     pub fn new(engine: Arc<Engine>) -> Self {
         Self {
             engine,
+            min_group_size: MIN_GROUP_SIZE_FLOOR,
+            culture: None,
             risks: VersionMemo::new(),
             trends: VersionMemo::new(),
         }
+    }
+
+    /// The same service, showing analysts no figure of fewer than `min_group_size`
+    /// people (at least the floor of 3), from `culture`'s published snapshot.
+    pub fn for_analysts(mut self, min_group_size: usize, culture: Arc<Culture>) -> Self {
+        self.min_group_size = min_group_size.max(MIN_GROUP_SIZE_FLOOR);
+        self.culture = Some(culture);
+        self
     }
 
     /// Signals each new data version (for watches and caches).
@@ -436,9 +472,39 @@ impl Capability {
     }
 
     /// How a team's skills moved over a period, and who grew most. Subjects: the people
-    /// named as most improved.
+    /// named as most improved. Analysts (aggregates only) follow whole departments: they
+    /// get no one named, and no point of fewer than the minimum group size.
+    ///
+    /// Analysts read the published culture snapshot (its org tree and the evidence
+    /// stored by then), like their archetypes and patterns: two answers within one
+    /// publication period are identical, so they cannot be differenced over time.
     pub async fn trend(&self, grant: &Grant, q: TrendQuery) -> Result<Answer<Trend>> {
+        if grant.role == AccessRole::Analyst {
+            let snapshot = match &self.culture {
+                Some(culture) => culture.published(),
+                None => self.engine.snapshot(),
+            };
+            let limit = snapshot.evidence_batches;
+            let full = self.trend_of(&snapshot, limit, q, admit_department).await?;
+            let value = full.value.aggregate_only(self.min_group_size);
+            return Ok(Answer::new(value, Vec::new()));
+        }
         let snapshot = self.engine.snapshot();
+        self.trend_of(&snapshot, u64::MAX, q, |d, team| {
+            admit_team_for(grant, d, team)
+        })
+        .await
+    }
+
+    /// The trend of `snapshot` with everyone named, from the evidence of its first
+    /// `evidence_limit` batches, once `admit` lets the team be asked about.
+    async fn trend_of(
+        &self,
+        snapshot: &Snapshot,
+        evidence_limit: u64,
+        q: TrendQuery,
+        admit: impl FnOnce(&Directory, &TeamId) -> Result<()>,
+    ) -> Result<Answer<Trend>> {
         let directory = &snapshot.directory;
         if q.skills.is_empty() || q.skills.len() > MAX_TREND_SKILLS {
             return Err(invalid("skill_ids", "must contain 1 to 50 items"));
@@ -451,7 +517,7 @@ impl Capability {
             return Err(invalid(format!("skill_ids[{i}]"), "unknown skill"));
         }
         let dates = trend_dates(q.from, q.to, q.interval_days)?;
-        admit_team_for(grant, directory, &q.team)?;
+        admit(directory, &q.team)?;
         let key = (
             q.team.clone(),
             q.skills.clone(),
@@ -465,11 +531,17 @@ impl Capability {
         let teams = directory
             .subtree(q.team.as_str())
             .ok_or(Error::NotFound { kind: "team" })?;
-        let members: Vec<PersonId> = teams
+        let mut members: Vec<PersonId> = teams
             .iter()
             .flat_map(|t| directory.members(t.as_str()).cloned())
             .collect();
-        let evidence = self.engine.assessments_about_many(members).await?;
+        // In id order: means are summed in the same order by every call, so the same
+        // data gives the same answer to the last bit.
+        members.sort_unstable();
+        let evidence = self
+            .engine
+            .assessments_about_many_before(members, evidence_limit)
+            .await?;
         let model = snapshot.capability.model();
         let per_skill: Vec<Vec<Vec<Evidence>>> = q
             .skills
@@ -606,6 +678,118 @@ mod tests {
         let (denied, subjects) = service.profile(&manager, &nobody);
         assert!(matches!(denied, Err(Error::PermissionDenied)));
         assert!(subjects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn analysts_follow_departments_with_nobody_named_and_no_small_group_shown() {
+        let (_dir, engine) = demo_engine(400).await;
+        let culture = Arc::new(Culture::new(Arc::clone(&engine), Duration::from_secs(3600)));
+        let service = Capability::new(Arc::clone(&engine)).for_analysts(6, culture);
+        let now = Timestamp::now();
+        let q = |t: &str| TrendQuery {
+            team: team(t),
+            skills: ["python", "rust", "kubernetes", "negotiation"]
+                .map(skill)
+                .to_vec(),
+            from: Timestamp::from_unix_millis(now.unix_millis() - 365 * 86_400_000),
+            to: now,
+            interval_days: 30,
+        };
+        let admin = service
+            .trend(&grant(AccessRole::Admin, &[]), q("dept-01"))
+            .await
+            .unwrap();
+        let analyst = grant(AccessRole::Analyst, &[]);
+        let seen = service.trend(&analyst, q("dept-01")).await.unwrap();
+        assert!(!admin.value.improvements.is_empty() && !admin.subjects.is_empty());
+        assert!(seen.value.improvements.is_empty() && seen.subjects.is_empty());
+        assert_eq!(seen.value.points.len(), admin.value.points.len());
+        let (mut shown, mut hidden) = (0, 0);
+        for ((skill, full), (same, point)) in admin.value.points.iter().zip(&seen.value.points) {
+            assert_eq!(skill, same);
+            if full.known >= 6 {
+                assert_eq!(point, full, "a group large enough is shown as it is");
+                shown += 1;
+            } else {
+                assert_eq!((point.mean, point.known, point.proficient), (None, 0, 0));
+                hidden += 1;
+            }
+        }
+        assert!(
+            shown > 0 && hidden > 0,
+            "both cases occur ({shown} shown, {hidden} hidden)"
+        );
+        // New evidence moves the admin's answer at once; the analysts' stays on the
+        // published snapshot, so the two answers cannot be differenced.
+        let snapshot = engine.snapshot();
+        let person = snapshot
+            .directory
+            .people()
+            .values()
+            .find(|p| snapshot.directory.department_of(&p.team).as_str() == "dept-01")
+            .unwrap()
+            .id
+            .clone();
+        let items = (0..20)
+            .map(|i| {
+                let a = crate::domain::Assessment {
+                    id: crate::domain::AssessmentId::parse(&format!("trend-pin-{i}")).unwrap(),
+                    person: person.clone(),
+                    skill: skill("rust"),
+                    // Far from any level they could have had: their level moves.
+                    score: Level::parse(0.0).unwrap(),
+                    source: crate::domain::Source::ObjectiveTest,
+                    assessor: None,
+                    // Before the last point (every 30 days from a year ago).
+                    assessed_at: Timestamp::from_unix_millis(now.unix_millis() - 30 * 86_400_000),
+                    evidence: crate::domain::Text::default(),
+                };
+                (i, a)
+            })
+            .collect();
+        let before = engine.snapshot().data_version;
+        let outcome = engine.record_assessments(items).await.unwrap();
+        assert_eq!(outcome.accepted, 20, "{:?}", outcome.rejections);
+        let mut changes = engine.changes();
+        while engine.snapshot().data_version == before {
+            changes.changed().await.unwrap();
+        }
+        let admin_after = service
+            .trend(&grant(AccessRole::Admin, &[]), q("dept-01"))
+            .await
+            .unwrap();
+        let seen_after = service.trend(&analyst, q("dept-01")).await.unwrap();
+        let points = |t: &Trend| t.points.iter().map(|(_, p)| *p).collect::<Vec<_>>();
+        assert_ne!(
+            points(&admin_after.value),
+            points(&admin.value),
+            "the write shows to the admin"
+        );
+        assert_eq!(
+            points(&seen_after.value),
+            points(&seen.value),
+            "pinned for analysts"
+        );
+        // A team inside a department, or the root above the departments, could be
+        // differenced against a department: refused.
+        let team_inside = engine_team_below(&service, "dept-01");
+        for nested in [team_inside.as_str(), "org"] {
+            assert!(
+                matches!(
+                    service.trend(&analyst, q(nested)).await,
+                    Err(Error::PermissionDenied)
+                ),
+                "{nested}"
+            );
+        }
+    }
+
+    /// A team below `department`.
+    fn engine_team_below(service: &Capability, department: &str) -> String {
+        let snapshot = service.engine.snapshot();
+        let teams = snapshot.directory.subtree(department).unwrap();
+        let below = teams.iter().find(|t| t.as_str() != department).unwrap();
+        below.to_string()
     }
 
     #[tokio::test]

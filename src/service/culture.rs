@@ -98,6 +98,15 @@ impl Culture {
         pin
     }
 
+    /// The data analysts read now: the published snapshot (the current data when
+    /// there is no period).
+    pub fn published(&self) -> Arc<Snapshot> {
+        match self.period {
+            Some(period) => Arc::clone(&self.pin(period).snapshot),
+            None => self.engine.snapshot(),
+        }
+    }
+
     fn fresh<T>(&self, pin: &Pin, value: Arc<T>) -> Fresh<T> {
         Fresh {
             value,

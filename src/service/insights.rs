@@ -301,7 +301,7 @@ pub struct Insights {
     decisions: std::sync::Mutex<KeptDecisions>,
     min_group_size: usize,
     /// What analysts read.
-    culture: Culture,
+    culture: Arc<Culture>,
 }
 
 /// Splits counts into the ones shown and the hidden rest (0 or at least the minimum).
@@ -329,7 +329,7 @@ impl Insights {
     /// Analysts read a culture snapshot published at most once a day.
     pub fn new(engine: Arc<Engine>, min_group_size: usize) -> Self {
         Self {
-            culture: Culture::new(Arc::clone(&engine), culture::DEFAULT_PERIOD),
+            culture: Arc::new(Culture::new(Arc::clone(&engine), culture::DEFAULT_PERIOD)),
             engine,
             decisions: std::sync::Mutex::default(),
             min_group_size: min_group_size.max(MIN_GROUP_SIZE_FLOOR),
@@ -362,10 +362,15 @@ impl Insights {
         computed
     }
 
+    /// The culture snapshot analysts read (shared with their trends).
+    pub fn culture(&self) -> Arc<Culture> {
+        Arc::clone(&self.culture)
+    }
+
     /// Analysts' culture snapshot is published at most once per `period` (zero: they
     /// read the current data).
     pub fn with_culture_period(mut self, period: std::time::Duration) -> Self {
-        self.culture = Culture::new(Arc::clone(&self.engine), period);
+        self.culture = Arc::new(Culture::new(Arc::clone(&self.engine), period));
         self
     }
 

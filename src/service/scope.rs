@@ -55,6 +55,26 @@ pub fn admit_aggregate(
     }
 }
 
+/// Admits an analyst following the trend of `team`: only whole departments (teams
+/// directly under a root, or roots with no teams below). Departments are disjoint, so
+/// no two answers can be differenced into a smaller group, which nested subtrees (a
+/// root minus its departments, a department minus a team) would allow.
+pub fn admit_department(directory: &Directory, team: &TeamId) -> Result<()> {
+    let Some(found) = directory.teams().get(team) else {
+        return Err(Error::NotFound { kind: "team" });
+    };
+    let department = directory.department_of(team) == team;
+    let root_above_departments = found.parent.is_none()
+        && directory
+            .subtree(team.as_str())
+            .is_some_and(|teams| teams.len() > 1);
+    if department && !root_above_departments {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +119,32 @@ mod tests {
             person.map(|p| PersonId::parse(p).unwrap()),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn analysts_follow_whole_departments_only() {
+        let d = directory();
+        for department in ["eng", "sales"] {
+            assert!(
+                admit_department(&d, &id(department)).is_ok(),
+                "{department}"
+            );
+        }
+        // The root minus its departments, or a department minus a team, would be a
+        // smaller group by difference.
+        for nested in ["org", "backend"] {
+            assert!(
+                matches!(
+                    admit_department(&d, &id(nested)),
+                    Err(Error::PermissionDenied)
+                ),
+                "{nested}"
+            );
+        }
+        assert!(matches!(
+            admit_department(&d, &id("ghost")),
+            Err(Error::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -447,7 +447,8 @@ fn cases() -> Vec<Case> {
         ),
         case!(
             "/capsight.v1.CapabilityService/GetCapabilityTrend",
-            &[Admin, Manager, Planner],
+            // Analysts: whole departments only (sales is one; backend, under eng, is not).
+            &[Admin, Manager, Planner, Analyst],
             true,
             |me, admin, subject| {
                 let team_id = if subject == "alice" {
@@ -726,7 +727,9 @@ async fn every_rpc_answers_every_role_in_and_out_of_scope_as_the_rules_say() {
                     (case.call)(app.clients(token), admin.clone(), subject.to_owned()).await;
                 let what = format!("{} as {role:?} on {subject}", case.rpc);
                 let limited = case.scoped && matches!(role, Manager | Planner | Person);
-                if !case.allowed.contains(role) || (limited && !in_scope) {
+                let analyst_trend = *role == Analyst && case.rpc.ends_with("/GetCapabilityTrend");
+                let not_a_department = analyst_trend && subject == "alice";
+                if !case.allowed.contains(role) || (limited && !in_scope) || not_a_department {
                     let status = result.expect_err(&what);
                     assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
                     assert_reveals_nothing(&status, &what);

@@ -62,10 +62,19 @@ export function chosenTeam(m: Model, params: string[]): string {
   return leaves[0] ?? [...m.teams.keys()].sort()[0] ?? "";
 }
 
-/** A searchable team picker (by name or id, within the token's scope) that opens
- * `#/<page>/<team>`. */
-export function teamPicker(m: Model, page: string, current: string): HTMLElement {
-  const teams = scopeTeams(m);
+/** The departments: teams directly under a root, and roots with no teams below (the
+ * units an analyst follows). Sorted by name. */
+export function departments(m: Model): { id: string; name: string }[] {
+  const parents = new Set([...m.teams.values()].map((t) => t.parentId));
+  return [...m.teams.values()]
+    .filter((t) => (t.parentId ? !m.teams.get(t.parentId)?.parentId : !parents.has(t.id)))
+    .map((t) => ({ id: t.id, name: t.name }))
+    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }) || a.id.localeCompare(b.id));
+}
+
+/** A searchable team picker (by name or id, within the token's scope, or among
+ * `teams`) that opens `#/<page>/<team>`. */
+export function teamPicker(m: Model, page: string, current: string, teams = scopeTeams(m), unit = "Team"): HTMLElement {
   const list = h("datalist", { id: `teams-${page}` }, teams.map((t) => h("option", { value: `${t.name} (${t.id})` })));
   const input = h("input", {
     name: "team",
@@ -86,7 +95,7 @@ export function teamPicker(m: Model, page: string, current: string): HTMLElement
   return h(
     "div",
     { class: "toolbar" },
-    field(`Team (${teams.length} in your scope)`, input),
+    field(`${unit} (${teams.length} in your scope)`, input),
     list,
     h("strong", { class: "team-name" }, teamName(m, current)),
   );

@@ -1,22 +1,27 @@
 // "Are we improving?": a team's (or department's) mean level per skill over the last
 // year as a chart, and its biggest improvements told as short stories — who, which
-// skill, from what to what, with whose mentoring and what evidence.
-import { capability, directory, explain, loadModel, type Model, skillName, talent } from "../api";
+// skill, from what to what, with whose mentoring and what evidence. Culture reviews
+// (analysts) follow whole departments, as aggregates: no stories, and no point backed
+// by fewer people than the server's minimum group size.
+import { capability, directory, explain, loadModel, type Model, skillName, talent, whoAmI } from "../api";
+import { AccessRole } from "@capsight/client/v1/access_pb";
 import { AssessmentSource } from "@capsight/client/v1/types_pb";
 import type { Improvement } from "@capsight/client/v1/capability_pb";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { lineChart } from "../chart";
 import { h, loading, notice, signed, table } from "../ui";
-import { chosenTeam, teamPicker } from "./common";
+import { chosenTeam, departments, teamPicker } from "./common";
 
 const MONTHS = 12;
 const SKILLS = 6;
 
 export async function progressPage(root: HTMLElement, params: string[], signal: AbortSignal): Promise<void> {
-  const m = await loadModel();
-  const teamId = chosenTeam(m, params);
+  const [m, who] = await Promise.all([loadModel(), whoAmI()]);
+  const aggregate = who.role === AccessRole.ANALYST;
+  const units = aggregate ? departments(m) : undefined;
+  const teamId = aggregate ? params[0] ?? units?.[0]?.id ?? "" : chosenTeam(m, params);
   const view = h("div", { class: "trend-view" }, loading("Computing the trend…"));
-  root.replaceChildren(teamPicker(m, "progress", teamId), view);
+  root.replaceChildren(teamPicker(m, "progress", teamId, units, aggregate ? "Department" : "Team"), view);
   const skills = await requiredSkills();
   if (!skills.length) {
     view.replaceChildren(notice("No role has requirements yet, so there is nothing to follow."));
@@ -38,7 +43,12 @@ export async function progressPage(root: HTMLElement, params: string[], signal: 
   const last = new Map(trend.points.filter((p) => Math.floor(timestampDate(p.at!).getTime() / 1000) === times[times.length - 1]).map((p) => [p.skillId, p]));
   const first = new Map(trend.points.filter((p) => Math.floor(timestampDate(p.at!).getTime() / 1000) === times[0]).map((p) => [p.skillId, p]));
   view.replaceChildren(
-    h("p", { class: "legend" }, `Mean effective level of the people with evidence, every 30 days over the last ${MONTHS} months, for the skills the roles require most.`),
+    h(
+      "p",
+      { class: "legend" },
+      `Mean effective level of the people with evidence, every 30 days over the last ${MONTHS} months, for the skills the roles require most.`,
+      aggregate ? " Whole departments only; a point backed by too few people to stay anonymous is left out (–)." : "",
+    ),
     lineChart(times, series, "mean level"),
     h("div", { class: "scroll" }, table(
       ["Skill", `Mean ${MONTHS} months ago`, "Mean now", "Change", "Proficient (≥3) now"],
@@ -49,8 +59,8 @@ export async function progressPage(root: HTMLElement, params: string[], signal: 
       }),
       { class: "trend" },
     )),
-    h("h2", {}, "Biggest improvements"),
-    await stories(m, trend.improvements, signal),
+    aggregate ? "" : h("h2", {}, "Biggest improvements"),
+    aggregate ? "" : await stories(m, trend.improvements, signal),
   );
 }
 

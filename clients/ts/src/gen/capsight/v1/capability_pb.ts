@@ -1362,7 +1362,10 @@ export const CapabilityService: GenService<{
   },
   /**
    * How a team subtree's levels developed: a time series per skill and the biggest
-   * individual improvements ("improvement stories") over the period.
+   * individual improvements ("improvement stories") over the period. Analysts follow
+   * whole departments only (teams directly under a root), as aggregates of the
+   * published culture snapshot: no improvements, and a point of fewer people with a
+   * known level than the minimum group size has no mean and zero counts.
    *
    * @generated from rpc capsight.v1.CapabilityService.GetCapabilityTrend
    */
