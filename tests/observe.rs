@@ -384,3 +384,30 @@ async fn with_an_otlp_endpoint_every_rpc_is_exported_as_a_span_of_service_capsig
         );
     }
 }
+
+/// The server process runs with transparent huge pages off (src/main.rs: with them,
+/// every first touch of a 2 MiB page zeroes all of it, which doubled start-up on a
+/// 100,000-person store), and an operator's `MIMALLOC_ALLOW_THP` still decides.
+#[tokio::test]
+async fn the_server_runs_without_transparent_huge_pages_unless_told_otherwise() {
+    let thp = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_owned()))
+            .expect("the kernel reports THP_enabled")
+    };
+    let temp = tempfile::tempdir().unwrap();
+    let (child, _, _) = serving::start(&temp.path().join("data")).await;
+    assert_eq!(thp(child.id().expect("pid")), "0");
+    serving::stop(child).await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_capsight"));
+    command.env("MIMALLOC_ALLOW_THP", "1");
+    let mut child = serving::serve(&mut command, &temp.path().join("data"))
+        .spawn()
+        .expect("spawn capsight");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    serving::serving_address(&mut lines).await;
+    assert_eq!(thp(child.id().expect("pid")), "1", "left to mimalloc");
+    serving::stop(child).await;
+}
