@@ -326,6 +326,7 @@ impl Engine {
                     },
                 );
         })?;
+        tracing::debug!("store opened; building the capability matrix");
         let builder = builder.unwrap_or_else(|| {
             CapabilityBuilder::new(
                 model,
@@ -367,6 +368,7 @@ impl Engine {
             mentorships: Arc::new(Mentorships::new(opened.mentorships)),
             evidence_batches: store.next_batch(),
         };
+        tracing::debug!("capability matrix built");
         let snapshot = Arc::new(ArcSwap::from_pointee(initial));
         let (commands, receiver) = mpsc::channel(1024);
         let (notify, changes) = watch::channel(0);
@@ -744,20 +746,27 @@ impl Engine {
         &self,
         people: Vec<PersonId>,
     ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
-        self.assessments_about_many_before(people, u64::MAX).await
-    }
-
-    /// The same, from the first `batches` evidence batches only (the evidence a pinned
-    /// snapshot holds: `Snapshot::evidence_batches`).
-    pub async fn assessments_about_many_before(
-        &self,
-        people: Vec<PersonId>,
-        batches: u64,
-    ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
         let reader = self.evidence();
         self.jobs
             .run(Cancel::new(), move |_| {
-                reader.assessments_about_many_before(&people, batches)
+                reader.assessments_about_many(&people)
+            })
+            .await
+    }
+
+    /// The evidence about each of `people` (in their order) from the first `batches`
+    /// evidence batches, skills numbered by `columns` (others left out), without ids or
+    /// texts (`EvidenceReader::scored_about_many_before`), as a job of the runner.
+    pub async fn scored_about_many_before(
+        &self,
+        people: Vec<PersonId>,
+        batches: u64,
+        columns: std::collections::HashMap<String, usize>,
+    ) -> Result<Vec<Vec<crate::store::Scored>>> {
+        let reader = self.evidence();
+        self.jobs
+            .run(Cancel::new(), move |_| {
+                reader.scored_about_many_before(&people, batches, |s| columns.get(s).copied())
             })
             .await
     }

@@ -538,22 +538,33 @@ impl Capability {
         // In id order: means are summed in the same order by every call, so the same
         // data gives the same answer to the last bit.
         members.sort_unstable();
+        // Skills numbered by their place in the question (a skill asked twice counts
+        // at its first place).
+        let mut columns: HashMap<String, usize> = HashMap::new();
+        for (i, skill) in q.skills.iter().enumerate() {
+            columns.entry(skill.to_string()).or_insert(i);
+        }
         let evidence = self
             .engine
-            .assessments_about_many_before(members, evidence_limit)
+            .scored_about_many_before(members.clone(), evidence_limit, columns)
             .await?;
         let model = snapshot.capability.model();
         let per_skill: Vec<Vec<Vec<Evidence>>> = q
             .skills
             .iter()
             .map(|skill| {
+                let column = q.skills.iter().position(|s| s == skill);
                 evidence
                     .iter()
-                    .map(|(_, items)| {
+                    .map(|items| {
                         items
                             .iter()
-                            .filter(|a| a.skill == *skill)
-                            .map(Evidence::from)
+                            .filter(|e| Some(e.column) == column)
+                            .map(|e| Evidence {
+                                score: e.score.value(),
+                                source: e.source,
+                                at: e.at,
+                            })
                             .collect()
                     })
                     .collect()
@@ -578,8 +589,8 @@ impl Capability {
             .flat_map(|(skill, people)| {
                 people
                     .iter()
-                    .zip(&evidence)
-                    .filter_map(move |(items, (person, _))| {
+                    .zip(&members)
+                    .filter_map(move |(items, person)| {
                         let (start, end) = trends::improvement(model, items, q.from, q.to)?;
                         (end > start).then(|| Improvement {
                             person: person.clone(),

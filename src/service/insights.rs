@@ -593,12 +593,9 @@ impl Insights {
         } else {
             Suppression::TooSmall
         };
-        let total_cells: Vec<Suppression> = data
-            .total
-            .cells
-            .iter()
-            .map(|cell| {
-                if cell.known as usize >= minimum {
+        let total_cells: Vec<Suppression> = (0..data.skills.len())
+            .map(|c| {
+                if data.total.cells.get(c).known as usize >= minimum {
                     Suppression::Visible
                 } else {
                     Suppression::TooSmall
@@ -644,15 +641,21 @@ fn suppression_decisions(data: &PatternData, minimum: usize) -> Decisions {
     let decisions = suppress(&sizes, minimum);
     // Each skill's figures are suppressed per group as groups are: by the people with
     // evidence in it, with complementary suppression among siblings.
-    let cell_decisions: Vec<Vec<Suppression>> = (0..data.skills.len())
-        .map(|c| {
-            let known: Vec<(usize, usize)> = sizes
-                .iter()
-                .zip(&data.groups)
-                .map(|(&(parent, _), g)| (parent, g.cells[c].known as usize))
-                .collect();
-            suppress(&known, minimum)
-        })
+    // (Per skill: each group's parent and people with evidence; groups keep only the
+    // skills they have evidence in, so the table is filled from what they keep.)
+    let mut known: Vec<Vec<(usize, usize)>> = (0..data.skills.len())
+        .map(|_| sizes.iter().map(|&(parent, _)| (parent, 0)).collect())
+        .collect();
+    for (i, g) in data.groups.iter().enumerate() {
+        for (c, cell) in g.cells.iter() {
+            if let Some(column) = known.get_mut(c) {
+                column[i].1 = cell.known as usize;
+            }
+        }
+    }
+    let cell_decisions: Vec<Vec<Suppression>> = known
+        .iter()
+        .map(|column| suppress(column, minimum))
         .collect();
     (decisions, cell_decisions)
 }
@@ -690,7 +693,7 @@ fn group_figures(
     };
     let mut by_category: BTreeMap<SkillCategory, (f64, u32)> = BTreeMap::new();
     for &c in selected {
-        let cell = &g.cells[c];
+        let cell = &g.cells.get(c);
         let (id, category) = &data.skills[c];
         let suppression = cells[c];
         let shown = suppression == Suppression::Visible;
@@ -714,7 +717,7 @@ fn group_figures(
     // least that many people's cells are in the mean.
     let mut sum = CellSums::default();
     let (mut calibration_people, mut trend_people) = (0, 0);
-    for cell in &g.cells {
+    for (_, cell) in g.cells.iter() {
         sum.self_gap += cell.self_gap;
         sum.self_gap_cells += cell.self_gap_cells;
         sum.trend += cell.trend;

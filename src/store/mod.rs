@@ -468,6 +468,7 @@ impl Store {
                     dir.display()
                 )),
             })?;
+        tracing::debug!("sled opened");
         let durability = durable::Durability::new(dir)
             .map_err(|e| Error::DataDir(format!("cannot sync {}: {e}", dir.display())))?;
         let keys = keys::Keys::open(dir).map_err(|e| {
@@ -535,10 +536,26 @@ impl Store {
             audit_retention: options.audit_retention,
             audit_max_bytes: options.audit_max_bytes,
         };
+        let phase = std::time::Instant::now();
         let upgrade = store.check_schema()?;
         let directory = store.load_directory()?;
+        tracing::debug!(
+            elapsed_ms = phase.elapsed().as_millis() as u64,
+            "directory loaded"
+        );
+        let phase = std::time::Instant::now();
         store.load_assessments(&directory, visit)?;
+        tracing::debug!(
+            elapsed_ms = phase.elapsed().as_millis() as u64,
+            "assessments loaded"
+        );
+        let phase = std::time::Instant::now();
         store.settle_keys(&directory, upgrade)?;
+        tracing::debug!(
+            elapsed_ms = phase.elapsed().as_millis() as u64,
+            "keys settled"
+        );
+        let phase = std::time::Instant::now();
         let tokens = store
             .tokens
             .iter()
@@ -557,6 +574,10 @@ impl Store {
             .values()
             .map(|v| decode::<MentorshipRecord>("mentorships", &v?)?.into_domain())
             .collect::<Result<Vec<_>>>()?;
+        tracing::debug!(
+            elapsed_ms = phase.elapsed().as_millis() as u64,
+            "tokens, audit and mentorships read"
+        );
         if let Some(problem) = &loss {
             // The operator's decision is kept where audits look.
             store.append_audit(vec![AuditEvent {
@@ -1799,6 +1820,74 @@ impl EvidenceReader {
                 if let Some(&i) = position.get(record.person_id.as_str()) {
                     out[i].1.push(record.to_domain(&self.keys)?);
                 }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One piece of evidence as aggregates read it: its skill's column, score, source and
+/// time; no ids parsed, no text unsealed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    /// The skill's column, as the reader's caller numbered skills.
+    pub column: usize,
+    /// Score.
+    pub score: Level,
+    /// Source.
+    pub source: Source,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl EvidenceReader {
+    /// The evidence about each of `people` (in their order) from the first `limit`
+    /// batches, each skill numbered by `column` (skills it gives no number are left
+    /// out). For organisation-wide aggregates: millions of assessments read this way take
+    /// a few bytes each, where `assessments_about_many_before` parses every id and
+    /// unseals every text (about ten times the memory and time).
+    pub fn scored_about_many_before(
+        &self,
+        people: &[PersonId],
+        limit: u64,
+        column: impl Fn(&str) -> Option<usize>,
+    ) -> Result<Vec<Vec<Scored>>> {
+        let position: AHashMap<&str, usize> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let mut batches: Vec<u64> = {
+            let index = self.batches_by_person.read();
+            people
+                .iter()
+                .flat_map(|p| index.get(p.as_str()).into_iter().flatten())
+                .copied()
+                .filter(|&seq| seq < limit)
+                .collect()
+        };
+        batches.sort_unstable();
+        batches.dedup();
+        let mut out: Vec<Vec<Scored>> = vec![Vec::new(); people.len()];
+        for seq in batches {
+            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
+                continue;
+            };
+            let batch: BatchRecord = decode("assessments", &bytes)?;
+            for record in &batch.items {
+                let Some(&i) = position.get(record.person_id.as_str()) else {
+                    continue;
+                };
+                let Some(c) = column(record.skill_id()) else {
+                    continue;
+                };
+                let (score, source, at) = record.check()?;
+                out[i].push(Scored {
+                    column: c,
+                    score,
+                    source,
+                    at,
+                });
             }
         }
         Ok(out)

@@ -9,6 +9,7 @@ use crate::domain::{
     Assessment, Level, Person, PersonId, SkillCategory, SkillId, TeamId, Timestamp,
 };
 use crate::engine::Snapshot;
+use crate::store::Scored;
 
 /// How people are grouped for skill patterns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +43,45 @@ pub struct CellSums {
     pub trend_cells: u32,
 }
 
+/// A group's cells by skill column (of `PatternData::skills`), kept only for the skills
+/// someone in the group has evidence in: a 13-person team has some in a few dozen of an
+/// organisation's 500 skills, and 7,700 teams × 500 dense cells took 185 MB per result.
+/// A missing column reads as zero sums.
+#[derive(Clone, Debug, Default)]
+pub struct Cells(Vec<(u32, CellSums)>);
+
+impl Cells {
+    /// The sums of `column` (zero when nobody has evidence in it).
+    pub fn get(&self, column: usize) -> CellSums {
+        self.position(column)
+            .ok()
+            .map_or_else(CellSums::default, |i| self.0[i].1)
+    }
+
+    /// The sums of `column`, to update (added at zero when missing).
+    pub fn entry(&mut self, column: usize) -> &mut CellSums {
+        let i = match self.position(column) {
+            Ok(i) => i,
+            Err(i) => {
+                let key = u32::try_from(column).unwrap_or(u32::MAX);
+                self.0.insert(i, (key, CellSums::default()));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// The columns kept, in column order, with their sums.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &CellSums)> {
+        self.0.iter().map(|(c, s)| (*c as usize, s))
+    }
+
+    fn position(&self, column: usize) -> Result<usize, usize> {
+        let key = u32::try_from(column).unwrap_or(u32::MAX);
+        self.0.binary_search_by_key(&key, |(c, _)| *c)
+    }
+}
+
 /// One group's aggregates, before suppression.
 #[derive(Clone, Debug, Default)]
 pub struct GroupData {
@@ -54,7 +94,7 @@ pub struct GroupData {
     /// People.
     pub size: usize,
     /// Per skill column of `PatternData::skills`.
-    pub cells: Vec<CellSums>,
+    pub cells: Cells,
     /// Members per archetype of the scope.
     pub archetypes: Vec<u32>,
 }
@@ -132,16 +172,17 @@ impl CellSums {
 /// One person's share of the sums: per skill column, what their evidence adds.
 fn person_cells(
     model: &crate::analytics::proficiency::ProficiencyModel,
-    column: &HashMap<&SkillId, usize>,
-    evidence: &[Assessment],
+    evidence: &[Scored],
     now: Timestamp,
     then: Timestamp,
 ) -> Vec<(usize, CellSums)> {
     let mut cells: BTreeMap<usize, Vec<Evidence>> = BTreeMap::new();
-    for a in evidence {
-        if let Some(&c) = column.get(&a.skill) {
-            cells.entry(c).or_default().push(Evidence::from(a));
-        }
+    for e in evidence {
+        cells.entry(e.column).or_default().push(Evidence {
+            score: e.score.value(),
+            source: e.source,
+            at: e.at,
+        });
     }
     cells
         .into_iter()
@@ -247,10 +288,21 @@ impl PatternData {
             .enumerate()
             .map(|(i, (s, _))| (s, i))
             .collect();
+        let scored: Vec<Scored> = evidence
+            .iter()
+            .filter_map(|a| {
+                column.get(&a.skill).map(|&c| Scored {
+                    column: c,
+                    score: a.score,
+                    source: a.source,
+                    at: a.assessed_at,
+                })
+            })
+            .collect();
         let then = Timestamp::from_unix_millis(
             self.basis.now.unix_millis() - i64::from(self.basis.trend_days) * 86_400_000,
         );
-        let share = person_cells(model, &column, evidence, self.basis.now, then);
+        let share = person_cells(model, &scored, self.basis.now, then);
         let mut out = Self {
             groups: self.groups.clone(),
             total: self.total.clone(),
@@ -266,7 +318,7 @@ impl PatternData {
                 *count = count.saturating_sub(1);
             }
             for (c, sums) in &share {
-                target.cells[*c].subtract(sums);
+                target.cells.entry(*c).subtract(sums);
             }
         }
         if out.groups[at].size == 0 {
@@ -290,22 +342,50 @@ pub fn patterns_at(
     cancel: &crate::engine::Cancel,
 ) -> crate::error::Result<PatternData> {
     let people = super::people_in(snapshot, scope)?;
-    let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
-    let evidence = reader.assessments_about_many_before(&ids, snapshot.evidence_batches)?;
+    let evidence = read_scored(snapshot, reader, &people, snapshot.evidence_batches)?;
     cancel.check()?;
     Ok(compute_patterns(
         snapshot, &people, scope, group_by, &evidence, archetypes, trend_days, now,
     ))
 }
 
-/// Aggregates the people of a scope by `group_by` from their evidence.
+/// The skills of `snapshot` in the order patterns number them (their columns).
+fn skill_columns(snapshot: &Snapshot) -> Vec<(SkillId, SkillCategory)> {
+    snapshot
+        .directory
+        .skills()
+        .values()
+        .map(|s| (s.id.clone(), s.category))
+        .collect()
+}
+
+/// The evidence of `people` (in their order) from the first `batches` evidence batches,
+/// skills numbered as patterns number them: what `compute_patterns` reads.
+pub fn read_scored(
+    snapshot: &Snapshot,
+    reader: &crate::store::EvidenceReader,
+    people: &[&Person],
+    batches: u64,
+) -> crate::error::Result<Vec<Vec<Scored>>> {
+    let skills = skill_columns(snapshot);
+    let column: ahash::AHashMap<&str, usize> = skills
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (s.as_str(), i))
+        .collect();
+    let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
+    reader.scored_about_many_before(&ids, batches, |s| column.get(s).copied())
+}
+
+/// Aggregates the people of a scope by `group_by` from their evidence (`evidence[i]`
+/// is `people[i]`'s, as `read_scored` numbers skills).
 #[allow(clippy::too_many_arguments)] // the inputs of one computation, each different
 pub fn compute_patterns(
     snapshot: &Snapshot,
     people: &[&Person],
     scope: Option<&TeamId>,
     group_by: GroupBy,
-    evidence: &[(PersonId, Vec<Assessment>)],
+    evidence: &[Vec<Scored>],
     archetypes: Option<(&std::sync::Arc<ArchetypeView>, u64)>,
     trend_days: u32,
     now: Timestamp,
@@ -323,18 +403,7 @@ pub fn compute_patterns(
     let archetypes = archetypes.map(|(a, _)| &**a);
     let directory = &snapshot.directory;
     let model = snapshot.capability.model();
-    let skills: Vec<(SkillId, SkillCategory)> = directory
-        .skills()
-        .values()
-        .map(|s| (s.id.clone(), s.category))
-        .collect();
-    let column: HashMap<&SkillId, usize> = skills
-        .iter()
-        .enumerate()
-        .map(|(i, (s, _))| (s, i))
-        .collect();
-    let by_person: HashMap<&PersonId, &Vec<Assessment>> =
-        evidence.iter().map(|(p, a)| (p, a)).collect();
+    let skills = skill_columns(snapshot);
     let archetype_of: HashMap<&PersonId, usize> = archetypes
         .map(|a| {
             a.people
@@ -353,31 +422,25 @@ pub fn compute_patterns(
         name,
         parent,
         size: 0,
-        cells: vec![CellSums::default(); skills.len()],
+        cells: Cells::default(),
         archetypes: vec![0; labels.len()],
     };
     let mut groups: BTreeMap<String, GroupData> = BTreeMap::new();
     let mut total = empty(String::new(), "Scope".into(), String::new());
-    for person in people {
+    for (person, evidence) in people.iter().zip(evidence) {
         let archetype = archetype_of.get(&person.id).copied();
         let (id, name, parent) = group_of(directory, person, group_by, archetype, &labels);
         let group = groups
             .entry(id.clone())
             .or_insert_with(|| empty(id, name, parent));
-        let share = person_cells(
-            model,
-            &column,
-            by_person.get(&person.id).map_or(&[][..], |v| v.as_slice()),
-            now,
-            then,
-        );
+        let share = person_cells(model, evidence, now, then);
         for target in [&mut *group, &mut total] {
             target.size += 1;
             if let Some(a) = archetype {
                 target.archetypes[a] += 1;
             }
             for (c, sums) in &share {
-                target.cells[*c].add(sums);
+                target.cells.entry(*c).add(sums);
             }
         }
     }
@@ -409,7 +472,8 @@ mod tests {
         {
             assert_eq!(x.size, y.size, "{what}: size of {}", x.id);
             assert_eq!(x.archetypes, y.archetypes, "{what}: archetypes of {}", x.id);
-            for (c, (p, q)) in x.cells.iter().zip(&y.cells).enumerate() {
+            for c in 0..a.skills.len() {
+                let (p, q) = (&x.cells.get(c), &y.cells.get(c));
                 let counts =
                     |s: &CellSums| (s.known, s.proficient, s.self_gap_cells, s.trend_cells);
                 assert_eq!(
@@ -476,10 +540,8 @@ mod tests {
             // What a computation on the data without them gives, at the same time, evidence
             // bound and archetypes.
             let people: Vec<&Person> = after.directory.people().values().collect();
-            let ids: Vec<PersonId> = people.iter().map(|p| p.id.clone()).collect();
-            let evidence = reader
-                .assessments_about_many_before(&ids, data.basis.evidence_batches)
-                .unwrap();
+            let evidence =
+                read_scored(&after, &reader, &people, data.basis.evidence_batches).unwrap();
             if group_by == GroupBy::Archetype {
                 assert!(data.basis.archetypes.is_some(), "grouped by archetypes");
             }
