@@ -224,21 +224,11 @@ pub async fn run(
     let insights = OrgInsightsServiceServer::new(insights).max_encoding_message_size(limit);
     let talent = TalentServiceServer::new(TalentApi::new(Arc::clone(&engine)))
         .max_encoding_message_size(limit);
-    // Archetypes of the organisation are computed once up front, off the request path,
-    // so that the first culture-review query does not wait for clustering.
-    let warm = Arc::clone(&engine);
-    tokio::spawn(async move {
-        if let Err(e) = warm
-            .archetypes(
-                None,
-                crate::engine::KChoice::AUTO,
-                crate::engine::Want::Latest,
-            )
-            .await
-        {
-            tracing::debug!(error = %e, "archetypes not precomputed");
-        }
-    });
+    // The organisation's insights are computed once up front, off the request path, so
+    // that the first culture review or plan after a start does not wait for them.
+    tokio::spawn(crate::service::insights::precompute_organisation(
+        Arc::clone(&engine),
+    ));
 
     // Unauthenticated denials are counted by the auth layer and recorded once a minute.
     let denials = Arc::new(Denials::default());

@@ -26,6 +26,53 @@ pub const MAX_TREND_DAYS: u32 = 3650;
 /// Largest k a caller may ask for.
 pub const MAX_K: u32 = 50;
 
+/// Computes the organisation's insights at start-up, off the request path and one at a
+/// time, so that the first culture review, dashboard or plan after a restart is served
+/// from the cache: the archetypes, the skill patterns by each grouping (default trend
+/// period) and the mentoring plan with the default settings. Nothing is computed for an
+/// organisation without people (its first data would make any result stale at once).
+pub async fn precompute_organisation(engine: Arc<Engine>) {
+    if engine.snapshot().directory.people().is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let mut failed = 0u32;
+    let mut note = |what: &str, result: Result<()>| {
+        if let Err(e) = result {
+            failed += 1;
+            tracing::debug!(error = %e, what, "not precomputed");
+        }
+    };
+    let archetypes = engine.archetypes(None, KChoice::AUTO, Want::Latest).await;
+    note("archetypes", archetypes.map(drop));
+    for group_by in [
+        GroupBy::Department,
+        GroupBy::Role,
+        GroupBy::Archetype,
+        GroupBy::Team,
+    ] {
+        let patterns = engine
+            .patterns(group_by, None, DEFAULT_TREND_DAYS, Want::Latest)
+            .await;
+        note("patterns", patterns.map(drop));
+    }
+    let plan = engine
+        .mentoring_plan(
+            None,
+            super::talent::DEFAULT_CAPACITY,
+            super::talent::DEFAULT_MENTORS_PER_MENTEE,
+            false,
+            Want::Latest,
+        )
+        .await;
+    note("mentoring plan", plan.map(drop));
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        failed,
+        "organisation insights precomputed"
+    );
+}
+
 /// How fresh a derived result is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Freshness {
@@ -784,6 +831,46 @@ mod tests {
             want: Want::Current,
             page: PageRequest::parse(1000, "", String::new()).unwrap(),
         }
+    }
+
+    #[tokio::test]
+    async fn the_organisations_insights_are_computed_before_anyone_asks() {
+        let (_dir, engine) = demo_engine(200).await;
+        precompute_organisation(Arc::clone(&engine)).await;
+        let done = Timestamp::now();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Each answer of the current data was computed before it was asked for.
+        let archetypes = engine.archetypes(None, KChoice::AUTO, Want::Current).await;
+        assert!(archetypes.unwrap().computed_at <= done);
+        for group_by in [
+            GroupBy::Department,
+            GroupBy::Role,
+            GroupBy::Archetype,
+            GroupBy::Team,
+        ] {
+            let fresh = engine
+                .patterns(group_by, None, DEFAULT_TREND_DAYS, Want::Current)
+                .await
+                .unwrap();
+            assert!(fresh.computed_at <= done, "{group_by:?}");
+        }
+        let plan = engine
+            .mentoring_plan(
+                None,
+                super::super::talent::DEFAULT_CAPACITY,
+                super::super::talent::DEFAULT_MENTORS_PER_MENTEE,
+                false,
+                Want::Current,
+            )
+            .await
+            .unwrap();
+        assert!(plan.computed_at <= done);
+        // A question nobody precomputes is computed when asked.
+        let other = engine
+            .patterns(GroupBy::Role, None, 30, Want::Current)
+            .await
+            .unwrap();
+        assert!(other.computed_at > done);
     }
 
     #[tokio::test]
