@@ -1793,6 +1793,24 @@ impl EvidenceReader {
         people: &[PersonId],
         limit: u64,
     ) -> Result<Vec<(PersonId, Vec<Assessment>)>> {
+        let mut out: Vec<(PersonId, Vec<Assessment>)> =
+            people.iter().map(|p| (p.clone(), Vec::new())).collect();
+        self.each_record_about(people, limit, |i, record| {
+            out[i].1.push(record.to_domain(&self.keys)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `found` with the position in `people` and the record of every stored
+    /// assessment about one of them in batches numbered below `limit`, reading and
+    /// decoding each batch at most once.
+    fn each_record_about(
+        &self,
+        people: &[PersonId],
+        limit: u64,
+        mut found: impl FnMut(usize, &AssessmentRecord) -> Result<()>,
+    ) -> Result<()> {
         let position: AHashMap<&str, usize> = people
             .iter()
             .enumerate()
@@ -1809,8 +1827,6 @@ impl EvidenceReader {
         };
         batches.sort_unstable();
         batches.dedup();
-        let mut out: Vec<(PersonId, Vec<Assessment>)> =
-            people.iter().map(|p| (p.clone(), Vec::new())).collect();
         for seq in batches {
             let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
                 continue;
@@ -1818,11 +1834,11 @@ impl EvidenceReader {
             let batch: BatchRecord = decode("assessments", &bytes)?;
             for record in &batch.items {
                 if let Some(&i) = position.get(record.person_id.as_str()) {
-                    out[i].1.push(record.to_domain(&self.keys)?);
+                    found(i, record)?;
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -1852,35 +1868,9 @@ impl EvidenceReader {
         limit: u64,
         column: impl Fn(&str) -> Option<usize>,
     ) -> Result<Vec<Vec<Scored>>> {
-        let position: AHashMap<&str, usize> = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.as_str(), i))
-            .collect();
-        let mut batches: Vec<u64> = {
-            let index = self.batches_by_person.read();
-            people
-                .iter()
-                .flat_map(|p| index.get(p.as_str()).into_iter().flatten())
-                .copied()
-                .filter(|&seq| seq < limit)
-                .collect()
-        };
-        batches.sort_unstable();
-        batches.dedup();
         let mut out: Vec<Vec<Scored>> = vec![Vec::new(); people.len()];
-        for seq in batches {
-            let Some(bytes) = self.assessments.get(seq.to_be_bytes())? else {
-                continue;
-            };
-            let batch: BatchRecord = decode("assessments", &bytes)?;
-            for record in &batch.items {
-                let Some(&i) = position.get(record.person_id.as_str()) else {
-                    continue;
-                };
-                let Some(c) = column(record.skill_id()) else {
-                    continue;
-                };
+        self.each_record_about(people, limit, |i, record| {
+            if let Some(c) = column(record.skill_id()) {
                 let (score, source, at) = record.check()?;
                 out[i].push(Scored {
                     column: c,
@@ -1889,7 +1879,8 @@ impl EvidenceReader {
                     at,
                 });
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }
