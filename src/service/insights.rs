@@ -45,12 +45,7 @@ pub async fn precompute_organisation(engine: Arc<Engine>) {
     };
     let archetypes = engine.archetypes(None, KChoice::AUTO, Want::Latest).await;
     note("archetypes", archetypes.map(drop));
-    for group_by in [
-        GroupBy::Department,
-        GroupBy::Role,
-        GroupBy::Archetype,
-        GroupBy::Team,
-    ] {
+    for group_by in GroupBy::ALL {
         let patterns = engine
             .patterns(group_by, None, DEFAULT_TREND_DAYS, Want::Latest)
             .await;
@@ -842,12 +837,7 @@ mod tests {
         // Each answer of the current data was computed before it was asked for.
         let archetypes = engine.archetypes(None, KChoice::AUTO, Want::Current).await;
         assert!(archetypes.unwrap().computed_at <= done);
-        for group_by in [
-            GroupBy::Department,
-            GroupBy::Role,
-            GroupBy::Archetype,
-            GroupBy::Team,
-        ] {
+        for group_by in GroupBy::ALL {
             let fresh = engine
                 .patterns(group_by, None, DEFAULT_TREND_DAYS, Want::Current)
                 .await

@@ -24,6 +24,16 @@ pub enum GroupBy {
     Archetype,
 }
 
+impl GroupBy {
+    /// Every grouping, in the order the server precomputes them (departments first).
+    pub const ALL: [GroupBy; 4] = [
+        GroupBy::Department,
+        GroupBy::Role,
+        GroupBy::Archetype,
+        GroupBy::Team,
+    ];
+}
+
 /// Sums over the cells of one (group, skill).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CellSums {
