@@ -168,11 +168,6 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
         slots.clear();
     }
 
-    /// After an erasure (the snapshot now counts `erasures`): keeps each result `scrub`
-    /// returns — the result without the erased person's contribution — usable as a
-    /// result of its old version (so served at once to `Want::Latest`, stale, while the
-    /// current one is computed), and forgets the rest. Computations no one waits for are
-    /// cancelled; their results, computed with the person, would not be kept anyway.
     /// The latest result of every key.
     pub fn latest(&self) -> Vec<Arc<T>> {
         self.lock()
@@ -181,6 +176,11 @@ impl<K: Clone + Eq + Hash + Send + 'static, T: Send + Sync + 'static> Cache<K, T
             .collect()
     }
 
+    /// After an erasure (the snapshot now counts `erasures`): keeps each result `scrub`
+    /// returns — the result without the erased person's contribution — usable as a
+    /// result of its old version (so served at once to `Want::Latest`, stale, while the
+    /// current one is computed), and forgets the rest. Computations no one waits for are
+    /// cancelled; their results, computed with the person, would not be kept anyway.
     pub fn scrub(&self, erasures: u64, scrub: impl Fn(&Arc<T>) -> Option<Arc<T>>) {
         let mut slots = self.lock();
         for running in slots.values().filter_map(|s| s.running.as_ref()) {

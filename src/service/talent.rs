@@ -11,9 +11,9 @@ use crate::domain::{
     AccessRole, FieldViolation, Grant, MAX_MENTORING_SKILLS, Mentorship, PersonId, Scope, SkillId,
     TeamId, Timestamp,
 };
-use crate::engine::compose::{Composition, SkillAsk, TeamAsk, compose_team};
+use crate::engine::compose::{Composition, SkillAsk, TeamAsk};
 use crate::engine::insights::{MentorView, MentoringPlan, find_mentors, mentee_needs};
-use crate::engine::{Cancel, Engine, KChoice, Want};
+use crate::engine::{Engine, KChoice, Want};
 use crate::error::{Error, Result};
 
 use super::Answer;
@@ -602,6 +602,7 @@ impl Talent {
     /// every member of every proposal.
     pub async fn compose(&self, grant: &Grant, query: ComposeQuery) -> Result<Answer<Composed>> {
         let (mut ask, scope) = self.team_ask(grant, &query)?;
+        let mut archetypes_version = None;
         if query.prefer_archetype_diversity {
             // The organisation's archetypes (cached); too little evidence means none.
             match self
@@ -610,6 +611,7 @@ impl Talent {
                 .await
             {
                 Ok(fresh) => {
+                    archetypes_version = Some(fresh.computed_version);
                     let view = &fresh.value;
                     ask.archetypes = Some(
                         view.people
@@ -629,14 +631,20 @@ impl Talent {
                 Err(e) => return Err(e),
             }
         }
-        let snapshot = self.engine.snapshot();
-        let composition = self
-            .engine
-            .jobs()
-            .run(Cancel::new(), move |_| {
-                compose_team(&snapshot, &ask, &scope)
-            })
-            .await?;
+        // The same question about the same data and archetypes has the same answer.
+        let scope_key = match &scope {
+            Scope::Everything => "everyone".to_owned(),
+            Scope::Teams(teams) => {
+                let mut ids: Vec<&str> = teams.iter().map(TeamId::as_str).collect();
+                ids.sort_unstable();
+                ids.join(",")
+            }
+            Scope::Person(person) => format!("person {person}"),
+            Scope::Nothing => "no one".to_owned(),
+        };
+        let key = format!("{query:?}\u{1f}{scope_key}\u{1f}{archetypes_version:?}");
+        let fresh = self.engine.composition(key, ask, scope).await?;
+        let composition = Composition::clone(&fresh.value);
         let mut subjects: Vec<String> = std::iter::once(&composition.best)
             .chain(&composition.alternatives)
             .flat_map(|p| p.members.iter().map(|m| m.person.id.to_string()))
@@ -810,6 +818,49 @@ mod tests {
             talent.compose(&manager, outside).await,
             Err(Error::PermissionDenied)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_kept_composition_answers_only_the_same_question_about_the_same_data() {
+        let (_dir, engine) = demo_engine(260).await;
+        let talent = Talent::new(Arc::clone(&engine));
+        let admin = grant(AccessRole::Admin, &[]);
+        let query = ComposeQuery {
+            min_availability: 0.5,
+            ..compose_query("rust")
+        };
+        let members = |c: &Answer<Composed>| -> Vec<PersonId> {
+            let best = &c.value.composition.best;
+            best.members.iter().map(|m| m.person.id.clone()).collect()
+        };
+        let first = talent.compose(&admin, query.clone()).await.unwrap();
+        let again = talent.compose(&admin, query.clone()).await.unwrap();
+        assert_eq!(members(&again), members(&first));
+        // A manager asking the same gets a team of their own scope, not the one kept
+        // for the organisation.
+        let snapshot = engine.snapshot();
+        let directory = &snapshot.directory;
+        let first_team = &directory.person(members(&first)[0].as_str()).unwrap().team;
+        let other = if directory.department_of(first_team).as_str() == "dept-01" {
+            "dept-02"
+        } else {
+            "dept-01"
+        };
+        let teams = directory.subtree(other).unwrap();
+        let manager = grant(AccessRole::Manager, &[other]);
+        let theirs = talent.compose(&manager, query.clone()).await.unwrap();
+        assert!(!members(&theirs).is_empty());
+        for id in members(&theirs) {
+            let person = directory.person(id.as_str()).unwrap();
+            assert!(teams.contains(&person.team), "{id} outside {other}");
+        }
+        // Once the first member is no longer available, a new answer leaves them out.
+        let gone = members(&first)[0].clone();
+        let mut person = snapshot.directory.person(gone.as_str()).unwrap().clone();
+        person.availability = crate::domain::Availability::parse(0.1).unwrap();
+        engine.upsert_people(vec![person]).await.unwrap();
+        let after = talent.compose(&admin, query).await.unwrap();
+        assert!(!members(&after).contains(&gone));
     }
 
     #[tokio::test]

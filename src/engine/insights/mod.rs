@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 
 use super::cache::{Cache, Fresh, Want};
+use super::compose::{Composition, TeamAsk, compose_team};
 use super::{Engine, Snapshot};
-use crate::domain::{PersonId, TeamId};
+use crate::domain::{PersonId, Scope, TeamId};
 use crate::error::{Error, Result};
 pub use archetypes::{ArchetypeView, KChoice, carry_labels, compute_archetypes, people_in};
 pub use mentoring::{
@@ -34,6 +35,9 @@ type PatternCache = Cache<(GroupBy, Option<TeamId>, u32), PatternData>;
 
 /// Mentoring plans by (scope, capacity per mentor, mentors per mentee, same team).
 type PlanCache = Cache<(Option<TeamId>, u32, u32, bool), MentoringPlan>;
+
+/// Team compositions by the whole question (see `Engine::composition`).
+type CompositionCache = Cache<String, Composition>;
 
 /// The last archetypes computed per question, whose labels the next result keeps.
 type LastMap = HashMap<(Option<TeamId>, KChoice), Arc<ArchetypeView>>;
@@ -54,6 +58,7 @@ pub(super) struct Insights {
     last_archetypes: LastArchetypes,
     patterns: Arc<PatternCache>,
     plans: Arc<PlanCache>,
+    compositions: Arc<CompositionCache>,
 }
 
 impl Insights {
@@ -66,6 +71,8 @@ impl Insights {
             last_archetypes: Mutex::default(),
             patterns: Arc::new(Cache::new(Arc::clone(snapshot), data).named("patterns")),
             plans: Arc::new(Cache::new(Arc::clone(snapshot), any).named("plans")),
+            // Compositions read availability and relationships too: any change counts.
+            compositions: Arc::new(Cache::new(Arc::clone(snapshot), any).named("compositions")),
         }
     }
 
@@ -267,6 +274,30 @@ impl Engine {
                                 cancel,
                             )
                         })
+                        .await
+                })
+            })
+            .await
+    }
+
+    /// The team composition `ask` asks of the people in `scope`, computed once per
+    /// version of the data: `key` must name everything the answer depends on (the
+    /// question, the scope and the archetypes used). A result from before an erasure is
+    /// never served: it is computed again.
+    pub async fn composition(
+        self: &Arc<Self>,
+        key: String,
+        ask: TeamAsk,
+        scope: Scope,
+    ) -> Result<Fresh<Composition>> {
+        let engine = Arc::clone(self);
+        self.insights
+            .compositions
+            .get(key, Want::Current, move |snapshot, cancel| {
+                Box::pin(async move {
+                    engine
+                        .jobs
+                        .run(cancel, move |_| compose_team(&snapshot, &ask, &scope))
                         .await
                 })
             })
