@@ -41,15 +41,19 @@ pub fn skill_trend(
                 .iter()
                 .filter_map(|evidence| model.effective_level(evidence, at).map(|p| p.level))
                 .collect();
-            TrendPoint {
-                at,
-                mean: (!levels.is_empty())
-                    .then(|| levels.iter().sum::<f32>() / levels.len() as f32),
-                known: levels.len() as u32,
-                proficient: levels.iter().filter(|&&l| l >= Level::PROFICIENT).count() as u32,
-            }
+            point(at, &levels)
         })
         .collect()
+}
+
+/// The aggregate at `at` of the known `levels` (summed in their order).
+pub fn point(at: Timestamp, levels: &[f32]) -> TrendPoint {
+    TrendPoint {
+        at,
+        mean: (!levels.is_empty()).then(|| levels.iter().sum::<f32>() / levels.len() as f32),
+        known: levels.len() as u32,
+        proficient: levels.iter().filter(|&&l| l >= Level::PROFICIENT).count() as u32,
+    }
 }
 
 /// A person's level change in one skill between two dates, if known at both.

@@ -771,6 +771,12 @@ impl Engine {
             .await
     }
 
+    /// Which of `people` have evidence stored in a batch numbered `from` or above (an
+    /// index lookup per person).
+    pub fn evidence_touched_since(&self, people: &[PersonId], from: u64) -> Vec<bool> {
+        self.evidence.touched_since(people, from)
+    }
+
     /// Every assessment about one person, read from the store (a few batches: cheap
     /// enough for the calling task, and never behind the writer).
     pub fn assessments_about(&self, id: &PersonId) -> Result<Vec<Assessment>> {

@@ -201,9 +201,38 @@ pub struct Capability {
     culture: Option<Arc<Culture>>,
     /// Skill risks by team, for the data version they were computed at.
     risks: VersionMemo<TeamId, Vec<SkillRiskView>>,
-    /// Trends by question: (team, skills, from and to in ms, interval).
-    trends: VersionMemo<(TeamId, Vec<SkillId>, i64, i64, u32), Trend>,
+    /// Trends by question, for the data version they were computed at.
+    trends: VersionMemo<TrendKey, Trend>,
+    /// The last trend of each question, person by person, to update for the people
+    /// whose evidence changed since instead of reading everyone's again.
+    bases: Mutex<HashMap<TrendKey, Arc<TrendBasis>>>,
 }
+
+/// A trend question: (team, skills, from and to in ms, interval).
+type TrendKey = (TeamId, Vec<SkillId>, i64, i64, u32);
+
+/// A trend person by person (`Capability::bases`).
+struct TrendBasis {
+    /// The evidence batches it read all of: a member without a batch numbered this or
+    /// above has the same evidence now.
+    mark: u64,
+    /// Members in id order, each with their row.
+    members: Vec<PersonId>,
+    rows: Vec<Arc<TrendRow>>,
+    at: Instant,
+}
+
+/// One member's part of a trend.
+struct TrendRow {
+    /// Level per (skill, date), skill-major; `None` where unknown.
+    levels: Vec<Option<f32>>,
+    /// (level at the start, at the end) per skill, where both are known.
+    changes: Vec<Option<(f32, f32)>>,
+}
+
+/// Most trend bases kept, and most (member, skill, date) cells in one (8 bytes each).
+const BASES_LIMIT: usize = 16;
+const BASIS_CELLS: usize = 4_000_000;
 
 /// Answers of one kind kept for the data version they were computed at: only a write or
 /// time moves them, and within `MEMO_AGE` time moves effective levels negligibly (the
@@ -261,6 +290,7 @@ impl Capability {
             culture: None,
             risks: VersionMemo::new(),
             trends: VersionMemo::new(),
+            bases: Mutex::default(),
         }
     }
 
@@ -544,61 +574,81 @@ impl Capability {
         for (i, skill) in q.skills.iter().enumerate() {
             columns.entry(skill.to_string()).or_insert(i);
         }
-        let evidence = self
-            .engine
-            .scored_about_many_before(members.clone(), evidence_limit, columns)
-            .await?;
-        let model = snapshot.capability.model();
-        let per_skill: Vec<Vec<Vec<Evidence>>> = q
-            .skills
+        let first: Vec<usize> = q.skills.iter().map(|s| columns[s.as_str()]).collect();
+        // Rows of the last trend of this question serve the members whose evidence has
+        // not changed since (it read everything this call may read of theirs); the
+        // others' evidence is read. Each point is then summed over all rows in id
+        // order, as a computation from scratch would.
+        let basis = self
+            .lock_bases()
+            .get(&key)
+            .filter(|b| b.mark <= evidence_limit && b.at.elapsed() < MEMO_AGE)
+            .cloned();
+        let kept: Vec<Option<Arc<TrendRow>>> = match &basis {
+            Some(basis) => self
+                .engine
+                .evidence_touched_since(&members, basis.mark)
+                .into_iter()
+                .zip(&members)
+                .map(|(touched, person)| {
+                    let i = basis.members.binary_search(person).ok()?;
+                    (!touched).then(|| Arc::clone(&basis.rows[i]))
+                })
+                .collect(),
+            None => vec![None; members.len()],
+        };
+        let unread: Vec<PersonId> = members
             .iter()
-            .map(|skill| {
-                let column = q.skills.iter().position(|s| s == skill);
-                evidence
-                    .iter()
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter(|e| Some(e.column) == column)
-                            .map(|e| Evidence {
-                                score: e.score.value(),
-                                source: e.source,
-                                at: e.at,
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
+            .zip(&kept)
+            .filter(|(_, k)| k.is_none())
+            .map(|(p, _)| p.clone())
             .collect();
-        let series: Vec<Vec<trends::TrendPoint>> = per_skill
-            .iter()
-            .map(|people| trends::skill_trend(model, people, &dates))
+        let mark = snapshot.evidence_batches.min(evidence_limit);
+        let evidence = if unread.is_empty() {
+            Vec::new()
+        } else {
+            self.engine
+                .scored_about_many_before(unread, evidence_limit, columns)
+                .await?
+        };
+        let model = snapshot.capability.model();
+        let mut read = evidence.into_iter();
+        let rows: Vec<Arc<TrendRow>> = kept
+            .into_iter()
+            .map(|k| {
+                k.unwrap_or_else(|| {
+                    let items = read.next().unwrap_or_default();
+                    Arc::new(trend_row(model, &items, &first, &dates, q.from, q.to))
+                })
+            })
             .collect();
         let points = (0..dates.len())
             .flat_map(|d| {
-                q.skills
-                    .iter()
-                    .zip(&series)
-                    .map(move |(skill, s)| (skill.clone(), s[d]))
+                let rows = &rows;
+                let dates = &dates;
+                q.skills.iter().enumerate().map(move |(i, skill)| {
+                    let levels: Vec<f32> = rows
+                        .iter()
+                        .filter_map(|r| r.levels[i * dates.len() + d])
+                        .collect();
+                    (skill.clone(), trends::point(dates[d], &levels))
+                })
             })
             .collect();
         let mut improvements: Vec<Improvement> = q
             .skills
             .iter()
-            .zip(&per_skill)
-            .flat_map(|(skill, people)| {
-                people
-                    .iter()
-                    .zip(&members)
-                    .filter_map(move |(items, person)| {
-                        let (start, end) = trends::improvement(model, items, q.from, q.to)?;
-                        (end > start).then(|| Improvement {
-                            person: person.clone(),
-                            skill: skill.clone(),
-                            from: start,
-                            to: end,
-                        })
+            .enumerate()
+            .flat_map(|(i, skill)| {
+                rows.iter().zip(&members).filter_map(move |(row, person)| {
+                    let (start, end) = row.changes[i]?;
+                    (end > start).then(|| Improvement {
+                        person: person.clone(),
+                        skill: skill.clone(),
+                        from: start,
+                        to: end,
                     })
+                })
             })
             .collect();
         improvements.sort_by(|a, b| {
@@ -616,9 +666,59 @@ impl Capability {
             },
             subjects,
         );
+        if members.len() * q.skills.len() * dates.len() <= BASIS_CELLS {
+            let mut bases = self.lock_bases();
+            if bases.len() >= BASES_LIMIT && !bases.contains_key(&key) {
+                bases.clear();
+            }
+            let basis = TrendBasis {
+                mark,
+                members,
+                rows,
+                at: Instant::now(),
+            };
+            bases.insert(key.clone(), Arc::new(basis));
+        }
         self.trends.put(snapshot.data_version, key, &answer);
         Ok(answer)
     }
+
+    fn lock_bases(&self) -> MutexGuard<'_, HashMap<TrendKey, Arc<TrendBasis>>> {
+        // Only whole-entry inserts and clears happen under the lock: a poisoned one is
+        // coherent.
+        self.bases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One member's trend row from their evidence (`first[i]`: the column of skill `i`).
+fn trend_row(
+    model: &crate::analytics::proficiency::ProficiencyModel,
+    items: &[crate::store::Scored],
+    first: &[usize],
+    dates: &[Timestamp],
+    from: Timestamp,
+    to: Timestamp,
+) -> TrendRow {
+    let mut levels = Vec::with_capacity(first.len() * dates.len());
+    let mut changes = Vec::with_capacity(first.len());
+    for &column in first {
+        let evidence: Vec<Evidence> = items
+            .iter()
+            .filter(|e| e.column == column)
+            .map(|e| Evidence {
+                score: e.score.value(),
+                source: e.source,
+                at: e.at,
+            })
+            .collect();
+        levels.extend(
+            dates
+                .iter()
+                .map(|&at| model.effective_level(&evidence, at).map(|p| p.level)),
+        );
+        changes.push(trends::improvement(model, &evidence, from, to));
+    }
+    TrendRow { levels, changes }
 }
 
 #[cfg(test)]
@@ -689,6 +789,95 @@ mod tests {
         let (denied, subjects) = service.profile(&manager, &nobody);
         assert!(matches!(denied, Err(Error::PermissionDenied)));
         assert!(subjects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_trend_updated_for_new_evidence_and_an_erasure_equals_one_computed_afresh() {
+        let (_dir, engine) = demo_engine(300).await;
+        let service = Capability::new(Arc::clone(&engine));
+        let admin = grant(AccessRole::Admin, &[]);
+        let now = Timestamp::now();
+        let q = TrendQuery {
+            team: team("dept-01"),
+            skills: ["rust", "python", "rust"].map(skill).to_vec(),
+            from: Timestamp::from_unix_millis(now.unix_millis() - 365 * 86_400_000),
+            to: now,
+            interval_days: 30,
+        };
+        let afresh = || async {
+            Capability::new(Arc::clone(&engine))
+                .trend(&admin, q.clone())
+                .await
+                .unwrap()
+        };
+        let same = |a: &Answer<Trend>, b: &Answer<Trend>| {
+            // Bit for bit: the same levels summed in the same order.
+            assert_eq!(a.value.points, b.value.points);
+            assert_eq!(a.value.improvements, b.value.improvements);
+            assert_eq!(a.subjects, b.subjects);
+        };
+        let before = service.trend(&admin, q.clone()).await.unwrap();
+        let snapshot = engine.snapshot();
+        let mut members: Vec<PersonId> = snapshot
+            .directory
+            .people()
+            .values()
+            .filter(|p| snapshot.directory.department_of(&p.team).as_str() == "dept-01")
+            .map(|p| p.id.clone())
+            .collect();
+        members.sort_unstable();
+        // The most improved member improves further; another drops.
+        let star = before.value.improvements.first().expect("someone improved");
+        let star = star.person.clone();
+        let other = members.iter().find(|&m| *m != star).unwrap().clone();
+        let members = [star, other];
+        // Two members gain evidence: a big improvement for one, a drop for the other.
+        let write = |id: &str, person: &PersonId, score: f64| crate::domain::Assessment {
+            id: crate::domain::AssessmentId::parse(id).unwrap(),
+            person: person.clone(),
+            skill: skill("rust"),
+            score: Level::parse(score).unwrap(),
+            source: crate::domain::Source::ObjectiveTest,
+            assessor: None,
+            // Before the last point (every 30 days from a year ago: 5 days ago).
+            assessed_at: Timestamp::from_unix_millis(now.unix_millis() - 10 * 86_400_000),
+            evidence: crate::domain::Text::default(),
+        };
+        let items = vec![
+            (0, write("basis-1", &members[0], 5.0)),
+            (1, write("basis-2", &members[1], 0.0)),
+            (2, write("basis-3", &members[0], 5.0)),
+        ];
+        let version = engine.snapshot().data_version;
+        let outcome = engine.record_assessments(items).await.unwrap();
+        assert_eq!(outcome.accepted, 3, "{:?}", outcome.rejections);
+        let mut changes = engine.changes();
+        while engine.snapshot().data_version == version {
+            changes.changed().await.unwrap();
+        }
+        let updated = service.trend(&admin, q.clone()).await.unwrap();
+        assert_ne!(updated.value.points, before.value.points, "the writes show");
+        same(&updated, &afresh().await);
+        assert!(
+            updated
+                .value
+                .improvements
+                .iter()
+                .any(|i| i.person == members[0]),
+            "the most improved is still among the largest"
+        );
+        // An erased member leaves the kept rows with everything they contributed.
+        engine.delete_person(members[0].clone()).await.unwrap();
+        let erased = service.trend(&admin, q.clone()).await.unwrap();
+        same(&erased, &afresh().await);
+        assert!(
+            erased
+                .value
+                .improvements
+                .iter()
+                .all(|i| i.person != members[0])
+        );
+        assert!(!erased.subjects.contains(&members[0].to_string()));
     }
 
     #[tokio::test]

@@ -1802,6 +1802,20 @@ impl EvidenceReader {
         Ok(out)
     }
 
+    /// Which of `people` have a stored batch numbered `from` or above: whose evidence
+    /// may differ from what the first `from` batches held.
+    pub fn touched_since(&self, people: &[PersonId], from: u64) -> Vec<bool> {
+        let index = self.batches_by_person.read();
+        people
+            .iter()
+            .map(|p| {
+                index
+                    .get(p.as_str())
+                    .is_some_and(|seqs| seqs.iter().any(|&seq| seq >= from))
+            })
+            .collect()
+    }
+
     /// Calls `found` with the position in `people` and the record of every stored
     /// assessment about one of them in batches numbered below `limit`, reading and
     /// decoding each batch at most once.
