@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array1, Array2, ArrayView1, Axis};
 
-use crate::analytics::archetypes::{ArchetypeParams, ArchetypeSet, find_archetypes};
+use crate::analytics::archetypes::{ArchetypeParams, ArchetypeSet, find_archetypes_filled};
 use crate::analytics::kmeans::KMeansError;
 use crate::domain::{Person, PersonId, SkillId, TeamId};
 use crate::engine::Snapshot;
@@ -230,8 +230,24 @@ pub fn compute_archetypes(
             ),
         ]));
     }
-    let profiles =
-        Array2::from_shape_fn((rows.len(), columns.len()), |(i, j)| rows[i].1[columns[j]]);
+    let params = ArchetypeParams {
+        k,
+        k_max: choice.max_k,
+        stop: Some(cancel.flag()),
+        ..ArchetypeParams::default()
+    };
+    // Unknown cells are filled as the matrix is built: no second copy with them.
+    let mut known = 0usize;
+    let profiles = Array2::from_shape_fn((rows.len(), columns.len()), |(i, j)| {
+        let level = rows[i].1[columns[j]];
+        if level.is_nan() {
+            params.unknown_level
+        } else {
+            known += 1;
+            level
+        }
+    });
+    let known_share = known as f32 / profiles.len().max(1) as f32;
     let skills: Vec<SkillId> = columns.iter().map(|&c| axis.skills()[c].clone()).collect();
     let names: Vec<&str> = skills
         .iter()
@@ -243,17 +259,12 @@ pub fn compute_archetypes(
                 .map_or(s.as_str(), |skill| skill.name.as_str())
         })
         .collect();
-    let params = ArchetypeParams {
-        k,
-        k_max: choice.max_k,
-        stop: Some(cancel.flag()),
-        ..ArchetypeParams::default()
-    };
     let started = std::time::Instant::now();
-    let set = find_archetypes(profiles.view(), &names, &params).map_err(|e| match e {
-        KMeansError::Stopped => Error::Cancelled,
-        e => Error::Internal(format!("clustering failed: {e}")),
-    })?;
+    let set =
+        find_archetypes_filled(profiles, known_share, &names, &params).map_err(|e| match e {
+            KMeansError::Stopped => Error::Cancelled,
+            e => Error::Internal(format!("clustering failed: {e}")),
+        })?;
     tracing::info!(
         people = rows.len(),
         skills = columns.len(),
