@@ -85,7 +85,7 @@ fn describe() {
     );
     describe_counter!(
         "capsight_cache_requests_total",
-        "Derived-result cache lookups, by cache (archetypes, patterns, plans) and outcome: hit (current result), stale (older result served while the next is computed), miss (waited)."
+        "Derived-result cache lookups, by cache (archetypes, patterns, plans, compositions) and outcome: hit (current result), stale (older result served while the next is computed), miss (waited)."
     );
     describe_gauge!(
         "capsight_data_version",
