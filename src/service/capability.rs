@@ -568,104 +568,11 @@ impl Capability {
         // In id order: means are summed in the same order by every call, so the same
         // data gives the same answer to the last bit.
         members.sort_unstable();
-        // Skills numbered by their place in the question (a skill asked twice counts
-        // at its first place).
-        let mut columns: HashMap<String, usize> = HashMap::new();
-        for (i, skill) in q.skills.iter().enumerate() {
-            columns.entry(skill.to_string()).or_insert(i);
-        }
-        let first: Vec<usize> = q.skills.iter().map(|s| columns[s.as_str()]).collect();
-        // Rows of the last trend of this question serve the members whose evidence has
-        // not changed since (it read everything this call may read of theirs); the
-        // others' evidence is read. Each point is then summed over all rows in id
-        // order, as a computation from scratch would.
-        let basis = self
-            .lock_bases()
-            .get(&key)
-            .filter(|b| b.mark <= evidence_limit && b.at.elapsed() < MEMO_AGE)
-            .cloned();
-        let kept: Vec<Option<Arc<TrendRow>>> = match &basis {
-            Some(basis) => self
-                .engine
-                .evidence_touched_since(&members, basis.mark)
-                .into_iter()
-                .zip(&members)
-                .map(|(touched, person)| {
-                    let i = basis.members.binary_search(person).ok()?;
-                    (!touched).then(|| Arc::clone(&basis.rows[i]))
-                })
-                .collect(),
-            None => vec![None; members.len()],
-        };
-        let unread: Vec<PersonId> = members
-            .iter()
-            .zip(&kept)
-            .filter(|(_, k)| k.is_none())
-            .map(|(p, _)| p.clone())
-            .collect();
         let mark = snapshot.evidence_batches.min(evidence_limit);
-        let evidence = if unread.is_empty() {
-            Vec::new()
-        } else {
-            self.engine
-                .scored_about_many_before(unread, evidence_limit, columns)
-                .await?
-        };
-        let model = snapshot.capability.model();
-        let mut read = evidence.into_iter();
-        let rows: Vec<Arc<TrendRow>> = kept
-            .into_iter()
-            .map(|k| {
-                k.unwrap_or_else(|| {
-                    let items = read.next().unwrap_or_default();
-                    Arc::new(trend_row(model, &items, &first, &dates, q.from, q.to))
-                })
-            })
-            .collect();
-        let points = (0..dates.len())
-            .flat_map(|d| {
-                let rows = &rows;
-                let dates = &dates;
-                q.skills.iter().enumerate().map(move |(i, skill)| {
-                    let levels: Vec<f32> = rows
-                        .iter()
-                        .filter_map(|r| r.levels[i * dates.len() + d])
-                        .collect();
-                    (skill.clone(), trends::point(dates[d], &levels))
-                })
-            })
-            .collect();
-        let mut improvements: Vec<Improvement> = q
-            .skills
-            .iter()
-            .enumerate()
-            .flat_map(|(i, skill)| {
-                rows.iter().zip(&members).filter_map(move |(row, person)| {
-                    let (start, end) = row.changes[i]?;
-                    (end > start).then(|| Improvement {
-                        person: person.clone(),
-                        skill: skill.clone(),
-                        from: start,
-                        to: end,
-                    })
-                })
-            })
-            .collect();
-        improvements.sort_by(|a, b| {
-            (b.to - b.from)
-                .total_cmp(&(a.to - a.from))
-                .then_with(|| a.person.cmp(&b.person))
-                .then_with(|| a.skill.cmp(&b.skill))
-        });
-        improvements.truncate(TOP_IMPROVEMENTS);
-        let subjects = improvements.iter().map(|i| i.person.to_string()).collect();
-        let answer = Answer::new(
-            Trend {
-                points,
-                improvements,
-            },
-            subjects,
-        );
+        let rows = self
+            .trend_rows(snapshot, evidence_limit, &key, &members, &q, &dates)
+            .await?;
+        let answer = trend_answer(&q, &dates, &members, &rows);
         if members.len() * q.skills.len() * dates.len() <= BASIS_CELLS {
             let mut bases = self.lock_bases();
             if bases.len() >= BASES_LIMIT && !bases.contains_key(&key) {
@@ -683,11 +590,127 @@ impl Capability {
         Ok(answer)
     }
 
+    /// Each member's trend row. Rows of the last trend of this question serve the
+    /// members whose evidence has not changed since (it read everything this call may
+    /// read of theirs); the others' evidence is read from the first `evidence_limit`
+    /// batches.
+    async fn trend_rows(
+        &self,
+        snapshot: &Snapshot,
+        evidence_limit: u64,
+        key: &TrendKey,
+        members: &[PersonId],
+        q: &TrendQuery,
+        dates: &[Timestamp],
+    ) -> Result<Vec<Arc<TrendRow>>> {
+        // Skills numbered by their place in the question (a skill asked twice counts
+        // at its first place).
+        let mut columns: HashMap<String, usize> = HashMap::new();
+        for (i, skill) in q.skills.iter().enumerate() {
+            columns.entry(skill.to_string()).or_insert(i);
+        }
+        let first: Vec<usize> = q.skills.iter().map(|s| columns[s.as_str()]).collect();
+        let basis = self
+            .lock_bases()
+            .get(key)
+            .filter(|b| b.mark <= evidence_limit && b.at.elapsed() < MEMO_AGE)
+            .cloned();
+        let kept: Vec<Option<Arc<TrendRow>>> = match &basis {
+            Some(basis) => self
+                .engine
+                .evidence_touched_since(members, basis.mark)
+                .into_iter()
+                .zip(members)
+                .map(|(touched, person)| {
+                    let i = basis.members.binary_search(person).ok()?;
+                    (!touched).then(|| Arc::clone(&basis.rows[i]))
+                })
+                .collect(),
+            None => vec![None; members.len()],
+        };
+        let unread: Vec<PersonId> = members
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| k.is_none())
+            .map(|(p, _)| p.clone())
+            .collect();
+        let evidence = if unread.is_empty() {
+            Vec::new()
+        } else {
+            self.engine
+                .scored_about_many_before(unread, evidence_limit, columns)
+                .await?
+        };
+        let model = snapshot.capability.model();
+        let mut read = evidence.into_iter();
+        Ok(kept
+            .into_iter()
+            .map(|k| {
+                k.unwrap_or_else(|| {
+                    let items = read.next().unwrap_or_default();
+                    Arc::new(trend_row(model, &items, &first, dates, q.from, q.to))
+                })
+            })
+            .collect())
+    }
+
     fn lock_bases(&self) -> MutexGuard<'_, HashMap<TrendKey, Arc<TrendBasis>>> {
         // Only whole-entry inserts and clears happen under the lock: a poisoned one is
         // coherent.
         self.bases.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The trend of `members` (in id order) from their rows: each point summed over every
+/// row in that order, as a computation from scratch would, and the biggest improvements.
+fn trend_answer(
+    q: &TrendQuery,
+    dates: &[Timestamp],
+    members: &[PersonId],
+    rows: &[Arc<TrendRow>],
+) -> Answer<Trend> {
+    let points = (0..dates.len())
+        .flat_map(|d| {
+            q.skills.iter().enumerate().map(move |(i, skill)| {
+                let levels: Vec<f32> = rows
+                    .iter()
+                    .filter_map(|r| r.levels[i * dates.len() + d])
+                    .collect();
+                (skill.clone(), trends::point(dates[d], &levels))
+            })
+        })
+        .collect();
+    let mut improvements: Vec<Improvement> = q
+        .skills
+        .iter()
+        .enumerate()
+        .flat_map(|(i, skill)| {
+            rows.iter().zip(members).filter_map(move |(row, person)| {
+                let (start, end) = row.changes[i]?;
+                (end > start).then(|| Improvement {
+                    person: person.clone(),
+                    skill: skill.clone(),
+                    from: start,
+                    to: end,
+                })
+            })
+        })
+        .collect();
+    improvements.sort_by(|a, b| {
+        (b.to - b.from)
+            .total_cmp(&(a.to - a.from))
+            .then_with(|| a.person.cmp(&b.person))
+            .then_with(|| a.skill.cmp(&b.skill))
+    });
+    improvements.truncate(TOP_IMPROVEMENTS);
+    let subjects = improvements.iter().map(|i| i.person.to_string()).collect();
+    Answer::new(
+        Trend {
+            points,
+            improvements,
+        },
+        subjects,
+    )
 }
 
 /// One member's trend row from their evidence (`first[i]`: the column of skill `i`).
