@@ -16,7 +16,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { chromium, type Page } from "playwright-core";
 import { AccessRole } from "@capsight/client/v1/access_pb";
 import type { TeamCapability } from "@capsight/client/v1/capability_pb";
-import { AssessmentSchema, AssessmentSource } from "@capsight/client/v1/types_pb";
+import { GroupBy } from "@capsight/client/v1/insights_pb";
+import { AssessmentSchema, AssessmentSource, ResultPolicy } from "@capsight/client/v1/types_pb";
 import { clients, compare, type Clients, difference, names, type Names } from "./figures";
 
 const BIN = resolve(process.env.CAPSIGHT_BIN ?? "../target/debug/capsight");
@@ -172,17 +173,28 @@ async function largeDepartment(browser: import("playwright-core").Browser, peopl
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.setDefaultTimeout(TIMEOUT);
     await signIn(page, base, token, "#/tokens");
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    const firstScreen = async (): Promise<number> => {
       await page.goto(`${base}/#/tokens`);
       await page.waitForSelector("table.tokens");
       const start = Date.now();
       await page.goto(`${base}/#/team/${department}`);
       await page.waitForSelector("table.heatmap tbody tr");
-      times.push(Date.now() - start);
+      return Date.now() - start;
+    };
+    // Once right after start, while the server computes the organisation's insights
+    // (reported, not asserted), then once those are done: each asked for the current
+    // data, so a call waits for the computation under way.
+    const duringStartup = await firstScreen();
+    const current = ResultPolicy.CURRENT;
+    await admin.insights.getSkillArchetypes({ resultPolicy: current });
+    for (const groupBy of [GroupBy.DEPARTMENT, GroupBy.ROLE, GroupBy.ARCHETYPE, GroupBy.TEAM]) {
+      await admin.insights.getOrgSkillPatterns({ groupBy, resultPolicy: current, pageSize: 1 });
     }
+    await admin.talent.planMentoring({ resultPolicy: current, pageSize: 1 });
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) times.push(await firstScreen());
     const sorted = [...times].sort((a, b) => a - b);
-    console.log(`large: ${size}-person department, first screen in ${sorted[2]} ms (median of 5; ${sorted[0]}–${sorted[4]} ms)`);
+    console.log(`large: ${size}-person department, first screen in ${sorted[2]} ms (median of 5; ${sorted[0]}–${sorted[4]} ms); ${duringStartup} ms while the server was still computing its start-up insights`);
     check(sorted[2] < 2000, `large: a ${size}-person department's heatmap shows its first screen in under 2 s`);
     await shot(page, "large-department-heatmap", false);
   } finally {
@@ -526,14 +538,18 @@ async function main(): Promise<void> {
     await new Promise((done) => server.once("exit", done));
     rmSync(dataDir, { recursive: true, force: true });
   }
-  if (failures > 0) {
-    console.error(`${failures} check(s) failed`);
-    process.exit(1);
-  }
-  console.log(`all checks passed; screenshots in ${SHOTS}`);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+main()
+  .then(() => {
+    // Here, not at the end of main: the large-only run returns early.
+    if (failures > 0) {
+      console.error(`${failures} check(s) failed`);
+      process.exit(1);
+    }
+    console.log(`all checks passed; screenshots in ${SHOTS}`);
+  })
+  .catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
