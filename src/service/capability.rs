@@ -606,10 +606,12 @@ impl Capability {
         // Skills numbered by their place in the question (a skill asked twice counts
         // at its first place).
         let mut columns: HashMap<String, usize> = HashMap::new();
-        for (i, skill) in q.skills.iter().enumerate() {
-            columns.entry(skill.to_string()).or_insert(i);
-        }
-        let first: Vec<usize> = q.skills.iter().map(|s| columns[s.as_str()]).collect();
+        let first: Vec<usize> = q
+            .skills
+            .iter()
+            .enumerate()
+            .map(|(i, skill)| *columns.entry(skill.to_string()).or_insert(i))
+            .collect();
         let basis = self
             .lock_bases()
             .get(key)
