@@ -58,18 +58,40 @@ async function startServer(dataDir: string, extra: string[] = []): Promise<{ ser
   return { server, address };
 }
 
-/** What the heatmap shows: person → skill → cell text. */
+/** What the heatmap shows: person → skill → cell text. It draws the skill columns in
+ * view, so this scrolls it sideways from end to end, reading each view, and scrolls back. */
 async function heatmapCells(page: Page): Promise<Map<string, Map<string, string>>> {
-  const rows = await page.$$eval("table.heatmap tbody tr", (trs) =>
-    trs.map((tr) => ({
-      person: tr.getAttribute("data-person") ?? "",
-      cells: [...tr.querySelectorAll("td.cell")].map((td) => [
-        td.getAttribute("data-skill") ?? "",
-        td.querySelector(".level")?.textContent ?? td.textContent ?? "",
-      ]),
-    })),
-  );
-  return new Map(rows.map((r) => [r.person, new Map(r.cells as [string, string][])]));
+  const shown = new Map<string, Map<string, string>>();
+  const scrollTo = async (to: "start" | "next") => {
+    const moved = await page.$eval(".heatmap-view .scroll", (s, to) => {
+      if (to === "start") s.scrollLeft = 0;
+      else if (s.scrollLeft + s.clientWidth >= s.scrollWidth - 1) return false;
+      else s.scrollLeft += s.clientWidth;
+      return true;
+    }, to);
+    // The heatmap draws on the animation frame after the scroll.
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+    return moved;
+  };
+  await scrollTo("start");
+  do {
+    const rows = await page.$$eval("table.heatmap tbody tr", (trs) =>
+      trs.map((tr) => ({
+        person: tr.getAttribute("data-person") ?? "",
+        cells: [...tr.querySelectorAll("td.cell")].map((td) => [
+          td.getAttribute("data-skill") ?? "",
+          td.querySelector(".level")?.textContent ?? td.textContent ?? "",
+        ]),
+      })),
+    );
+    for (const row of rows) {
+      const cells = shown.get(row.person) ?? new Map<string, string>();
+      for (const [skill, text] of row.cells) cells.set(skill, text);
+      shown.set(row.person, cells);
+    }
+  } while (await scrollTo("next"));
+  await scrollTo("start");
+  return shown;
 }
 
 function expectedCells(c: TeamCapability): Map<string, Map<string, string>> {
@@ -197,6 +219,14 @@ async function largeDepartment(browser: import("playwright-core").Browser, peopl
     console.log(`large: ${size}-person department, first screen in ${sorted[2]} ms (median of 5; ${sorted[0]}–${sorted[4]} ms); ${duringStartup} ms while the server was still computing its start-up insights`);
     check(sorted[2] < 2000, `large: a ${size}-person department's heatmap shows its first screen in under 2 s`);
     await shot(page, "large-department-heatmap", false);
+    // Only the columns in view are drawn; scrolled to the far right, the last skill's are.
+    const skills = (await admin.capability.getTeamCapability({ teamId: department, includeSubteams: true, memberPageSize: 1 })).capability!.skillIds;
+    const drawn = await page.locator("table.heatmap thead th.skill").count();
+    check(drawn < skills.length, `large: the heatmap draws ${drawn} of its ${skills.length} skill columns`);
+    await page.$eval(".heatmap-view .scroll", (s) => (s.scrollLeft = s.scrollWidth));
+    await page.waitForSelector(`table.heatmap thead th.skill[title="${skills[skills.length - 1]}"]`);
+    check((await page.locator("table.heatmap tbody tr td.cell").count()) > 0, "large: scrolled to the far right, the last skills' cells are drawn");
+    await shot(page, "large-department-heatmap-scrolled", false);
   } finally {
     server.kill("SIGTERM");
     await new Promise((done) => server.once("exit", done));
@@ -507,6 +537,13 @@ async function main(): Promise<void> {
         if (role === "admin") await shot(page, `narrow-${path}`, false);
       }
     }
+    // The heatmap draws only the skill columns in view; scrolling sideways draws the rest.
+    await signIn(page, base, roleTokens[0][1], `#/team/${TEAM}`);
+    await page.waitForSelector(".live[data-state=live]");
+    const narrow = (await admin.capability.getTeamCapability({ teamId: TEAM, includeSubteams: true })).capability!;
+    const drawn = await page.locator("table.heatmap thead th.skill").count();
+    check(drawn > 0 && drawn < narrow.skillIds.length, `375 px: the heatmap draws ${drawn} of its ${narrow.skillIds.length} skill columns`);
+    check(sameCells(await heatmapCells(page), expectedCells(narrow)), "375 px: scrolled sideways, every heatmap cell shows the level GetTeamCapability returns");
     await page.setViewportSize({ width: 1400, height: 900 });
 
     // A malformed token is told apart from an unknown one.

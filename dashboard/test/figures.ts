@@ -64,7 +64,10 @@ export interface Comparison {
 
 /** The text of every cell of every body row of the first table matching `selector`. */
 export async function rows(page: Page, selector: string, section = "tbody"): Promise<string[][]> {
-  return page.$$eval(`${selector} ${section} tr`, (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent ?? "")));
+  // Empty columns standing in for a heatmap's undrawn skills (`.pad`) are not figures.
+  return page.$$eval(`${selector} ${section} tr`, (trs) =>
+    trs.map((tr) => [...tr.children].filter((c) => !c.classList.contains("pad")).map((c) => c.textContent ?? "")),
+  );
 }
 
 const skill = (n: Names, id: string) => n.skills.get(id) ?? id;
@@ -108,19 +111,25 @@ export async function compare(page: Page, path: string, c: Clients, n: Names, sc
 async function team_(page: Page, c: Clients): Promise<Comparison[]> {
   const teamId = idOf(await page.inputValue("input[name=team]"));
   const t = (await c.capability.getTeamCapability({ teamId, includeSubteams: true, memberPageSize: 100 })).capability!;
+  // The heatmap draws the skill columns in view: the figures of those columns, which
+  // must be a run of the rpc's skills in its order.
+  const drawn = await page.$$eval("table.heatmap thead th.skill", (ths) => ths.map((th) => th.getAttribute("title") ?? ""));
+  const start = Math.max(0, t.skillIds.indexOf(drawn[0]));
+  const columns = t.skillIds.slice(start, start + drawn.length).map((_, i) => start + i);
   const member = t.members.map((m) => [
     m.displayName,
     pct(m.readiness),
-    ...m.cells.map((cell) => (cell.level === undefined ? "·" : cell.level.toFixed(1))),
+    ...columns.map((i) => m.cells[i]).map((cell) => (cell.level === undefined ? "·" : cell.level.toFixed(1))),
   ]);
   const foot = [
-    ["Required", "", ...t.skills.map((s) => fmtLevel(s.requiredLevel))],
-    ["Mean", "", ...t.skills.map((s) => fmtLevel(s.meanLevel))],
-    ["Gap", "", ...t.skills.map((s) => (s.gap === undefined || s.gap <= 0 ? "" : s.gap.toFixed(1)))],
-    ["Proficient (≥3)", "", ...t.skills.map((s) => String(s.proficientCount))],
+    ["Required", "", ...columns.map((i) => fmtLevel(t.skills[i].requiredLevel))],
+    ["Mean", "", ...columns.map((i) => fmtLevel(t.skills[i].meanLevel))],
+    ["Gap", "", ...columns.map((i) => t.skills[i].gap).map((gap) => (gap === undefined || gap <= 0 ? "" : gap.toFixed(1)))],
+    ["Proficient (≥3)", "", ...columns.map((i) => String(t.skills[i].proficientCount))],
   ];
   const legend = (await page.textContent(".heatmap-view p.legend")) ?? "";
   return [
+    { what: `heatmap of ${teamId}: the skill columns drawn, in the rpc's order`, shown: [drawn], expected: [columns.map((i) => t.skillIds[i])] },
     { what: `heatmap of ${teamId}: every member's readiness and level`, shown: await rows(page, "table.heatmap"), expected: member },
     { what: `heatmap of ${teamId}: required, mean, gap and proficient per skill`, shown: await rows(page, "table.heatmap", "tfoot"), expected: foot },
     { what: `heatmap of ${teamId}: team readiness`, shown: [[/readiness against its roles: ([^.]+)\./.exec(legend)?.[1] ?? legend]], expected: [[pct(t.readiness)]] },

@@ -37,12 +37,26 @@ export function ownTop(m: Model): string {
   return own.find((id) => !inScope!.has(m.teams.get(id)!.parentId)) ?? own[0] ?? "";
 }
 
+/** Names in the reader's order, numbers by value ("Team 9" before "Team 10"). One
+ * collator for all: `localeCompare` with options builds one per call (at 8,000 teams,
+ * sorting them took a third of a second). */
+const collator = new Intl.Collator(undefined, { numeric: true });
+const byName = (a: { id: string; name: string }, b: { id: string; name: string }) =>
+  collator.compare(a.name, b.name) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** The last scope's teams, kept while neither the model nor the scope changes. */
+let sorted: { model: Model; scope: Set<string> | null; teams: { id: string; name: string }[] } | null = null;
+
 /** The teams of the token's scope, sorted by name. */
 export function scopeTeams(m: Model): { id: string; name: string }[] {
-  return [...m.teams.values()]
-    .filter((t) => inScope === null || inScope.has(t.id))
-    .map((t) => ({ id: t.id, name: t.name }))
-    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }) || a.id.localeCompare(b.id));
+  if (sorted?.model !== m || sorted.scope !== inScope) {
+    const teams = [...m.teams.values()]
+      .filter((t) => inScope === null || inScope.has(t.id))
+      .map((t) => ({ id: t.id, name: t.name }))
+      .sort(byName);
+    sorted = { model: m, scope: inScope, teams };
+  }
+  return sorted.teams;
 }
 
 /** The team in the route, else the last one viewed (if in scope), else the token's own
@@ -69,13 +83,25 @@ export function departments(m: Model): { id: string; name: string }[] {
   return [...m.teams.values()]
     .filter((t) => (t.parentId ? !m.teams.get(t.parentId)?.parentId : !parents.has(t.id)))
     .map((t) => ({ id: t.id, name: t.name }))
-    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }) || a.id.localeCompare(b.id));
+    .sort(byName);
+}
+
+/** Each page's datalist of teams, kept while its teams are the same: a large
+ * organisation's thousands of options are built once, not at every visit. */
+const options = new Map<string, { teams: { id: string; name: string }[]; list: HTMLDataListElement }>();
+
+function teamOptions(page: string, teams: { id: string; name: string }[]): HTMLDataListElement {
+  const kept = options.get(page);
+  if (kept?.teams === teams) return kept.list;
+  const list = h("datalist", { id: `teams-${page}` }, teams.map((t) => h("option", { value: `${t.name} (${t.id})` })));
+  options.set(page, { teams, list });
+  return list;
 }
 
 /** A searchable team picker (by name or id, within the token's scope, or among
  * `teams`) that opens `#/<page>/<team>`. */
 export function teamPicker(m: Model, page: string, current: string, teams = scopeTeams(m), unit = "Team"): HTMLElement {
-  const list = h("datalist", { id: `teams-${page}` }, teams.map((t) => h("option", { value: `${t.name} (${t.id})` })));
+  const list = teamOptions(page, teams);
   const input = h("input", {
     name: "team",
     list: `teams-${page}`,
@@ -104,7 +130,7 @@ export function teamPicker(m: Model, page: string, current: string, teams = scop
 /** The skill options of the model, by name. */
 export function skillOptions(m: Model): [string, string][] {
   return [...m.skills.values()]
-    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }))
+    .sort((a, b) => collator.compare(a.name, b.name))
     .map((s) => [s.id, s.name]);
 }
 
