@@ -8,26 +8,23 @@ use super::auth::Caller;
 use super::convert::{required_id, role_from_pb, timestamp_from_pb_any};
 use super::pb;
 use crate::domain::{Grant, PersonId, TeamId, Text, TokenId, Violations};
-use crate::engine::Engine;
 use crate::error::Error;
 use crate::service::access::{Access, AuditQuery, NewToken};
+use crate::service::access::{AuditFilter, BackupFile, Manifest};
 use crate::service::page::{self, PageRequest};
-use crate::store::AuditFilter;
 
 /// Largest ListAuditEvents page, in encoded bytes (a quarter of the common 4 MiB limit).
 const MAX_AUDIT_PAGE_BYTES: usize = 1024 * 1024;
 
 /// The access service, backed by the engine.
 pub struct AccessApi {
-    service: Access,
+    service: Arc<Access>,
 }
 
 impl AccessApi {
-    /// A service managing `engine`'s tokens and reading its audit trail.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self {
-            service: Access::new(engine),
-        }
+    /// The gRPC face of `service` (tokens, audit trail, backups).
+    pub fn new(service: Arc<Access>) -> Self {
+        Self { service }
     }
 }
 
@@ -83,8 +80,8 @@ fn new_token(request: pb::CreateTokenRequest) -> Result<NewToken, Error> {
 /// Bytes of the backup's data file per message.
 const BACKUP_CHUNK: usize = 1024 * 1024;
 
-impl From<&crate::store::Manifest> for pb::BackupManifest {
-    fn from(m: &crate::store::Manifest) -> Self {
+impl From<&Manifest> for pb::BackupManifest {
+    fn from(m: &Manifest) -> Self {
         Self {
             created_at: Some(prost_types::Timestamp {
                 seconds: m.created_at_ms.div_euclid(1000),
@@ -102,7 +99,7 @@ impl From<&crate::store::Manifest> for pb::BackupManifest {
 /// Sends the backup's data file in chunks, then its manifest; the file goes when done
 /// (or when the caller leaves).
 fn send_backup(
-    backup: crate::engine::BackupFile,
+    backup: BackupFile,
     out: tokio::sync::mpsc::Sender<Result<pb::CreateBackupResponse, Status>>,
 ) {
     use std::io::Read;

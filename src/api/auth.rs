@@ -6,7 +6,6 @@
 //! every call's audit event once the handler has answered — one path for every rpc, so
 //! none can forget it — and refuses a read whose event cannot be recorded.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,171 +14,21 @@ use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::{Request, Status};
 
+mod rules;
+
+pub use rules::{Class, RULES, UNKNOWN_RPC, allowed_rpcs, class_of, rpc_label};
+use rules::{OWN_PREFIX, PUBLIC_PREFIXES, RULE_INDEX};
+
 use super::denials::Denials;
 use crate::domain::{
     AccessRole, AuditEvent, Directory, Grant, Person, PersonId, Scope, Timestamp, TokenId,
 };
-use crate::engine::{AuthFailure, Engine};
 use crate::error::Error;
-
-use AccessRole::{Admin, Analyst, Ingest, Manager, Person as PersonRole, Planner};
-
-const WRITERS: &[AccessRole] = &[Admin, Ingest];
-const MODEL_READERS: &[AccessRole] = &[Admin, Manager, Planner, Analyst, PersonRole];
-const PERSON_READERS: &[AccessRole] = &[Admin, Manager, Planner, PersonRole];
-const SCOPED_READERS: &[AccessRole] = &[Admin, Manager, Planner];
-const ADMIN_ONLY: &[AccessRole] = &[Admin];
-const SUBJECT_OR_ADMIN: &[AccessRole] = &[Admin, PersonRole];
-const AGGREGATE_READERS: &[AccessRole] = &[Admin, Manager, Planner, Analyst];
-const ANY_TOKEN: &[AccessRole] = &[Admin, Ingest, Manager, Planner, Analyst, PersonRole];
-
-/// Which roles may call each rpc. Subject scope is checked by the handler.
-pub const RULES: &[(&str, &[AccessRole])] = &[
-    ("/capsight.v1.DirectoryService/UpsertSkills", WRITERS),
-    ("/capsight.v1.DirectoryService/UpsertRoles", WRITERS),
-    ("/capsight.v1.DirectoryService/UpsertTeams", WRITERS),
-    ("/capsight.v1.DirectoryService/UpsertPeople", WRITERS),
-    ("/capsight.v1.DirectoryService/GetPerson", PERSON_READERS),
-    ("/capsight.v1.DirectoryService/ListSkills", MODEL_READERS),
-    ("/capsight.v1.DirectoryService/ListRoles", MODEL_READERS),
-    ("/capsight.v1.DirectoryService/ListTeams", MODEL_READERS),
-    ("/capsight.v1.DirectoryService/ListPeople", SCOPED_READERS),
-    ("/capsight.v1.DirectoryService/DeletePerson", ADMIN_ONLY),
-    (
-        "/capsight.v1.DirectoryService/ExportPerson",
-        SUBJECT_OR_ADMIN,
-    ),
-    ("/capsight.v1.IngestService/RecordAssessments", WRITERS),
-    ("/capsight.v1.IngestService/StreamAssessments", WRITERS),
-    (
-        "/capsight.v1.CapabilityService/GetTeamCapability",
-        SCOPED_READERS,
-    ),
-    (
-        "/capsight.v1.CapabilityService/WatchTeamCapability",
-        SCOPED_READERS,
-    ),
-    (
-        "/capsight.v1.CapabilityService/GetPersonProfile",
-        PERSON_READERS,
-    ),
-    (
-        "/capsight.v1.CapabilityService/GetPersonGaps",
-        PERSON_READERS,
-    ),
-    ("/capsight.v1.CapabilityService/FindExperts", SCOPED_READERS),
-    (
-        "/capsight.v1.CapabilityService/GetSkillRisks",
-        SCOPED_READERS,
-    ),
-    (
-        "/capsight.v1.CapabilityService/GetCapabilityTrend",
-        AGGREGATE_READERS,
-    ),
-    (
-        "/capsight.v1.OrgInsightsService/GetSkillArchetypes",
-        AGGREGATE_READERS,
-    ),
-    (
-        "/capsight.v1.OrgInsightsService/GetOrgSkillPatterns",
-        AGGREGATE_READERS,
-    ),
-    ("/capsight.v1.TalentService/FindMentors", PERSON_READERS),
-    ("/capsight.v1.TalentService/PlanMentoring", SCOPED_READERS),
-    ("/capsight.v1.TalentService/StartMentoring", SCOPED_READERS),
-    ("/capsight.v1.TalentService/EndMentoring", SCOPED_READERS),
-    ("/capsight.v1.TalentService/ListMentorships", PERSON_READERS),
-    ("/capsight.v1.TalentService/ComposeTeam", SCOPED_READERS),
-    ("/capsight.v1.AccessService/WhoAmI", ANY_TOKEN),
-    ("/capsight.v1.AccessService/CreateToken", ADMIN_ONLY),
-    ("/capsight.v1.AccessService/RevokeToken", ADMIN_ONLY),
-    ("/capsight.v1.AccessService/ListTokens", ADMIN_ONLY),
-    ("/capsight.v1.AccessService/ListAuditEvents", ADMIN_ONLY),
-    ("/capsight.v1.AccessService/CreateBackup", ADMIN_ONLY),
-];
-
-/// The rpcs (`capsight.v1.Service/Method`) `role` may call, in `RULES` order.
-pub fn allowed_rpcs(role: AccessRole) -> Vec<&'static str> {
-    RULES
-        .iter()
-        .filter(|(_, roles)| roles.contains(&role))
-        .map(|(path, _)| path.trim_start_matches('/'))
-        .collect()
-}
-
-/// What a call costs the server, by rpc.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    /// Answered from the snapshot or caches in well under a millisecond of CPU.
-    CheapRead,
-    /// May compute over a department or the whole organisation (jobs of the runner).
-    HeavyRead,
-    /// Goes through the writer and waits for a flush.
-    Write,
-    /// Long-lived streams, health, reflection, the dashboard: not limited here.
-    Unlimited,
-}
-
-/// The class of the rpc at `path` (`/capsight.v1.Service/Method`).
-pub fn class_of(path: &str) -> Class {
-    let Some(method) = path.strip_prefix("/capsight.v1.") else {
-        return Class::Unlimited;
-    };
-    let method = method.split_once('/').map_or("", |(_, m)| m);
-    match method {
-        "WatchTeamCapability" | "StreamAssessments" => Class::Unlimited,
-        "GetSkillArchetypes"
-        | "GetOrgSkillPatterns"
-        | "PlanMentoring"
-        | "ComposeTeam"
-        | "GetCapabilityTrend"
-        | "GetSkillRisks"
-        | "ListAuditEvents"
-        | "ExportPerson" => Class::HeavyRead,
-        "CreateToken" | "RevokeToken" | "UpsertSkills" | "UpsertRoles" | "UpsertTeams"
-        | "UpsertPeople" | "DeletePerson" | "RecordAssessments" | "StartMentoring"
-        | "EndMentoring" => Class::Write,
-        _ => Class::CheapRead,
-    }
-}
-
-/// `RULES` by method path, for the lookup on every call.
-static RULE_INDEX: std::sync::LazyLock<HashMap<&'static str, usize>> =
-    std::sync::LazyLock::new(|| {
-        RULES
-            .iter()
-            .enumerate()
-            .map(|(i, (p, _))| (*p, i))
-            .collect()
-    });
-
-/// Services any client may call without a token (health checks, reflection).
-const PUBLIC_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
-/// What the audit trail records as the rpc of a call to a path that names none.
-pub const UNKNOWN_RPC: &str = "(unknown rpc)";
-
-/// Paths of capsight's own services: unknown ones here are denied, not passed on.
-const OWN_PREFIX: &str = "/capsight.";
+use crate::service::access::{Access, AuthFailure};
 
 /// The caller's token id on a response, for the request log (never a person's data).
 #[derive(Clone, Debug)]
 pub struct LoggedCaller(pub TokenId);
-
-/// The label of the rpc at `path` in logs and metrics: a known rpc's full path, the
-/// health or reflection service, or one constant for any other capsight path; `None`
-/// for paths that are not rpcs (pages, probes). Bounded: a request cannot make up labels.
-pub fn rpc_label(path: &str) -> Option<&'static str> {
-    if let Some(&i) = RULE_INDEX.get(path) {
-        return Some(RULES[i].0);
-    }
-    match path {
-        "/grpc.health.v1.Health/Check" => Some("/grpc.health.v1.Health/Check"),
-        "/grpc.health.v1.Health/Watch" => Some("/grpc.health.v1.Health/Watch"),
-        p if p.starts_with("/grpc.reflection.") => Some("(reflection)"),
-        p if p.starts_with(OWN_PREFIX) || p.starts_with("/grpc.") => Some(UNKNOWN_RPC),
-        _ => None,
-    }
-}
 
 /// Who is calling: the token and what it grants.
 #[derive(Clone, Debug)]
@@ -236,13 +85,13 @@ impl Caller {
     /// streams for each batch they take). Subjects are capped at `MAX_SUBJECTS`.
     pub async fn audit(
         &self,
-        engine: &Engine,
+        access: &Access,
         mut subjects: Vec<String>,
         code: tonic::Code,
     ) -> Result<(), Error> {
         subjects.truncate(MAX_SUBJECTS);
-        engine
-            .record_audit(AuditEvent {
+        access
+            .record(AuditEvent {
                 sequence: 0,
                 at: Timestamp::now(),
                 token: Some(self.token.clone()),
@@ -323,14 +172,14 @@ fn response_code(response: &http::Response<Body>) -> tonic::Code {
 /// read that revealed anyone is refused instead (fail closed); a write, already
 /// durable, is answered as it was.
 async fn audited(
-    engine: &Engine,
+    access: &Access,
     caller: &Caller,
     response: http::Response<Body>,
 ) -> http::Response<Body> {
     let code = response_code(&response);
     let subjects = caller.take_subjects();
     let reveals = !subjects.is_empty() && class_of(caller.rpc) != Class::Write;
-    match caller.audit(engine, subjects, code).await {
+    match caller.audit(access, subjects, code).await {
         Ok(()) => response,
         Err(e) if reveals => {
             tracing::warn!(error = %e, "audit event not recorded; read refused");
@@ -359,22 +208,22 @@ pub fn code_name(code: tonic::Code) -> String {
 /// The layer that authenticates and admits every call.
 #[derive(Clone)]
 pub struct AuthLayer {
-    engine: Arc<Engine>,
+    access: Arc<Access>,
     denials: Arc<Denials>,
 }
 
 impl AuthLayer {
-    /// A layer checking tokens against `engine`'s token table, counting unauthenticated
-    /// denials in `denials` (recorded by `record_denials`).
-    pub fn new(engine: Arc<Engine>, denials: Arc<Denials>) -> Self {
-        Self { engine, denials }
+    /// A layer checking tokens and writing the audit trail through `access`, counting
+    /// unauthenticated denials in `denials` (recorded by `record_denials`).
+    pub fn new(access: Arc<Access>, denials: Arc<Denials>) -> Self {
+        Self { access, denials }
     }
 }
 
 /// Records `events` (aggregated denials) in the audit trail.
-pub async fn record_denials(engine: &Engine, events: Vec<AuditEvent>) {
+pub async fn record_denials(access: &Access, events: Vec<AuditEvent>) {
     for event in events {
-        if let Err(e) = engine.record_audit(event).await {
+        if let Err(e) = access.record(event).await {
             tracing::warn!(error = %e, "aggregated denials not recorded");
             return;
         }
@@ -387,7 +236,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Authenticated {
             inner,
-            engine: Arc::clone(&self.engine),
+            access: Arc::clone(&self.access),
             denials: Arc::clone(&self.denials),
         }
     }
@@ -397,7 +246,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct Authenticated<S> {
     inner: S,
-    engine: Arc<Engine>,
+    access: Arc<Access>,
     denials: Arc<Denials>,
 }
 
@@ -407,7 +256,7 @@ enum Decision {
     Deny(Status, Option<(TokenId, AccessRole)>, &'static str),
 }
 
-fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
+fn decide(access: &Access, path: &str, headers: &http::HeaderMap) -> Decision {
     if PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return Decision::Pass;
     }
@@ -431,9 +280,8 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
             rpc_name,
         );
     };
-    let snapshot = engine.snapshot();
-    let info = match snapshot.tokens.authenticate(bearer, Timestamp::now()) {
-        Ok(info) => info,
+    let (token, grant) = match access.authenticate(bearer) {
+        Ok(who) => who,
         Err(failure) => {
             let reason = match failure {
                 AuthFailure::Malformed => "malformed token",
@@ -445,15 +293,15 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
         }
     };
     match rule {
-        Some((rpc, roles)) if roles.contains(&info.grant.role) => Decision::Admit(Caller {
-            token: info.id.clone(),
-            grant: info.grant.clone(),
+        Some((rpc, roles)) if roles.contains(&grant.role) => Decision::Admit(Caller {
+            token,
+            grant,
             rpc,
             subjects: Arc::default(),
         }),
         Some(_) => Decision::Deny(
             Status::permission_denied("permission denied"),
-            Some((info.id.clone(), info.grant.role)),
+            Some((token, grant.role)),
             rpc_name,
         ),
         None => {
@@ -462,7 +310,7 @@ fn decide(engine: &Engine, path: &str, headers: &http::HeaderMap) -> Decision {
             tracing::warn!(rpc = %shown, "unknown capsight rpc; denied");
             Decision::Deny(
                 Status::permission_denied("permission denied"),
-                Some((info.id.clone(), info.grant.role)),
+                Some((token, grant.role)),
                 rpc_name,
             )
         }
@@ -490,14 +338,14 @@ where
         // The clone is ready only after poll_ready; call the instance that was polled.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        match decide(&self.engine, request.uri().path(), request.headers()) {
+        match decide(&self.access, request.uri().path(), request.headers()) {
             Decision::Pass => Box::pin(inner.call(request)),
             Decision::Admit(caller) => {
                 request.extensions_mut().insert(caller.clone());
-                let engine = Arc::clone(&self.engine);
+                let access = Arc::clone(&self.access);
                 Box::pin(async move {
                     let response = inner.call(request).await?;
-                    let mut response = audited(&engine, &caller, response).await;
+                    let mut response = audited(&access, &caller, response).await;
                     response
                         .extensions_mut()
                         .insert(LoggedCaller(caller.token.clone()));
@@ -517,11 +365,11 @@ where
                 Box::pin(async move { Ok(status.into_http()) })
             }
             Decision::Deny(status, Some((token, role)), rpc) => {
-                let engine = Arc::clone(&self.engine);
+                let access = Arc::clone(&self.access);
                 let outcome = code_name(status.code());
                 tokio::spawn(async move {
-                    let _ = engine
-                        .record_audit(AuditEvent {
+                    let _ = access
+                        .record(AuditEvent {
                             sequence: 0,
                             at: Timestamp::now(),
                             token: Some(token),

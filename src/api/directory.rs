@@ -1,15 +1,12 @@
 //! `capsight.v1.DirectoryService`: requests to `service::directory` calls and its
 //! answers to response messages.
 
-use std::sync::Arc;
-
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::convert::{batch, required_id};
 use super::pb;
 use crate::domain::{PersonId, TeamId};
-use crate::engine::Engine;
 use crate::error::Result;
 use crate::service::directory::DirectoryService;
 use crate::service::page::{self, PageRequest};
@@ -20,11 +17,9 @@ pub struct DirectoryApi {
 }
 
 impl DirectoryApi {
-    /// A service writing through and reading from `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self {
-            service: DirectoryService::new(engine),
-        }
+    /// The gRPC face of `service`.
+    pub fn new(service: DirectoryService) -> Self {
+        Self { service }
     }
 }
 

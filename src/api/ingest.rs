@@ -11,8 +11,8 @@ use super::auth::Caller;
 use super::convert::{assessment_batch, check_batch_len, merge_rejections};
 use super::pb;
 use crate::domain::{PersonId, Rejection, Timestamp};
-use crate::engine::{Engine, IngestOutcome, Pending};
-use crate::service::ingest::Ingest;
+use crate::service::access::Access;
+use crate::service::ingest::{Ingest, IngestOutcome, Pending};
 
 /// Batches of one stream that may be queued behind the one being committed. Enough to
 /// keep the writer's group commit fed, small enough to bound memory per stream.
@@ -21,15 +21,18 @@ const STREAM_IN_FLIGHT: usize = 32;
 /// The ingest service, backed by the engine.
 pub struct IngestApi {
     service: Arc<Ingest>,
+    /// Where a stream's batches are audited.
+    access: Arc<Access>,
     shutdown: watch::Receiver<bool>,
 }
 
 impl IngestApi {
-    /// A service writing through `engine`; open streams stop reading new batches once
+    /// The gRPC face of `service`; open streams stop reading new batches once
     /// `shutdown` turns true, acknowledge what they accepted, and end.
-    pub fn new(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(service: Ingest, access: Arc<Access>, shutdown: watch::Receiver<bool>) -> Self {
         Self {
-            service: Arc::new(Ingest::new(engine)),
+            service: Arc::new(service),
+            access,
             shutdown,
         }
     }
@@ -86,6 +89,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
         let (acks, responses) = mpsc::channel(STREAM_IN_FLIGHT);
         let (queue, mut queued) = mpsc::channel::<Result<InFlight, Status>>(STREAM_IN_FLIGHT);
         let service = Arc::clone(&self.service);
+        let access = Arc::clone(&self.access);
         let mut shutdown = self.shutdown.clone();
         let mut changes = self.service.changes();
 
@@ -125,7 +129,7 @@ impl pb::ingest_service_server::IngestService for IngestApi {
                     Ok(_) => (tonic::Code::Ok, subjects),
                     Err(status) => (status.code(), Vec::new()),
                 };
-                if let Err(e) = caller.audit(service.engine(), subjects, code).await {
+                if let Err(e) = caller.audit(&access, subjects, code).await {
                     tracing::warn!(error = %e, "audit event of a streamed batch not recorded");
                 }
                 let failed = item.is_err();

@@ -2,8 +2,6 @@
 //! answers to response messages. The rules (scope, limits, suppression) are the
 //! service's.
 
-use std::sync::Arc;
-
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
@@ -11,15 +9,14 @@ use super::convert::{
     category_from_pb, category_to_pb, required_id, timestamp_to_pb, want_from_pb,
 };
 use super::pb;
-use crate::analytics::privacy::Suppression;
 use crate::domain::{FieldViolation, SkillId, TeamId};
-use crate::engine::insights::GroupBy;
-use crate::engine::{Engine, Want};
 use crate::error::{Error, Result};
+use crate::service::Want;
 use crate::service::insights::{
     ArchetypeEntry, Archetypes, ArchetypesQuery, Freshness, GroupPattern, Insights, MEMBER_PAGES,
     Patterns, PatternsQuery,
 };
+use crate::service::insights::{GroupBy, Suppression};
 use crate::service::page::{self, PageRequest};
 
 /// The insights service.
@@ -28,22 +25,9 @@ pub struct OrgInsightsApi {
 }
 
 impl OrgInsightsApi {
-    /// A service over `engine` that hides groups under `min_group_size` (at least 3).
-    pub fn new(
-        engine: Arc<Engine>,
-        min_group_size: usize,
-        culture_period: std::time::Duration,
-    ) -> Self {
-        Self {
-            service: Insights::new(engine, min_group_size).with_culture_period(culture_period),
-        }
-    }
-}
-
-impl OrgInsightsApi {
-    /// The culture snapshot its analysts read.
-    pub fn culture(&self) -> Arc<crate::service::culture::Culture> {
-        self.service.culture()
+    /// The gRPC face of `service`.
+    pub fn new(service: Insights) -> Self {
+        Self { service }
     }
 }
 

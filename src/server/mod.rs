@@ -30,6 +30,10 @@ use crate::api::{
 use crate::demo::{DemoConfig, DemoOrg};
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{Error, Result};
+use crate::service::{
+    access::Access, capability::Capability, directory::DirectoryService, ingest::Ingest,
+    insights::Insights, talent::Talent,
+};
 use crate::web::DashboardLayer;
 
 mod admission;
@@ -197,32 +201,34 @@ pub async fn run(
 
     let (stop_streams, streams_stopped) = watch::channel(false);
     let limit = config.max_message_bytes;
-    let directory = DirectoryServiceServer::new(DirectoryApi::new(Arc::clone(&engine)))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-
-    let ingest =
-        IngestServiceServer::new(IngestApi::new(Arc::clone(&engine), streams_stopped.clone()))
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit);
-    let access = AccessServiceServer::new(AccessApi::new(Arc::clone(&engine)));
-    let insights = OrgInsightsApi::new(
+    let directory = DirectoryServiceServer::new(DirectoryApi::new(DirectoryService::new(
         Arc::clone(&engine),
-        config.min_group_size,
-        config.culture_period,
-    );
+    )))
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+
+    // Tokens and the audit trail: the auth layer, streams' audits and AccessService.
+    let gate = Arc::new(Access::new(Arc::clone(&engine)));
+    let ingest = IngestServiceServer::new(IngestApi::new(
+        Ingest::new(Arc::clone(&engine)),
+        Arc::clone(&gate),
+        streams_stopped.clone(),
+    ))
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let access = AccessServiceServer::new(AccessApi::new(Arc::clone(&gate)));
+    let insights = Insights::new(Arc::clone(&engine), config.min_group_size)
+        .with_culture_period(config.culture_period);
     // Analysts' trends read the same published culture snapshot as their insights.
+    let capability = Capability::new(Arc::clone(&engine))
+        .for_analysts(config.min_group_size, insights.culture());
     let capability = CapabilityRoutes::new(
-        CapabilityApi::new(
-            Arc::clone(&engine),
-            config.min_group_size,
-            insights.culture(),
-            streams_stopped.clone(),
-        ),
+        CapabilityApi::new(capability, streams_stopped.clone()),
         limit,
     );
+    let insights = OrgInsightsApi::new(insights);
     let insights = OrgInsightsServiceServer::new(insights).max_encoding_message_size(limit);
-    let talent = TalentServiceServer::new(TalentApi::new(Arc::clone(&engine)))
+    let talent = TalentServiceServer::new(TalentApi::new(Talent::new(Arc::clone(&engine))))
         .max_encoding_message_size(limit);
     // The organisation's insights are computed once up front, off the request path, so
     // that the first culture review or plan after a start does not wait for them.
@@ -233,7 +239,7 @@ pub async fn run(
     // Unauthenticated denials are counted by the auth layer and recorded once a minute.
     let denials = Arc::new(Denials::default());
     let denial_recorder = tokio::spawn(record_denials_each_minute(
-        Arc::clone(&engine),
+        Arc::clone(&gate),
         Arc::clone(&denials),
     ));
 
@@ -313,7 +319,7 @@ pub async fn run(
         .layer(DashboardLayer)
         .layer(cors)
         .layer(GrpcWebLayer::new())
-        .layer(AuthLayer::new(Arc::clone(&engine), Arc::clone(&denials)))
+        .layer(AuthLayer::new(Arc::clone(&gate), Arc::clone(&denials)))
         .layer(AdmissionLayer::new(Arc::new(Admission::new(
             config.admission,
             config.request_timeout,
@@ -347,7 +353,7 @@ pub async fn run(
     }
     denial_recorder.abort();
     if engine.storage_failure().is_none() {
-        crate::api::auth::record_denials(&engine, denials.take_all()).await;
+        crate::api::auth::record_denials(&gate, denials.take_all()).await;
     }
     if let Some(reason) = engine.storage_failure() {
         // The writer may be stuck inside sled: close what can be closed, briefly.
@@ -363,13 +369,13 @@ pub async fn run(
 }
 
 /// Records the counts of unauthenticated denials of each minute once it is over.
-async fn record_denials_each_minute(engine: Arc<Engine>, denials: Arc<Denials>) {
+async fn record_denials_each_minute(gate: Arc<Access>, denials: Arc<Denials>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let ended = denials.take_ended(crate::domain::Timestamp::now());
-        crate::api::auth::record_denials(&engine, ended).await;
+        crate::api::auth::record_denials(&gate, ended).await;
     }
 }
 

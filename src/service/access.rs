@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::domain::{AuditEvent, FieldViolation, Grant, Text, TokenId, TokenInfo};
+use crate::domain::{AuditEvent, FieldViolation, Grant, Text, Timestamp, TokenId, TokenInfo};
 use crate::engine::Engine;
+/// A backup as it is streamed, its manifest, and an audit query: as the store has them;
+/// why a token was refused.
+pub use crate::engine::{AuthFailure, BackupFile};
 use crate::error::{Error, Result};
-use crate::store::AuditFilter;
+pub use crate::store::{AuditFilter, Manifest};
 
 use super::Answer;
 use super::page::{self, PageRequest};
@@ -58,9 +61,21 @@ impl Access {
         Self { engine }
     }
 
+    /// The token `bearer` names, if it is valid now: its id and what it grants.
+    pub fn authenticate(&self, bearer: &str) -> Result<(TokenId, Grant), AuthFailure> {
+        let snapshot = self.engine.snapshot();
+        let info = snapshot.tokens.authenticate(bearer, Timestamp::now())?;
+        Ok((info.id.clone(), info.grant.clone()))
+    }
+
+    /// Appends `event` to the audit trail; durable when this returns.
+    pub async fn record(&self, event: AuditEvent) -> Result<()> {
+        self.engine.record_audit(event).await
+    }
+
     /// A consistent backup of the store, in a file of the data directory removed when the
     /// returned value is dropped. Subjects: none (it holds everyone).
-    pub async fn backup(&self) -> Result<crate::engine::BackupFile> {
+    pub async fn backup(&self) -> Result<BackupFile> {
         self.engine.backup().await
     }
 

@@ -19,9 +19,11 @@ use crate::domain::{
     Timestamp, TokenId,
 };
 use crate::engine::queries::{
-    ProfileView, SkillRiskView, TeamCapabilityView, find_experts, person_gaps, person_profile,
-    skill_risks, team_capability, team_capability_as_of, team_members,
+    ProfileView, SkillRiskView, find_experts, person_gaps, person_profile, skill_risks,
+    team_capability, team_capability_as_of, team_members,
 };
+/// Results of this service that the engine computes as they are.
+pub use crate::engine::queries::{RiskKind, TeamCapabilityView};
 use crate::engine::{Engine, Snapshot};
 use crate::error::{Error, Result};
 

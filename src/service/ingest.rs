@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::domain::{Assessment, TokenId};
-use crate::engine::{Engine, IngestOutcome, Pending};
+use crate::engine::Engine;
+/// The writer's acknowledgement, and a batch on its way to it.
+pub use crate::engine::{IngestOutcome, Pending};
 use crate::error::Result;
 
 /// The ingest service.
@@ -43,10 +45,5 @@ impl Ingest {
     /// Signals each new data version (a revocation among them).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.engine.changes()
-    }
-
-    /// The engine, for the audit events of a stream's batches.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 }

@@ -10,9 +10,13 @@ use std::sync::Arc;
 use ndarray::{ArrayView1, Axis};
 
 use super::culture::{self, Culture};
-use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, Suppression, suppress};
+/// Why a group's figures are hidden, and how patterns are grouped: part of this service's
+/// questions and answers.
+pub use crate::analytics::privacy::Suppression;
+use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, suppress};
 use crate::domain::{AccessRole, FieldViolation, Grant, SkillCategory, SkillId, TeamId, Timestamp};
-use crate::engine::insights::{CellSums, GroupBy, GroupData, PatternData};
+pub use crate::engine::insights::GroupBy;
+use crate::engine::insights::{CellSums, GroupData, PatternData};
 use crate::engine::{Engine, Fresh, KChoice, Want};
 use crate::error::{Error, Result};
 

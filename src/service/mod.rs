@@ -14,6 +14,9 @@ pub mod page;
 pub mod scope;
 pub mod talent;
 
+/// How fresh an answer must be (`ResultPolicy`): part of requests to several services.
+pub use crate::engine::Want;
+
 /// A service's result and the people, teams or tokens it concerns (for the audit trail).
 #[derive(Clone, Debug)]
 pub struct Answer<T> {

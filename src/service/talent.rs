@@ -12,8 +12,13 @@ use crate::domain::{
     TeamId, Timestamp,
 };
 use crate::engine::compose::{Composition, SkillAsk, TeamAsk};
-use crate::engine::insights::{MentorView, MentoringPlan, find_mentors, mentee_needs};
+use crate::engine::insights::{find_mentors, mentee_needs};
 use crate::engine::{Engine, KChoice, Want};
+/// Results of this service that the engine computes as they are.
+pub use crate::engine::{
+    compose::Proposal,
+    insights::{MentorView, MentoringPlan},
+};
 use crate::error::{Error, Result};
 
 use super::Answer;
