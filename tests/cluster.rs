@@ -455,6 +455,13 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
         .list_skills(at_least(pb::ListSkillsRequest::default(), created_at))
         .await
         .expect("the new token works on another node");
+    // A caller without a valid token is not told how far the log has come.
+    let refused = DirectoryServiceClient::new(nodes[2].channel("cs_not-a-token").await)
+        .list_skills(pb::ListSkillsRequest::default())
+        .await
+        .expect_err("an unknown token is refused");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(refused.metadata().get("capsight-log-sequence").is_none());
     let token_id = created.info.expect("info").token_id;
     // That call's audit event (node 2) is listed by node 1.
     let deadline = Instant::now() + Duration::from_secs(10);

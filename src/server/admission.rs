@@ -208,7 +208,7 @@ fn refusal(error: Error) -> http::Response<Body> {
 }
 
 /// The `grpc-timeout` header as a duration (gRPC over HTTP/2: up to 8 digits and a unit).
-fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+pub(super) fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get("grpc-timeout")?.to_str().ok()?;
     if value.len() < 2 || value.len() > 9 {
         return None;

@@ -4,10 +4,11 @@
 //!   write up to it; for a write, the last applied when it was answered, which
 //!   includes the write (a write is answered only after this node applied it);
 //! - a call may send `capsight-min-log-sequence: N`: it then waits, at most
-//!   `MAX_WAIT` (and never past its deadline, which admission enforces), until this
-//!   node has applied entry N, and fails UNAVAILABLE if it has not. Sending the
-//!   sequence of a previous answer from any node makes the next call, on any node, see
-//!   everything that answer saw.
+//!   `MAX_WAIT` and never past its `grpc-timeout`, until this node has applied entry N,
+//!   and fails UNAVAILABLE if it has not. Sending the sequence of a previous answer from
+//!   any node makes the next call, on any node, see everything that answer saw —
+//!   tokens included: the wait comes before authentication (and before admission, so
+//!   a waiting call holds no permit).
 //!
 //! Outside cluster mode neither header means anything and none is sent.
 
@@ -106,7 +107,9 @@ where
         Box::pin(async move {
             match min_sequence(request.headers()) {
                 Ok(Some(min)) => {
-                    if let Err(e) = engine.wait_for_log(min, MAX_WAIT).await {
+                    let wait = super::admission::grpc_timeout(request.headers())
+                        .map_or(MAX_WAIT, |t| t.min(MAX_WAIT));
+                    if let Err(e) = engine.wait_for_log(min, wait).await {
                         let status = match e {
                             Error::Unavailable(reason) => tonic::Status::unavailable(reason),
                             other => tonic::Status::from(other),
@@ -120,6 +123,12 @@ where
             let write = crate::api::class_of(request.uri().path()) == crate::api::Class::Write;
             let before = engine.log_applied().unwrap_or(0);
             let mut response = inner.call(request).await?;
+            // A caller without a valid token learns nothing, the log's length included.
+            let unauthenticated = response.headers().get("grpc-status")
+                == Some(&http::HeaderValue::from_static("16"));
+            if unauthenticated {
+                return Ok(response);
+            }
             let sequence = if write {
                 engine.log_applied().unwrap_or(before)
             } else {

@@ -319,12 +319,15 @@ pub async fn run(
         .layer(DashboardLayer)
         .layer(cors)
         .layer(GrpcWebLayer::new())
+        // Before authentication: a token created on another node is a log entry too, so
+        // a call that names the sequence of its creation is authenticated once this node
+        // has applied it.
+        .layer(consistency::ConsistencyLayer::new(Arc::clone(&engine)))
         .layer(AuthLayer::new(Arc::clone(&gate), Arc::clone(&denials)))
         .layer(AdmissionLayer::new(Arc::new(Admission::new(
             config.admission,
             config.request_timeout,
         ))))
-        .layer(consistency::ConsistencyLayer::new(Arc::clone(&engine)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
