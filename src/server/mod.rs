@@ -154,40 +154,9 @@ pub async fn run(
     if let Some(demo) = &config.demo {
         load_demo_if_empty(&engine, demo).await?;
     }
-    // A store with no tokens beside an admin token file is not the store that wrote the
-    // file (replaced, truncated or damaged): minting a new admin token would hide that
-    // and overwrite the only way into the real one.
-    let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
-    if engine.snapshot().tokens.is_empty() && token_file.exists() {
+    if let Err(e) = first_admin_token(&engine, &config.data_dir).await {
         let _ = engine.close().await;
-        return Err(Error::DataDir(format!(
-            "{} holds no access tokens, but {} exists: the store is not the one that \
-             wrote that token (replaced, truncated or damaged?). Restore the store from a \
-             backup, or remove {} to start a new, empty organisation",
-            config.data_dir.display(),
-            token_file.display(),
-            token_file.display()
-        )));
-    }
-    // The token file is written (and synced) before the token is stored: should that
-    // fail, no token exists that nobody can read, and the next start tries again.
-    let data_dir = config.data_dir.clone();
-    let written = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let wrote = Arc::clone(&written);
-    let created = engine
-        .ensure_admin_token(move |token| {
-            write_admin_token(&data_dir, token)?;
-            wrote.store(true, std::sync::atomic::Ordering::Release);
-            Ok(())
-        })
-        .await?;
-    if written.load(std::sync::atomic::Ordering::Acquire) && !created {
-        // Cluster mode: another node's first token reached the log first, so the one
-        // written here was never stored. Its file would only mislead.
-        let path = config.data_dir.join(ADMIN_TOKEN_FILE);
-        std::fs::remove_file(&path)
-            .map_err(|e| Error::DataDir(format!("cannot remove {}: {e}", path.display())))?;
-        tracing::info!("another node created the first admin token; its data directory holds it");
+        return Err(e);
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -201,35 +170,15 @@ pub async fn run(
 
     let (stop_streams, streams_stopped) = watch::channel(false);
     let limit = config.max_message_bytes;
-    let directory = DirectoryServiceServer::new(DirectoryApi::new(DirectoryService::new(
-        Arc::clone(&engine),
-    )))
-    .max_decoding_message_size(limit)
-    .max_encoding_message_size(limit);
-
-    // Tokens and the audit trail: the auth layer, streams' audits and AccessService.
-    let gate = Arc::new(Access::new(Arc::clone(&engine)));
-    let ingest = IngestServiceServer::new(IngestApi::new(
-        Ingest::new(Arc::clone(&engine)),
-        Arc::clone(&gate),
-        streams_stopped.clone(),
-    ))
-    .max_decoding_message_size(limit)
-    .max_encoding_message_size(limit);
-    let access = AccessServiceServer::new(AccessApi::new(Arc::clone(&gate)));
-    let insights = Insights::new(Arc::clone(&engine), config.min_group_size)
-        .with_culture_period(config.culture_period);
-    // Analysts' trends read the same published culture snapshot as their insights.
-    let capability = Capability::new(Arc::clone(&engine))
-        .for_analysts(config.min_group_size, insights.culture());
-    let capability = CapabilityRoutes::new(
-        CapabilityApi::new(capability, streams_stopped.clone()),
-        limit,
-    );
-    let insights = OrgInsightsApi::new(insights);
-    let insights = OrgInsightsServiceServer::new(insights).max_encoding_message_size(limit);
-    let talent = TalentServiceServer::new(TalentApi::new(Talent::new(Arc::clone(&engine))))
-        .max_encoding_message_size(limit);
+    let Services {
+        gate,
+        directory,
+        ingest,
+        access,
+        capability,
+        insights,
+        talent,
+    } = services(&engine, &config, streams_stopped);
     // The organisation's insights are computed once up front, off the request path, so
     // that the first culture review or plan after a start does not wait for them.
     tokio::spawn(crate::service::insights::precompute_organisation(
@@ -245,50 +194,19 @@ pub async fn run(
 
     let ready = observe::Readiness::default();
     let (signalled, on_signal) = oneshot::channel();
-    let signal_health = health.clone();
-    let signal_ready = ready.clone();
-    let failed = storage_failed(Arc::clone(&engine));
-    let signal = async move {
-        tokio::select! {
-            () = shutdown => tracing::info!("shutdown requested; draining"),
-            reason = failed => {
-                tracing::error!(
-                    reason = %reason,
-                    "storage failed; writes are refused, stopping so that a supervisor restarts capsight"
-                );
-                // Report NOT_SERVING while still answering, so that health checks and
-                // load balancers see it before connections close.
-                set_health(&signal_health, tonic_health::ServingStatus::NotServing).await;
-                tokio::time::sleep(FAILURE_NOTICE).await;
-            }
-        }
-        signal_ready.set(false);
-        set_health(&signal_health, tonic_health::ServingStatus::NotServing).await;
-        let _ = stop_streams.send(true);
-        let _ = signalled.send(());
-    };
+    let signal = draining(
+        shutdown,
+        storage_failed(Arc::clone(&engine)),
+        (health.clone(), ready.clone()),
+        stop_streams,
+        signalled,
+    );
 
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
     ready.set(true);
-    tracing::info!(address = %local, "capsight serving");
-    let web_scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    tracing::info!("dashboard: {web_scheme}://{local}/ (sign in with a token)");
-    let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
-    let scheme = if config.tls.is_some() {
-        ""
-    } else {
-        "-plaintext "
-    };
-    tracing::info!(
-        "query with the admin token: grpcurl {scheme}-H \"authorization: Bearer $(cat {})\" {local} list",
-        token_file.display()
-    );
+    announce(local, &config);
     let incoming = connections::incoming(listener, config.connections);
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
@@ -355,8 +273,113 @@ pub async fn run(
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining calls"),
     }
     denial_recorder.abort();
+    stop(&engine, &gate, &denials, grace).await
+}
+
+/// capsight's services, each behind its gRPC face, and the access service the auth layer
+/// shares with them.
+struct Services {
+    gate: Arc<Access>,
+    directory: DirectoryServiceServer<DirectoryApi>,
+    ingest: IngestServiceServer<IngestApi>,
+    access: AccessServiceServer<AccessApi>,
+    capability: CapabilityRoutes,
+    insights: OrgInsightsServiceServer<OrgInsightsApi>,
+    talent: TalentServiceServer<TalentApi>,
+}
+
+/// Builds the services over `engine`; open streams end when `streams_stopped` turns true.
+fn services(
+    engine: &Arc<Engine>,
+    config: &ServerConfig,
+    streams_stopped: watch::Receiver<bool>,
+) -> Services {
+    let limit = config.max_message_bytes;
+    let directory =
+        DirectoryServiceServer::new(DirectoryApi::new(DirectoryService::new(Arc::clone(engine))))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+
+    // Tokens and the audit trail: the auth layer, streams' audits and AccessService.
+    let gate = Arc::new(Access::new(Arc::clone(engine)));
+    let ingest = IngestServiceServer::new(IngestApi::new(
+        Ingest::new(Arc::clone(engine)),
+        Arc::clone(&gate),
+        streams_stopped.clone(),
+    ))
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let access = AccessServiceServer::new(AccessApi::new(Arc::clone(&gate)));
+    let insights = Insights::new(Arc::clone(engine), config.min_group_size)
+        .with_culture_period(config.culture_period);
+    // Analysts' trends read the same published culture snapshot as their insights.
+    let capability =
+        Capability::new(Arc::clone(engine)).for_analysts(config.min_group_size, insights.culture());
+    let capability = CapabilityRoutes::new(
+        CapabilityApi::new(capability, streams_stopped.clone()),
+        limit,
+    );
+    let insights = OrgInsightsApi::new(insights);
+    let insights = OrgInsightsServiceServer::new(insights).max_encoding_message_size(limit);
+    let talent = TalentServiceServer::new(TalentApi::new(Talent::new(Arc::clone(engine))))
+        .max_encoding_message_size(limit);
+    Services {
+        gate,
+        directory,
+        ingest,
+        access,
+        capability,
+        insights,
+        talent,
+    }
+}
+
+/// Makes sure an admin token exists, written to `data_dir`'s token file before it is
+/// stored; refuses a store with no tokens beside a token file (not the store that wrote
+/// it).
+async fn first_admin_token(engine: &Engine, data_dir: &std::path::Path) -> Result<()> {
+    // A store with no tokens beside an admin token file is not the store that wrote the
+    // file (replaced, truncated or damaged): minting a new admin token would hide that
+    // and overwrite the only way into the real one.
+    let token_file = data_dir.join(ADMIN_TOKEN_FILE);
+    if engine.snapshot().tokens.is_empty() && token_file.exists() {
+        return Err(Error::DataDir(format!(
+            "{} holds no access tokens, but {} exists: the store is not the one that \
+             wrote that token (replaced, truncated or damaged?). Restore the store from a \
+             backup, or remove {} to start a new, empty organisation",
+            data_dir.display(),
+            token_file.display(),
+            token_file.display()
+        )));
+    }
+    // The token file is written (and synced) before the token is stored: should that
+    // fail, no token exists that nobody can read, and the next start tries again.
+    let dir = data_dir.to_path_buf();
+    let written = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wrote = Arc::clone(&written);
+    let created = engine
+        .ensure_admin_token(move |token| {
+            write_admin_token(&dir, token)?;
+            wrote.store(true, std::sync::atomic::Ordering::Release);
+            Ok(())
+        })
+        .await?;
+    if written.load(std::sync::atomic::Ordering::Acquire) && !created {
+        // Cluster mode: another node's first token reached the log first, so the one
+        // written here was never stored. Its file would only mislead.
+        let path = data_dir.join(ADMIN_TOKEN_FILE);
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::DataDir(format!("cannot remove {}: {e}", path.display())))?;
+        tracing::info!("another node created the first admin token; its data directory holds it");
+    }
+    Ok(())
+}
+
+/// After serving: records the last denials, then flushes and closes the store; an error
+/// if the storage had failed (the writer may be stuck: closed within `grace`).
+async fn stop(engine: &Engine, gate: &Access, denials: &Denials, grace: Duration) -> Result<()> {
     if engine.storage_failure().is_none() {
-        crate::api::auth::record_denials(&gate, denials.take_all()).await;
+        crate::api::auth::record_denials(gate, denials.take_all()).await;
     }
     if let Some(reason) = engine.storage_failure() {
         // The writer may be stuck inside sled: close what can be closed, briefly.
@@ -369,6 +392,56 @@ pub async fn run(
     engine.close().await?;
     tracing::info!("store flushed; stopped");
     Ok(())
+}
+
+/// Logs where capsight serves, its dashboard, and how to query it with the admin token
+/// (the file's path, never the token).
+fn announce(local: std::net::SocketAddr, config: &ServerConfig) {
+    tracing::info!(address = %local, "capsight serving");
+    let web_scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!("dashboard: {web_scheme}://{local}/ (sign in with a token)");
+    let token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
+    let scheme = if config.tls.is_some() {
+        ""
+    } else {
+        "-plaintext "
+    };
+    tracing::info!(
+        "query with the admin token: grpcurl {scheme}-H \"authorization: Bearer $(cat {})\" {local} list",
+        token_file.display()
+    );
+}
+
+/// Completes when the server should stop taking calls: `shutdown` completed, or the
+/// storage failed (then NOT_SERVING is reported for a moment first, while still
+/// answering, so that health checks and load balancers see it before connections
+/// close). Then reports not ready, ends open streams and tells `signalled`.
+async fn draining(
+    shutdown: impl Future<Output = ()>,
+    failed: impl Future<Output = String>,
+    (health, ready): (tonic_health::server::HealthReporter, observe::Readiness),
+    stop_streams: watch::Sender<bool>,
+    signalled: oneshot::Sender<()>,
+) {
+    tokio::select! {
+        () = shutdown => tracing::info!("shutdown requested; draining"),
+        reason = failed => {
+            tracing::error!(
+                reason = %reason,
+                "storage failed; writes are refused, stopping so that a supervisor restarts capsight"
+            );
+            set_health(&health, tonic_health::ServingStatus::NotServing).await;
+            tokio::time::sleep(FAILURE_NOTICE).await;
+        }
+    }
+    ready.set(false);
+    set_health(&health, tonic_health::ServingStatus::NotServing).await;
+    let _ = stop_streams.send(true);
+    let _ = signalled.send(());
 }
 
 /// Records the counts of unauthenticated denials of each minute once it is over.
