@@ -14,9 +14,11 @@ use super::culture::{self, Culture};
 /// questions and answers.
 pub use crate::analytics::privacy::Suppression;
 use crate::analytics::privacy::{MIN_GROUP_SIZE_FLOOR, suppress};
-use crate::domain::{AccessRole, FieldViolation, Grant, SkillCategory, SkillId, TeamId, Timestamp};
+use crate::domain::{
+    AccessRole, Directory, FieldViolation, Grant, SkillCategory, SkillId, TeamId, Timestamp,
+};
 pub use crate::engine::insights::GroupBy;
-use crate::engine::insights::{CellSums, GroupData, PatternData};
+use crate::engine::insights::{ArchetypeView, CellSums, GroupData, PatternData};
 use crate::engine::{Engine, Fresh, KChoice, Want};
 use crate::error::{Error, Result};
 
@@ -433,25 +435,7 @@ impl Insights {
         if query.include_members && grant.role == AccessRole::Analyst {
             return Err(Error::PermissionDenied);
         }
-        let mut violations = Vec::new();
-        for (field, value) in [("k", query.k), ("max_k", query.max_k)] {
-            if value.is_some_and(|k| !(2..=MAX_K).contains(&k)) {
-                violations.push(FieldViolation::new(field, "must be between 2 and 50"));
-            }
-        }
-        if query.k.is_some() && query.max_k.is_some() {
-            violations.push(FieldViolation::new(
-                "max_k",
-                "only when k is chosen automatically (k unset)",
-            ));
-        }
-        if !violations.is_empty() {
-            return Err(Error::InvalidArgument(violations));
-        }
-        let choice = KChoice {
-            k: query.k.map(|k| k as usize),
-            max_k: query.max_k.map(|k| k as usize),
-        };
+        let choice = k_choice(query.k, query.max_k)?;
         let fresh = if grant.role == AccessRole::Analyst {
             self.culture.archetypes(choice, query.want).await?
         } else {
@@ -460,96 +444,11 @@ impl Insights {
         let view = &fresh.value;
         let minimum = self.min_group_size;
         let directory = &snapshot.directory;
-        let sizes: Vec<(usize, usize)> = view.set.archetypes.iter().map(|a| (0, a.size)).collect();
-        let decisions = suppress(&sizes, minimum);
-        let team_name = |t: &TeamId| {
-            directory
-                .teams()
-                .get(t)
-                .map_or_else(|| t.to_string(), |t| t.name.as_str().to_owned())
-        };
-        let archetypes = view
-            .set
-            .archetypes
-            .iter()
-            .zip(decisions)
-            .zip(&view.departments)
-            .enumerate()
-            .map(|(index, ((a, suppression), departments))| {
-                let figures = (suppression == Suppression::Visible).then(|| {
-                    let (shown, hidden) = visible_counts(departments, minimum);
-                    let centre = view
-                        .set
-                        .projection
-                        .project(a.centroid.view().insert_axis(Axis(0)));
-                    ArchetypeFigures {
-                        label: a.label.clone(),
-                        size: u32::try_from(a.size).unwrap_or(u32::MAX),
-                        spread: a.spread,
-                        centroid: a.centroid.to_vec(),
-                        defining: a
-                            .defining
-                            .iter()
-                            .map(|c| {
-                                let skill = view.skills[c.column].clone();
-                                let name = directory.skills().get(&skill).map_or_else(
-                                    || skill.to_string(),
-                                    |s| s.name.as_str().to_owned(),
-                                );
-                                Contrast {
-                                    skill,
-                                    name,
-                                    level: c.level,
-                                    versus_mean: c.versus_mean,
-                                }
-                            })
-                            .collect(),
-                        departments: shown
-                            .into_iter()
-                            .map(|(team, count)| DepartmentShare {
-                                name: team_name(&team),
-                                team,
-                                count,
-                            })
-                            .collect(),
-                        other_departments: hidden,
-                        position: map_point(centre.row(0)),
-                    }
-                });
-                ArchetypeEntry {
-                    index: index as u32,
-                    suppression,
-                    figures,
-                }
-            })
-            .collect();
-        // Members only of people who still exist (the cached result may predate changes).
-        // Members in person id order (the order people were clustered in).
-        debug_assert!(view.people.windows(2).all(|w| w[0] < w[1]));
-        let (page, next_member_page_token) = match query.include_members {
-            true => query
-                .members
-                .apply_sorted(&view.people, ToString::to_string),
-            false => (0..0, String::new()),
-        };
-        let members: Vec<Member> = if query.include_members {
-            view.people
-                .iter()
-                .zip(&view.set.assignments)
-                .zip(&view.set.distances)
-                .zip(view.set.points.outer_iter())
-                .skip(page.start)
-                .take(page.len())
-                .filter(|(((p, _), _), _)| directory.person(p.as_str()).is_some())
-                .map(|(((p, &a), &d), point)| Member {
-                    person: p.to_string(),
-                    archetype: a as u32,
-                    distance: d,
-                    position: map_point(point),
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let archetypes = entries(view, directory, minimum);
+        // Only people who still exist (the cached result may predate changes).
+        let (members, next_member_page_token) = match query.include_members {
+            true => members(view, directory, &query.members),
+            false => (Vec::new(), String::new()),
         };
         let subjects = members.iter().map(|m| m.person.clone()).collect();
         let archetypes = Archetypes {
@@ -801,6 +700,124 @@ fn group_figures(
     out.trend = (sum.trend_cells > 0).then(|| sum.trend / f64::from(sum.trend_cells));
     out.trend_cells = sum.trend_cells;
     out
+}
+
+/// The number of archetypes asked for: `k`, or chosen automatically up to `max_k`.
+fn k_choice(k: Option<u32>, max_k: Option<u32>) -> Result<KChoice> {
+    let mut violations = Vec::new();
+    for (field, value) in [("k", k), ("max_k", max_k)] {
+        if value.is_some_and(|k| !(2..=MAX_K).contains(&k)) {
+            violations.push(FieldViolation::new(field, "must be between 2 and 50"));
+        }
+    }
+    if k.is_some() && max_k.is_some() {
+        violations.push(FieldViolation::new(
+            "max_k",
+            "only when k is chosen automatically (k unset)",
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(Error::InvalidArgument(violations));
+    }
+    Ok(KChoice {
+        k: k.map(|k| k as usize),
+        max_k: max_k.map(|k| k as usize),
+    })
+}
+
+/// Each archetype with its figures, or only its suppression when it has fewer than
+/// `minimum` people; departments under `minimum` are counted together, never named.
+fn entries(view: &ArchetypeView, directory: &Directory, minimum: usize) -> Vec<ArchetypeEntry> {
+    let sizes: Vec<(usize, usize)> = view.set.archetypes.iter().map(|a| (0, a.size)).collect();
+    let decisions = suppress(&sizes, minimum);
+    let team_name = |t: &TeamId| {
+        directory
+            .teams()
+            .get(t)
+            .map_or_else(|| t.to_string(), |t| t.name.as_str().to_owned())
+    };
+    view.set
+        .archetypes
+        .iter()
+        .zip(decisions)
+        .zip(&view.departments)
+        .enumerate()
+        .map(|(index, ((a, suppression), departments))| {
+            let figures = (suppression == Suppression::Visible).then(|| {
+                let (shown, hidden) = visible_counts(departments, minimum);
+                let centre = view
+                    .set
+                    .projection
+                    .project(a.centroid.view().insert_axis(Axis(0)));
+                ArchetypeFigures {
+                    label: a.label.clone(),
+                    size: u32::try_from(a.size).unwrap_or(u32::MAX),
+                    spread: a.spread,
+                    centroid: a.centroid.to_vec(),
+                    defining: a
+                        .defining
+                        .iter()
+                        .map(|c| {
+                            let skill = view.skills[c.column].clone();
+                            let name = directory
+                                .skills()
+                                .get(&skill)
+                                .map_or_else(|| skill.to_string(), |s| s.name.as_str().to_owned());
+                            Contrast {
+                                skill,
+                                name,
+                                level: c.level,
+                                versus_mean: c.versus_mean,
+                            }
+                        })
+                        .collect(),
+                    departments: shown
+                        .into_iter()
+                        .map(|(team, count)| DepartmentShare {
+                            name: team_name(&team),
+                            team,
+                            count,
+                        })
+                        .collect(),
+                    other_departments: hidden,
+                    position: map_point(centre.row(0)),
+                }
+            });
+            ArchetypeEntry {
+                index: index as u32,
+                suppression,
+                figures,
+            }
+        })
+        .collect()
+}
+
+/// One page of the people clustered, in person id order (the order they were clustered
+/// in), without those erased since; and the next page's token.
+fn members(
+    view: &ArchetypeView,
+    directory: &Directory,
+    page: &PageRequest,
+) -> (Vec<Member>, String) {
+    debug_assert!(view.people.windows(2).all(|w| w[0] < w[1]));
+    let (page, next) = page.apply_sorted(&view.people, ToString::to_string);
+    let members = view
+        .people
+        .iter()
+        .zip(&view.set.assignments)
+        .zip(&view.set.distances)
+        .zip(view.set.points.outer_iter())
+        .skip(page.start)
+        .take(page.len())
+        .filter(|(((p, _), _), _)| directory.person(p.as_str()).is_some())
+        .map(|(((p, &a), &d), point)| Member {
+            person: p.to_string(),
+            archetype: a as u32,
+            distance: d,
+            position: map_point(point),
+        })
+        .collect();
+    (members, next)
 }
 
 #[cfg(test)]
