@@ -96,7 +96,7 @@ impl From<&Manifest> for pb::BackupManifest {
     }
 }
 
-/// Sends the backup's data file in chunks, then its manifest; the file goes when done
+/// Sends the backup's data file in chunks, then its manifest; the file goes once read
 /// (or when the caller leaves).
 fn send_backup(
     backup: BackupFile,
@@ -128,6 +128,10 @@ fn send_backup(
         }
     }
     let manifest = pb::create_backup_response::Part::Manifest((&backup.manifest).into());
+    // The file is sent: removed, and the next backup allowed, before the caller hears
+    // the end (a caller asking again at once was refused as busy while this finished).
+    drop(file);
+    drop(backup);
     let _ = out.blocking_send(part(manifest));
 }
 
