@@ -1,14 +1,14 @@
 //! Team composition over one snapshot: builds the candidate pool and constraints from
 //! the directory and capability index, runs `analytics::teams`, and explains the result.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::Snapshot;
+use super::{CapabilityIndex, Snapshot};
 use crate::analytics::teams::{
     EXACT_POOL_LIMIT, Team, TeamCandidate, TeamProblem, TeamRequirement, exact, heuristic,
     upper_bound,
 };
-use crate::domain::{FieldViolation, Level, Person, PersonId, Scope, SkillId, TeamId};
+use crate::domain::{Directory, FieldViolation, Level, Person, PersonId, Scope, SkillId, TeamId};
 use crate::error::{Error, Result};
 
 /// One skill the team must cover.
@@ -175,7 +175,136 @@ fn team_needs(snapshot: &Snapshot, team: &TeamId) -> BTreeMap<SkillId, Vec<Perso
 pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result<Composition> {
     let directory = &snapshot.directory;
     let capability = &snapshot.capability;
-    // The pool, in id order.
+    let pool = pool_of(directory, ask, scope);
+    let positions: HashMap<&PersonId, usize> =
+        pool.iter().enumerate().map(|(i, p)| (&p.id, i)).collect();
+    let index_of = |id: &PersonId| positions.get(id).copied();
+
+    let (mut candidates, source_teams) = candidates_of(capability, ask, &pool);
+
+    // Needs of every source team when protecting them; otherwise only of the teams a
+    // proposal takes people from (for its impact), computed when explaining.
+    let Protection {
+        group_limits,
+        conflicts,
+        needs,
+    } = match ask.protect {
+        true => protect(snapshot, &source_teams, &positions, &mut candidates),
+        false => Protection::default(),
+    };
+    let must_include: Vec<usize> = ask.must_include.iter().filter_map(index_of).collect();
+    let problem = TeamProblem {
+        requirements: ask
+            .requirements
+            .iter()
+            .map(|r| TeamRequirement {
+                level: r.level,
+                people: r.people,
+                weight: r.weight,
+            })
+            .collect(),
+        candidates,
+        min_size: ask.min_size,
+        max_size: ask.max_size,
+        must_include,
+        max_per_team: ask.max_per_team,
+        group_limits,
+        diversity: ask.archetypes.is_some(),
+    };
+    if let Some(reason) = problem.infeasibility() {
+        return Err(infeasible(ask, &conflicts, reason));
+    }
+    let found = heuristic(&problem, &[]).ok_or_else(|| {
+        Error::InvalidArgument(vec![FieldViolation::new(
+            "min_size",
+            "no team of the requested size satisfies the constraints",
+        )])
+    })?;
+    let (best, searched) = if pool.len() <= EXACT_POOL_LIMIT {
+        match exact(&problem, Some(found.clone())) {
+            Some(optimal) => (optimal, true),
+            None => (found, false),
+        }
+    } else {
+        (found, false)
+    };
+    // A team that reaches the upper bound is optimal whatever found it.
+    let bound = upper_bound(&problem);
+    let proven = searched || best.objective + 1e-12 >= bound;
+    let bound = if proven {
+        best.objective
+    } else {
+        bound.max(best.objective)
+    };
+
+    let alternatives = alternatives(&problem, &best, ask.alternatives);
+
+    let explain = |team: &Team| explain(snapshot, ask, &problem, &pool, &needs, team);
+    Ok(Composition {
+        best: explain(&best),
+        alternatives: alternatives.iter().map(explain).collect(),
+        proven,
+        searched,
+        upper_bound: bound,
+        conflicts: conflicts
+            .into_iter()
+            .map(|(person, (team, skills))| Conflict {
+                person,
+                team,
+                skills,
+            })
+            .collect(),
+        pool_size: pool.len(),
+    })
+}
+
+/// What protecting the source teams asks of a team: per (team, required skill) a limit
+/// of holders − 1 taken from its proficient holders in the pool (`groups` of the
+/// candidates), the people who are the last holder of something, and each team's needs.
+#[derive(Default)]
+struct Protection {
+    group_limits: Vec<usize>,
+    conflicts: BTreeMap<PersonId, (TeamId, Vec<SkillId>)>,
+    needs: BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>>,
+}
+
+/// Protection of `source_teams`, marking the limited candidates (by their `positions` in
+/// the pool).
+fn protect(
+    snapshot: &Snapshot,
+    source_teams: &[TeamId],
+    positions: &HashMap<&PersonId, usize>,
+    candidates: &mut [TeamCandidate],
+) -> Protection {
+    let index_of = |id: &PersonId| positions.get(id).copied();
+    let mut p = Protection::default();
+    for team in source_teams {
+        let skills = team_needs(snapshot, team);
+        for (skill, holders) in &skills {
+            let in_pool: Vec<usize> = holders.iter().filter_map(index_of).collect();
+            if holders.is_empty() || in_pool.is_empty() {
+                continue;
+            }
+            if holders.len() == 1 {
+                p.conflicts
+                    .entry(holders[0].clone())
+                    .or_insert_with(|| (team.clone(), Vec::new()))
+                    .1
+                    .push(skill.clone());
+            }
+            for &c in &in_pool {
+                candidates[c].groups.push(p.group_limits.len());
+            }
+            p.group_limits.push(holders.len() - 1);
+        }
+        p.needs.insert(team.clone(), skills);
+    }
+    p
+}
+
+/// The people a team may be drawn from, in id order: in `scope`, in the pool teams (or
+/// named to include), available enough and not excluded; and those who must be in it.
+fn pool_of<'a>(directory: &'a Directory, ask: &TeamAsk, scope: &Scope) -> Vec<&'a Person> {
     let pool_teams: Option<BTreeSet<TeamId>> = (!ask.pool_teams.is_empty()).then(|| {
         ask.pool_teams
             .iter()
@@ -196,10 +325,17 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         })
         .collect();
     pool.sort_by(|a, b| a.id.cmp(&b.id));
-    let positions: std::collections::HashMap<&PersonId, usize> =
-        pool.iter().enumerate().map(|(i, p)| (&p.id, i)).collect();
-    let index_of = |id: &PersonId| positions.get(id).copied();
+    pool
+}
 
+/// The pool as the optimiser sees it: each person's levels in the asked skills (unknown
+/// below `min_confidence`), archetype and source team (an index into the returned
+/// source teams, in id order).
+fn candidates_of(
+    capability: &CapabilityIndex,
+    ask: &TeamAsk,
+    pool: &[&Person],
+) -> (Vec<TeamCandidate>, Vec<TeamId>) {
     let columns: Vec<Option<usize>> = ask
         .requirements
         .iter()
@@ -231,108 +367,46 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut candidates: Vec<TeamCandidate> = candidates
+    let candidates: Vec<TeamCandidate> = candidates
         .into_iter()
-        .zip(&pool)
+        .zip(pool)
         .map(|(mut c, p)| {
             c.team = source_teams.binary_search(&p.team).unwrap_or(0);
             c
         })
         .collect();
+    (candidates, source_teams)
+}
 
-    // Protection: at most (holders − 1) of each team's proficient holders of a skill
-    // its roles require.
-    let mut group_limits = Vec::new();
-    let mut conflicts: BTreeMap<PersonId, (TeamId, Vec<SkillId>)> = BTreeMap::new();
-    // Needs of every source team when protecting them; otherwise only of the teams a
-    // proposal takes people from (for its impact), computed when explaining.
-    let mut needs: BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>> = BTreeMap::new();
-    if ask.protect {
-        for team in &source_teams {
-            let skills = team_needs(snapshot, team);
-            for (skill, holders) in &skills {
-                let in_pool: Vec<usize> = holders.iter().filter_map(index_of).collect();
-                if holders.is_empty() || in_pool.is_empty() {
-                    continue;
-                }
-                if holders.len() == 1 {
-                    conflicts
-                        .entry(holders[0].clone())
-                        .or_insert_with(|| (team.clone(), Vec::new()))
-                        .1
-                        .push(skill.clone());
-                }
-                for &c in &in_pool {
-                    candidates[c].groups.push(group_limits.len());
-                }
-                group_limits.push(holders.len() - 1);
-            }
-            needs.insert(team.clone(), skills);
-        }
-    }
-    let must_include: Vec<usize> = ask.must_include.iter().filter_map(index_of).collect();
-    let problem = TeamProblem {
-        requirements: ask
-            .requirements
-            .iter()
-            .map(|r| TeamRequirement {
-                level: r.level,
-                people: r.people,
-                weight: r.weight,
-            })
-            .collect(),
-        candidates,
-        min_size: ask.min_size,
-        max_size: ask.max_size,
-        must_include,
-        max_per_team: ask.max_per_team,
-        group_limits,
-        diversity: ask.archetypes.is_some(),
-    };
-    if let Some(reason) = problem.infeasibility() {
-        let field = if ask.must_include.is_empty() {
-            "min_size"
-        } else {
-            "must_include_person_ids"
-        };
-        let reason = match conflicts.iter().find(|(p, _)| ask.must_include.contains(p)) {
-            Some((p, (team, skills))) => format!(
-                "{p} is the last proficient person of team {team} in {}; protect_source_teams forbids taking them",
-                skills
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => reason,
-        };
-        return Err(Error::InvalidArgument(vec![FieldViolation::new(
-            field, reason,
-        )]));
-    }
-    let found = heuristic(&problem, &[]).ok_or_else(|| {
-        Error::InvalidArgument(vec![FieldViolation::new(
-            "min_size",
-            "no team of the requested size satisfies the constraints",
-        )])
-    })?;
-    let (best, searched) = if pool.len() <= EXACT_POOL_LIMIT {
-        match exact(&problem, Some(found.clone())) {
-            Some(optimal) => (optimal, true),
-            None => (found, false),
-        }
+/// Why no team can meet `ask`: the problem's own `reason`, or, when a person who must be
+/// included is the last holder protection keeps in their team, that.
+fn infeasible(
+    ask: &TeamAsk,
+    conflicts: &BTreeMap<PersonId, (TeamId, Vec<SkillId>)>,
+    reason: String,
+) -> Error {
+    let field = if ask.must_include.is_empty() {
+        "min_size"
     } else {
-        (found, false)
+        "must_include_person_ids"
     };
-    // A team that reaches the upper bound is optimal whatever found it.
-    let bound = upper_bound(&problem);
-    let proven = searched || best.objective + 1e-12 >= bound;
-    let bound = if proven {
-        best.objective
-    } else {
-        bound.max(best.objective)
+    let reason = match conflicts.iter().find(|(p, _)| ask.must_include.contains(p)) {
+        Some((p, (team, skills))) => format!(
+            "{p} is the last proficient person of team {team} in {}; protect_source_teams forbids taking them",
+            skills
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => reason,
     };
+    Error::InvalidArgument(vec![FieldViolation::new(field, reason)])
+}
 
+/// Up to `wanted` teams other than `best`, each differing from it and from one another by
+/// at least a third of their members, best first.
+fn alternatives(problem: &TeamProblem, best: &Team, wanted: usize) -> Vec<Team> {
     // Alternatives: the best team without a window of its free members, as many as an
     // alternative must differ by (a third of the team), for each starting member in turn.
     // Leaving out one member at a time is not enough: in a large pool the heuristic
@@ -344,7 +418,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
         .copied()
         .filter(|m| !problem.must_include.contains(m))
         .collect();
-    let mut options: Vec<Team> = if ask.alternatives == 0 || free.is_empty() {
+    let mut options: Vec<Team> = if wanted == 0 || free.is_empty() {
         Vec::new()
     } else {
         (0..free.len())
@@ -352,7 +426,7 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
                 let left_out: Vec<usize> = (0..needed.min(free.len()))
                     .map(|k| free[(start + k) % free.len()])
                     .collect();
-                heuristic(&problem, &left_out)
+                heuristic(problem, &left_out)
             })
             .collect()
     };
@@ -368,31 +442,14 @@ pub fn compose_team(snapshot: &Snapshot, ask: &TeamAsk, scope: &Scope) -> Result
     };
     let mut alternatives: Vec<Team> = Vec::new();
     for option in options {
-        if alternatives.len() >= ask.alternatives {
+        if alternatives.len() >= wanted {
             break;
         }
-        if differs(&option, &best) && alternatives.iter().all(|a| differs(&option, a)) {
+        if differs(&option, best) && alternatives.iter().all(|a| differs(&option, a)) {
             alternatives.push(option);
         }
     }
-
-    let explain = |team: &Team| explain(snapshot, ask, &problem, &pool, &needs, team);
-    Ok(Composition {
-        best: explain(&best),
-        alternatives: alternatives.iter().map(explain).collect(),
-        proven,
-        searched,
-        upper_bound: bound,
-        conflicts: conflicts
-            .into_iter()
-            .map(|(person, (team, skills))| Conflict {
-                person,
-                team,
-                skills,
-            })
-            .collect(),
-        pool_size: pool.len(),
-    })
+    alternatives
 }
 
 fn explain(
