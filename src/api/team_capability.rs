@@ -20,8 +20,8 @@ use super::pb;
 use super::pb::capability_service_server::CapabilityServiceServer;
 use crate::domain::{FieldViolation, Grant, SkillId, TeamId};
 use crate::error::{Error, Result};
-use crate::service::capability::{Capability, TeamQuestion};
-use crate::service::page::{self, PageFields, PageRequest};
+use crate::service::capability::{Capability, TEAM_MEMBER_PAGES, TeamQuestion};
+use crate::service::page::{self, PageRequest};
 use convert::{page_of, to_dense, to_pb};
 
 /// `capsight.v1.CapabilityService` as mounted on the server: `GetTeamCapability`, the
@@ -230,15 +230,6 @@ pub(super) struct TeamQuery {
     page: PageRequest,
 }
 
-/// Page fields and sizes of a team's members: a member row is about 1.6 KB in the CELLS
-/// layout over 500 skills, so a default page stays near 1.6 MB.
-const MEMBER_PAGES: PageFields = PageFields {
-    size: "member_page_size",
-    token: "member_page_token",
-    default: 1_000,
-    most: 10_000,
-};
-
 impl TeamQuery {
     pub(super) fn parse(
         team_id: &str,
@@ -253,8 +244,12 @@ impl TeamQuery {
             if include_subteams { "subteams" } else { "" },
         ];
         context.extend(skill_ids.iter().map(String::as_str));
-        let page =
-            PageRequest::parse_sized(page_size, page_token, page::context(&context), MEMBER_PAGES)?;
+        let page = PageRequest::parse_sized(
+            page_size,
+            page_token,
+            page::context(&context),
+            TEAM_MEMBER_PAGES,
+        )?;
         let team = required_id(team_id, "team_id", TeamId::parse)?;
         let skills = skill_ids
             .iter()

@@ -29,8 +29,18 @@ use crate::error::{Error, Result};
 
 use super::Answer;
 use super::culture::Culture;
-use super::page;
+use super::page::{self, PageFields};
 use super::scope::{admit_department, admit_person, admit_team, admit_team_for};
+
+/// Page fields and sizes of a team view's members (Get/WatchTeamCapability): a member
+/// row is about 1.6 KB in the CELLS layout over 500 skills, so a default page stays near
+/// 1.6 MB.
+pub const TEAM_MEMBER_PAGES: PageFields = PageFields {
+    size: "member_page_size",
+    token: "member_page_token",
+    default: 1_000,
+    most: 10_000,
+};
 
 /// Most points one skill's trend may have.
 pub const MAX_TREND_POINTS: i64 = 200;
