@@ -165,14 +165,17 @@ function heatmap(m: Model, c: TeamCapability, first: number, scrollLeft = 0): HT
     frame = requestAnimationFrame(draw);
   });
   let placed = false;
-  new ResizeObserver(() => {
+  const resized = new ResizeObserver(() => {
+    // Replaced by a live update or another page: let the observer go with the table.
+    if (placed && !scroll.isConnected) return resized.disconnect();
     if (!placed && scroll.isConnected) {
       placed = true;
       draw(); // measures the columns, now that they are laid out
       scroll.scrollLeft = scrollLeft;
     }
     draw();
-  }).observe(scroll);
+  });
+  resized.observe(scroll);
   draw();
   return h(
     "div",
