@@ -180,7 +180,13 @@ async fn a_data_directory_from_a_newer_schema_is_refused() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("data");
     {
-        let db = sled::open(&dir).unwrap();
+        // No background flusher: it would hold the directory's lock for a moment after
+        // `db` is dropped, and the server below would find the store in use.
+        let db = sled::Config::new()
+            .path(&dir)
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
         db.open_tree("meta")
             .unwrap()
             .insert("schema_version", &99u32.to_be_bytes())
