@@ -63,6 +63,56 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("cluster log: {what}: {e}"))
 }
 
+/// Sends a log entry under its id (`Nats-Msg-Id`); returns the wait for its
+/// acknowledgement.
+async fn publish_entry(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    payload: &bytes::Bytes,
+) -> Result<jetstream::context::PublishAckFuture> {
+    let message = jetstream::message::PublishMessage::build()
+        .payload(payload.clone())
+        .message_id(id);
+    js.send_publish(subject.to_owned(), message)
+        .await
+        .map_err(|e| unavailable("publish", e))
+}
+
+/// The sequence the log acknowledged `ack` with, waiting at most `timeout`.
+async fn acknowledged(timeout: Duration, ack: jetstream::context::PublishAckFuture) -> Result<u64> {
+    let ack = tokio::time::timeout(timeout, ack)
+        .await
+        .map_err(|_| unavailable("publish", "no acknowledgement in time"))?
+        .map_err(|e| match e.kind() {
+            PublishErrorKind::TimedOut => unavailable("publish", "timed out"),
+            _ => unavailable("publish", e),
+        })?;
+    Ok(ack.sequence)
+}
+
+/// Tries `attempt` again, backing off from 100 ms to 2 s, while it fails unavailable
+/// (a server restarting, a stream electing its leader) and `bound` has not passed;
+/// the last error otherwise. Only for what is safe to repeat.
+async fn persist<T, F, Fut>(bound: Duration, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Err(Error::Unavailable(reason)) if tokio::time::Instant::now() + pause < deadline => {
+                tracing::debug!(%reason, "cluster log call tried again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A checkpoint's description, stored as the object's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointInfo {
@@ -379,15 +429,20 @@ impl ClusterLog {
 
     /// Destroys a person's key: it is deleted from the key stream, whose replicas hold it
     /// in memory only. Entries sealed under it can no longer be read by anyone.
+    /// A stream electing its leader (a server restarted) is waited for, within twice the
+    /// write timeout.
     pub async fn erase_key(&self, person: &PersonId) -> Result<()> {
         self.forget(person);
-        if let Some((sequence, _)) = self.stored_key(person).await? {
-            self.keys
-                .delete_message(sequence)
-                .await
-                .map_err(|e| unavailable("key erase", e))?;
-        }
-        Ok(())
+        persist(self.options.timeout * 2, || async {
+            if let Some((sequence, _)) = self.stored_key(person).await? {
+                self.keys
+                    .delete_message(sequence)
+                    .await
+                    .map_err(|e| unavailable("key erase", e))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Destroys a person's key as a node applying their erasure (entry time `at`):
@@ -412,7 +467,8 @@ impl ClusterLog {
     /// Sends `entry` to the log (sealing names and evidence under their people's keys)
     /// and returns the wait for its sequence, known once a quorum of the stream's
     /// replicas holds it. Entries sent one after another by one node are ordered in the
-    /// log as they were sent.
+    /// log as they were sent, unless the log lost one: unacknowledged, it is sent again
+    /// (kept once, by its id) for up to twice the write timeout, after those sent since.
     pub async fn send(
         &self,
         entry: &LogEntry,
@@ -434,24 +490,25 @@ impl ClusterLog {
                 },
             ]));
         }
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(bytes.into())
-            .message_id(&entry.id);
-        let ack = self
-            .js
-            .send_publish(self.subject.clone(), publish)
-            .await
-            .map_err(|e| unavailable("publish", e))?;
+        let (js, subject, id) = (self.js.clone(), self.subject.clone(), entry.id.clone());
+        let payload: bytes::Bytes = bytes.into();
+        let first = publish_entry(&js, &subject, &id, &payload).await?;
         let timeout = self.options.timeout;
         Ok(async move {
-            let ack = tokio::time::timeout(timeout, ack)
-                .await
-                .map_err(|_| unavailable("publish", "no acknowledgement in time"))?
-                .map_err(|e| match e.kind() {
-                    PublishErrorKind::TimedOut => unavailable("publish", "timed out"),
-                    _ => unavailable("publish", e),
-                })?;
-            Ok(ack.sequence)
+            match acknowledged(timeout, first).await {
+                Ok(sequence) => Ok(sequence),
+                // No acknowledgement does not mean not stored: the entry is sent again
+                // under the same id, which the stream keeps once (its duplicate window)
+                // and acknowledges with the first copy's sequence.
+                Err(e) => {
+                    tracing::debug!(error = %e, "log entry sent again");
+                    persist(timeout * 2, || async {
+                        let ack = publish_entry(&js, &subject, &id, &payload).await?;
+                        acknowledged(timeout, ack).await
+                    })
+                    .await
+                }
+            }
         })
     }
 

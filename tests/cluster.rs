@@ -71,8 +71,11 @@ fn assessment(id: &str, person: &str, score: f32, evidence: &str) -> pb::Assessm
 
 /// The log sequence an answer carries.
 fn sequence_of<T>(response: &tonic::Response<T>) -> u64 {
-    response
-        .metadata()
+    sequence_in(response.metadata())
+}
+
+fn sequence_in(metadata: &tonic::metadata::MetadataMap) -> u64 {
+    metadata
         .get("capsight-log-sequence")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
@@ -524,16 +527,7 @@ async fn a_three_node_cluster_loses_nothing_agrees_and_erases_everywhere() {
     let before_erasure = highest_sequence(&channels).await;
     let local_keys_before: Vec<Vec<[u8; 32]>> = nodes.iter().map(|n| local_keys(&n.dir)).collect();
     let directory = DirectoryServiceClient::new(channels[1].clone());
-    let erased = retrying(|| {
-        let mut c = directory.clone();
-        let request = pb::DeletePersonRequest {
-            person_id: "canary".into(),
-        };
-        async move { c.delete_person(request).await }
-    })
-    .await
-    .expect("erase");
-    let erased_at = sequence_of(&erased);
+    let erased_at = erase(directory.clone(), "canary").await;
     for channel in &channels {
         let status = DirectoryServiceClient::new(channel.clone())
             .get_person(at_least(
@@ -707,9 +701,42 @@ where
             Err(status)
                 if status.code() == tonic::Code::Unavailable && Instant::now() < deadline =>
             {
+                eprintln!("answered UNAVAILABLE, tried again: {}", status.message());
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             other => return other,
+        }
+    }
+}
+
+/// Erases `person` and returns the answer's log sequence. An erasure answered
+/// UNAVAILABLE may have been applied all the same (the log holds it, the answer was
+/// lost): retried, it is then NOT_FOUND, which is taken as done. The checks that follow
+/// find out whether it really was.
+async fn erase(mut directory: DirectoryServiceClient<Authed>, person: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered_unavailable = false;
+    loop {
+        let request = pb::DeletePersonRequest {
+            person_id: person.into(),
+        };
+        match directory.delete_person(request).await {
+            Ok(answer) => return sequence_of(&answer),
+            Err(status)
+                if status.code() == tonic::Code::Unavailable && Instant::now() < deadline =>
+            {
+                eprintln!(
+                    "erasure answered UNAVAILABLE, tried again: {}",
+                    status.message()
+                );
+                answered_unavailable = true;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(status) if status.code() == tonic::Code::NotFound && answered_unavailable => {
+                eprintln!("the erasure answered UNAVAILABLE had been applied");
+                return sequence_in(status.metadata());
+            }
+            Err(status) => panic!("erase: {status:?}"),
         }
     }
 }

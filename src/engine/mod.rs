@@ -417,6 +417,12 @@ impl Engine {
     /// writer pauses for the copy: writes wait, reads go on). One at a time: a second
     /// caller meanwhile is refused with RESOURCE_EXHAUSTED.
     pub async fn backup(&self) -> Result<BackupFile> {
+        self.copy(false).await
+    }
+
+    /// `backup`, or with `checkpoint` a cluster checkpoint's copy (people's keys sealed
+    /// under their cluster keys: see `Store::write_checkpoint`).
+    async fn copy(&self, checkpoint: bool) -> Result<BackupFile> {
         let permit =
             Arc::clone(&self.backup)
                 .try_acquire_owned()
@@ -428,7 +434,7 @@ impl Engine {
             .dir
             .join(format!("{BACKUP_PREFIX}{}", Timestamp::now().unix_millis()));
         let target = path.clone();
-        let written = self.write(move |w| w.backup(&target)).await;
+        let written = self.write(move |w| w.backup(&target, checkpoint)).await;
         match written {
             Ok(manifest) => Ok(BackupFile {
                 path,
@@ -596,12 +602,13 @@ impl Engine {
                 Applied::Erased(report) => report,
                 other => return Err(unexpected(&other)),
             };
-            replica.erase_key(&id).await?;
+            let key_erased = replica.erase_key(&id).await;
             // The checkpoint before held the person (sealed, with their local key):
-            // it is replaced, and its chunks erased, now.
+            // it is replaced, and its chunks erased, now (the key or not).
             if let Err(e) = self.checkpoint(true).await {
                 tracing::warn!(error = %e, "no checkpoint after an erasure; the next one replaces the old");
             }
+            key_erased?;
             return Ok(report);
         }
         let before = self.snapshot();

@@ -392,7 +392,7 @@ impl Engine {
         // After an erasure the checkpoint waits for one being written (or a backup).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         let backup = loop {
-            match self.backup().await {
+            match self.copy(true).await {
                 Err(Error::Overloaded { .. })
                     if force && tokio::time::Instant::now() < deadline =>
                 {

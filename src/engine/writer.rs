@@ -493,11 +493,20 @@ impl Writer {
 }
 
 impl Writer {
-    /// Writes a backup of the store to `path` (see `Store::write_backup`): on the
-    /// writer, so that no write interleaves with the copy.
-    pub(super) fn backup(&self, path: &std::path::Path) -> Result<crate::store::Manifest> {
-        self.store
-            .write_backup(path, crate::domain::Timestamp::now().unix_millis())
+    /// Writes a backup of the store to `path` (see `Store::write_backup`), or a cluster
+    /// checkpoint's (`Store::write_checkpoint`): on the writer, so that no write
+    /// interleaves with the copy.
+    pub(super) fn backup(
+        &self,
+        path: &std::path::Path,
+        checkpoint: bool,
+    ) -> Result<crate::store::Manifest> {
+        let now = crate::domain::Timestamp::now().unix_millis();
+        if checkpoint {
+            self.store.write_checkpoint(path, now)
+        } else {
+            self.store.write_backup(path, now)
+        }
     }
 
     /// People the erasure ledger says to erase again (a restored backup).

@@ -538,22 +538,63 @@ fn check_free_space(dir: &std::path::Path, min_free: u64) -> Result<()> {
 }
 
 /// Cluster mode, a node without a store: starts from the cluster's latest checkpoint
-/// (restored into the data directory as a backup is), if there is one.
-async fn restore_checkpoint(config: &ServerConfig, log: &crate::cluster::ClusterLog) -> Result<()> {
+/// (restored into the data directory as a backup is), if there is one. Its people's
+/// keys open with their cluster keys: while some are missing (the key stream restarted
+/// and the other nodes have not given them back yet, or the person was erased and a
+/// newer checkpoint is on its way) it tries again, with the latest checkpoint, for up
+/// to two minutes.
+async fn restore_checkpoint(
+    config: &ServerConfig,
+    log: &Arc<crate::cluster::ClusterLog>,
+) -> Result<()> {
     if crate::store::holds_store(&config.data_dir) {
         return Ok(());
     }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match restore_latest_checkpoint(config, log).await {
+            Err(Error::Unavailable(reason)) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%reason, "the checkpoint cannot be restored yet; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn restore_latest_checkpoint(
+    config: &ServerConfig,
+    log: &Arc<crate::cluster::ClusterLog>,
+) -> Result<()> {
     let download = config.data_dir.with_extension("checkpoint-download");
     let _ = tokio::fs::remove_dir_all(&download).await;
     let Some(info) = log.fetch_checkpoint(&download).await? else {
         return Ok(());
     };
     let (from, into) = (download.clone(), config.data_dir.clone());
-    let restored = tokio::task::spawn_blocking(move || crate::store::restore(&from, &into, None))
-        .await
-        .map_err(|e| Error::Internal(format!("restoring the checkpoint panicked: {e}")))?;
+    let (log, runtime) = (Arc::clone(log), tokio::runtime::Handle::current());
+    let restored = tokio::task::spawn_blocking(move || {
+        let cluster_keys = |people: &[String]| {
+            let ids: Vec<crate::domain::PersonId> = people
+                .iter()
+                .filter_map(|p| crate::domain::PersonId::parse(p).ok())
+                .collect();
+            let found = runtime.block_on(log.keys(&ids))?;
+            Ok(found
+                .into_iter()
+                .map(|(id, key)| (id.as_str().to_owned(), key))
+                .collect())
+        };
+        crate::store::restore_checkpoint(&from, &into, &cluster_keys)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("restoring the checkpoint panicked: {e}")))?;
     let _ = tokio::fs::remove_dir_all(&download).await;
-    restored?;
+    if let Err(e) = restored {
+        // What was written goes: the next try (or start) restores into an empty directory.
+        let _ = tokio::fs::remove_dir_all(&config.data_dir).await;
+        return Err(e);
+    }
     tracing::info!(
         sequence = info.sequence,
         bytes = info.bytes,
@@ -569,10 +610,10 @@ async fn open_engine(config: &ServerConfig) -> Result<Arc<Engine>> {
     let started = std::time::Instant::now();
     let log = match &config.cluster {
         Some(cluster) => {
-            let log = crate::cluster::ClusterLog::connect(cluster.log.clone()).await?;
+            let log = Arc::new(crate::cluster::ClusterLog::connect(cluster.log.clone()).await?);
             restore_checkpoint(config, &log).await?;
             options.replicated = true;
-            Some((Arc::new(log), cluster.checkpoint_every))
+            Some((log, cluster.checkpoint_every))
         }
         None => None,
     };

@@ -12,14 +12,15 @@
 //! store being replaced (or one given) when it continues the backup's, and the server
 //! re-applies its newer entries at the next start (see `ledger`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::keys::KEYS_FILE;
+use super::keys::{self, KEYS_FILE};
 use super::ledger::{Contents, LEDGER_FILE};
+use super::records::{PersonRecord, decode};
 use super::{COMMITS_KEY, Store, StoreOptions, marker, meta_u64};
 use crate::error::{Error, Result};
 
@@ -33,6 +34,9 @@ const FORMAT: u32 = 1;
 const TREE_ENTRY: u8 = 1;
 const FILE: u8 = 2;
 const END: u8 = 0;
+/// A cluster checkpoint's people's keys, each sealed under that person's cluster key
+/// (see `Store::write_checkpoint`).
+const SEALED_KEYS_FILE: &str = "person.keys.sealed";
 /// Largest key, value or file a backup may hold (sled values are far smaller).
 const MAX_PART: u32 = 1 << 30;
 
@@ -147,6 +151,21 @@ impl Store {
     /// Writes a backup of the store as it is to `path` (created, owner-only) and returns
     /// its manifest. Runs on the writer, so no write interleaves with the copy.
     pub fn write_backup(&self, path: &Path, now_ms: i64) -> Result<Manifest> {
+        self.write_copy(path, now_ms, false)
+    }
+
+    /// A backup for a cluster's checkpoint: each person's key is in it sealed under their
+    /// cluster key, not in plain. A replaced checkpoint's bytes may stay on the NATS
+    /// servers' disks for a while (a stream's Raft log keeps them until its next
+    /// snapshot); once a person's cluster key is deleted (their erasure), their key
+    /// there, and all it sealed, can no longer be opened. A person without a cluster key
+    /// (none is known to this store) has their key in plain, as in a backup. Restored
+    /// with `restore_checkpoint`.
+    pub fn write_checkpoint(&self, path: &Path, now_ms: i64) -> Result<Manifest> {
+        self.write_copy(path, now_ms, true)
+    }
+
+    fn write_copy(&self, path: &Path, now_ms: i64, sealed_keys: bool) -> Result<Manifest> {
         let io = |e: std::io::Error| Error::Internal(format!("writing the backup: {e}"));
         let file = File::options()
             .write(true)
@@ -179,10 +198,16 @@ impl Store {
                 trees.insert(label, n);
             }
         }
-        for (name, bytes) in [
-            (KEYS_FILE, self.keys.file_bytes().map_err(io)?),
-            (LEDGER_FILE, self.ledger.contents().to_bytes()),
-        ] {
+        let key_file = self.keys.file_bytes().map_err(io)?;
+        let mut files = vec![(LEDGER_FILE, self.ledger.contents().to_bytes())];
+        if sealed_keys {
+            let (plain, sealed) = self.sealed_keys(&key_file)?;
+            files.push((KEYS_FILE, plain));
+            files.push((SEALED_KEYS_FILE, sealed));
+        } else {
+            files.push((KEYS_FILE, key_file));
+        }
+        for (name, bytes) in files {
             out.write_all(&[FILE]).map_err(io)?;
             put_part(&mut out, name.as_bytes()).map_err(io)?;
             put_part(&mut out, &bytes).map_err(io)?;
@@ -197,6 +222,96 @@ impl Store {
             trees,
         })
     }
+
+    /// The key file with only the keys of people without a cluster key, and every other
+    /// person's key sealed under their cluster key: entries of slot (u32), id length
+    /// (u16), id and sealed key.
+    fn sealed_keys(&self, key_file: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+        let ring = self.keys.ring();
+        let mut plain = keys::emptied(key_file);
+        let mut sealed = Vec::new();
+        for item in self.people.iter() {
+            let (_, bytes) = item?;
+            let record: PersonRecord = decode("people", &bytes)?;
+            let Some(slot) = record.key_slot else {
+                continue;
+            };
+            let Some(local) = keys::slot_key(key_file, slot) else {
+                continue;
+            };
+            let Some((id, cluster)) = record.cluster_key(&ring)? else {
+                keys::set_slot(&mut plain, slot, &local);
+                continue;
+            };
+            let id = id.as_str().as_bytes();
+            let id_len = u16::try_from(id.len())
+                .map_err(|_| Error::Internal("a person id longer than 64 KiB".into()))?;
+            let wrapped =
+                keys::wrap(&cluster, &sealed_key_aad(id, slot), &local).map_err(Error::Internal)?;
+            sealed.extend_from_slice(&slot.to_le_bytes());
+            sealed.extend_from_slice(&id_len.to_le_bytes());
+            sealed.extend_from_slice(id);
+            sealed.extend_from_slice(&wrapped);
+        }
+        Ok((plain, sealed))
+    }
+}
+
+/// What a sealed key is bound to: its person and slot.
+fn sealed_key_aad(id: &[u8], slot: u32) -> Vec<u8> {
+    let mut aad = b"capsight checkpoint key\0".to_vec();
+    aad.extend_from_slice(&slot.to_le_bytes());
+    aad.extend_from_slice(id);
+    aad
+}
+
+/// The entries of a checkpoint's sealed keys: slot, person id, sealed key.
+fn sealed_entries(bytes: &[u8]) -> Result<Vec<(u32, String, &[u8])>> {
+    const SEALED_LEN: usize = 12 + 32 + 16;
+    let mut entries = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let short = || corrupt_backup("its sealed keys end inside an entry");
+        let head = rest.get(..6).ok_or_else(short)?;
+        let slot = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let id_len = usize::from(u16::from_le_bytes([head[4], head[5]]));
+        let id = rest.get(6..6 + id_len).ok_or_else(short)?;
+        let id = String::from_utf8(id.to_vec())
+            .map_err(|_| corrupt_backup("a sealed key's person id is not UTF-8"))?;
+        let sealed = rest
+            .get(6 + id_len..6 + id_len + SEALED_LEN)
+            .ok_or_else(short)?;
+        entries.push((slot, id, sealed));
+        rest = &rest[6 + id_len + SEALED_LEN..];
+    }
+    Ok(entries)
+}
+
+/// Finds the cluster keys of the people given (by id); those it returns are used to
+/// open a checkpoint's sealed keys.
+pub type ClusterKeys<'a> = &'a dyn Fn(&[String]) -> Result<HashMap<String, [u8; 32]>>;
+
+/// The key file of a checkpoint: its plain keys, and its sealed ones opened with the
+/// cluster keys `open` finds. A person whose cluster key is not found (erased since, or
+/// not yet given back to a key stream that restarted) fails it, UNAVAILABLE.
+fn opened_keys(mut key_file: Vec<u8>, sealed: &[u8], open: ClusterKeys<'_>) -> Result<Vec<u8>> {
+    let entries = sealed_entries(sealed)?;
+    let people: Vec<String> = entries.iter().map(|(_, id, _)| id.clone()).collect();
+    let found = open(&people)?;
+    let missing = people.iter().filter(|p| !found.contains_key(*p)).count();
+    if missing > 0 {
+        return Err(Error::Unavailable(format!(
+            "{missing} of the checkpoint's {} people have no cluster key in the log (erased \
+             since, or not yet given back after the key stream restarted)",
+            people.len()
+        )));
+    }
+    for (slot, id, sealed) in &entries {
+        let local = keys::unwrap(&found[id], &sealed_key_aad(id.as_bytes(), *slot), sealed)
+            .map_err(corrupt_backup)?;
+        keys::set_slot(&mut key_file, *slot, &local);
+    }
+    Ok(key_file)
 }
 
 /// What a restore wrote.
@@ -276,6 +391,25 @@ pub fn holds_store(dir: &Path) -> bool {
 /// at its next start. The restored store is opened (every record and key checked)
 /// before this returns.
 pub fn restore(from: &Path, into: &Path, newer: Option<&Contents>) -> Result<Restored> {
+    restore_copy(from, into, newer, None)
+}
+
+/// Restores a cluster checkpoint (`Store::write_checkpoint`) into `into`, as `restore`
+/// does a backup, opening its sealed keys with the cluster keys `cluster_keys` finds.
+pub fn restore_checkpoint(
+    from: &Path,
+    into: &Path,
+    cluster_keys: ClusterKeys<'_>,
+) -> Result<Restored> {
+    restore_copy(from, into, None, Some(cluster_keys))
+}
+
+fn restore_copy(
+    from: &Path,
+    into: &Path,
+    newer: Option<&Contents>,
+    cluster_keys: Option<ClusterKeys<'_>>,
+) -> Result<Restored> {
     let text = std::fs::read_to_string(from.join(MANIFEST_FILE)).map_err(|e| {
         Error::DataDir(format!(
             "cannot read {}: {e}",
@@ -346,9 +480,20 @@ pub fn restore(from: &Path, into: &Path, newer: Option<&Contents>) -> Result<Res
             "its records differ from the manifest's counts",
         ));
     }
-    let keys = files
+    let mut keys = files
         .remove(KEYS_FILE)
         .ok_or_else(|| corrupt_backup("it holds no key file"))?;
+    if let Some(sealed) = files.remove(SEALED_KEYS_FILE) {
+        let Some(open) = cluster_keys else {
+            return Err(Error::DataDir(
+                "this is a cluster checkpoint: its people's keys open only with the \
+                 cluster's keys (a node restores it when it starts with an empty data \
+                 directory)"
+                    .into(),
+            ));
+        };
+        keys = opened_keys(keys, &sealed, open)?;
+    }
     let ledger = Contents::parse(
         &files
             .remove(LEDGER_FILE)
@@ -405,6 +550,67 @@ pub fn restore(from: &Path, into: &Path, newer: Option<&Contents>) -> Result<Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn a_checkpoint_holds_each_persons_key_sealed_under_their_cluster_key() {
+        let temp = tempfile::tempdir().unwrap();
+        let open = |dir: &Path| Store::open(dir, &StoreOptions::default(), |_, _| {}).unwrap();
+        let mut store = open(&temp.path().join("store")).store;
+        let ada = crate::store::tests::person("ada", "Ada Lovelace");
+        let bob = crate::store::tests::person("bob", "Bob Keyless");
+        let ada_cluster = [7u8; 32];
+        store
+            .put_people_keyed(
+                &[ada.clone(), bob.clone()],
+                &HashMap::from([(ada.id.clone(), ada_cluster)]),
+            )
+            .unwrap();
+        store.flush().unwrap();
+        let key_file = store.keys.file_bytes().unwrap();
+        let ada_local = keys::slot_key(&key_file, store.slots["ada"]).unwrap();
+        let bob_local = keys::slot_key(&key_file, store.slots["bob"]).unwrap();
+        let copy = temp.path().join("copy");
+        std::fs::create_dir(&copy).unwrap();
+        let manifest = store.write_checkpoint(&copy.join(BACKUP_FILE), 1).unwrap();
+        std::fs::write(copy.join(MANIFEST_FILE), manifest.to_text()).unwrap();
+        drop(store);
+
+        // Ada's key is only sealed; Bob, who has no cluster key, has his in plain.
+        let bytes = std::fs::read(copy.join(BACKUP_FILE)).unwrap();
+        let holds = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!holds(&ada_local), "a sealed key is not in plain");
+        assert!(holds(&bob_local));
+        // A backup's restore refuses it; without Ada's cluster key (erased), or with
+        // another, it is not restored.
+        let into = |name: &str| temp.path().join(name);
+        assert!(matches!(
+            restore(&copy, &into("plain"), None),
+            Err(Error::DataDir(_))
+        ));
+        let erased = |_: &[String]| Ok(HashMap::new());
+        assert!(matches!(
+            restore_checkpoint(&copy, &into("erased"), &erased),
+            Err(Error::Unavailable(_))
+        ));
+        let other = |_: &[String]| Ok(HashMap::from([("ada".to_owned(), [8u8; 32])]));
+        assert!(restore_checkpoint(&copy, &into("other"), &other).is_err());
+        // With it, Ada's name and Bob's read back.
+        let found = |people: &[String]| {
+            assert_eq!(people, ["ada"]);
+            Ok(HashMap::from([("ada".to_owned(), ada_cluster)]))
+        };
+        restore_checkpoint(&copy, &into("restored"), &found).unwrap();
+        let restored = open(&into("restored"));
+        assert_eq!(
+            restored.directory.person("ada").unwrap().display_name,
+            ada.display_name
+        );
+        assert_eq!(
+            restored.directory.person("bob").unwrap().display_name,
+            bob.display_name
+        );
+    }
 
     #[test]
     fn a_manifest_reads_back_and_rejects_what_it_does_not_know() {

@@ -38,7 +38,7 @@ const SEALED_HEADER: usize = 4 + NONCE_LEN;
 /// Bytes a sealed text adds to its plaintext.
 pub(super) const SEALED_OVERHEAD: usize = SEALED_HEADER + 16;
 
-type Key = [u8; KEY_LEN];
+pub(super) type Key = [u8; KEY_LEN];
 
 fn slot_sum(slot: u32, key: &Key) -> [u8; 8] {
     let mut bytes = [0u8; 4 + KEY_LEN];
@@ -49,6 +49,73 @@ fn slot_sum(slot: u32, key: &Key) -> [u8; 8] {
 
 fn offset(slot: u32) -> u64 {
     HEADER + u64::from(slot) * SLOT_LEN as u64
+}
+
+/// A key file's bytes with every slot free (its header kept) and as many slots as
+/// `bytes`, for a copy that carries only some keys (`set_slot`).
+pub(super) fn emptied(bytes: &[u8]) -> Vec<u8> {
+    let mut empty = vec![0u8; bytes.len()];
+    let header = (HEADER as usize).min(bytes.len());
+    empty[..header].copy_from_slice(&bytes[..header]);
+    empty
+}
+
+/// The key in `slot` of a key file's bytes, if it holds one (unchecked: the file is
+/// checked when a store opens it).
+pub(super) fn slot_key(bytes: &[u8], slot: u32) -> Option<Key> {
+    let start = usize::try_from(offset(slot)).ok()?;
+    let chunk = bytes.get(start..start.checked_add(SLOT_LEN)?)?;
+    if chunk.iter().all(|&b| b == 0) {
+        return None;
+    }
+    chunk[..KEY_LEN].try_into().ok()
+}
+
+/// Puts `key` (with its checksum) in `slot` of a key file's bytes, growing them.
+pub(super) fn set_slot(bytes: &mut Vec<u8>, slot: u32, key: &Key) {
+    let start = usize::try_from(offset(slot)).unwrap_or(usize::MAX);
+    if bytes.len() < start + SLOT_LEN {
+        bytes.resize(start + SLOT_LEN, 0);
+    }
+    bytes[start..start + KEY_LEN].copy_from_slice(key);
+    bytes[start + KEY_LEN..start + SLOT_LEN].copy_from_slice(&slot_sum(slot, key));
+}
+
+/// Seals a key under another (`wrapping`), bound to `aad`: a random nonce, then the
+/// ciphertext and its tag.
+pub(super) fn wrap(wrapping: &Key, aad: &[u8], key: &Key) -> Result<Vec<u8>, String> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| "the system's random source failed".to_owned())?;
+    let mut sealed = key.to_vec();
+    less_safe(wrapping)?
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut sealed,
+        )
+        .map_err(|_| "sealing failed".to_owned())?;
+    let mut out = nonce.to_vec();
+    out.append(&mut sealed);
+    Ok(out)
+}
+
+/// Opens what `wrap` sealed.
+pub(super) fn unwrap(wrapping: &Key, aad: &[u8], sealed: &[u8]) -> Result<Key, String> {
+    if sealed.len() != NONCE_LEN + KEY_LEN + 16 {
+        return Err("a sealed key has the wrong length".into());
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce =
+        Nonce::try_assume_unique_for_key(nonce).map_err(|_| "malformed nonce".to_owned())?;
+    let mut body = body.to_vec();
+    let plain = less_safe(wrapping)?
+        .open_in_place(nonce, Aad::from(aad), &mut body)
+        .map_err(|_| "a sealed key fails authentication".to_owned())?;
+    plain
+        .try_into()
+        .map_err(|_| "a sealed key has the wrong length".to_owned())
 }
 
 /// The keys in memory, shared with readers that open sealed text.

@@ -84,7 +84,10 @@ const LOG_CLOCK_KEY: &[u8] = b"log_clock";
 const LOG_DATA_SEQUENCE_KEY: &[u8] = b"log_data_sequence";
 /// `meta` key of that entry's time.
 const LOG_DATA_CLOCK_KEY: &[u8] = b"log_data_clock";
-pub use backup::{BACKUP_FILE, MANIFEST_FILE, Manifest, Restored, holds_store, restore};
+pub use backup::{
+    BACKUP_FILE, ClusterKeys, MANIFEST_FILE, Manifest, Restored, holds_store, restore,
+    restore_checkpoint,
+};
 pub use keys::KEYS_FILE;
 pub use ledger::{Contents as LedgerContents, LEDGER_FILE};
 pub use log::{LogEntry, LogKey, LogOp, new_log_key};
