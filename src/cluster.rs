@@ -752,3 +752,43 @@ fn parse_checkpoint(info: &jetstream::object_store::ObjectInfo) -> Result<Checkp
         bytes: info.size as u64,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn persist_tries_again_only_while_unavailable_and_within_its_bound() {
+        // Unavailable twice, then answered.
+        let calls = AtomicU32::new(0);
+        let answer = persist(Duration::from_secs(5), || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(unavailable("publish", "timed out")),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(answer.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Any other error is final at once.
+        calls.store(0, Ordering::SeqCst);
+        let answer: Result<u32> = persist(Duration::from_secs(5), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(Error::Internal("no".into()))
+        })
+        .await;
+        assert!(matches!(answer, Err(Error::Internal(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Unavailable for good: tried again (100, 200, 400 ms apart), then the last
+        // error once the next pause would pass the bound.
+        calls.store(0, Ordering::SeqCst);
+        let answer: Result<u32> = persist(Duration::from_secs(1), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(unavailable("key erase", "down"))
+        })
+        .await;
+        assert!(matches!(answer, Err(Error::Unavailable(_))));
+        assert!((2..=4).contains(&calls.load(Ordering::SeqCst)));
+    }
+}
