@@ -410,18 +410,7 @@ fn restore_copy(
     newer: Option<&Contents>,
     cluster_keys: Option<ClusterKeys<'_>>,
 ) -> Result<Restored> {
-    let text = std::fs::read_to_string(from.join(MANIFEST_FILE)).map_err(|e| {
-        Error::DataDir(format!(
-            "cannot read {}: {e}",
-            from.join(MANIFEST_FILE).display()
-        ))
-    })?;
-    let manifest = Manifest::parse(&text).map_err(|e| {
-        Error::DataDir(format!(
-            "{} is not a backup manifest: {e}",
-            from.join(MANIFEST_FILE).display()
-        ))
-    })?;
+    let manifest = read_manifest(from)?;
     let data = from.join(BACKUP_FILE);
     check_digest(&data, &manifest)?;
     if holds_store(into) {
@@ -433,10 +422,62 @@ fn restore_copy(
     std::fs::create_dir_all(into)
         .and_then(|()| super::restrict_to_owner(into))
         .map_err(|e| Error::DataDir(format!("cannot use {}: {e}", into.display())))?;
+    let db = sled::Config::new()
+        .path(into)
+        .open()
+        .map_err(|e| Error::DataDir(format!("cannot create {}: {e}", into.display())))?;
+    let mut files = copy_records(&data, &db, &manifest)?;
+    let keys = key_file(&mut files, cluster_keys)?;
+    let ledger = kept_ledger(&mut files, newer)?;
+    let meta = db.open_tree("meta")?;
+    let applied = meta_u64(&meta, super::ERASURES_APPLIED_KEY)?;
+    let commits = meta_u64(&meta, COMMITS_KEY)?;
+    db.flush()?;
+    // Every handle on the store goes, so that sled lets go of its lock.
+    drop(meta);
+    drop(db);
+    let write = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path: PathBuf = into.join(name);
+        std::fs::write(&path, bytes)
+            .and_then(|()| File::open(&path)?.sync_all())
+            .map_err(|e| Error::DataDir(format!("cannot write {}: {e}", path.display())))
+    };
+    write(KEYS_FILE, &keys)?;
+    write(LEDGER_FILE, &ledger.to_bytes())?;
+    marker::CommitMarker::create(into, commits)
+        .map_err(|e| Error::DataDir(format!("cannot write the commit marker: {e}")))?;
+    // Opening checks every record, reference and key, and syncs what sled left out.
+    let opened = Store::open(into, &StoreOptions::default(), |_, _| {})?;
+    let erasures_to_reapply = ledger
+        .entries
+        .len()
+        .saturating_sub(usize::try_from(applied).unwrap_or(usize::MAX));
+    drop(opened);
+    Ok(Restored {
+        trees: manifest.trees,
+        erasures_to_reapply,
+    })
+}
 
+/// The manifest of the backup in directory `from`.
+fn read_manifest(from: &Path) -> Result<Manifest> {
+    let path = from.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::DataDir(format!("cannot read {}: {e}", path.display())))?;
+    Manifest::parse(&text)
+        .map_err(|e| Error::DataDir(format!("{} is not a backup manifest: {e}", path.display())))
+}
+
+/// Writes every tree entry of the backup file `data` into `db`, checks their counts
+/// against the manifest's, and returns the files the backup holds, by name.
+fn copy_records(
+    data: &Path,
+    db: &sled::Db,
+    manifest: &Manifest,
+) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut input = BufReader::with_capacity(
         1 << 20,
-        File::open(&data)
+        File::open(data)
             .map_err(|e| Error::DataDir(format!("cannot read {}: {e}", data.display())))?,
     );
     let mut head = [0u8; 12];
@@ -446,10 +487,6 @@ fn restore_copy(
     if &head[..8] != MAGIC || head[8..12] != FORMAT.to_le_bytes() {
         return Err(corrupt_backup("not a capsight backup of format 1"));
     }
-    let db = sled::Config::new()
-        .path(into)
-        .open()
-        .map_err(|e| Error::DataDir(format!("cannot create {}: {e}", into.display())))?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     loop {
@@ -480,71 +517,54 @@ fn restore_copy(
             "its records differ from the manifest's counts",
         ));
     }
-    let mut keys = files
+    Ok(files)
+}
+
+/// The key file to restore: the backup's, or a checkpoint's with its sealed keys
+/// opened with the cluster keys.
+fn key_file(
+    files: &mut BTreeMap<String, Vec<u8>>,
+    cluster_keys: Option<ClusterKeys<'_>>,
+) -> Result<Vec<u8>> {
+    let keys = files
         .remove(KEYS_FILE)
         .ok_or_else(|| corrupt_backup("it holds no key file"))?;
-    if let Some(sealed) = files.remove(SEALED_KEYS_FILE) {
-        let Some(open) = cluster_keys else {
-            return Err(Error::DataDir(
-                "this is a cluster checkpoint: its people's keys open only with the \
-                 cluster's keys (a node restores it when it starts with an empty data \
-                 directory)"
-                    .into(),
-            ));
-        };
-        keys = opened_keys(keys, &sealed, open)?;
-    }
+    let Some(sealed) = files.remove(SEALED_KEYS_FILE) else {
+        return Ok(keys);
+    };
+    let Some(open) = cluster_keys else {
+        return Err(Error::DataDir(
+            "this is a cluster checkpoint: its people's keys open only with the cluster's \
+             keys (a node restores it when it starts with an empty data directory)"
+                .into(),
+        ));
+    };
+    opened_keys(keys, &sealed, open)
+}
+
+/// The erasure ledger to restore: the backup's, or `newer` when it continues it.
+fn kept_ledger(
+    files: &mut BTreeMap<String, Vec<u8>>,
+    newer: Option<&Contents>,
+) -> Result<Contents> {
     let ledger = Contents::parse(
         &files
             .remove(LEDGER_FILE)
             .ok_or_else(|| corrupt_backup("it holds no erasure ledger"))?,
     )
     .map_err(|e| corrupt_backup(format!("its erasure ledger: {e}")))?;
-    let ledger = match newer {
-        None => ledger,
-        Some(newer) if newer.salt != ledger.salt => {
-            return Err(Error::DataDir(
-                "the erasure ledger given belongs to another store than the backup".into(),
-            ));
-        }
-        Some(newer) if newer.entries.starts_with(&ledger.entries) => newer.clone(),
-        Some(_) => {
-            return Err(Error::DataDir(
-                "the erasure ledger given does not continue the backup's (it is older, or \
-                 from a store restored since): give the ledger of the store the backup was \
-                 taken from"
-                    .into(),
-            ));
-        }
-    };
-    let meta = db.open_tree("meta")?;
-    let applied = meta_u64(&meta, super::ERASURES_APPLIED_KEY)?;
-    let commits = meta_u64(&meta, COMMITS_KEY)?;
-    db.flush()?;
-    // Every handle on the store goes, so that sled lets go of its lock.
-    drop(meta);
-    drop(db);
-    let write = |name: &str, bytes: &[u8]| -> Result<()> {
-        let path: PathBuf = into.join(name);
-        std::fs::write(&path, bytes)
-            .and_then(|()| File::open(&path)?.sync_all())
-            .map_err(|e| Error::DataDir(format!("cannot write {}: {e}", path.display())))
-    };
-    write(KEYS_FILE, &keys)?;
-    write(LEDGER_FILE, &ledger.to_bytes())?;
-    marker::CommitMarker::create(into, commits)
-        .map_err(|e| Error::DataDir(format!("cannot write the commit marker: {e}")))?;
-    // Opening checks every record, reference and key, and syncs what sled left out.
-    let opened = Store::open(into, &StoreOptions::default(), |_, _| {})?;
-    let erasures_to_reapply = ledger
-        .entries
-        .len()
-        .saturating_sub(usize::try_from(applied).unwrap_or(usize::MAX));
-    drop(opened);
-    Ok(Restored {
-        trees: manifest.trees,
-        erasures_to_reapply,
-    })
+    match newer {
+        None => Ok(ledger),
+        Some(newer) if newer.salt != ledger.salt => Err(Error::DataDir(
+            "the erasure ledger given belongs to another store than the backup".into(),
+        )),
+        Some(newer) if newer.entries.starts_with(&ledger.entries) => Ok(newer.clone()),
+        Some(_) => Err(Error::DataDir(
+            "the erasure ledger given does not continue the backup's (it is older, or from \
+             a store restored since): give the ledger of the store the backup was taken from"
+                .into(),
+        )),
+    }
 }
 
 #[cfg(test)]
