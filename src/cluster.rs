@@ -340,6 +340,65 @@ impl ClusterLog {
         Ok(Some((message, key)))
     }
 
+    /// `keys`, for many people at once (a checkpoint's): above a few hundred, the whole
+    /// key stream is read in one pass instead of asking for each key.
+    pub async fn keys_of_many(&self, people: &[PersonId]) -> Result<HashMap<PersonId, LogKey>> {
+        const ONE_BY_ONE: usize = 256;
+        if people.len() <= ONE_BY_ONE {
+            return self.keys(people).await;
+        }
+        let stored = tokio::time::timeout(self.options.timeout * 3, self.every_key())
+            .await
+            .map_err(|_| unavailable("key stream read", "timed out"))??;
+        let mut found = HashMap::with_capacity(people.len());
+        for person in people {
+            if let Some(key) = stored.get(&self.key_subject(person)) {
+                self.remember(person, *key);
+                found.insert(person.clone(), *key);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every key the key stream holds, by subject.
+    async fn every_key(&self) -> Result<HashMap<String, LogKey>> {
+        let mut keys = self.keys.clone();
+        let info = keys
+            .info()
+            .await
+            .map_err(|e| unavailable("key stream info", e))?;
+        let mut stored = HashMap::with_capacity(usize::try_from(info.state.messages).unwrap_or(0));
+        if info.state.messages == 0 {
+            return Ok(stored);
+        }
+        let consumer = keys
+            .create_consumer(consumer::pull::OrderedConfig {
+                // One message per subject (`max_messages_per_subject`).
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("key stream read", e))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| unavailable("key stream read", e))?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| unavailable("key stream read", e))?;
+            let pending = message
+                .info()
+                .map_err(|e| unavailable("key stream read", e))?
+                .pending;
+            if let Ok(key) = LogKey::try_from(message.payload.as_ref()) {
+                stored.insert(message.subject.to_string(), key);
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(stored)
+    }
+
     /// The keys of `people` that exist (erased people have none).
     pub async fn keys(&self, people: &[PersonId]) -> Result<HashMap<PersonId, LogKey>> {
         let mut found = HashMap::with_capacity(people.len());

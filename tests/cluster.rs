@@ -797,3 +797,48 @@ async fn checkpoint_sequence(nats: &Nats) -> Option<(u64, usize)> {
     }
     Some((sequences.iter().copied().max()?, sequences.len()))
 }
+
+/// A checkpoint's restore asks for every person's cluster key: hundreds at once are read
+/// from the key stream in one pass, and must be the same keys asking one by one gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_cluster_keys_read_in_one_pass_are_the_keys_asked_one_by_one() {
+    use capsight::cluster::{ClusterLog, ClusterOptions};
+    use capsight::domain::PersonId;
+    let Some(binary) = nats_server() else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut nats = Nats::start(binary, root.path());
+    let options = ClusterOptions {
+        urls: nats.urls().split(',').map(str::to_owned).collect(),
+        ..Default::default()
+    };
+    let log = ClusterLog::connect(options.clone()).await.expect("connect");
+    let people: Vec<PersonId> = (0..700)
+        .map(|i| PersonId::parse(&format!("person-{i:03}")).expect("id"))
+        .collect();
+    // 600 people have keys; the last 100 none.
+    let made = log.keys_or_create(&people[..600]).await.expect("keys");
+    log.erase_key(&people[0]).await.expect("erase");
+    // Another node: nothing cached.
+    let other = ClusterLog::connect(options.clone()).await.expect("connect");
+    let many = other.keys_of_many(&people).await.expect("many keys");
+    let one_by_one = ClusterLog::connect(options)
+        .await
+        .expect("connect")
+        .keys(&people)
+        .await
+        .expect("keys one by one");
+    assert_eq!(
+        many.len(),
+        599,
+        "the erased person and those without keys have none"
+    );
+    assert_eq!(many, one_by_one);
+    for (person, key) in &many {
+        assert_eq!(made.get(person), Some(key));
+    }
+    for i in 0..3 {
+        nats.stop(i).await;
+    }
+}

@@ -579,7 +579,7 @@ async fn restore_latest_checkpoint(
                 .iter()
                 .filter_map(|p| crate::domain::PersonId::parse(p).ok())
                 .collect();
-            let found = runtime.block_on(log.keys(&ids))?;
+            let found = runtime.block_on(log.keys_of_many(&ids))?;
             Ok(found
                 .into_iter()
                 .map(|(id, key)| (id.as_str().to_owned(), key))
