@@ -460,15 +460,50 @@ fn explain(
     needs: &BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>>,
     team: &Team,
 ) -> Proposal {
-    let skill_name = |s: &SkillId| {
-        snapshot
-            .directory
-            .skills()
-            .get(s)
-            .map_or_else(|| s.to_string(), |k| k.name.as_str().to_owned())
-    };
-    let requirements: Vec<CoverageView> = ask
-        .requirements
+    let credited = credited_members(ask, problem, team);
+    Proposal {
+        members: team
+            .members
+            .iter()
+            .map(|&c| {
+                member_view(
+                    snapshot,
+                    ask,
+                    &problem.candidates[c].levels,
+                    pool[c],
+                    c,
+                    &credited,
+                )
+            })
+            .collect(),
+        coverage: problem.coverage(&team.members),
+        objective: team.objective,
+        requirements: coverage_views(ask, problem, pool, team),
+        impacts: impacts(snapshot, pool, needs, team),
+    }
+}
+
+/// Whether a candidate's `level` (NaN: not assessed) meets `required`.
+fn meets(level: f32, required: f32) -> bool {
+    !level.is_nan() && level >= required
+}
+
+fn skill_name(snapshot: &Snapshot, skill: &SkillId) -> String {
+    snapshot
+        .directory
+        .skills()
+        .get(skill)
+        .map_or_else(|| skill.to_string(), |k| k.name.as_str().to_owned())
+}
+
+/// Each requirement with the members who meet it.
+fn coverage_views(
+    ask: &TeamAsk,
+    problem: &TeamProblem,
+    pool: &[&Person],
+    team: &Team,
+) -> Vec<CoverageView> {
+    ask.requirements
         .iter()
         .enumerate()
         .map(|(r, req)| CoverageView {
@@ -479,103 +514,109 @@ fn explain(
             people: team
                 .members
                 .iter()
-                .filter(|&&c| {
-                    let l = problem.candidates[c].levels[r];
-                    !l.is_nan() && l >= req.level
-                })
+                .filter(|&&c| meets(problem.candidates[c].levels[r], req.level))
                 .map(|&c| pool[c].id.clone())
                 .collect(),
         })
-        .collect();
-    // Each requirement credits the members it counts: its `wanted` strongest qualifying
-    // members (a team larger than it needs to be, for `min_size`, has spares).
-    let credited: Vec<Vec<usize>> = ask
-        .requirements
+        .collect()
+}
+
+/// Per requirement, the members it credits: its `wanted` strongest qualifying members
+/// (a team larger than it needs to be, for `min_size`, has spares).
+fn credited_members(ask: &TeamAsk, problem: &TeamProblem, team: &Team) -> Vec<Vec<usize>> {
+    ask.requirements
         .iter()
         .enumerate()
         .map(|(r, req)| {
+            let level = |c: usize| problem.candidates[c].levels[r];
             let mut holders: Vec<usize> = team
                 .members
                 .iter()
                 .copied()
-                .filter(|&c| {
-                    let l = problem.candidates[c].levels[r];
-                    !l.is_nan() && l >= req.level
-                })
+                .filter(|&c| meets(level(c), req.level))
                 .collect();
-            holders.sort_by(|&a, &b| {
-                problem.candidates[b].levels[r]
-                    .total_cmp(&problem.candidates[a].levels[r])
-                    .then(a.cmp(&b))
-            });
+            holders.sort_by(|&a, &b| level(b).total_cmp(&level(a)).then(a.cmp(&b)));
             holders.truncate(req.people.max(1) as usize);
             holders
         })
-        .collect();
-    let members = team
-        .members
+        .collect()
+}
+
+/// A member (candidate `c`, with `levels` per requirement) and why they are in the team.
+fn member_view(
+    snapshot: &Snapshot,
+    ask: &TeamAsk,
+    levels: &[f32],
+    person: &Person,
+    c: usize,
+    credited: &[Vec<usize>],
+) -> MemberView {
+    let met: Vec<(usize, f32)> = levels
         .iter()
-        .map(|&c| {
-            let person = pool[c];
-            let met: Vec<(usize, f32)> = problem.candidates[c]
-                .levels
-                .iter()
-                .enumerate()
-                .filter(|&(r, &l)| !l.is_nan() && l >= ask.requirements[r].level)
-                .map(|(r, &l)| (r, l))
-                .collect();
-            // The requirements this member is counted for.
-            let needed: Vec<String> = met
-                .iter()
-                .filter(|(r, _)| credited[*r].contains(&c))
-                .map(|&(r, l)| {
-                    format!(
-                        "{} {l:.1} (≥ {:.1})",
-                        skill_name(&ask.requirements[r].skill),
-                        ask.requirements[r].level
-                    )
-                })
-                .collect();
-            let reason = if !needed.is_empty() {
-                let must = if ask.must_include.contains(&person.id) {
-                    "Must be included; covers"
-                } else {
-                    "Covers"
-                };
-                format!("{must} {}.", needed.join(", "))
-            } else if ask.must_include.contains(&person.id) {
-                "Must be included (asked for by name); the others already cover what they meet."
-                    .to_owned()
-            } else if met.is_empty() {
-                format!(
-                    "Needed to reach the minimum team size of {}: the strongest remaining candidate over the required skills, though they meet none of the requirements.",
-                    ask.min_size
-                )
-            } else {
-                format!(
-                    "Needed to reach the minimum team size of {}: meets {} as others in the team already do, and is the strongest such remaining candidate.",
-                    ask.min_size,
-                    met.iter()
-                        .map(|&(r, _)| skill_name(&ask.requirements[r].skill))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            MemberView {
-                archetype: ask
-                    .archetypes
-                    .as_ref()
-                    .and_then(|a| a.get(&person.id))
-                    .and_then(|&a| ask.archetype_labels.get(a).cloned()),
-                person: person.clone(),
-                satisfies: met
-                    .iter()
-                    .map(|&(r, _)| ask.requirements[r].skill.clone())
-                    .collect(),
-                reason,
-            }
+        .enumerate()
+        .filter(|&(r, &l)| meets(l, ask.requirements[r].level))
+        .map(|(r, &l)| (r, l))
+        .collect();
+    // The requirements this member is counted for.
+    let needed: Vec<String> = met
+        .iter()
+        .filter(|(r, _)| credited[*r].contains(&c))
+        .map(|&(r, l)| {
+            format!(
+                "{} {l:.1} (≥ {:.1})",
+                skill_name(snapshot, &ask.requirements[r].skill),
+                ask.requirements[r].level
+            )
         })
         .collect();
+    let must = ask.must_include.contains(&person.id);
+    let reason = if !needed.is_empty() {
+        let covers = if must {
+            "Must be included; covers"
+        } else {
+            "Covers"
+        };
+        format!("{covers} {}.", needed.join(", "))
+    } else if must {
+        "Must be included (asked for by name); the others already cover what they meet.".to_owned()
+    } else if met.is_empty() {
+        format!(
+            "Needed to reach the minimum team size of {}: the strongest remaining candidate over the required skills, though they meet none of the requirements.",
+            ask.min_size
+        )
+    } else {
+        format!(
+            "Needed to reach the minimum team size of {}: meets {} as others in the team already do, and is the strongest such remaining candidate.",
+            ask.min_size,
+            met.iter()
+                .map(|&(r, _)| skill_name(snapshot, &ask.requirements[r].skill))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    MemberView {
+        archetype: ask
+            .archetypes
+            .as_ref()
+            .and_then(|a| a.get(&person.id))
+            .and_then(|&a| ask.archetype_labels.get(a).cloned()),
+        person: person.clone(),
+        satisfies: met
+            .iter()
+            .map(|&(r, _)| ask.requirements[r].skill.clone())
+            .collect(),
+        reason,
+    }
+}
+
+/// What the team takes from each source team: the people, and the skills whose holders
+/// there drop (before and after).
+fn impacts(
+    snapshot: &Snapshot,
+    pool: &[&Person],
+    needs: &BTreeMap<TeamId, BTreeMap<SkillId, Vec<PersonId>>>,
+    team: &Team,
+) -> Vec<ImpactView> {
     let mut taken: BTreeMap<TeamId, Vec<PersonId>> = BTreeMap::new();
     for &c in &team.members {
         taken
@@ -583,7 +624,7 @@ fn explain(
             .or_default()
             .push(pool[c].id.clone());
     }
-    let impacts = taken
+    taken
         .into_iter()
         .map(|(t, people)| {
             let computed;
@@ -608,12 +649,5 @@ fn explain(
                 bus_factor,
             }
         })
-        .collect();
-    Proposal {
-        members,
-        coverage: problem.coverage(&team.members),
-        objective: team.objective,
-        requirements,
-        impacts,
-    }
+        .collect()
 }
