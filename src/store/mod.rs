@@ -299,6 +299,51 @@ impl AuditReader {
     }
 }
 
+/// Opens sled in `dir`; a lock held by another process, or a store sled cannot open,
+/// is a clear error.
+fn open_sled(dir: &Path, options: &StoreOptions) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(options.cache_bytes)
+        .flush_every_ms(options.flush_every_ms)
+        .open()
+        .map_err(|e| match e {
+            // sled wraps the lock failure in an `Other` error around `WouldBlock`.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                Error::DataDir(format!("{} is in use by another process", dir.display()))
+            }
+            other => Error::DataDir(format!(
+                "the store in {} cannot be opened: {other}. If its files were damaged, \
+                 restore the data directory from a backup",
+                dir.display()
+            )),
+        })
+}
+
+/// The erasure ledger, and how many of its erasures the store says it has made (never
+/// more than it records).
+fn open_ledger(dir: &Path, meta: &sled::Tree) -> Result<(ledger::Ledger, u64)> {
+    let ledger = ledger::Ledger::open(dir).map_err(|e| {
+        Error::DataDir(format!(
+            "the erasure ledger is damaged or unreadable: {e}. Restore the data \
+             directory from a backup"
+        ))
+    })?;
+    let erasures_applied = meta_u64(meta, ERASURES_APPLIED_KEY)?;
+    let recorded = ledger.contents().entries.len() as u64;
+    if erasures_applied > recorded {
+        return Err(Error::DataDir(format!(
+            "the store has made {erasures_applied} erasures but {} records {recorded}: \
+             the ledger lost entries. Restore the data directory from a backup",
+            dir.join(LEDGER_FILE).display()
+        )));
+    }
+    Ok((ledger, erasures_applied))
+}
+
 /// Compares the store's commit count with its marker: `Ok(None)` when the store holds
 /// every commit the marker recorded, `Ok(Some(what))` when it does not but the operator
 /// accepts the loss, else an error naming the files and what to do.
@@ -452,25 +497,7 @@ impl Store {
         std::fs::create_dir_all(dir)
             .and_then(|()| restrict_to_owner(dir))
             .map_err(|e| Error::DataDir(format!("cannot use {}: {e}", dir.display())))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(options.flush_every_ms)
-            .open()
-            .map_err(|e| match e {
-                // sled wraps the lock failure in an `Other` error around `WouldBlock`.
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("could not acquire lock") =>
-                {
-                    Error::DataDir(format!("{} is in use by another process", dir.display()))
-                }
-                other => Error::DataDir(format!(
-                    "the store in {} cannot be opened: {other}. If its files were damaged, \
-                     restore the data directory from a backup",
-                    dir.display()
-                )),
-            })?;
+        let db = open_sled(dir, options)?;
         tracing::debug!("sled opened");
         let durability = durable::Durability::new(dir)
             .map_err(|e| Error::DataDir(format!("cannot sync {}: {e}", dir.display())))?;
@@ -491,21 +518,7 @@ impl Store {
             None => 0,
         };
         let loss = check_marker(dir, commits, options.accept_data_loss)?;
-        let ledger = ledger::Ledger::open(dir).map_err(|e| {
-            Error::DataDir(format!(
-                "the erasure ledger is damaged or unreadable: {e}. Restore the data \
-                 directory from a backup"
-            ))
-        })?;
-        let erasures_applied = meta_u64(&meta, ERASURES_APPLIED_KEY)?;
-        let recorded = ledger.contents().entries.len() as u64;
-        if erasures_applied > recorded {
-            return Err(Error::DataDir(format!(
-                "the store has made {erasures_applied} erasures but {} records {recorded}: \
-                 the ledger lost entries. Restore the data directory from a backup",
-                dir.join(LEDGER_FILE).display()
-            )));
-        }
+        let (ledger, erasures_applied) = open_ledger(dir, &meta)?;
         let marker = marker::CommitMarker::create(dir, commits).map_err(|e| {
             Error::DataDir(format!(
                 "cannot write the commit marker in {}: {e}",
@@ -559,42 +572,13 @@ impl Store {
             "keys settled"
         );
         let phase = std::time::Instant::now();
-        let tokens = store
-            .tokens
-            .iter()
-            .values()
-            .map(|v| decode::<TokenRecord>("tokens", &v?)?.into_domain())
-            .collect::<Result<Vec<_>>>()?;
-        for value in store.audit.iter().values() {
-            store.audit_bytes += value?.len() as u64;
-        }
-        if let Some((key, value)) = store.audit.last()? {
-            store.next_audit = seq_of(&key, "audit")? + decode_audit(&value)?.len() as u64;
-        }
-        let mentorships = store
-            .mentorships
-            .iter()
-            .values()
-            .map(|v| decode::<MentorshipRecord>("mentorships", &v?)?.into_domain())
-            .collect::<Result<Vec<_>>>()?;
+        let (tokens, mentorships) = store.read_tokens_audit_and_mentorships()?;
         tracing::debug!(
             elapsed_ms = phase.elapsed().as_millis() as u64,
             "tokens, audit and mentorships read"
         );
         if let Some(problem) = &loss {
-            // The operator's decision is kept where audits look.
-            store.append_audit(vec![AuditEvent {
-                sequence: 0,
-                at: Timestamp::now(),
-                token: None,
-                role: None,
-                rpc: "capsight.server/StartAcceptingDataLoss".into(),
-                subjects: vec![problem.clone()],
-                outcome: "DATA_LOSS".into(),
-                source: None,
-                count: 1,
-            }])?;
-            store.flush()?;
+            store.record_accepted_loss(problem)?;
         }
         Ok(Opened {
             store,
@@ -603,6 +587,46 @@ impl Store {
             mentorships,
             accepted_loss: loss,
         })
+    }
+
+    /// Every token and active mentorship; counts the audit log's bytes and finds its
+    /// next sequence.
+    fn read_tokens_audit_and_mentorships(&mut self) -> Result<(Vec<StoredToken>, Vec<Mentorship>)> {
+        let tokens = self
+            .tokens
+            .iter()
+            .values()
+            .map(|v| decode::<TokenRecord>("tokens", &v?)?.into_domain())
+            .collect::<Result<Vec<_>>>()?;
+        for value in self.audit.iter().values() {
+            self.audit_bytes += value?.len() as u64;
+        }
+        if let Some((key, value)) = self.audit.last()? {
+            self.next_audit = seq_of(&key, "audit")? + decode_audit(&value)?.len() as u64;
+        }
+        let mentorships = self
+            .mentorships
+            .iter()
+            .values()
+            .map(|v| decode::<MentorshipRecord>("mentorships", &v?)?.into_domain())
+            .collect::<Result<Vec<_>>>()?;
+        Ok((tokens, mentorships))
+    }
+
+    /// Keeps the operator's decision to start with data lost where audits look.
+    fn record_accepted_loss(&mut self, problem: &str) -> Result<()> {
+        self.append_audit(vec![AuditEvent {
+            sequence: 0,
+            at: Timestamp::now(),
+            token: None,
+            role: None,
+            rpc: "capsight.server/StartAcceptingDataLoss".into(),
+            subjects: vec![problem.to_owned()],
+            outcome: "DATA_LOSS".into(),
+            source: None,
+            count: 1,
+        }])?;
+        self.flush()
     }
 
     /// Checks the schema version; true when the store is schema 1 and is being upgraded.
