@@ -79,88 +79,9 @@ pub fn verify(opened: &Opened) -> Result<Verified> {
     let d = &opened.directory;
     let mut problems = Vec::new();
     directory_problems(d, &mut problems);
-    for t in &opened.tokens {
-        if let Some(person) = &t.info.grant.person
-            && t.info.revoked_at.is_none()
-            && !d.people().contains_key(person)
-        {
-            problems.push(format!(
-                "active token {} is bound to unknown person {person}",
-                t.info.id
-            ));
-        }
-        for team in &t.info.grant.teams {
-            if t.info.revoked_at.is_none() && !d.teams().contains_key(team) {
-                problems.push(format!(
-                    "active token {} covers unknown team {team}",
-                    t.info.id
-                ));
-            }
-        }
-    }
-    for m in &opened.mentorships {
-        for who in [&m.mentee, &m.mentor] {
-            if !d.people().contains_key(who) {
-                problems.push(format!(
-                    "mentorship {} → {} names unknown person {who}",
-                    m.mentor, m.mentee
-                ));
-            }
-        }
-    }
-    // Every assessment: decodes, names a known person and skill, and its id is unique
-    // (the idempotency index holds one fingerprint per id).
-    let (mut batches, mut items) = (0usize, 0usize);
-    let mut ids: HashSet<u128> = HashSet::new();
-    let ring = store.keys.ring();
-    for entry in store.assessments.iter() {
-        let (key, value) = entry?;
-        let seq = seq_of(&key, "assessments")?;
-        let batch: BatchRecord = decode("assessments", &value)?;
-        batches += 1;
-        for record in &batch.items {
-            items += 1;
-            // Its sealed evidence opens under its person's key.
-            if let Err(e) = record.to_domain(&ring) {
-                problems.push(format!("assessment {}: {e}", record.id));
-            }
-            if !ids.insert(id_key(&record.id)) {
-                problems.push(format!("assessment id {} is stored twice", record.id));
-            }
-            if !d.people().contains_key(record.person_id.as_str()) {
-                problems.push(format!(
-                    "batch {seq} names unknown person {}",
-                    record.person_id
-                ));
-            }
-            if !d.skills().contains_key(record.skill_id.as_str()) {
-                problems.push(format!(
-                    "batch {seq} names unknown skill {}",
-                    record.skill_id
-                ));
-            }
-        }
-    }
-    if items != store.assessment_count() {
-        problems.push(format!(
-            "the idempotency index holds {} ids for {items} stored assessments",
-            store.assessment_count()
-        ));
-    }
-    // Audit blocks: decode, and sequences only grow.
-    let (mut events, mut next) = (0usize, 0u64);
-    for entry in store.audit.iter() {
-        let (key, value) = entry?;
-        let seq = seq_of(&key, "audit")?;
-        let block = decode_audit(&value)?;
-        if seq < next {
-            problems.push(format!(
-                "audit block {seq} overlaps the one before (ends at {next})"
-            ));
-        }
-        next = seq + block.len() as u64;
-        events += block.len();
-    }
+    grant_problems(opened, &mut problems);
+    let (batches, items) = assessment_problems(opened, &mut problems)?;
+    let events = audit_problems(store, &mut problems)?;
     // Keys: one per person, none unused (opening destroys those), and the erasure ledger
     // holds every erasure the store has made.
     for person in d.people().keys() {
@@ -199,4 +120,101 @@ pub fn verify(opened: &Opened) -> Result<Verified> {
         ],
         problems,
     })
+}
+
+/// Active tokens and mentorships name only people and teams that exist.
+fn grant_problems(opened: &Opened, problems: &mut Vec<String>) {
+    let d = &opened.directory;
+    for t in &opened.tokens {
+        if let Some(person) = &t.info.grant.person
+            && t.info.revoked_at.is_none()
+            && !d.people().contains_key(person)
+        {
+            problems.push(format!(
+                "active token {} is bound to unknown person {person}",
+                t.info.id
+            ));
+        }
+        for team in &t.info.grant.teams {
+            if t.info.revoked_at.is_none() && !d.teams().contains_key(team) {
+                problems.push(format!(
+                    "active token {} covers unknown team {team}",
+                    t.info.id
+                ));
+            }
+        }
+    }
+    for m in &opened.mentorships {
+        for who in [&m.mentee, &m.mentor] {
+            if !d.people().contains_key(who) {
+                problems.push(format!(
+                    "mentorship {} → {} names unknown person {who}",
+                    m.mentor, m.mentee
+                ));
+            }
+        }
+    }
+}
+
+/// Every assessment decodes, its evidence opens, it names a known person and skill, and
+/// its id is unique (the idempotency index holds one fingerprint per id). Returns the
+/// batches and assessments read.
+fn assessment_problems(opened: &Opened, problems: &mut Vec<String>) -> Result<(usize, usize)> {
+    let (store, d) = (&opened.store, &opened.directory);
+    let (mut batches, mut items) = (0usize, 0usize);
+    let mut ids: HashSet<u128> = HashSet::new();
+    let ring = store.keys.ring();
+    for entry in store.assessments.iter() {
+        let (key, value) = entry?;
+        let seq = seq_of(&key, "assessments")?;
+        let batch: BatchRecord = decode("assessments", &value)?;
+        batches += 1;
+        for record in &batch.items {
+            items += 1;
+            // Its sealed evidence opens under its person's key.
+            if let Err(e) = record.to_domain(&ring) {
+                problems.push(format!("assessment {}: {e}", record.id));
+            }
+            if !ids.insert(id_key(&record.id)) {
+                problems.push(format!("assessment id {} is stored twice", record.id));
+            }
+            if !d.people().contains_key(record.person_id.as_str()) {
+                problems.push(format!(
+                    "batch {seq} names unknown person {}",
+                    record.person_id
+                ));
+            }
+            if !d.skills().contains_key(record.skill_id.as_str()) {
+                problems.push(format!(
+                    "batch {seq} names unknown skill {}",
+                    record.skill_id
+                ));
+            }
+        }
+    }
+    if items != store.assessment_count() {
+        problems.push(format!(
+            "the idempotency index holds {} ids for {items} stored assessments",
+            store.assessment_count()
+        ));
+    }
+    Ok((batches, items))
+}
+
+/// Audit blocks decode and their sequences only grow. Returns the events read.
+fn audit_problems(store: &super::Store, problems: &mut Vec<String>) -> Result<usize> {
+    let (mut events, mut next) = (0usize, 0u64);
+    for entry in store.audit.iter() {
+        let (key, value) = entry?;
+        let seq = seq_of(&key, "audit")?;
+        let block = decode_audit(&value)?;
+        if seq < next {
+            problems.push(format!(
+                "audit block {seq} overlaps the one before (ends at {next})"
+            ));
+        }
+        next = seq + block.len() as u64;
+        events += block.len();
+    }
+    Ok(events)
 }
