@@ -575,10 +575,14 @@ async fn restore_latest_checkpoint(
     let (log, runtime) = (Arc::clone(log), tokio::runtime::Handle::current());
     let restored = tokio::task::spawn_blocking(move || {
         let cluster_keys = |people: &[String]| {
-            let ids: Vec<crate::domain::PersonId> = people
+            let ids = people
                 .iter()
-                .filter_map(|p| crate::domain::PersonId::parse(p).ok())
-                .collect();
+                .map(|p| {
+                    crate::domain::PersonId::parse(p).map_err(|_| {
+                        Error::DataDir("the checkpoint is damaged: a person id is invalid".into())
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             let found = runtime.block_on(log.keys_of_many(&ids))?;
             Ok(found
                 .into_iter()

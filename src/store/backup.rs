@@ -227,7 +227,8 @@ impl Store {
     /// person's key sealed under their cluster key: entries of slot (u32), id length
     /// (u16), id and sealed key.
     fn sealed_keys(&self, key_file: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        let ring = self.keys.ring();
+        let key_ring = self.keys.ring();
+        let rng = ring::rand::SystemRandom::new();
         let mut plain = keys::emptied(key_file);
         let mut sealed = Vec::new();
         for item in self.people.iter() {
@@ -239,15 +240,15 @@ impl Store {
             let Some(local) = keys::slot_key(key_file, slot) else {
                 continue;
             };
-            let Some((id, cluster)) = record.cluster_key(&ring)? else {
-                keys::set_slot(&mut plain, slot, &local);
+            let Some((id, cluster)) = record.cluster_key(&key_ring)? else {
+                keys::set_slot(&mut plain, slot, &local).map_err(Error::Internal)?;
                 continue;
             };
             let id = id.as_str().as_bytes();
             let id_len = u16::try_from(id.len())
                 .map_err(|_| Error::Internal("a person id longer than 64 KiB".into()))?;
-            let wrapped =
-                keys::wrap(&cluster, &sealed_key_aad(id, slot), &local).map_err(Error::Internal)?;
+            let wrapped = keys::wrap(&rng, &cluster, &sealed_key_aad(id, slot), &local)
+                .map_err(Error::Internal)?;
             sealed.extend_from_slice(&slot.to_le_bytes());
             sealed.extend_from_slice(&id_len.to_le_bytes());
             sealed.extend_from_slice(id);
@@ -267,7 +268,6 @@ fn sealed_key_aad(id: &[u8], slot: u32) -> Vec<u8> {
 
 /// The entries of a checkpoint's sealed keys: slot, person id, sealed key.
 fn sealed_entries(bytes: &[u8]) -> Result<Vec<(u32, String, &[u8])>> {
-    const SEALED_LEN: usize = 12 + 32 + 16;
     let mut entries = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -279,10 +279,10 @@ fn sealed_entries(bytes: &[u8]) -> Result<Vec<(u32, String, &[u8])>> {
         let id = String::from_utf8(id.to_vec())
             .map_err(|_| corrupt_backup("a sealed key's person id is not UTF-8"))?;
         let sealed = rest
-            .get(6 + id_len..6 + id_len + SEALED_LEN)
+            .get(6 + id_len..6 + id_len + keys::WRAPPED_LEN)
             .ok_or_else(short)?;
         entries.push((slot, id, sealed));
-        rest = &rest[6 + id_len + SEALED_LEN..];
+        rest = &rest[6 + id_len + keys::WRAPPED_LEN..];
     }
     Ok(entries)
 }
@@ -309,7 +309,7 @@ fn opened_keys(mut key_file: Vec<u8>, sealed: &[u8], open: ClusterKeys<'_>) -> R
     for (slot, id, sealed) in &entries {
         let local = keys::unwrap(&found[id], &sealed_key_aad(id.as_bytes(), *slot), sealed)
             .map_err(corrupt_backup)?;
-        keys::set_slot(&mut key_file, *slot, &local);
+        keys::set_slot(&mut key_file, *slot, &local).map_err(corrupt_backup)?;
     }
     Ok(key_file)
 }

@@ -71,22 +71,32 @@ pub(super) fn slot_key(bytes: &[u8], slot: u32) -> Option<Key> {
     chunk[..KEY_LEN].try_into().ok()
 }
 
-/// Puts `key` (with its checksum) in `slot` of a key file's bytes, growing them.
-pub(super) fn set_slot(bytes: &mut Vec<u8>, slot: u32, key: &Key) {
-    let start = usize::try_from(offset(slot)).unwrap_or(usize::MAX);
-    if bytes.len() < start + SLOT_LEN {
-        bytes.resize(start + SLOT_LEN, 0);
-    }
-    bytes[start..start + KEY_LEN].copy_from_slice(key);
-    bytes[start + KEY_LEN..start + SLOT_LEN].copy_from_slice(&slot_sum(slot, key));
+/// Puts `key` (with its checksum) in `slot` of a key file's bytes. A slot beyond them
+/// is an error: a copy's slots are those of the file it was made from, so a damaged
+/// copy cannot make the file grow without bound.
+pub(super) fn set_slot(bytes: &mut [u8], slot: u32, key: &Key) -> Result<(), String> {
+    let chunk = usize::try_from(offset(slot))
+        .ok()
+        .and_then(|start| bytes.get_mut(start..start.checked_add(SLOT_LEN)?))
+        .ok_or_else(|| format!("key slot {slot} is beyond the key file"))?;
+    chunk[..KEY_LEN].copy_from_slice(key);
+    chunk[KEY_LEN..].copy_from_slice(&slot_sum(slot, key));
+    Ok(())
 }
+
+/// Bytes of a key sealed by `wrap`: nonce, ciphertext and tag.
+pub(super) const WRAPPED_LEN: usize = NONCE_LEN + KEY_LEN + 16;
 
 /// Seals a key under another (`wrapping`), bound to `aad`: a random nonce, then the
 /// ciphertext and its tag.
-pub(super) fn wrap(wrapping: &Key, aad: &[u8], key: &Key) -> Result<Vec<u8>, String> {
+pub(super) fn wrap(
+    rng: &SystemRandom,
+    wrapping: &Key,
+    aad: &[u8],
+    key: &Key,
+) -> Result<Vec<u8>, String> {
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new()
-        .fill(&mut nonce)
+    rng.fill(&mut nonce)
         .map_err(|_| "the system's random source failed".to_owned())?;
     let mut sealed = key.to_vec();
     less_safe(wrapping)?
@@ -103,7 +113,7 @@ pub(super) fn wrap(wrapping: &Key, aad: &[u8], key: &Key) -> Result<Vec<u8>, Str
 
 /// Opens what `wrap` sealed.
 pub(super) fn unwrap(wrapping: &Key, aad: &[u8], sealed: &[u8]) -> Result<Key, String> {
-    if sealed.len() != NONCE_LEN + KEY_LEN + 16 {
+    if sealed.len() != WRAPPED_LEN {
         return Err("a sealed key has the wrong length".into());
     }
     let (nonce, body) = sealed.split_at(NONCE_LEN);
@@ -421,6 +431,18 @@ mod tests {
         drop(keys);
         let keys = Keys::open(dir.path()).unwrap();
         assert_eq!(keys.used(), vec![slot]);
+    }
+
+    #[test]
+    fn a_copys_key_goes_only_into_a_slot_the_file_has() {
+        let mut bytes = vec![0u8; HEADER as usize + 2 * SLOT_LEN];
+        set_slot(&mut bytes, 1, &[9; KEY_LEN]).unwrap();
+        assert_eq!(slot_key(&bytes, 1), Some([9; KEY_LEN]));
+        assert_eq!(slot_key(&bytes, 0), None);
+        // A damaged copy naming a far slot: refused, nothing allocated.
+        assert!(set_slot(&mut bytes, u32::MAX, &[9; KEY_LEN]).is_err());
+        assert!(set_slot(&mut bytes, 2, &[9; KEY_LEN]).is_err());
+        assert_eq!(bytes.len(), HEADER as usize + 2 * SLOT_LEN);
     }
 
     #[test]
